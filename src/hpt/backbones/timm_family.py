@@ -1,0 +1,17 @@
+"""timm models, built headless (`num_classes=0`) so they return pooled features."""
+
+from __future__ import annotations
+
+import timm
+
+from hpt.backbones.contract import Backbone
+from hpt.backbones.registry import Family
+
+
+def _create(model: str, pretrained: bool) -> Backbone:
+    net = timm.create_model(model, pretrained=pretrained, num_classes=0)  # downloads when pretrained
+    classifier = net.pretrained_cfg.get("classifier", "classifier")
+    return Backbone(f"timm:{model}", net, net.num_features, classifier_prefix=f"{classifier}.")
+
+
+FAMILY = Family(create=_create, exists=timm.is_model, examples="tf_efficientnet_lite0, resnet50, vit_small_patch16_224")

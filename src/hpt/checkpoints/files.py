@@ -1,0 +1,124 @@
+"""Reading tensors from untrusted files, and writing them atomically with provenance.
+
+Files from users are untrusted: `.pth/.pt` are only ever opened with `torch.load(weights_only=True)`, which
+refuses any pickle that would build objects other than tensors and plain containers; safetensors files have
+their header validated by the safetensors library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from hpt.errors import HptError
+
+PICKLE_SUFFIXES = (".pth", ".pt", ".pth.tar", ".ckpt", ".bin")
+PROVENANCE_KEY = "hpt"
+_NESTED_STATE_KEYS = ("state_dict", "model", "module", "network", "backbone")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """The flat tensor dict in `path` and its hpt provenance (None for foreign files)."""
+    name = path.name.lower()
+    if name.endswith(".safetensors"):
+        return _read_safetensors(path)
+    if name.endswith(PICKLE_SUFFIXES):
+        return _read_weights_only(path), None
+    raise HptError(f"checkpoint '{path}': unknown format; expected .safetensors or one of {', '.join(PICKLE_SUFFIXES)}")
+
+
+def _read_safetensors(path: Path, with_tensors: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys()} if with_tensors else {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise HptError(f"checkpoint '{path}': not a valid safetensors file ({_first_line(exc)})") from None
+    return tensors, _parse_provenance(path, metadata)
+
+
+def read_provenance(path: Path) -> dict[str, Any] | None:
+    """The hpt provenance in a safetensors file's metadata, without reading its tensors."""
+    return _read_safetensors(path, with_tensors=False)[1]
+
+
+def _parse_provenance(path: Path, metadata: dict[str, str]) -> dict[str, Any] | None:
+    if PROVENANCE_KEY not in metadata:
+        return None
+    try:
+        return json.loads(metadata[PROVENANCE_KEY])
+    except json.JSONDecodeError:
+        raise HptError(f"checkpoint '{path}': its hpt provenance is not valid JSON") from None
+
+
+def _read_weights_only(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure of an untrusted file is the user's input error
+        raise HptError(
+            f"checkpoint '{path}': refused; it is not a plain-tensor PyTorch file ({_first_line(exc)})"
+        ) from None
+    state = _find_state_dict(obj)
+    if state is None:
+        raise HptError(f"checkpoint '{path}': holds no dict of tensors (looked at the top level and {', '.join(_NESTED_STATE_KEYS)})")
+    return state
+
+
+def _find_state_dict(obj: Any) -> dict[str, torch.Tensor] | None:
+    if not isinstance(obj, dict):
+        return None
+    tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if tensors and len(tensors) >= len(obj) // 2:
+        return tensors
+    for key in _NESTED_STATE_KEYS:
+        found = _find_state_dict(obj.get(key))
+        if found:
+            return found
+    return None
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], provenance: dict[str, Any]) -> None:
+    """Write `path` (safetensors, provenance in its metadata) and `path`.json, each via rename."""
+    flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    text = json.dumps(provenance, indent=2, sort_keys=False)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(flat, str(tmp), metadata={PROVENANCE_KEY: text})
+    os.chmod(tmp, 0o666 & ~_umask())  # safetensors creates its files private; give them the usual mode
+    os.replace(tmp, path)
+    write_text_atomic(sidecar_path(path), text + "\n")
+
+
+def sidecar_path(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

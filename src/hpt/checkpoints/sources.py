@@ -1,0 +1,86 @@
+"""Where a model comes from: a hub name, a local checkpoint file, or an hpt run folder.
+
+One function serves every place that needs weights: the base of `hpt pretrain` and the model of `hpt eval`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hpt.backbones import Backbone, create_backbone, is_backbone_name
+from hpt.checkpoints.files import read_provenance, read_tensors, sha256_file
+from hpt.checkpoints.layouts import load_into
+from hpt.errors import HptError
+
+RUN_BACKBONE = "backbone.safetensors"
+
+
+def resolve_path(spec: str) -> Path | None:
+    """The file behind `spec` (a run folder means its exported backbone), or None when it is no path."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        file = path / RUN_BACKBONE
+        if not file.is_file():
+            raise HptError(f"'{spec}' is a folder without {RUN_BACKBONE}: not a finished hpt run")
+        return file
+    return path if path.is_file() else None
+
+
+def load_backbone(spec: str, backbone_name: str | None = None, role: str = "base") -> tuple[Backbone, dict[str, Any]]:
+    """Build the backbone `spec` describes and load its weights; return it with a record of its origin.
+
+    `backbone_name` names the architecture for foreign files; hpt's own files carry it in their provenance.
+    """
+    path = resolve_path(spec)
+    if path is not None:
+        return _from_file(spec, path, backbone_name, role)
+    if is_backbone_name(spec):
+        if backbone_name and backbone_name != spec:
+            raise HptError(f"{role} '{spec}' is a {spec} model but --backbone says {backbone_name}")
+        try:  # the name is validated before anything is downloaded
+            backbone = create_backbone(spec, pretrained=True)
+        except HptError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - network and hub failures are reported, not raised
+            raise HptError(f"{role} '{spec}': could not fetch its pretrained weights from the hub ({exc})") from None
+        return backbone, {"spec": spec, "source": "hub", "backbone": backbone.name}
+    raise HptError(
+        f"{role} '{spec}': no such file or folder, and not a hub name such as timm:tf_efficientnet_lite0 "
+        "or torchvision:resnet50"
+    )
+
+
+def architecture_of(spec: str) -> str | None:
+    """The backbone name `spec` implies without loading weights: a hub name, or an hpt file's provenance."""
+    if is_backbone_name(spec):
+        return spec
+    path = resolve_path(spec)
+    if path is None:
+        raise HptError(f"base '{spec}': no such file or folder, and not a hub name such as timm:tf_efficientnet_lite0")
+    if path.name.endswith(".safetensors"):
+        provenance = read_provenance(path)
+        return provenance.get("backbone") if provenance else None
+    return None
+
+
+def _from_file(spec: str, path: Path, backbone_name: str | None, role: str) -> tuple[Backbone, dict[str, Any]]:
+    tensors, provenance = read_tensors(path)
+    recorded = provenance.get("backbone") if provenance else None
+    if recorded and backbone_name and recorded != backbone_name:
+        raise HptError(f"{role} '{spec}' holds a {recorded} backbone but --backbone says {backbone_name}")
+    name = backbone_name or recorded
+    if name is None:
+        raise HptError(f"{role} '{spec}': name its architecture with --backbone (e.g. timm:tf_efficientnet_lite0)")
+    backbone = create_backbone(name)
+    report = load_into(backbone, tensors, f"{role} '{spec}'")
+    origin = {
+        "spec": spec,
+        "source": "file",
+        "path": str(path.resolve()),
+        "sha256": sha256_file(path),
+        "backbone": backbone.name,
+        "load_report": report.to_dict(),
+        "provenance": provenance,
+    }
+    return backbone, origin

@@ -1,0 +1,105 @@
+"""The `hpt` command line: `hpt pretrain` and `hpt eval` (more commands arrive with their issues).
+
+Flags are a thin diff over the typed config (`hpt.config`): each flag names one config key, `--set KEY=VALUE`
+reaches any other, and `--config FILE` supplies a YAML diff beneath them. Any `HptError` is printed as one
+line and exits with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from hpt.errors import HptError
+
+# flag -> config key; the type is the config's, so values are parsed there.
+PRETRAIN_FLAGS: dict[str, str] = {
+    "--data": "data.path",
+    "--image-size": "data.image_size",
+    "--workers": "data.num_workers",
+    "--base": "model.base",
+    "--backbone": "model.backbone",
+    "--init": "model.init",
+    "--method": "method",
+    "--views": "views.policy",
+    "--steps": "train.steps",
+    "--batch-size": "train.batch_size",
+    "--seed": "train.seed",
+    "--accelerator": "train.accelerator",
+    "--precision": "train.precision",
+    "--lr": "optim.lr",
+}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="hpt", description="Hierarchical self-supervised pretraining from a pretrained base.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    pretrain = commands.add_parser("pretrain", help="continue self-supervised pretraining on a folder of images")
+    pretrain.add_argument("--out", required=True, type=Path, help="run folder to write")
+    pretrain.add_argument("--config", type=Path, help="YAML file: a diff over the defaults")
+    for flag, key in PRETRAIN_FLAGS.items():
+        pretrain.add_argument(flag, dest=key, metavar=key.split(".")[-1].upper(), help=f"sets {key}")
+    pretrain.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="any other config key, e.g. --set mocov2.queue_size=4096")
+    pretrain.add_argument("--overwrite", action="store_true", help="replace the files of an existing run folder")
+
+    evaluate = commands.add_parser("eval", help="evaluate a run, checkpoint or hub model on labelled images")
+    evaluate.add_argument("model", help="run folder, checkpoint file, or hub name (timm:NAME, torchvision:NAME)")
+    evaluate.add_argument("--train", required=True, help="labelled images the classifier is fitted on")
+    evaluate.add_argument("--test", required=True, help="labelled images it is scored on")
+    evaluate.add_argument("--protocol", default="knn", help="knn")
+    evaluate.add_argument("--backbone", help="architecture of a foreign checkpoint, e.g. timm:tf_efficientnet_lite0")
+    evaluate.add_argument("--image-size", type=int, help="default: the run's own, else 224")
+    evaluate.add_argument("--batch-size", type=int, default=256)
+    evaluate.add_argument("--workers", type=int, help="data-loading processes (default: up to 4)")
+    evaluate.add_argument("--out", type=Path, help="where to write eval.json (default: beside the model)")
+    return parser
+
+
+def pretrain_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides = {key: getattr(args, key) for key in PRETRAIN_FLAGS.values() if getattr(args, key) is not None}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise HptError(f"--set '{item}': expected KEY=VALUE, e.g. optim.lr=0.01")
+        overrides[key] = yaml.safe_load(value) if value else None
+    return overrides
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "pretrain":
+        from hpt.config import load_config
+        from hpt.train.loop import pretrain
+
+        config = load_config(args.config, pretrain_overrides(args))
+        pretrain(config, args.out, overwrite=args.overwrite)
+    elif args.command == "eval":
+        from hpt.eval.runner import evaluate
+
+        result = evaluate(args.model, args.train, args.test, args.protocol, args.backbone, args.image_size,
+                          args.batch_size, args.out, args.workers)
+        metrics = "  ".join(f"{name} {value:.4f}" for name, value in result["metrics"].items())
+        print(f"{args.model}: {metrics}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except HptError as exc:
+        print(f"hpt: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hpt: interrupted", file=sys.stderr)
+        return 130

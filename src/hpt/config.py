@@ -1,0 +1,162 @@
+"""Typed configuration with every default in one place.
+
+A YAML file is a small diff over these defaults; CLI flags are a diff over the file. Unknown keys, wrong
+types and out-of-range values are errors that name the key (`HptError`), raised before any work starts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hpt.errors import HptError
+
+ViewPolicy = Literal["full", "no-color", "no-grayscale", "crop-blur", "crop-only"]
+Init = Literal["full", "scratch"]
+Precision = Literal["32-true", "bf16-mixed", "16-mixed"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    path: str | None = None
+    """A folder of images (searched recursively) or a .txt file list (`path [label]` per line)."""
+    image_size: int = Field(224, ge=8, le=4096)
+    num_workers: int = Field(default_factory=lambda: min(8, os.cpu_count() or 1), ge=0)
+    stats_sample: int = Field(5000, ge=1)
+    """How many images the dataset's own pixel mean/std is computed from (once; then cached)."""
+
+
+class ViewConfig(Section):
+    """MoCo v2's augmentation (DESIGN.md) and the named policies of HPT's robustness study."""
+
+    policy: ViewPolicy = "full"
+    crop_min_scale: float = Field(0.2, gt=0.0, le=1.0)
+
+
+class ModelConfig(Section):
+    backbone: str | None = None
+    """Registry name, e.g. `torchvision:resnet50`, `timm:tf_efficientnet_lite0`. None: taken from the base
+    (its hub name or its hpt provenance), else `torchvision:resnet50`."""
+    base: str | None = None
+    """Where the starting weights live: a hub name (`timm:NAME`, `torchvision:NAME`), a local checkpoint
+    (.safetensors, .pth/.pt) or an hpt run folder. None: no base."""
+    init: Init | None = None
+    """`full` (HPT: copy the backbone, new head) or `scratch`. None: `full` when a base is given."""
+
+
+class MoCoV2Config(Section):
+    """MoCo v2 as in the HPT code (DESIGN.md): queue 65536, dim 128, momentum 0.999, temperature 0.2."""
+
+    queue_size: int = Field(65536, ge=1)
+    dim: int = Field(128, ge=1)
+    hidden_dim: int | None = Field(None, ge=1)
+    """Hidden width of the 2-layer MLP head; None: the backbone's feature width (2048 on ResNet-50)."""
+    momentum: float = Field(0.999, ge=0.0, le=1.0)
+    temperature: float = Field(0.2, gt=0.0)
+
+
+class OptimConfig(Section):
+    lr: float = Field(0.03, gt=0.0)
+    """Learning rate for a batch of 256; the run uses lr * batch_size / 256 (linear scaling)."""
+    weight_decay: float = Field(1e-4, ge=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    warmup_steps: int = Field(0, ge=0)
+
+
+class TrainConfig(Section):
+    steps: int = Field(5000, ge=1)
+    batch_size: int = Field(256, ge=2)
+    seed: int = 0
+    log_every: int = Field(10, ge=1)
+    accelerator: str = "auto"
+    precision: Precision = "32-true"
+
+
+class PretrainConfig(Section):
+    data: DataConfig = Field(default_factory=DataConfig)
+    views: ViewConfig = Field(default_factory=ViewConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    method: Literal["mocov2"] = "mocov2"
+    mocov2: MoCoV2Config = Field(default_factory=MoCoV2Config)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PretrainConfig:
+    """Defaults <- YAML file <- overrides (dotted keys such as `optim.lr`)."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = read_yaml_mapping(Path(path))
+    for dotted, value in (overrides or {}).items():
+        set_dotted(raw, dotted, value)
+    return validate_config(raw, source=str(path) if path else "config")
+
+
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise HptError(f"config file '{path}' does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" at line {line + 1}" if line is not None else ""
+        raise HptError(f"config file '{path}' is not valid YAML{where}") from None
+    if not isinstance(raw, dict):
+        raise HptError(f"config file '{path}' must hold a mapping of keys, not {type(raw).__name__}")
+    return raw
+
+
+def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = raw
+    for key in parents:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise HptError(f"config key '{dotted}': '{key}' is not a section")
+        node = child
+    node[leaf] = value
+
+
+def validate_config(raw: dict[str, Any], source: str = "config") -> PretrainConfig:
+    try:
+        return PretrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise HptError(describe_validation_error(exc, source)) from None
+
+
+def describe_validation_error(exc: ValidationError, source: str) -> str:
+    """The first problem as one line that names the key and what it accepts."""
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        section = _section_at(err["loc"][:-1])
+        known = ", ".join(section.model_fields) if section else ""
+        return f"{source}: unknown key '{key}' (known here: {known})"
+    if err["type"] == "literal_error":
+        return f"{source}: '{key}' got {err['input']!r}; expected {err['ctx']['expected']}"
+    return f"{source}: '{key}' got {err['input']!r}; {err['msg'][0].lower()}{err['msg'][1:]}"
+
+
+def _section_at(loc: tuple) -> type[Section] | None:
+    model: type[Section] = PretrainConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, Section)):
+            return None
+        model = annotation
+    return model
+
+
+def dump_config(config: PretrainConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

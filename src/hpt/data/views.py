@@ -1,0 +1,63 @@
+"""View policies for pretraining (MoCo v2's augmentation and its ablations) and the one evaluation view.
+
+MoCo v2 (Chen et al., 2020, "Improved Baselines with Momentum Contrastive Learning"; DESIGN.md):
+RandomResizedCrop(scale 0.2-1), ColorJitter(0.4, 0.4, 0.4, 0.1) with p=0.8, grayscale p=0.2, Gaussian blur
+(sigma 0.1-2) p=0.5, horizontal flip, normalise. HPT's robustness study removes parts of it by name.
+
+Deviation, for small images: the blur's sigma range and kernel are scaled by `image_size / 224`, so a
+224-pixel run is exactly MoCo v2's and a 32-pixel run blurs by the same fraction of the image.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchvision.transforms import v2
+
+from hpt.config import ViewPolicy
+
+POLICIES: dict[str, frozenset[str]] = {
+    "full": frozenset({"color", "grayscale", "blur"}),
+    "no-color": frozenset({"grayscale", "blur"}),
+    "no-grayscale": frozenset({"color", "blur"}),
+    "crop-blur": frozenset({"blur"}),
+    "crop-only": frozenset(),
+}
+
+
+def _to_tensor() -> list[v2.Transform]:
+    return [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)]
+
+
+def resize_crop(image_size: int) -> v2.Compose:
+    """Shorter side to `image_size`, centre crop, float tensor in [0, 1]: evaluation without normalising."""
+    return v2.Compose([v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size), *_to_tensor()])
+
+
+def eval_view(image_size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> v2.Compose:
+    return v2.Compose([resize_crop(image_size), v2.Normalize(mean, std)])
+
+
+def pretrain_view(policy: ViewPolicy, image_size: int, mean: tuple[float, ...], std: tuple[float, ...],
+                  crop_min_scale: float = 0.2) -> v2.Compose:
+    parts = POLICIES[policy]
+    steps: list[v2.Transform] = [v2.RandomResizedCrop(image_size, scale=(crop_min_scale, 1.0), antialias=True)]
+    if "color" in parts:
+        steps.append(v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8))
+    if "grayscale" in parts:
+        steps.append(v2.RandomGrayscale(p=0.2))
+    if "blur" in parts:
+        scale = image_size / 224
+        kernel = max(3, int(0.1 * image_size) // 2 * 2 + 1)  # odd, ~10% of the image (23 at 224 px)
+        steps.append(v2.RandomApply([v2.GaussianBlur(kernel, sigma=(0.1 * scale, 2.0 * scale))], p=0.5))
+    steps.append(v2.RandomHorizontalFlip())
+    return v2.Compose([*steps, *_to_tensor(), v2.Normalize(mean, std)])
+
+
+class TwoViews:
+    """Two independent views of one image (the positive pair of contrastive methods)."""
+
+    def __init__(self, view: v2.Compose) -> None:
+        self.view = view
+
+    def __call__(self, image):
+        return self.view(image), self.view(image)

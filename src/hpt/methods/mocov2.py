@@ -1,0 +1,54 @@
+"""MoCo v2, with the HPT code's defaults.
+
+Chen, Fan, Girshick & He, 2020, "Improved Baselines with Momentum Contrastive Learning" (MoCo v2: MLP head,
+stronger augmentation, cosine lr) on He et al., CVPR 2020 (MoCo: momentum key encoder, queue of keys).
+HPT (Reed et al., WACV 2022) uses it with queue 65536, dim 128, momentum 0.999, temperature 0.2.
+
+Deviations: a single process has no batch to shuffle across, so MoCo's shuffle-BN is absent here (the key
+encoder sees the same batch composition as the query encoder); the queue need not be a multiple of the
+batch size.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hpt.backbones import Backbone
+from hpt.config import MoCoV2Config
+from hpt.data.views import TwoViews
+from hpt.heads import ProjectionMLP
+from hpt.losses import infonce_loss
+from hpt.methods.base import SSLMethod
+from hpt.methods.queue import KeyQueue
+
+
+class MoCoV2(SSLMethod):
+    def __init__(self, backbone: Backbone, config: MoCoV2Config) -> None:
+        super().__init__()
+        self.temperature = config.temperature
+        self.momentum = (config.momentum, config.momentum)
+        self.backbone = backbone
+        self.head = ProjectionMLP(backbone.num_features, config.hidden_dim or backbone.num_features, config.dim)
+        self.momentum_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
+        self.momentum_head = copy.deepcopy(self.head).requires_grad_(False)
+        self.queue = KeyQueue(config.dim, config.queue_size)
+
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [(self.backbone, self.momentum_backbone), (self.head, self.momentum_head)]
+
+    def views(self, view: Callable) -> TwoViews:
+        return TwoViews(view)
+
+    def forward(self, views: list[torch.Tensor]) -> torch.Tensor:
+        query_images, key_images = views
+        query = F.normalize(self.head(self.backbone(query_images)), dim=1)  # N x C
+        with torch.no_grad():
+            key = F.normalize(self.momentum_head(self.momentum_backbone(key_images)), dim=1)  # N x C
+        loss = infonce_loss(query, key, self.queue.keys.clone(), self.temperature)
+        self.queue.push(key)
+        return loss

@@ -1,0 +1,1 @@
+"""The one training loop and its helpers: schedules, EMA, parameter groups."""

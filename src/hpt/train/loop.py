@@ -1,0 +1,155 @@
+"""The one training loop: any method, any initialisation, counted in steps, on Lightning Fabric.
+
+Reads like a recipe: inputs (checked before anything is written) -> data -> model -> optimisation ->
+the loop -> export. It runs on a laptop CPU without a process group; Fabric carries the same code to a GPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning_fabric import Fabric
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch.utils.data import DataLoader
+
+import hpt
+from hpt.checkpoints.files import save_tensors, sha256_file
+from hpt.config import PretrainConfig, dump_config
+from hpt.data.dataset import ImageDataset
+from hpt.data.files import find_images
+from hpt.data.stats import pixel_stats
+from hpt.data.views import pretrain_view
+from hpt.errors import HptError
+from hpt.methods import build_method
+from hpt.train.ema import ema_update
+from hpt.train.param_groups import param_groups
+from hpt.train.run_dir import BACKBONE, CHECKPOINT, CONFIG, METRICS, MetricsLog, prepare_run_dir
+from hpt.train.schedule import cosine_schedule
+from hpt.transfer import init_backbone, resolve_init
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run: Path
+    steps: int
+    final_loss: float
+    wall_time_s: float
+
+
+def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, console: Console | None = None) -> RunSummary:
+    console = console or Console(stderr=True, log_path=False)
+    if config.data.path is None:
+        raise HptError("no data: pass --data DIR (a folder of images or a file list)")
+
+    # ---- inputs: everything that can be wrong fails here, before a file is written ----------------------
+    images = find_images(config.data.path)
+    batch_size = config.train.batch_size
+    if len(images) < batch_size:
+        raise HptError(f"data '{config.data.path}' has {len(images)} images, fewer than the batch size {batch_size}")
+    torch.manual_seed(config.train.seed)
+    backbone, origin = init_backbone(config.model)
+    method = build_method(config.method, backbone, config)
+    run = prepare_run_dir(out, overwrite)
+    dump_config(config, run / CONFIG)
+    init = resolve_init(config.model)
+    console.log(f"[bold]hpt pretrain[/]: {config.method} on {backbone.name}, init {init} "
+                f"from {origin.get('spec') or 'random weights'}; {len(images)} images -> {run}")
+
+    # ---- data: the dataset's own statistics, the method's views ------------------------------------------
+    stats = pixel_stats(images, config.data.image_size, config.data.stats_sample)
+    view = pretrain_view(config.views.policy, config.data.image_size, stats.mean, stats.std,
+                         config.views.crop_min_scale)
+    workers = config.data.num_workers
+    loader = DataLoader(ImageDataset(images, method.views(view)), batch_size=batch_size, shuffle=True,
+                        drop_last=True, num_workers=workers, persistent_workers=workers > 0,
+                        generator=torch.Generator().manual_seed(config.train.seed))
+
+    # ---- optimisation: SGD, lr scaled linearly with the batch, cosine to 0 -------------------------------
+    fabric = Fabric(accelerator=config.train.accelerator, devices=1, precision=config.train.precision)
+    steps = config.train.steps
+    base_lr = config.optim.lr * batch_size / 256
+    lr_at = cosine_schedule(base_lr, 0.0, steps, config.optim.warmup_steps)
+    momentum_at = cosine_schedule(*method.momentum, steps)
+    optimizer = torch.optim.SGD(param_groups(method, config.optim.weight_decay), lr=base_lr,
+                                momentum=config.optim.momentum)
+    model, optimizer = fabric.setup(method, optimizer)
+    batches = _forever(fabric.setup_dataloaders(loader))
+    metrics = MetricsLog(run / METRICS)
+
+    # ---- the loop ----------------------------------------------------------------------------------------
+    start = time.perf_counter()
+    window_start, window_images, window_losses = start, 0, []
+    loss_value = math.nan
+    progress = Progress(TextColumn("[bold]pretrain"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn(), console=console,
+                        disable=not console.is_terminal)
+    announce_every = max(config.train.log_every, steps // 10)
+    with progress:
+        task = progress.add_task("pretrain", total=steps, loss=math.nan)
+        for step in range(steps):
+            views, _ = next(batches)
+            for group in optimizer.param_groups:
+                group["lr"] = float(lr_at[step])
+            loss = model(views)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise HptError(f"the loss became {loss_value} at step {step + 1}; lower the learning rate (optim.lr)")
+            optimizer.zero_grad(set_to_none=True)
+            fabric.backward(loss)
+            optimizer.step()
+            ema_update(method.momentum_pairs(), float(momentum_at[step]))
+            window_images += batch_size
+            window_losses.append(loss_value)
+
+            done = step + 1
+            progress.update(task, advance=1, loss=loss_value)
+            if done % config.train.log_every == 0 or done == steps:
+                now = time.perf_counter()
+                metrics.write({"step": done, "loss": sum(window_losses) / len(window_losses), "last_loss": loss_value,
+                               "lr": float(lr_at[step]), "images_per_s": window_images / (now - window_start),
+                               "elapsed_s": now - start})
+                window_start, window_images, window_losses = now, 0, []
+            if not console.is_terminal and (done % announce_every == 0 or done == steps):
+                console.log(f"step {done}/{steps}  loss {loss_value:.4f}  lr {lr_at[step]:.2e}")
+    wall_time = time.perf_counter() - start
+
+    # ---- export: the full checkpoint, then the backbone alone in native key names ------------------------
+    provenance = _provenance(config, backbone.name, init, origin, stats, done, wall_time)
+    save_tensors(run / CHECKPOINT, method.state_dict(), {**provenance, "format": "hpt-checkpoint"})
+    parent = {"path": str((run / CHECKPOINT).resolve()), "sha256": sha256_file(run / CHECKPOINT)}
+    save_tensors(run / BACKBONE, backbone.native_state_dict(), {**provenance, "format": "hpt-backbone", "parent": parent})
+    console.log(f"done: {done} steps in {wall_time:.1f}s, final loss {loss_value:.4f}; backbone -> {run / BACKBONE}")
+    return RunSummary(run, done, loss_value, wall_time)
+
+
+def _forever(loader: DataLoader) -> Iterator[Any]:
+    for _ in count():
+        yield from loader
+
+
+def _provenance(config: PretrainConfig, backbone: str, init: str, origin: dict[str, Any], stats, steps: int,
+                wall_time: float) -> dict[str, Any]:
+    """Everything needed to trace a file back to its base and to remake it."""
+    base_parent = {"path": origin.get("path") or origin.get("spec"), "sha256": origin.get("sha256")}
+    return {
+        "hpt_version": hpt.__version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "backbone": backbone,
+        "method": config.method,
+        "init": init,
+        "steps": steps,
+        "wall_time_s": round(wall_time, 3),
+        "data": {"path": config.data.path, "mean": stats.mean, "std": stats.std},
+        "base": origin,
+        "parent": base_parent if origin.get("spec") else None,
+        "config": config.to_dict(),
+    }

@@ -1,0 +1,18 @@
+"""The one parameter-group helper: no weight decay on normalisation weights and biases.
+
+Deviation: MoCo's and HPT's code decay every parameter; excluding 1-D tensors is the later standard
+(e.g. BYOL, DINO) and matters more when few steps move a pretrained network.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+def param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for param in module.parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim <= 1 else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

@@ -1,0 +1,21 @@
+"""`scratch`: random initialisation, the target-only baseline of HPT's comparisons.
+
+The architecture comes from `--backbone`, else from the base (its hub name or hpt provenance) so that a
+scratch run is directly comparable to the HPT run from that base; no base weights are loaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hpt.backbones import Backbone, create_backbone
+from hpt.checkpoints.sources import architecture_of
+from hpt.config import ModelConfig
+
+DEFAULT_BACKBONE = "torchvision:resnet50"
+
+
+def init_scratch(model: ModelConfig) -> tuple[Backbone, dict[str, Any]]:
+    name = model.backbone or (architecture_of(model.base) if model.base else None) or DEFAULT_BACKBONE
+    backbone = create_backbone(name, pretrained=False)
+    return backbone, {"spec": None, "source": "scratch", "backbone": backbone.name}

@@ -1,0 +1,159 @@
+"""End to end through the `hpt` command on real PNG files, and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from hpt.checkpoints.files import read_provenance, sha256_file
+from hpt.cli import main
+from hpt.train.run_dir import read_metrics
+
+LITE0 = "timm:tf_efficientnet_lite0"
+TINY = ["--image-size", "32", "--workers", "0", "--set", "mocov2.queue_size=64"]
+
+
+def hpt_process(*args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hpt", *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def hpt_run(digits, lite0_file, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "hpt"
+    code = main(["pretrain", "--data", str(digits["pretrain"]), "--out", str(run), "--base", str(lite0_file),
+                 "--backbone", LITE0, "--steps", "6", "--batch-size", "16", "--set", "train.log_every=2", *TINY])
+    assert code == 0
+    return run
+
+
+def test_pretrain_writes_the_run_folder(hpt_run, lite0_file):
+    assert sorted(p.name for p in hpt_run.iterdir()) == [
+        "backbone.json", "backbone.safetensors", "checkpoint.json", "checkpoint.safetensors", "config.yaml",
+        "metrics.jsonl"]
+    config = yaml.safe_load((hpt_run / "config.yaml").read_text())
+    assert config["train"]["steps"] == 6 and config["model"]["backbone"] == LITE0
+    assert config["mocov2"]["queue_size"] == 64 and config["optim"]["lr"] == 0.03
+    metrics = read_metrics(hpt_run)
+    assert [m["step"] for m in metrics] == [2, 4, 6]
+    assert all(m["loss"] > 0 and m["images_per_s"] > 0 for m in metrics)
+
+
+def test_exported_backbone_is_native_trained_and_traceable(hpt_run, lite0_file):
+    state = load_file(str(hpt_run / "backbone.safetensors"))
+    fresh = timm.create_model("tf_efficientnet_lite0", num_classes=0)
+    fresh.load_state_dict(state, strict=True)
+
+    base = torch.load(lite0_file, weights_only=True)
+    assert not torch.equal(state["conv_stem.weight"], base["_conv_stem.weight"])  # it trained
+    moved = (state["conv_stem.weight"] - base["_conv_stem.weight"]).norm() / base["_conv_stem.weight"].norm()
+    assert moved < 0.1  # six small steps from the base, not a fresh initialisation
+
+    provenance = read_provenance(hpt_run / "backbone.safetensors")
+    assert provenance == json.loads((hpt_run / "backbone.json").read_text())
+    assert provenance["format"] == "hpt-backbone" and provenance["init"] == "full"
+    assert provenance["base"]["sha256"] == sha256_file(lite0_file)
+    assert provenance["base"]["load_report"]["layout"] == "lukemelas-efficientnet"
+    assert provenance["parent"]["sha256"] == sha256_file(hpt_run / "checkpoint.safetensors")
+    assert read_provenance(hpt_run / "checkpoint.safetensors")["parent"]["sha256"] == sha256_file(lite0_file)
+    assert provenance["config"]["train"]["steps"] == 6
+
+
+def test_eval_knn_on_the_run(hpt_run, digits):
+    code = main(["eval", str(hpt_run), "--train", str(digits["train"]), "--test", str(digits["test"]),
+                 "--protocol", "knn", "--workers", "0"])
+    assert code == 0
+    result = json.loads((hpt_run / "eval.json").read_text())["knn"]
+    assert result["model"]["sha256"] == sha256_file(hpt_run / "backbone.safetensors")
+    assert result["settings"]["image_size"] == 32 and result["settings"]["k"] == [20, 200]
+    assert result["settings"]["train_images"] == 200 and result["settings"]["test_images"] == 100
+    # 10 balanced classes: chance is 10%. Features of an ImageNet model barely moved by 6 steps separate
+    # MNIST digits far better than chance (the base alone gets ~60-70% here), so 30% is a safe floor.
+    assert result["metrics"]["knn_top1_k20"] > 0.3
+    assert 0.0 <= result["metrics"]["knn_top1_k200"] <= 1.0
+
+
+def test_loss_falls_over_a_few_dozen_steps(digits, tmp_path):
+    """MoCo v2 from scratch on real digits: once the tiny queue holds real keys, the loss falls.
+
+    Crop-only views and a fast EMA keep the task learnable within 60 CPU steps."""
+    run = tmp_path / "scratch"
+    code = main(["pretrain", "--data", str(digits["pretrain"]), "--out", str(run), "--backbone",
+                 "torchvision:resnet18", "--init", "scratch", "--steps", "60", "--batch-size", "32", "--lr", "0.3",
+                 "--views", "crop-only", "--set", "views.crop_min_scale=0.5", "--set", "mocov2.momentum=0.99",
+                 "--set", "train.log_every=10", "--image-size", "32", "--workers", "0",
+                 "--set", "mocov2.queue_size=32"])
+    assert code == 0
+    losses = [m["loss"] for m in read_metrics(run)]
+    assert len(losses) == 6
+    assert losses[-1] < losses[1] - 0.15, losses  # window 1 still holds random queue keys
+
+
+# ---- bad input: one line, exit code 2, no traceback, nothing in RUN overwritten ---------------------------
+
+@pytest.fixture()
+def precious_run(tmp_path) -> Path:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("precious\n")
+    return run
+
+
+def _bad_cases(digits, lite0_file, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "photo.png").write_text("this is text, not a PNG")
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("optim:\n  lrr: 0.1\n")
+    data = ["--data", str(digits["pretrain"])]
+    return {
+        "missing data": (["--data", str(tmp_path / "nowhere")], "does not exist"),
+        "empty data": (["--data", str(empty)], "holds no images"),
+        "non-image file": (["--data", str(broken)], "photo.png' is not a readable image"),
+        "unknown base name": ([*data, "--base", "timm:not_a_real_model"], "no such timm model"),
+        "missing base file": ([*data, "--base", str(tmp_path / "base.pth")], "no such file or folder"),
+        "other architecture": ([*data, "--base", str(lite0_file), "--backbone", "torchvision:resnet18"],
+                               "does not fit torchvision:resnet18"),
+        "unknown config key": ([*data, "--set", "optim.lrr=0.1"], "unknown key 'optim.lrr'"),
+        "unknown key in file": ([*data, "--config", str(bad_yaml)], "unknown key 'optim.lrr'"),
+        "bad value": ([*data, "--steps", "-3"], "'train.steps' got '-3'"),
+        "unknown flag": ([*data, "--stepz", "3"], "unrecognized arguments: --stepz"),
+    }
+
+
+CASES = ["missing data", "empty data", "non-image file", "unknown base name", "missing base file",
+         "other architecture", "unknown config key", "unknown key in file", "bad value", "unknown flag"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_one_line_and_exit_2(case, digits, lite0_file, tmp_path, precious_run):
+    args, message = _bad_cases(digits, lite0_file, tmp_path)[case]
+    result = hpt_process("pretrain", "--out", precious_run, "--overwrite", "--steps", "2", *args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert message in lines[0]
+    assert sorted(p.name for p in precious_run.iterdir()) == ["metrics.jsonl"]
+    assert (precious_run / "metrics.jsonl").read_text() == "precious\n"
+
+
+def test_an_existing_run_is_not_overwritten_without_asking(digits, precious_run):
+    result = hpt_process("pretrain", "--data", digits["pretrain"], "--out", precious_run, "--steps", "2",
+                         "--backbone", "torchvision:resnet18")
+    assert result.returncode == 2 and "already holds files; pass --overwrite" in result.stderr
+    assert (precious_run / "metrics.jsonl").read_text() == "precious\n"
+
+
+def test_eval_needs_labels_and_known_classes(digits, hpt_run, tmp_path):
+    result = hpt_process("eval", hpt_run, "--train", digits["pretrain"], "--test", digits["test"])
+    assert result.returncode == 2 and "evaluation needs labels" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -1,0 +1,43 @@
+import pytest
+
+from hpt.config import PretrainConfig, load_config
+from hpt.errors import HptError
+
+
+def test_defaults_live_in_one_place():
+    config = load_config()
+    assert config == PretrainConfig()
+    assert config.optim.lr == 0.03 and config.optim.weight_decay == 1e-4 and config.optim.momentum == 0.9
+    assert config.views.policy == "full" and config.data.image_size == 224
+
+
+def test_yaml_is_a_diff_and_overrides_win(tmp_path):
+    file = tmp_path / "run.yaml"
+    file.write_text("optim:\n  lr: 0.1\ntrain:\n  steps: 50\n")
+    config = load_config(file, {"train.steps": "7"})
+    assert config.optim.lr == 0.1 and config.train.steps == 7 and config.optim.momentum == 0.9
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"optim.lrr": 1}, "unknown key 'optim.lrr' (known here: lr, weight_decay"),
+    ({"bogus": 1}, "unknown key 'bogus'"),
+    ({"train.steps": "many"}, "'train.steps' got 'many'; input should be a valid integer"),
+    ({"train.steps": 0}, "'train.steps' got 0; input should be greater than or equal to 1"),
+    ({"views.policy": "strong"}, "'views.policy' got 'strong'; expected 'full', 'no-color'"),
+])
+def test_bad_keys_and_values_are_named(overrides, message):
+    with pytest.raises(HptError) as info:
+        load_config(overrides=overrides)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_yaml_files(tmp_path):
+    with pytest.raises(HptError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(HptError, match="must hold a mapping"):
+        load_config(tmp_path / "list.yaml")
+    (tmp_path / "broken.yaml").write_text("optim: {lr: [\n")
+    with pytest.raises(HptError, match="not valid YAML"):
+        load_config(tmp_path / "broken.yaml")

@@ -1,0 +1,122 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hpt.data.decode import load_rgb
+from hpt.data.files import find_images
+from hpt.data.stats import cache_dir, pixel_stats
+from hpt.data.views import POLICIES, TwoViews, eval_view, pretrain_view
+from hpt.errors import HptError
+
+
+def test_every_mode_decodes_to_the_same_rgb(tmp_path):
+    grey = np.array([[0, 64], [128, 255]], dtype=np.uint8)
+    Image.fromarray(grey, "L").save(tmp_path / "grey.png")
+    sixteen = Image.fromarray(grey.astype(np.uint16) * 257)
+    assert sixteen.mode.startswith("I;16")
+    sixteen.save(tmp_path / "sixteen.png")
+    Image.fromarray(np.stack([grey] * 3, -1), "RGB").save(tmp_path / "rgb.jpg", quality=100)
+    rgba = np.dstack([grey, grey, grey, np.full_like(grey, 255)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(np.stack([grey] * 3, -1), "RGB").save(tmp_path / "rgb.webp", lossless=True)
+    Image.fromarray(grey, "L").save(tmp_path / "grey.tif")
+    Image.fromarray(grey, "L").save(tmp_path / "grey.bmp")
+    expected = np.stack([grey] * 3, -1)
+    for name in ("grey.png", "sixteen.png", "rgba.png", "rgb.webp", "grey.tif", "grey.bmp"):
+        image = load_rgb(tmp_path / name)
+        assert image.mode == "RGB", name
+        assert np.array_equal(np.asarray(image), expected), name
+    assert np.abs(np.asarray(load_rgb(tmp_path / "rgb.jpg")).astype(int) - expected).max() <= 3
+
+
+def test_transparent_pixels_become_black(tmp_path):
+    rgba = np.zeros((1, 2, 4), dtype=np.uint8)
+    rgba[0, 0] = [200, 100, 50, 255]
+    rgba[0, 1] = [200, 100, 50, 0]
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    assert np.asarray(load_rgb(tmp_path / "a.png")).tolist() == [[[200, 100, 50], [0, 0, 0]]]
+
+
+def _png(path, value=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((8, 8), value, dtype=np.uint8)).save(path)
+
+
+def test_labels_come_from_sub_folders_recursively(tmp_path):
+    _png(tmp_path / "cat" / "a.png")
+    _png(tmp_path / "cat" / "deeper" / "b.png")
+    _png(tmp_path / "dog" / "c.PNG")
+    (tmp_path / "notes.txt").write_text("not an image, and not an image extension either")
+    images = find_images(tmp_path)
+    assert images.classes == ["cat", "dog"]
+    assert sorted(zip([p.name for p in images.paths], images.labels)) == [("a.png", 0), ("b.png", 0), ("c.PNG", 1)]
+
+
+def test_loose_images_mean_no_labels(tmp_path):
+    _png(tmp_path / "a.png")
+    _png(tmp_path / "cat" / "b.png")
+    images = find_images(tmp_path)
+    assert images.labels is None and len(images) == 2
+
+
+def test_file_lists_with_and_without_labels(tmp_path):
+    _png(tmp_path / "img" / "a.png")
+    _png(tmp_path / "img" / "b.png")
+    (tmp_path / "labelled.txt").write_text("# comment\nimg/a.png dog\n\nimg/b.png cat\n")
+    images = find_images(tmp_path / "labelled.txt")
+    assert images.classes == ["cat", "dog"] and images.labels == [1, 0]
+    (tmp_path / "plain.txt").write_text(f"{tmp_path / 'img' / 'a.png'}\nimg/b.png\n")
+    assert find_images(tmp_path / "plain.txt").labels is None
+    (tmp_path / "mixed.txt").write_text("img/a.png dog\nimg/b.png\n")
+    with pytest.raises(HptError, match="label on every line or on none"):
+        find_images(tmp_path / "mixed.txt")
+
+
+@pytest.mark.parametrize("setup,message", [
+    (lambda root: None, "does not exist"),
+    (lambda root: root.mkdir(), "holds no images"),
+    (lambda root: (root.mkdir(), (root / "x.png").write_text("hello")), "is not a readable image"),
+    (lambda root: (root.parent.mkdir(exist_ok=True), root.write_text("x")), "expected a folder of images"),
+])
+def test_bad_data_is_named(tmp_path, setup, message):
+    root = tmp_path / "data"
+    setup(root)
+    with pytest.raises(HptError, match=message) as info:
+        find_images(root)
+    assert "\n" not in str(info.value)
+
+
+def test_pixel_stats_are_exact_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("HPT_CACHE_DIR", str(tmp_path / "cache"))
+    _png(tmp_path / "img" / "a.png", 0)
+    _png(tmp_path / "img" / "b.png", 255)
+    images = find_images(tmp_path / "img")
+    stats = pixel_stats(images, image_size=8, sample=10)
+    assert stats.mean == pytest.approx((0.5,) * 3) and stats.std == pytest.approx((0.5,) * 3)
+    cached = list((cache_dir() / "stats").glob("*.json"))
+    assert len(cached) == 1 and json.loads(cached[0].read_text())["mean"] == pytest.approx([0.5] * 3)
+    cached[0].write_text(json.dumps({"mean": [0.1] * 3, "std": [0.2] * 3}))
+    assert pixel_stats(images, image_size=8, sample=10).mean == (0.1,) * 3  # read back, not recomputed
+    _png(tmp_path / "img" / "b.png", 128)  # a changed file is a new cache key
+    assert pixel_stats(images, image_size=8, sample=10).mean != (0.1,) * 3
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_every_view_policy_makes_normalised_crops(policy):
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8))
+    first, second = TwoViews(pretrain_view(policy, 32, (0.5,) * 3, (0.25,) * 3))(image)
+    assert first.shape == second.shape == (3, 32, 32) and first.dtype == torch.float32
+    assert not torch.equal(first, second)
+    assert eval_view(32, (0.5,) * 3, (0.25,) * 3)(image).shape == (3, 32, 32)
+
+
+def test_crop_only_keeps_colours_and_full_changes_them():
+    image = Image.new("RGB", (32, 32), (200, 40, 40))
+    torch.manual_seed(0)
+    crops = [pretrain_view("crop-only", 16, (0.0,) * 3, (1.0,) * 3)(image) for _ in range(20)]
+    assert all(torch.allclose(c[:, 8, 8], torch.tensor([200, 40, 40]) / 255, atol=1e-6) for c in crops)
+    jittered = [pretrain_view("full", 16, (0.0,) * 3, (1.0,) * 3)(image) for _ in range(20)]
+    assert any(not torch.allclose(c[:, 8, 8], torch.tensor([200, 40, 40]) / 255, atol=1e-2) for c in jittered)

@@ -1,0 +1,139 @@
+"""Foreign checkpoint layouts with their real key names, and the real ImageNet base arriving intact."""
+
+import numpy as np
+import pytest
+import skimage.data
+import timm
+import torch
+import torchvision
+from PIL import Image
+
+from hpt.backbones import create_backbone
+from hpt.checkpoints.files import read_tensors, save_tensors
+from hpt.checkpoints.layouts import detect_layout, load_into, to_native
+from hpt.checkpoints.sources import load_backbone
+from hpt.errors import HptError
+
+
+def _resnet18_state():
+    torch.manual_seed(0)
+    return torchvision.models.resnet18().state_dict()
+
+
+def _assert_same_backbone(backbone, native):
+    for key, value in backbone.native_state_dict().items():
+        assert torch.equal(value, native[key]), key
+
+
+def test_torchvision_native_layout_drops_only_the_classifier():
+    state = _resnet18_state()
+    backbone = create_backbone("torchvision:resnet18")
+    report = load_into(backbone, state, "test")
+    assert report.layout == "native" and report.dropped == ["fc.weight", "fc.bias"]
+    assert report.missing == report.unexpected == report.mismatched == []
+    _assert_same_backbone(backbone, state)
+
+
+def test_moco_layout_keeps_the_query_encoder():
+    """MoCo's released checkpoints: `module.encoder_q.*`, `module.encoder_k.*`, `module.queue`, MLP in `fc.0/fc.2`."""
+    state = _resnet18_state()
+    moco = {f"module.encoder_q.{k}": v for k, v in state.items() if not k.startswith("fc.")}
+    moco |= {"module.encoder_q.fc.0.weight": torch.zeros(512, 512), "module.encoder_q.fc.2.weight": torch.zeros(128, 512)}
+    moco |= {f"module.encoder_k.{k}": v + 1 for k, v in state.items() if not k.startswith("fc.")}
+    moco |= {"module.queue": torch.zeros(128, 16), "module.queue_ptr": torch.zeros(1, dtype=torch.long)}
+    backbone = create_backbone("torchvision:resnet18")
+    report = load_into(backbone, moco, "test")
+    assert report.layout == "moco"
+    assert "module.queue" in report.dropped and "fc.0.weight" in report.dropped
+    assert not report.missing and not report.unexpected
+    _assert_same_backbone(backbone, state)
+
+
+def test_mmselfsup_layout_strips_backbone_and_drops_neck_and_head():
+    state = _resnet18_state()
+    mm = {f"backbone.{k}": v for k, v in state.items() if not k.startswith("fc.")}
+    mm |= {"neck.mlp.0.weight": torch.zeros(4, 4), "head.predictor.weight": torch.zeros(2)}
+    backbone = create_backbone("torchvision:resnet18")
+    report = load_into(backbone, mm, "test")
+    assert report.layout == "mmselfsup" and sorted(report.dropped) == ["head.predictor.weight", "neck.mlp.0.weight"]
+    _assert_same_backbone(backbone, state)
+
+
+def test_ddp_wrapped_and_timm_layouts():
+    torch.manual_seed(1)
+    state = timm.create_model("resnet18").state_dict()
+    backbone = create_backbone("timm:resnet18")
+    report = load_into(backbone, {f"module.{k}": v for k, v in state.items()}, "test")
+    assert report.layout == "ddp-native" and report.dropped == ["fc.weight", "fc.bias"]
+    _assert_same_backbone(backbone, state)
+
+
+def test_lukemelas_efficientnet_file_maps_tensor_for_tensor(lite0_file):
+    state, provenance = read_tensors(lite0_file)
+    assert provenance is None and detect_layout(state) == "lukemelas-efficientnet"
+    backbone = create_backbone("timm:tf_efficientnet_lite0")
+    native, report = to_native(state, backbone)
+    assert report.ok and report.loaded == len(native) == 294 and report.unexpected == []
+    assert report.dropped == ["classifier.weight", "classifier.bias"]
+    assert torch.equal(native["blocks.1.0.conv_pwl.weight"], state["_blocks.1._project_conv.weight"])
+    assert torch.equal(native["blocks.0.0.conv_pw.weight"], state["_blocks.0._project_conv.weight"])
+    assert torch.equal(native["bn2.running_var"], state["_bn1.running_var"])
+
+
+def test_the_real_imagenet_base_sees_a_cat(lite0_file):
+    """scikit-image's `chelsea` through the converted weights: ImageNet classes 281-285 are cats."""
+    state, _ = read_tensors(lite0_file)
+    backbone = create_backbone("timm:tf_efficientnet_lite0")
+    load_into(backbone, state, "base")
+    model = timm.create_model("tf_efficientnet_lite0", num_classes=1000)
+    model.load_state_dict(backbone.native_state_dict() | {"classifier.weight": state["_fc.weight"],
+                                                          "classifier.bias": state["_fc.bias"]}, strict=True)
+    image = Image.fromarray(skimage.data.chelsea()).resize((224, 224), Image.BICUBIC)
+    x = torch.tensor(np.asarray(image)).permute(2, 0, 1).float().div(255).sub(0.5).div(0.5)[None]
+    with torch.no_grad():
+        top = model.eval()(x).softmax(-1)[0].topk(3)
+    assert 281 <= int(top.indices[0]) <= 285 and float(top.values[0]) > 0.5
+
+
+def test_a_checkpoint_of_another_architecture_is_refused_with_its_keys(lite0_file):
+    with pytest.raises(HptError) as info:
+        load_backbone(str(lite0_file), "torchvision:resnet18")
+    message = str(info.value)
+    assert "does not fit torchvision:resnet18" in message and "missing (first: conv1.weight" in message
+    assert "mis-shaped (first: bn1.weight (32,) vs (64,)" in message and "\n" not in message
+
+
+def test_hpt_files_carry_their_architecture(tmp_path, lite0_file):
+    backbone, origin = load_backbone(str(lite0_file), "timm:tf_efficientnet_lite0")
+    save_tensors(tmp_path / "b.safetensors", backbone.native_state_dict(), {"backbone": backbone.name})
+    again, origin = load_backbone(str(tmp_path / "b.safetensors"))  # no --backbone needed
+    assert again.name == "timm:tf_efficientnet_lite0" and origin["load_report"]["layout"] == "native"
+    _assert_same_backbone(again, backbone.native_state_dict())
+    with pytest.raises(HptError, match="holds a timm:tf_efficientnet_lite0 backbone but --backbone says"):
+        load_backbone(str(tmp_path / "b.safetensors"), "torchvision:resnet18")
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_pickle_that_runs_code_is_refused_and_runs_nothing(tmp_path):
+    marker = tmp_path / "pwned"
+    torch.save({"conv1.weight": torch.zeros(1), "evil": _Exploit(str(marker))}, tmp_path / "evil.pth")
+    assert not marker.exists()
+    with pytest.raises(HptError, match="refused; it is not a plain-tensor PyTorch file"):
+        load_backbone(str(tmp_path / "evil.pth"), "torchvision:resnet18")
+    assert not marker.exists()
+
+
+def test_corrupt_and_unknown_files_are_named(tmp_path):
+    (tmp_path / "bad.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    with pytest.raises(HptError, match="not a valid safetensors file"):
+        load_backbone(str(tmp_path / "bad.safetensors"), "torchvision:resnet18")
+    (tmp_path / "weights.h5").write_bytes(b"\x89HDF")
+    with pytest.raises(HptError, match="unknown format"):
+        load_backbone(str(tmp_path / "weights.h5"), "torchvision:resnet18")

@@ -1,0 +1,80 @@
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from hpt.backbones import create_backbone
+from hpt.config import MoCoV2Config
+from hpt.methods.mocov2 import MoCoV2
+from hpt.methods.queue import KeyQueue
+from hpt.train.ema import ema_update
+from hpt.train.schedule import cosine_schedule
+
+
+def test_queue_is_fifo_and_wraps_around():
+    queue = KeyQueue(dim=2, size=5)
+    first = torch.arange(6, dtype=torch.float32).reshape(3, 2)  # keys 0..2
+    queue.push(first)
+    assert queue.ptr.item() == 3
+    assert torch.equal(queue.keys[:, :3], first.T)
+    second = 10 + torch.arange(8, dtype=torch.float32).reshape(4, 2)  # keys 3..6: slots 3, 4, 0, 1
+    queue.push(second)
+    assert queue.ptr.item() == 2
+    assert torch.equal(queue.keys[:, 3:5], second[:2].T)
+    assert torch.equal(queue.keys[:, 0:2], second[2:].T)
+    assert torch.equal(queue.keys[:, 2], first[2])  # the oldest surviving key is untouched
+
+
+def test_queue_keeps_the_newest_keys_when_a_batch_is_larger_than_it():
+    queue = KeyQueue(dim=1, size=3)
+    queue.push(torch.arange(7, dtype=torch.float32).reshape(7, 1))
+    assert sorted(queue.keys[0].tolist()) == [4.0, 5.0, 6.0]
+
+
+def test_queue_starts_with_unit_keys():
+    queue = KeyQueue(dim=16, size=10)
+    assert torch.allclose(queue.keys.norm(dim=0), torch.ones(10))
+
+
+def test_ema_update_follows_the_formula_exactly():
+    torch.manual_seed(0)
+    online = torch.nn.Linear(4, 3)
+    target = copy.deepcopy(online)
+    with torch.no_grad():
+        for p in online.parameters():
+            p.add_(torch.randn_like(p))
+    expected = [0.99 * t + (1 - 0.99) * o for o, t in zip(online.parameters(), target.parameters())]
+    ema_update([(online, target)], 0.99)
+    for got, want in zip(target.parameters(), expected):
+        assert torch.allclose(got, want, atol=0, rtol=1e-6)
+
+
+def test_mocov2_step_trains_the_query_encoder_only_and_enqueues_the_keys():
+    torch.manual_seed(0)
+    method = MoCoV2(create_backbone("torchvision:resnet18"), MoCoV2Config(queue_size=16, dim=8, hidden_dim=32))
+    views = [torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32)]
+    loss = method(views)
+    loss.backward()
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    assert all(p.grad is not None for p in method.backbone.parameters())
+    assert all(p.grad is None and not p.requires_grad for p in method.momentum_backbone.parameters())
+    assert method.queue.ptr.item() == 4
+    with torch.no_grad():  # train-mode BN normalises with batch statistics, so the keys recompute exactly
+        keys = F.normalize(method.momentum_head(method.momentum_backbone(views[1])), dim=1)
+    assert torch.allclose(method.queue.keys[:, :4].T, keys, atol=1e-6)
+
+
+def test_mocov2_defaults_follow_hpt():
+    config = MoCoV2Config()
+    assert (config.queue_size, config.dim, config.momentum, config.temperature) == (65536, 128, 0.999, 0.2)
+    method = MoCoV2(create_backbone("torchvision:resnet50"), config)
+    widths = [m.out_features for m in method.head.modules() if isinstance(m, torch.nn.Linear)]
+    assert widths == [2048, 128]  # MLP 2048-2048-128 on ResNet-50
+
+
+def test_cosine_schedule_warmup_and_decay():
+    values = cosine_schedule(1.0, 0.0, steps=10, warmup_steps=2)
+    assert values[0] == 0.0 and values[1] == 0.5 and values[2] == 1.0
+    assert all(a >= b for a, b in zip(values[2:], values[3:]))
+    assert 0.0 < values[-1] < 0.1
+    assert len(cosine_schedule(0.5, 0.5, steps=3)) == 3 and set(cosine_schedule(0.5, 0.5, 3)) == {0.5}
