@@ -102,10 +102,17 @@ def main() -> None:
           f"{args.steps} pretraining steps of batch {args.batch_size}):\n")
     print(f"| {'model':<40} | {'kNN k=20':>8} | {'kNN k=200':>9} | {'pretrain wall time':>18} |")
     print(f"|{'-' * 42}|{'-' * 10}|{'-' * 11}|{'-' * 20}|")
+    accuracy = {}
     for label, eval_file, wall in rows:
         metrics = json.loads(eval_file.read_text())["knn"]["metrics"]
+        accuracy[label] = metrics["knn_top1_k20"]
         print(f"| {label:<40} | {metrics['knn_top1_k20']:>8.1%} | {metrics['knn_top1_k200']:>9.1%} | "
               f"{wall:>17.0f}s |")
+    base, scratch, hpt_accuracy = accuracy.values()
+    print(f"\nHPT against scratch, same steps: {100 * (hpt_accuracy - scratch):+.1f} points (kNN k=20).")
+    verdict = "beat" if hpt_accuracy > base else "did NOT beat"
+    print(f"HPT against the base as it is: {100 * (hpt_accuracy - base):+.1f} points: continued pretraining "
+          f"{verdict} the base here.")
 
 
 if __name__ == "__main__":

@@ -137,3 +137,28 @@ def test_corrupt_and_unknown_files_are_named(tmp_path):
     (tmp_path / "weights.h5").write_bytes(b"\x89HDF")
     with pytest.raises(HptError, match="unknown format"):
         load_backbone(str(tmp_path / "weights.h5"), "torchvision:resnet18")
+
+
+def test_hub_names_download_through_the_library(monkeypatch):
+    """`--base torchvision:resnet18` fetches torchvision's weights; only the network fetch is replaced."""
+    served = _resnet18_state()
+    urls = []
+
+    def fake_fetch(url, *args, **kwargs):
+        urls.append(url)
+        return served
+
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", fake_fetch)
+    backbone, origin = load_backbone("torchvision:resnet18")
+    assert urls and urls[0].endswith(".pth") and origin == {"spec": "torchvision:resnet18", "source": "hub",
+                                                            "backbone": "torchvision:resnet18"}
+    _assert_same_backbone(backbone, served)
+
+
+def test_a_failed_download_is_one_clear_line(monkeypatch):
+    def offline(url, *args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)
+    with pytest.raises(HptError, match="could not fetch its pretrained weights from the hub .network is unreachable"):
+        load_backbone("torchvision:resnet50")

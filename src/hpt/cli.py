@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import yaml
 
+from hpt.config import PretrainConfig
 from hpt.errors import HptError
 
 # flag -> config key; the type is the config's, so values are parsed there.
@@ -47,8 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain = commands.add_parser("pretrain", help="continue self-supervised pretraining on a folder of images")
     pretrain.add_argument("--out", required=True, type=Path, help="run folder to write")
     pretrain.add_argument("--config", type=Path, help="YAML file: a diff over the defaults")
+    defaults = _flat(PretrainConfig().to_dict())
     for flag, key in PRETRAIN_FLAGS.items():
-        pretrain.add_argument(flag, dest=key, metavar=key.split(".")[-1].upper(), help=f"sets {key}")
+        pretrain.add_argument(flag, dest=key, metavar=flag[2:].replace("-", "_").upper(),
+                              help=f"{key} (default: {defaults[key]})")
     pretrain.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                           help="any other config key, e.g. --set mocov2.queue_size=4096")
     pretrain.add_argument("--overwrite", action="store_true", help="replace the files of an existing run folder")
@@ -66,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def pretrain_overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides = {key: getattr(args, key) for key in PRETRAIN_FLAGS.values() if getattr(args, key) is not None}
     for item in args.set:
@@ -80,7 +93,7 @@ def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "pretrain":
         from hpt.config import load_config
-        from hpt.train.loop import pretrain
+        from hpt.train.loop import pretrain  # imported on use: `hpt --help` stays fast
 
         config = load_config(args.config, pretrain_overrides(args))
         pretrain(config, args.out, overwrite=args.overwrite)
