@@ -86,7 +86,7 @@ def main() -> None:
     print("== 1/3 the ImageNet base as it is (no pretraining on the target)", flush=True)
     run(["eval", base, "--backbone", BACKBONE, "--image-size", str(args.image_size), *evaluate,
          "--out", str(out / "base.eval.json")])
-    rows.append(("base as is (ImageNet EfficientNet-Lite0)", out / "base.eval.json", 0.0))
+    rows.append(("base as is (ImageNet EfficientNet-Lite0)", out / "base.eval.json", None))
 
     for label, name, extra in (("MoCo v2 from scratch", "scratch", ["--init", "scratch"]),
                                ("HPT: MoCo v2 from the ImageNet base", "hpt", ["--base", base, "--init", "full"])):
@@ -106,8 +106,9 @@ def main() -> None:
     for label, eval_file, wall in rows:
         metrics = json.loads(eval_file.read_text())["knn"]["metrics"]
         accuracy[label] = metrics["knn_top1_k20"]
+        wall_text = "-" if wall is None else f"{wall:.0f}s"
         print(f"| {label:<40} | {metrics['knn_top1_k20']:>8.1%} | {metrics['knn_top1_k200']:>9.1%} | "
-              f"{wall:>17.0f}s |")
+              f"{wall_text:>18} |")
     base, scratch, hpt_accuracy = accuracy.values()
     print(f"\nHPT against scratch, same steps: {100 * (hpt_accuracy - scratch):+.1f} points (kNN k=20).")
     verdict = "beat" if hpt_accuracy > base else "did NOT beat"
