@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hpt.errors import HptError
 
 ViewPolicy = Literal["full", "no-color", "no-grayscale", "crop-blur", "crop-only"]
-Init = Literal["full", "scratch"]
+Init = Literal["full", "scratch", "bn-only"]
 Precision = Literal["32-true", "bf16-mixed", "16-mixed"]
 
 
@@ -48,7 +48,19 @@ class ModelConfig(Section):
     """Where the starting weights live: a hub name (`timm:NAME`, `torchvision:NAME`), a local checkpoint
     (.safetensors, .pth/.pt) or an hpt run folder. None: no base."""
     init: Init | None = None
-    """`full` (HPT: copy the backbone, new head) or `scratch`. None: `full` when a base is given."""
+    """`full` (HPT: copy the backbone, new head), `bn-only` (HPT-BN: copy it, train only BatchNorm affine
+    parameters and the head) or `scratch`. None: `full` when a base is given."""
+
+
+class TransferConfig(Section):
+    """Changes made to the copied backbone before training (after Ciga, Xu & Martel, 2021)."""
+
+    weight_scaling: float | None = Field(None, gt=0.0)
+    """FACTOR: rescale every conv/linear weight to FACTOR x the std of its fresh initialisation."""
+    filter_selection: float | None = Field(None, gt=0.0, lt=1.0)
+    """FRACTION: per conv layer, re-initialise this share of the filters least used on the target."""
+    target_sample: int = Field(256, ge=1)
+    """How many target images filter selection measures responses on, and `bn-only` re-estimates BN statistics on."""
 
 
 class MoCoV2Config(Section):
@@ -75,6 +87,8 @@ class TrainConfig(Section):
     batch_size: int = Field(256, ge=2)
     seed: int = 0
     log_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(500, ge=1)
+    """Steps between checkpoints that a cut-off run resumes from (`--resume`, `hpt chain`)."""
     accelerator: str = "auto"
     precision: Precision = "32-true"
 
@@ -83,6 +97,7 @@ class PretrainConfig(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     views: ViewConfig = Field(default_factory=ViewConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    transfer: TransferConfig = Field(default_factory=TransferConfig)
     method: Literal["mocov2"] = "mocov2"
     mocov2: MoCoV2Config = Field(default_factory=MoCoV2Config)
     optim: OptimConfig = Field(default_factory=OptimConfig)

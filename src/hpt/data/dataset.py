@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from torch.utils.data import Dataset
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from hpt.data.decode import load_rgb
 from hpt.data.files import ImageList
@@ -22,3 +23,13 @@ class ImageDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[Any, int]:
         label = self.images.labels[index] if self.images.labels is not None else -1
         return self.transform(load_rgb(self.images.paths[index])), label
+
+
+def sample_batches(images: ImageList, transform: Callable[[Any], Any], count: int, batch_size: int, seed: int,
+                   num_workers: int = 0) -> Iterator[Any]:
+    """Batches of transformed images (no labels) from a fixed random sample of `count` images."""
+    chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:count].tolist()
+    loader = DataLoader(Subset(ImageDataset(images, transform), chosen), batch_size=batch_size,
+                        num_workers=num_workers)
+    for batch, _ in loader:
+        yield batch

@@ -22,19 +22,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.utils.data import DataLoader
 
 import hpt
-from hpt.checkpoints.files import save_tensors, sha256_file
+from hpt.checkpoints.files import read_tensors, save_tensors, sha256_file
 from hpt.config import PretrainConfig, dump_config
-from hpt.data.dataset import ImageDataset
+from hpt.data.dataset import ImageDataset, sample_batches
 from hpt.data.files import find_images
-from hpt.data.stats import pixel_stats
-from hpt.data.views import pretrain_view
+from hpt.data.stats import PixelStats, pixel_stats
+from hpt.data.views import eval_view, pretrain_view
 from hpt.errors import HptError
-from hpt.methods import build_method
+from hpt.methods import SSLMethod, build_method
 from hpt.train.ema import ema_update
 from hpt.train.param_groups import param_groups
-from hpt.train.run_dir import BACKBONE, CHECKPOINT, CONFIG, METRICS, MetricsLog, prepare_run_dir
+from hpt.train.run_dir import (BACKBONE, CHECKPOINT, CONFIG, METRICS, MetricsLog, check_run_dir, create_run_dir)
 from hpt.train.schedule import cosine_schedule
-from hpt.transfer import init_backbone, resolve_init
+from hpt.transfer import adapt_backbone, check_strategy, init_backbone, reestimate_batch_norm, resolve_init
+
+OPTIMIZER_PREFIX = "optimizer."
 
 
 @dataclass(frozen=True)
@@ -45,57 +47,77 @@ class RunSummary:
     wall_time_s: float
 
 
-def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, console: Console | None = None) -> RunSummary:
+def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume: bool = False,
+             console: Console | None = None) -> RunSummary:
     console = console or Console(stderr=True, log_path=False)
     if config.data.path is None:
         raise HptError("no data: pass --data DIR (a folder of images or a file list)")
 
     # ---- inputs: everything that can be wrong fails here, before a file is written ----------------------
     images = find_images(config.data.path)
-    batch_size = config.train.batch_size
+    batch_size, steps, seed = config.train.batch_size, config.train.steps, config.train.seed
     if len(images) < batch_size:
         raise HptError(f"data '{config.data.path}' has {len(images)} images, fewer than the batch size {batch_size}")
-    torch.manual_seed(config.train.seed)
+    strategy = check_strategy(config.model, config.transfer)
+    continuing = check_run_dir(out, config, overwrite, resume)
+    torch.manual_seed(seed)
     backbone, origin = init_backbone(config.model)
-    method = build_method(config.method, backbone, config)
-    run = prepare_run_dir(out, overwrite)
-    dump_config(config, run / CONFIG)
     init = resolve_init(config.model)
+    stats = pixel_stats(images, config.data.image_size, config.data.stats_sample)
+    measure_view = eval_view(config.data.image_size, stats.mean, stats.std)
+
+    def target_sample():
+        return sample_batches(images, measure_view, config.transfer.target_sample, batch_size, seed)
+
+    resumed = _read_resumable(out / CHECKPOINT) if continuing else None
+    adaptations = adapt_backbone(backbone, config.transfer, target_sample, seed) if resumed is None else {}
+    method = build_method(config.method, backbone, config)
+    run = create_run_dir(out, continuing)
+    dump_config(config, run / CONFIG)
     console.log(f"[bold]hpt pretrain[/]: {config.method} on {backbone.name}, init {init} "
                 f"from {origin.get('spec') or 'random weights'}; {len(images)} images -> {run}")
 
     # ---- data: the dataset's own statistics, the method's views ------------------------------------------
-    stats = pixel_stats(images, config.data.image_size, config.data.stats_sample)
     view = pretrain_view(config.views.policy, config.data.image_size, stats.mean, stats.std,
                          config.views.crop_min_scale)
     workers = config.data.num_workers
+    start_step = resumed[1]["steps"] if resumed else 0
+    prior_wall_time = resumed[1]["wall_time_s"] if resumed else 0.0
     loader = DataLoader(ImageDataset(images, method.views(view)), batch_size=batch_size, shuffle=True,
                         drop_last=True, num_workers=workers, persistent_workers=workers > 0,
-                        generator=torch.Generator().manual_seed(config.train.seed))
+                        generator=torch.Generator().manual_seed(seed + start_step))
 
     # ---- optimisation: SGD, lr scaled linearly with the batch, cosine to 0 -------------------------------
     fabric = Fabric(accelerator=config.train.accelerator, devices=1, precision=config.train.precision)
-    steps = config.train.steps
     base_lr = config.optim.lr * batch_size / 256
     lr_at = cosine_schedule(base_lr, 0.0, steps, config.optim.warmup_steps)
     momentum_at = cosine_schedule(*method.momentum, steps)
     optimizer = torch.optim.SGD(param_groups(method, config.optim.weight_decay), lr=base_lr,
                                 momentum=config.optim.momentum)
     model, optimizer = fabric.setup(method, optimizer)
-    batches = _forever(fabric.setup_dataloaders(loader))
     metrics = MetricsLog(run / METRICS)
+    if resumed:
+        _restore(method, optimizer, resumed[0])
+        metrics.truncate_after(start_step)
+        adaptations = resumed[1].get("adaptations", {})
+        console.log(f"resuming from step {start_step} of {steps} ({run / CHECKPOINT})")
+    batches = _forever(fabric.setup_dataloaders(loader))
+
+    def provenance(done: int, wall_time: float) -> dict[str, Any]:
+        return _provenance(config, backbone.name, init, origin, stats, len(images), adaptations, done, wall_time)
 
     # ---- the loop ----------------------------------------------------------------------------------------
     start = time.perf_counter()
     window_start, window_images, window_losses = start, 0, []
     loss_value = math.nan
+    done = start_step
     progress = Progress(TextColumn("[bold]pretrain"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn(), console=console,
                         disable=not console.is_terminal)
     announce_every = max(config.train.log_every, steps // 10)
     with progress:
-        task = progress.add_task("pretrain", total=steps, loss=math.nan)
-        for step in range(steps):
+        task = progress.add_task("pretrain", total=steps, completed=start_step, loss=math.nan)
+        for step in range(start_step, steps):
             views, _ = next(batches)
             for group in optimizer.param_groups:
                 group["lr"] = float(lr_at[step])
@@ -120,13 +142,18 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, console
                 window_start, window_images, window_losses = now, 0, []
             if not console.is_terminal and (done % announce_every == 0 or done == steps):
                 console.log(f"step {done}/{steps}  loss {loss_value:.4f}  lr {lr_at[step]:.2e}")
-    wall_time = time.perf_counter() - start
+            if done % config.train.checkpoint_every == 0 and done < steps:
+                _save_checkpoint(run, method, optimizer, provenance(done, prior_wall_time + time.perf_counter() - start))
 
-    # ---- export: the full checkpoint, then the backbone alone in native key names ------------------------
-    provenance = _provenance(config, backbone.name, init, origin, stats, done, wall_time)
-    save_tensors(run / CHECKPOINT, method.state_dict(), {**provenance, "format": "hpt-checkpoint"})
+    # ---- finish: HPT-BN re-estimates BN statistics on the target; then export ----------------------------
+    if strategy.reestimate_batch_norm:
+        seen = reestimate_batch_norm(backbone, target_sample(), fabric.device)
+        adaptations["batch_norm_reestimated_on"] = seen
+    wall_time = prior_wall_time + time.perf_counter() - start
+    _save_checkpoint(run, method, optimizer, provenance(done, wall_time))
     parent = {"path": str((run / CHECKPOINT).resolve()), "sha256": sha256_file(run / CHECKPOINT)}
-    save_tensors(run / BACKBONE, backbone.native_state_dict(), {**provenance, "format": "hpt-backbone", "parent": parent})
+    save_tensors(run / BACKBONE, backbone.native_state_dict(),
+                 {**provenance(done, wall_time), "format": "hpt-backbone", "parent": parent})
     console.log(f"done: {done} steps in {wall_time:.1f}s, final loss {loss_value:.4f}; backbone -> {run / BACKBONE}")
     return RunSummary(run, done, loss_value, wall_time)
 
@@ -136,8 +163,39 @@ def _forever(loader: DataLoader) -> Iterator[Any]:
         yield from loader
 
 
-def _provenance(config: PretrainConfig, backbone: str, init: str, origin: dict[str, Any], stats, steps: int,
-                wall_time: float) -> dict[str, Any]:
+def _save_checkpoint(run: Path, method: SSLMethod, optimizer: torch.optim.Optimizer, provenance: dict[str, Any]) -> None:
+    """The method's whole state and the optimiser's momentum buffers: what `--resume` continues from."""
+    tensors = dict(method.state_dict())
+    for index, state in optimizer.state_dict()["state"].items():
+        for name, value in state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{OPTIMIZER_PREFIX}{index}.{name}"] = value
+    save_tensors(run / CHECKPOINT, tensors, {**provenance, "format": "hpt-checkpoint"})
+
+
+def _read_resumable(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    if not path.is_file():
+        return None
+    tensors, provenance = read_tensors(path)
+    if not provenance or provenance.get("format") != "hpt-checkpoint":
+        raise HptError(f"--resume: '{path}' is not an hpt checkpoint")
+    return tensors, provenance
+
+
+def _restore(method: SSLMethod, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    method.load_state_dict({k: v for k, v in tensors.items() if not k.startswith(OPTIMIZER_PREFIX)}, strict=True)
+    state = optimizer.state_dict()
+    restored: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith(OPTIMIZER_PREFIX):
+            index, name = key[len(OPTIMIZER_PREFIX):].split(".", 1)
+            restored.setdefault(int(index), {})[name] = value
+    state["state"] = restored
+    optimizer.load_state_dict(state)
+
+
+def _provenance(config: PretrainConfig, backbone: str, init: str, origin: dict[str, Any], stats: PixelStats,
+                num_images: int, adaptations: dict[str, Any], steps: int, wall_time: float) -> dict[str, Any]:
     """Everything needed to trace a file back to its base and to remake it."""
     base_parent = {"path": origin.get("path") or origin.get("spec"), "sha256": origin.get("sha256")}
     return {
@@ -148,7 +206,8 @@ def _provenance(config: PretrainConfig, backbone: str, init: str, origin: dict[s
         "init": init,
         "steps": steps,
         "wall_time_s": round(wall_time, 3),
-        "data": {"path": config.data.path, "mean": stats.mean, "std": stats.std},
+        "data": {"path": config.data.path, "images": num_images, "mean": stats.mean, "std": stats.std},
+        "adaptations": adaptations,
         "base": origin,
         "parent": base_parent if origin.get("spec") else None,
         "config": config.to_dict(),

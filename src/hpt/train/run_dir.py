@@ -1,4 +1,8 @@
-"""A run folder: what `hpt pretrain` writes, and the rule that it never overwrites a user's work silently."""
+"""A run folder: what `hpt pretrain` writes, and the rules that protect a user's work.
+
+A folder that already holds files is refused unless the user says `--overwrite` (start again) or `--resume`
+(continue: only when the folder's `config.yaml` is the config asked for now).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from hpt.config import PretrainConfig
 from hpt.errors import HptError
 
 CONFIG = "config.yaml"
@@ -14,18 +21,47 @@ CHECKPOINT = "checkpoint.safetensors"
 BACKBONE = "backbone.safetensors"
 
 
-def prepare_run_dir(out: Path, overwrite: bool) -> Path:
-    """Create `out`; an existing non-empty folder is refused unless `overwrite`."""
+def check_run_dir(out: Path, config: PretrainConfig, overwrite: bool, resume: bool) -> bool:
+    """Whether `out` may be written; True when there is an earlier attempt of this same run to continue."""
     if out.exists() and not out.is_dir():
         raise HptError(f"--out '{out}' exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise HptError(f"--out '{out}' already holds files; pass --overwrite to replace them, or choose another folder")
+    if not (out.is_dir() and any(out.iterdir())) or overwrite:
+        return False
+    if not resume:
+        raise HptError(f"--out '{out}' already holds files; pass --overwrite to replace them, --resume to continue "
+                       "them, or choose another folder")
+    if not (out / CONFIG).is_file():
+        raise HptError(f"--resume: '{out}' holds files but no {CONFIG}; it is not an hpt run")
+    difference = first_difference(yaml.safe_load((out / CONFIG).read_text()), config.to_dict())
+    if difference:
+        raise HptError(f"--resume: '{out}' was started with another config ({difference}); use a new --out")
+    return True
+
+
+def first_difference(old: Any, new: Any, prefix: str = "") -> str | None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            found = first_difference(old.get(key), new.get(key), f"{prefix}{key}.")
+            if found:
+                return found
+        return None
+    return None if old == new else f"{prefix.rstrip('.')}: {old!r} then, {new!r} now"
+
+
+def create_run_dir(out: Path, continuing: bool) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise HptError(f"--out '{out}' cannot be created ({exc.strerror})") from None
-    (out / METRICS).write_text("")
+    if not continuing:
+        for name in (METRICS, CHECKPOINT, BACKBONE, "checkpoint.json", "backbone.json", "eval.json"):
+            (out / name).unlink(missing_ok=True)  # what an earlier run wrote here would no longer be true
+        (out / METRICS).write_text("")
     return out
+
+
+def is_finished(run: Path) -> bool:
+    return (run / BACKBONE).is_file()
 
 
 class MetricsLog:
@@ -37,6 +73,12 @@ class MetricsLog:
     def write(self, record: dict[str, Any]) -> None:
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
+
+    def truncate_after(self, step: int) -> None:
+        """Drop lines logged after `step` (an attempt that was cut off after its last checkpoint)."""
+        if self.path.is_file():
+            kept = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+            self.path.write_text("".join(line + "\n" for line in kept))
 
 
 def read_metrics(run: Path) -> list[dict[str, Any]]:

@@ -1,0 +1,42 @@
+"""Weight scaling before a second pretraining (after Ciga, Xu & Martel, 2021, "Resource and data efficient
+self supervised learning"). The paper's exact formula was not available; this is hpt's formulation.
+
+For every conv/linear weight tensor W of the copied backbone, with sigma0 the standard deviation of that
+layer's weight in a fresh initialisation of the same architecture (a fixed seed),
+    W <- W * c,   c = FACTOR * sigma0 / std(W),
+so `std(W) = FACTOR * sigma0` afterwards (FACTOR = 1 matches the initialisation's scale). A conv bias is scaled
+by the same c. Where a BatchNorm follows the layer its running mean is multiplied by c and its running variance
+by c^2, so in eval mode the network computes the same function (up to BN's epsilon) and in train mode it is
+unchanged by construction: what changes is the layer's effective learning rate (lr / c^2 for a scale-invariant
+layer), which is what lets a pretrained network move again. A layer with no BatchNorm after it (e.g. a
+squeeze-excitation conv) does change its function; the report lists those layers.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from hpt.backbones import Backbone
+from hpt.transfer.layers import fresh_modules, weighted_layers
+
+
+@torch.no_grad()
+def scale_weights(backbone: Backbone, factor: float, seed: int = 0) -> dict[str, object]:
+    fresh = fresh_modules(backbone, seed)
+    scales: dict[str, float] = {}
+    unnormalised: list[str] = []
+    for layer in weighted_layers(backbone.model):
+        weight = layer.module.weight
+        if weight.numel() < 2 or float(weight.std()) == 0.0:
+            continue
+        c = factor * float(fresh[layer.name].weight.std()) / float(weight.std())
+        weight.mul_(c)
+        if layer.module.bias is not None:
+            layer.module.bias.mul_(c)
+        if layer.norm is not None and layer.norm.track_running_stats:
+            layer.norm.running_mean.mul_(c)
+            layer.norm.running_var.mul_(c * c)
+        elif layer.norm is None:
+            unnormalised.append(layer.name)
+        scales[layer.name] = c
+    return {"factor": factor, "layers": len(scales), "scales": scales, "function_changed": unnormalised}
