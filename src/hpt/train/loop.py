@@ -72,7 +72,7 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
     resumed = _read_resumable(out / CHECKPOINT) if continuing else None
     adaptations = adapt_backbone(backbone, config.transfer, target_sample, seed) if resumed is None else {}
     method = build_method(config.method, backbone, config)
-    run = create_run_dir(out, continuing)
+    run = create_run_dir(out, continuing=resumed is not None)
     dump_config(config, run / CONFIG)
     console.log(f"[bold]hpt pretrain[/]: {config.method} on {backbone.name}, init {init} "
                 f"from {origin.get('spec') or 'random weights'}; {len(images)} images -> {run}")

@@ -5,11 +5,14 @@ For every conv/linear weight tensor W of the copied backbone, with sigma0 the st
 layer's weight in a fresh initialisation of the same architecture (a fixed seed),
     W <- W * c,   c = FACTOR * sigma0 / std(W),
 so `std(W) = FACTOR * sigma0` afterwards (FACTOR = 1 matches the initialisation's scale). A conv bias is scaled
-by the same c. Where a BatchNorm follows the layer its running mean is multiplied by c and its running variance
-by c^2, so in eval mode the network computes the same function (up to BN's epsilon) and in train mode it is
-unchanged by construction: what changes is the layer's effective learning rate (lr / c^2 for a scale-invariant
-layer), which is what lets a pretrained network move again. A layer with no BatchNorm after it (e.g. a
-squeeze-excitation conv) does change its function; the report lists those layers.
+by the same c. Where a BatchNorm follows the layer, its running mean is multiplied by c, its running variance by
+c^2, and its weight gamma by sqrt(c^2 var + eps) / (c sqrt(var + eps)), the correction for BN's epsilon: then in
+eval mode the network computes exactly the same function, and in train mode the same up to epsilon's share of the
+batch variance. What changes is the layer's effective learning rate (lr / c^2 for a scale-invariant layer), which
+is what lets a pretrained network move again. (Without the gamma correction, TF-ported models such as
+EfficientNet-Lite, whose BN epsilon is 1e-3 and whose running variances are often small, change their output
+by most of its norm.) A layer with no BatchNorm after it (e.g. a squeeze-excitation conv) does change its
+function; the report lists those layers.
 """
 
 from __future__ import annotations
@@ -33,10 +36,13 @@ def scale_weights(backbone: Backbone, factor: float, seed: int = 0) -> dict[str,
         weight.mul_(c)
         if layer.module.bias is not None:
             layer.module.bias.mul_(c)
-        if layer.norm is not None and layer.norm.track_running_stats:
-            layer.norm.running_mean.mul_(c)
-            layer.norm.running_var.mul_(c * c)
-        elif layer.norm is None:
+        norm = layer.norm
+        if norm is not None and norm.track_running_stats and norm.affine:
+            variance = norm.running_var
+            norm.weight.mul_(((c * c * variance + norm.eps) / (variance + norm.eps)).sqrt() / c)
+            norm.running_mean.mul_(c)
+            norm.running_var.mul_(c * c)
+        else:
             unnormalised.append(layer.name)
         scales[layer.name] = c
     return {"factor": factor, "layers": len(scales), "scales": scales, "function_changed": unnormalised}

@@ -1,0 +1,114 @@
+"""`hpt chain CHAIN.yaml --out DIR`: pretraining stages, each initialised from the previous stage's backbone.
+
+A chain file is a small YAML diff, like a config file:
+
+    base: timm:tf_efficientnet_lite0      # where stage 1 starts (or pass --base); optional for scratch
+    backbone: timm:tf_efficientnet_lite0  # optional: taken from the base when it says
+    defaults:                             # a config diff applied to every stage
+      data: {image_size: 32}
+    stages:
+      - name: source
+        data: {path: data/source}         # relative paths are relative to the chain file
+        train: {steps: 500}
+      - name: target
+        data: {path: data/target}
+        model: {init: bn-only}
+
+Stage i writes the ordinary run folder `DIR/NN-name`; stage i > 1 starts from stage i-1's folder. Re-running a
+chain skips a finished stage (when its config is unchanged), resumes a stage that was cut off from its last
+checkpoint, and starts the rest.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from hpt.config import PretrainConfig, read_yaml_mapping, set_dotted, validate_config
+from hpt.errors import HptError
+from hpt.train.loop import pretrain
+from hpt.train.run_dir import check_run_dir, is_finished
+
+CHAIN_KEYS = ("base", "backbone", "defaults", "stages")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Path
+    config: PretrainConfig
+
+
+def load_chain(path: Path, out: Path, base: str | None = None) -> list[Stage]:
+    """Resolve every stage's full config; any problem is reported before the first stage starts."""
+    raw = read_yaml_mapping(path)
+    unknown = sorted(set(raw) - set(CHAIN_KEYS))
+    if unknown:
+        raise HptError(f"chain '{path}': unknown key '{unknown[0]}' (known: {', '.join(CHAIN_KEYS)})")
+    stages_raw = raw.get("stages")
+    if not isinstance(stages_raw, list) or not stages_raw:
+        raise HptError(f"chain '{path}': 'stages' must be a non-empty list of stage configs")
+    defaults = raw.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise HptError(f"chain '{path}': 'defaults' must be a mapping of config keys")
+    root = path.parent
+    previous = base or _relative_to(raw.get("base"), root)
+    stages: list[Stage] = []
+    names: set[str] = set()
+    for number, stage_raw in enumerate(stages_raw, start=1):
+        if not isinstance(stage_raw, dict):
+            raise HptError(f"chain '{path}': stage {number} must be a mapping with a 'name'")
+        stage_raw = dict(stage_raw)
+        name = str(stage_raw.pop("name", f"stage{number}"))
+        if name in names or not name.replace("-", "").replace("_", "").isalnum():
+            raise HptError(f"chain '{path}': stage name '{name}' must be unique and made of letters, digits, - and _")
+        names.add(name)
+        merged = _merge(copy.deepcopy(defaults), stage_raw)
+        if raw.get("backbone") and "backbone" not in merged.get("model", {}):
+            set_dotted(merged, "model.backbone", raw["backbone"])
+        if previous and number == 1 and "base" not in merged.get("model", {}):
+            set_dotted(merged, "model.base", previous)
+        elif number > 1:
+            if "base" in merged.get("model", {}):
+                raise HptError(f"chain '{path}': stage '{name}' starts from the previous stage; it takes no model.base")
+            set_dotted(merged, "model.base", str(stages[-1].run))
+        if merged.get("data", {}).get("path"):
+            merged["data"]["path"] = _relative_to(merged["data"]["path"], root)
+        config = validate_config(merged, source=f"chain '{path}' stage '{name}'")
+        stages.append(Stage(name, out / f"{number:02d}-{name}", config))
+    return stages
+
+
+def _relative_to(value: Any, root: Path) -> Any:
+    """A relative path that exists beside the chain file is taken from there; anything else is left as is."""
+    if isinstance(value, str) and not Path(value).is_absolute() and (root / value).exists():
+        return str((root / value).resolve())
+    return value
+
+
+def _merge(base: dict[str, Any], diff: dict[str, Any]) -> dict[str, Any]:
+    for key, value in diff.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def run_chain(path: Path, out: Path, base: str | None = None, console: Console | None = None) -> list[Path]:
+    """Run (or finish) every stage in order; returns the stages' run folders."""
+    console = console or Console(stderr=True, log_path=False)
+    stages = load_chain(path, out, base)
+    for number, stage in enumerate(stages, start=1):
+        label = f"stage {number}/{len(stages)} '{stage.name}'"
+        if is_finished(stage.run):
+            check_run_dir(stage.run, stage.config, overwrite=False, resume=True)  # same config, or an error
+            console.log(f"{label}: finished earlier, skipped ({stage.run})")
+            continue
+        console.log(f"[bold]{label}[/]: {stage.config.train.steps} steps on {stage.config.data.path}")
+        pretrain(stage.config, stage.run, resume=True, console=console)
+    return [stage.run for stage in stages]

@@ -1,0 +1,71 @@
+"""`hpt inspect FILE`: the lineage of an hpt file, back to its base, read from the provenance it carries.
+
+Every hpt file embeds its base's provenance, so the whole chain is in the file itself; where an ancestor file
+still exists, its sha256 is checked against the one recorded when it was used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hpt.checkpoints.files import read_provenance, sha256_file
+from hpt.checkpoints.sources import resolve_path
+from hpt.errors import HptError
+
+
+def lineage(spec: str) -> list[dict[str, Any]]:
+    """Levels from the file itself (first) back to the base (last)."""
+    path = resolve_path(spec)
+    if path is None:
+        raise HptError(f"'{spec}': no such file or run folder")
+    if not path.name.endswith(".safetensors"):
+        return [{"path": str(path), "sha256": sha256_file(path), "provenance": None}]
+    levels = [{"path": str(path.resolve()), "sha256": sha256_file(path), "provenance": read_provenance(path)}]
+    while (provenance := levels[-1]["provenance"]) and provenance.get("base"):
+        base = provenance["base"]
+        levels.append({"path": base.get("path"), "sha256": base.get("sha256"), "origin": base,
+                       "provenance": base.get("provenance")})
+    return levels
+
+
+def _check(path: str | None, sha256: str | None) -> str:
+    if not path or not sha256:
+        return ""
+    file = Path(path)
+    if not file.is_file():
+        return " [file no longer there]"
+    return " [unchanged]" if sha256_file(file) == sha256 else " [CHANGED since it was used]"
+
+
+def describe(spec: str) -> str:
+    lines = []
+    for depth, level in enumerate(lineage(spec)):
+        arrow = "" if depth == 0 else "<- "
+        provenance = level["provenance"]
+        origin = level.get("origin", {})
+        if origin.get("source") == "hub":
+            lines.append(f"{arrow}{origin['spec']}: pretrained weights from the {origin['spec'].split(':')[0]} hub")
+            continue
+        if origin.get("source") == "scratch":
+            lines.append(f"{arrow}random initialisation of {origin['backbone']}")
+            continue
+        checked = _check(level["path"], level["sha256"]) if depth else ""
+        lines.append(f"{arrow}{level['path']}  sha256 {str(level['sha256'])[:16]}{checked}")
+        if provenance:
+            data = provenance.get("data", {})
+            adapt = ", ".join(k for k in provenance.get("adaptations", {}) if k != "batch_norm_reestimated_on")
+            lines.append(f"   {provenance.get('format', 'hpt')}: {provenance['backbone']}, {provenance['method']}, "
+                         f"init {provenance['init']}{' + ' + adapt if adapt else ''}, {provenance['steps']} steps "
+                         f"on {data.get('images')} images of {data.get('path')}, {provenance.get('wall_time_s')}s, "
+                         f"{provenance.get('created')}")
+            parent = provenance.get("parent")
+            if provenance.get("format") == "hpt-backbone" and parent:
+                lines.append(f"   exported from {parent['path']}{_check(parent['path'], parent['sha256'])}")
+        elif origin:
+            report = origin.get("load_report", {})
+            lines.append(f"   foreign checkpoint of {origin.get('backbone')}: layout {report.get('layout')}, "
+                         f"{report.get('loaded')} tensors loaded, {len(report.get('dropped', []))} dropped")
+        else:
+            lines.append("   a file without hpt provenance")
+    return "\n".join(lines)

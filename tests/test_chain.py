@@ -1,0 +1,128 @@
+"""Chains of stages on real images: run, lineage, kill and re-run; and resuming a killed run."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hpt.checkpoints.files import sha256_file
+from hpt.errors import HptError
+from hpt.pipeline.chain import load_chain
+from hpt.train.run_dir import read_metrics
+
+LITE0 = "timm:tf_efficientnet_lite0"
+
+
+def _chain(tmp_path: Path, digits: dict[str, Path], source_steps: int = 3) -> Path:
+    chain = {
+        "backbone": LITE0,
+        "defaults": {"data": {"image_size": 32, "num_workers": 0}, "train": {"batch_size": 16, "steps": 3},
+                     "mocov2": {"queue_size": 32}},
+        "stages": [
+            {"name": "source", "data": {"path": str(digits["pretrain"])}, "model": {"init": "full"},
+             "train": {"steps": source_steps}},
+            {"name": "middle", "data": {"path": str(digits["train"])}},
+            {"name": "target", "data": {"path": str(digits["test"])}, "model": {"init": "bn-only"},
+             "transfer": {"target_sample": 32}},
+        ],
+    }
+    path = tmp_path / f"chain-{source_steps}.yaml"
+    path.write_text(yaml.safe_dump(chain))
+    return path
+
+
+def _hpt(*args) -> list[str]:
+    return [sys.executable, "-m", "hpt", *map(str, args)]
+
+
+def _wait_for(condition, process: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, process.stderr.read() if process.stderr else "process ended early"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_chain_runs_survives_a_kill_between_stages_and_reads_back(tmp_path, digits, lite0_file):
+    chain, out = _chain(tmp_path, digits), tmp_path / "out"
+    first = subprocess.Popen(_hpt("chain", chain, "--out", out, "--base", lite0_file), stderr=subprocess.PIPE, text=True)
+    source = out / "01-source"
+    _wait_for(lambda: (source / "backbone.safetensors").is_file() and (source / "backbone.json").is_file(), first)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    finished = {name: (source / name).stat().st_mtime_ns for name in ("backbone.safetensors", "metrics.jsonl")}
+
+    second = subprocess.run(_hpt("chain", chain, "--out", out, "--base", lite0_file), capture_output=True,
+                            text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert "stage 1/3 'source': finished earlier, skipped" in second.stderr
+    assert {name: (source / name).stat().st_mtime_ns for name in finished} == finished  # not redone
+    runs = [out / "01-source", out / "02-middle", out / "03-target"]
+    assert all((run / "backbone.safetensors").is_file() for run in runs)
+    assert [m["step"] for m in read_metrics(out / "03-target")] == [3]
+
+    # Each stage starts from the one before: the recorded parent is the previous stage's exported backbone.
+    target = json.loads((out / "03-target" / "backbone.json").read_text())
+    assert target["init"] == "bn-only" and target["base"]["path"] == str((runs[1] / "backbone.safetensors").resolve())
+    assert target["base"]["sha256"] == sha256_file(runs[1] / "backbone.safetensors")
+
+    inspect = subprocess.run(_hpt("inspect", out / "03-target"), capture_output=True, text=True, timeout=120)
+    assert inspect.returncode == 0, inspect.stderr
+    lines = inspect.stdout.splitlines()
+    order = [next(i for i, line in enumerate(lines) if marker in line) for marker in
+             ("03-target/backbone.safetensors", "02-middle/backbone.safetensors", "01-source/backbone.safetensors",
+              str(lite0_file))]
+    assert order == sorted(order)
+    assert "init bn-only" in inspect.stdout and "init full" in inspect.stdout
+    assert "foreign checkpoint of timm:tf_efficientnet_lite0: layout lukemelas-efficientnet" in inspect.stdout
+    assert inspect.stdout.count("[unchanged]") >= 3
+
+    changed = subprocess.run(_hpt("chain", _chain(tmp_path, digits, source_steps=4), "--out", out, "--base",
+                                  lite0_file), capture_output=True, text=True, timeout=120)
+    assert changed.returncode == 2 and "train.steps: 3 then, 4 now" in changed.stderr
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, digits):
+    run = tmp_path / "run"
+    args = ["pretrain", "--data", digits["pretrain"], "--out", run, "--backbone", "torchvision:resnet18",
+            "--steps", "80", "--batch-size", "8", "--image-size", "32", "--workers", "0",
+            "--set", "train.log_every=2", "--set", "train.checkpoint_every=5", "--set", "mocov2.queue_size=32"]
+    first = subprocess.Popen(_hpt(*args), stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: (run / "metrics.jsonl").is_file() and len(read_metrics(run)) >= 6, first)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert not (run / "backbone.safetensors").exists()
+    checkpoint_step = json.loads((run / "checkpoint.json").read_text())["steps"]
+    assert 10 <= checkpoint_step < 80 and checkpoint_step % 5 == 0
+
+    refused = subprocess.run(_hpt(*args), capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "pass --overwrite to replace them, --resume to continue" in refused.stderr
+
+    resumed = subprocess.run(_hpt(*args, "--resume"), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming from step {checkpoint_step} of 80" in resumed.stderr
+    steps = [m["step"] for m in read_metrics(run)]
+    assert steps == list(range(2, 81, 2))  # the cut-off attempt's lines after the checkpoint are gone
+    assert json.loads((run / "backbone.json").read_text())["steps"] == 80
+
+
+@pytest.mark.parametrize("chain,message", [
+    ({"stages": []}, "'stages' must be a non-empty list"),
+    ({"stage": [{"name": "a"}]}, "unknown key 'stage'"),
+    ({"stages": [{"name": "a"}, {"name": "a"}]}, "stage name 'a' must be unique"),
+    ({"stages": [{"name": "a"}, {"name": "b", "model": {"base": "x"}}]}, "stage 'b' starts from the previous stage"),
+    ({"stages": [{"name": "a", "train": {"stepz": 3}}]}, "stage 'a': unknown key 'train.stepz'"),
+])
+def test_bad_chains_are_refused_before_any_work(tmp_path, chain, message):
+    path = tmp_path / "chain.yaml"
+    path.write_text(yaml.safe_dump(chain))
+    with pytest.raises(HptError, match=message):
+        load_chain(path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,143 @@
+"""Initialisation strategies on the real ImageNet base: bn-only, weight scaling, filter selection."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hpt.checkpoints.sources import load_backbone
+from hpt.config import ModelConfig, MoCoV2Config, TransferConfig, load_config
+from hpt.errors import HptError
+from hpt.methods.mocov2 import MoCoV2
+from hpt.train.loop import pretrain
+from hpt.train.param_groups import param_groups
+from hpt.transfer import check_strategy
+from hpt.transfer.bn_only import init_bn_only
+from hpt.transfer.filter_selection import measure_responses, select_filters
+from hpt.transfer.layers import batch_norms, fresh_modules, weighted_layers
+from hpt.transfer.weight_scaling import scale_weights
+
+LITE0 = "timm:tf_efficientnet_lite0"
+
+
+def _bn_keys(backbone) -> set[str]:
+    return {f"{name}.{leaf}" for name, _ in batch_norms(backbone.model)
+            for leaf in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
+
+
+def test_bn_only_trains_batch_norm_alone(digits, lite0_file, tmp_path):
+    config = load_config(overrides={
+        "data.path": str(digits["pretrain"]), "data.image_size": 32, "data.num_workers": 0,
+        "model.base": str(lite0_file), "model.backbone": LITE0, "model.init": "bn-only",
+        "train.steps": 4, "train.batch_size": 16, "mocov2.queue_size": 64, "optim.lr": 3.0})
+    pretrain(config, tmp_path / "run")
+    base, _ = load_backbone(str(lite0_file), LITE0)
+    before = base.native_state_dict()
+    after = load_file(str(tmp_path / "run" / "backbone.safetensors"))
+    bn_keys = _bn_keys(base)
+    assert bn_keys and set(after) == set(before)
+    for key in before:
+        if key not in bn_keys:
+            assert torch.equal(after[key], before[key]), key  # bitwise: frozen
+    affine = [k for k in bn_keys if k.endswith((".weight", ".bias"))]
+    changed = [k for k in affine if not torch.equal(after[k], before[k])]
+    assert len(changed) >= 0.9 * len(affine)  # (nearly) every BN affine tensor moved
+    assert not torch.equal(after["bn2.running_mean"], before["bn2.running_mean"])  # re-estimated on the target
+
+
+def test_bn_only_optimiser_holds_only_batch_norm_and_head(lite0_file):
+    backbone, _ = init_bn_only(ModelConfig(base=str(lite0_file), backbone=LITE0, init="bn-only"))
+    method = MoCoV2(backbone, MoCoV2Config(queue_size=8))
+    in_optimizer = {id(p) for group in param_groups(method, 1e-4) for p in group["params"]}
+    expected = {id(norm.weight) for _, norm in batch_norms(backbone)} | {id(norm.bias) for _, norm in batch_norms(backbone)}
+    expected |= {id(p) for p in method.head.parameters()}
+    assert in_optimizer == expected
+
+
+@pytest.mark.parametrize("factor", [0.5, 1.0, 3.0])
+def test_weight_scaling_sets_each_layer_to_factor_times_its_init_std(lite0_file, factor):
+    backbone, _ = load_backbone(str(lite0_file), LITE0)
+    report = scale_weights(backbone, factor, seed=0)
+    fresh = fresh_modules(backbone, seed=0)
+    layers = weighted_layers(backbone.model)
+    assert report["layers"] == len(layers) == 49 and report["function_changed"] == []
+    for layer in layers:
+        expected = factor * fresh[layer.name].weight.detach().std()
+        assert float(layer.module.weight.detach().std()) == pytest.approx(float(expected), rel=1e-4), layer.name
+
+
+def test_weight_scaling_keeps_the_eval_function(lite0_file):
+    """conv -> BN in eval mode computes the same before and after: a learning-rate change, not a new function."""
+    backbone, _ = load_backbone(str(lite0_file), LITE0)
+    backbone.eval()
+    images = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    stem_outputs = []
+    backbone.model.bn1.register_forward_hook(lambda m, i, o: stem_outputs.append(o))
+    with torch.no_grad():
+        before = backbone(images)
+        scale_weights(backbone, 3.0)
+        after = backbone(images)
+    assert torch.allclose(stem_outputs[0], stem_outputs[1], rtol=1e-4, atol=1e-5)
+    assert float((after - before).norm() / before.norm()) < 1e-4
+
+
+def test_filter_selection_reinitialises_the_least_used_filters(lite0_file, digits):
+    from hpt.data.dataset import sample_batches
+    from hpt.data.files import find_images
+    from hpt.data.views import eval_view
+
+    backbone, _ = load_backbone(str(lite0_file), LITE0)
+    planted = backbone.model.blocks[2][0]  # a real block: plant a dead filter in its expansion conv
+    with torch.no_grad():
+        planted.conv_pw.weight[7].zero_()
+        planted.bn1.bias[7] = -1.0
+    before = {k: v.clone() for k, v in backbone.native_state_dict().items()}
+    images = find_images(digits["pretrain"])
+    batches = sample_batches(images, eval_view(32, (0.13,) * 3, (0.3,) * 3), count=64, batch_size=32, seed=0)
+    responses = measure_responses(backbone, batches)
+    report = select_filters(backbone, 0.25, responses, seed=0)
+    fresh = fresh_modules(backbone, seed=0)
+
+    chosen = report["reinitialised"]
+    assert 7 in chosen["blocks.2.0.conv_pw"]
+    for layer in weighted_layers(backbone.model):
+        if layer.name not in responses:
+            continue
+        out = layer.module.weight.shape[0]
+        picked = chosen.get(layer.name, [])
+        assert len(picked) == round(0.25 * out), layer.name
+        kept = sorted(set(range(out)) - set(picked))
+        if picked and kept:  # the choice follows the measured responses
+            assert responses[layer.name][picked].max() <= responses[layer.name][kept].min()
+        key = f"{layer.name}.weight"
+        assert torch.equal(layer.module.weight[kept], before[key][kept]), layer.name  # bitwise unchanged
+        assert torch.equal(layer.module.weight[picked], fresh[layer.name].weight[picked]), layer.name
+        if layer.norm is not None and picked:
+            assert torch.equal(layer.norm.running_var[picked], fresh[layer.norm_name].running_var[picked])
+            assert torch.equal(layer.norm.weight[kept], before[f"{layer.norm_name}.weight"][kept])
+
+
+def test_adaptations_compose_with_full_through_the_cli(digits, lite0_file, tmp_path):
+    from hpt.checkpoints.files import read_provenance
+    from hpt.cli import main
+
+    run = tmp_path / "run"
+    code = main(["pretrain", "--data", str(digits["pretrain"]), "--out", str(run), "--base", str(lite0_file),
+                 "--backbone", LITE0, "--steps", "2", "--batch-size", "16", "--image-size", "32", "--workers", "0",
+                 "--weight-scaling", "2", "--filter-selection", "0.1", "--set", "transfer.target_sample=32",
+                 "--set", "mocov2.queue_size=32"])
+    assert code == 0
+    adaptations = read_provenance(run / "backbone.safetensors")["adaptations"]
+    assert adaptations["weight_scaling"]["factor"] == 2.0 and adaptations["weight_scaling"]["layers"] == 49
+    assert adaptations["filter_selection"]["fraction"] == 0.1 and adaptations["filter_selection"]["layers"] > 0
+
+
+@pytest.mark.parametrize("model,transfer,message", [
+    (ModelConfig(init="bn-only"), TransferConfig(), "--init bn-only needs a --base"),
+    (ModelConfig(init="scratch"), TransferConfig(weight_scaling=2.0), "--init scratch has none"),
+    (ModelConfig(base="x.pth", init="scratch"), TransferConfig(filter_selection=0.1), "--init scratch has none"),
+])
+def test_strategies_that_make_no_sense_are_refused(model, transfer, message):
+    with pytest.raises(HptError, match=message):
+        check_strategy(model, transfer)
