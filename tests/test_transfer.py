@@ -141,3 +141,20 @@ def test_adaptations_compose_with_full_through_the_cli(digits, lite0_file, tmp_p
 def test_strategies_that_make_no_sense_are_refused(model, transfer, message):
     with pytest.raises(HptError, match=message):
         check_strategy(model, transfer)
+
+
+def test_batch_norm_reestimation_is_the_exact_target_average():
+    from hpt.backbones import create_backbone
+    from hpt.transfer.bn_only import reestimate_batch_norm
+
+    torch.manual_seed(0)
+    backbone = create_backbone("torchvision:resnet18")
+    batches = [torch.randn(4, 3, 32, 32) + i for i in range(3)]
+    seen = reestimate_batch_norm(backbone, batches, "cpu")
+    with torch.no_grad():
+        stem = torch.cat([backbone.model.conv1(b) for b in batches])  # what bn1 normalises: 12 x 64 x 16 x 16
+    assert seen == 12
+    assert torch.allclose(backbone.model.bn1.running_mean, stem.mean(dim=(0, 2, 3)), atol=1e-5)
+    per_batch_var = torch.stack([s.var(dim=(0, 2, 3), unbiased=True) for s in stem.split(4)])
+    assert torch.allclose(backbone.model.bn1.running_var, per_batch_var.mean(0), rtol=1e-4)
+    assert backbone.model.bn1.momentum == 0.1  # restored

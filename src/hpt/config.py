@@ -59,6 +59,9 @@ class TransferConfig(Section):
     """FACTOR: rescale every conv/linear weight to FACTOR x the std of its fresh initialisation."""
     filter_selection: float | None = Field(None, gt=0.0, lt=1.0)
     """FRACTION: per conv layer, re-initialise this share of the filters least used on the target."""
+    reestimate_batch_norm: bool = True
+    """`bn-only`: recompute BN running statistics on the target after training (HPT-BN). False keeps the
+    statistics the training batches left (a momentum average over the last steps)."""
     target_sample: int = Field(256, ge=1)
     """How many target images filter selection measures responses on, and `bn-only` re-estimates BN statistics on."""
 

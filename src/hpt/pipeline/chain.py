@@ -56,7 +56,7 @@ def load_chain(path: Path, out: Path, base: str | None = None) -> list[Stage]:
     if not isinstance(defaults, dict):
         raise HptError(f"chain '{path}': 'defaults' must be a mapping of config keys")
     root = path.parent
-    previous = base or _relative_to(raw.get("base"), root)
+    first_base = base or _relative_to(raw.get("base"), root)
     stages: list[Stage] = []
     names: set[str] = set()
     for number, stage_raw in enumerate(stages_raw, start=1):
@@ -70,8 +70,8 @@ def load_chain(path: Path, out: Path, base: str | None = None) -> list[Stage]:
         merged = _merge(copy.deepcopy(defaults), stage_raw)
         if raw.get("backbone") and "backbone" not in merged.get("model", {}):
             set_dotted(merged, "model.backbone", raw["backbone"])
-        if previous and number == 1 and "base" not in merged.get("model", {}):
-            set_dotted(merged, "model.base", previous)
+        if first_base and number == 1 and "base" not in merged.get("model", {}):
+            set_dotted(merged, "model.base", first_base)
         elif number > 1:
             if "base" in merged.get("model", {}):
                 raise HptError(f"chain '{path}': stage '{name}' starts from the previous stage; it takes no model.base")
