@@ -8,7 +8,7 @@ from PIL import Image
 from hpt.data.decode import load_rgb
 from hpt.data.files import find_images
 from hpt.data.stats import cache_dir, pixel_stats
-from hpt.data.views import POLICIES, TwoViews, eval_view, pretrain_view
+from hpt.data.views import POLICIES, eval_view, pretrain_view, two_views
 from hpt.errors import HptError
 
 
@@ -107,7 +107,7 @@ def test_pixel_stats_are_exact_and_cached(tmp_path, monkeypatch):
 @pytest.mark.parametrize("policy", sorted(POLICIES))
 def test_every_view_policy_makes_normalised_crops(policy):
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8))
-    first, second = TwoViews(pretrain_view(policy, 32, (0.5,) * 3, (0.25,) * 3))(image)
+    first, second = two_views(pretrain_view(policy, 32, (0.5,) * 3, (0.25,) * 3))(image)
     assert first.shape == second.shape == (3, 32, 32) and first.dtype == torch.float32
     assert not torch.equal(first, second)
     assert eval_view(32, (0.5,) * 3, (0.25,) * 3)(image).shape == (3, 32, 32)

@@ -17,6 +17,7 @@ from hpt.errors import HptError
 
 ViewPolicy = Literal["full", "no-color", "no-grayscale", "crop-blur", "crop-only"]
 Init = Literal["full", "scratch", "bn-only"]
+Method = Literal["mocov2", "simclr", "byol", "swav"]
 Precision = Literal["32-true", "bf16-mixed", "16-mixed"]
 
 
@@ -77,6 +78,45 @@ class MoCoV2Config(Section):
     temperature: float = Field(0.2, gt=0.0)
 
 
+class SimCLRConfig(Section):
+    """SimCLR (Chen et al., 2020): 2-layer MLP head with BN, NT-Xent; temperature 0.1 suits small batches."""
+
+    dim: int = Field(128, ge=1)
+    hidden_dim: int | None = Field(None, ge=1)
+    """None: the backbone's feature width (2048 on ResNet-50, as in the paper)."""
+    temperature: float = Field(0.1, gt=0.0)
+
+
+class BYOLConfig(Section):
+    """BYOL (Grill et al., 2020): projector and predictor 4096-256 with BN; EMA 0.996 -> 1 (cosine)."""
+
+    dim: int = Field(256, ge=1)
+    hidden_dim: int = Field(4096, ge=1)
+    momentum_start: float = Field(0.996, ge=0.0, le=1.0)
+    momentum_end: float = Field(1.0, ge=0.0, le=1.0)
+
+
+class SwAVConfig(Section):
+    """SwAV (Caron et al., 2020): 3000 prototypes, temperature 0.1, Sinkhorn 3 iterations at epsilon 0.05,
+    multi-crop 2 x 224 (scale 0.14-1) + 6 x 96 (scale 0.05-0.14), prototypes frozen for the first epoch."""
+
+    dim: int = Field(128, ge=1)
+    hidden_dim: int = Field(2048, ge=1)
+    prototypes: int = Field(3000, ge=2)
+    temperature: float = Field(0.1, gt=0.0)
+    epsilon: float = Field(0.05, gt=0.0)
+    sinkhorn_iterations: int = Field(3, ge=1)
+    small_crops: int = Field(6, ge=0)
+    small_crop_ratio: float = Field(96 / 224, gt=0.0, le=1.0)
+    """Small-crop size as a share of the image size (96 px at 224)."""
+    crop_split: float = Field(0.14, gt=0.0, lt=1.0)
+    """Large crops cover `crop_split`-1 of the image, small crops 0.05-`crop_split`."""
+    freeze_prototypes_steps: int = Field(313, ge=0)
+    queue_size: int = Field(0, ge=0)
+    """Embeddings of past large crops added to the Sinkhorn batch (0: off); for batches under 256."""
+    queue_start_step: int = Field(0, ge=0)
+
+
 class OptimConfig(Section):
     lr: float = Field(0.03, gt=0.0)
     """Learning rate for a batch of 256; the run uses lr * batch_size / 256 (linear scaling)."""
@@ -101,8 +141,11 @@ class PretrainConfig(Section):
     views: ViewConfig = Field(default_factory=ViewConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     transfer: TransferConfig = Field(default_factory=TransferConfig)
-    method: Literal["mocov2"] = "mocov2"
+    method: Method = "mocov2"
     mocov2: MoCoV2Config = Field(default_factory=MoCoV2Config)
+    simclr: SimCLRConfig = Field(default_factory=SimCLRConfig)
+    byol: BYOLConfig = Field(default_factory=BYOLConfig)
+    swav: SwAVConfig = Field(default_factory=SwAVConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
 
@@ -120,17 +163,17 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     return validate_config(raw, source=str(path) if path else "config")
 
 
-def read_yaml_mapping(path: Path) -> dict[str, Any]:
+def read_yaml_mapping(path: Path, what: str = "config file") -> dict[str, Any]:
     if not path.is_file():
-        raise HptError(f"config file '{path}' does not exist")
+        raise HptError(f"{what} '{path}' does not exist")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         where = f" at line {line + 1}" if line is not None else ""
-        raise HptError(f"config file '{path}' is not valid YAML{where}") from None
+        raise HptError(f"{what} '{path}' is not valid YAML{where}") from None
     if not isinstance(raw, dict):
-        raise HptError(f"config file '{path}' must hold a mapping of keys, not {type(raw).__name__}")
+        raise HptError(f"{what} '{path}' must hold a mapping of keys, not {type(raw).__name__}")
     return raw
 
 

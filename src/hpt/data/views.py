@@ -38,9 +38,9 @@ def eval_view(image_size: int, mean: tuple[float, ...], std: tuple[float, ...]) 
 
 
 def pretrain_view(policy: ViewPolicy, image_size: int, mean: tuple[float, ...], std: tuple[float, ...],
-                  crop_min_scale: float = 0.2) -> v2.Compose:
+                  crop_scale: tuple[float, float] = (0.2, 1.0)) -> v2.Compose:
     parts = POLICIES[policy]
-    steps: list[v2.Transform] = [v2.RandomResizedCrop(image_size, scale=(crop_min_scale, 1.0), antialias=True)]
+    steps: list[v2.Transform] = [v2.RandomResizedCrop(image_size, scale=crop_scale, antialias=True)]
     if "color" in parts:
         steps.append(v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8))
     if "grayscale" in parts:
@@ -53,11 +53,16 @@ def pretrain_view(policy: ViewPolicy, image_size: int, mean: tuple[float, ...], 
     return v2.Compose([*steps, *_to_tensor(), v2.Normalize(mean, std)])
 
 
-class TwoViews:
-    """Two independent views of one image (the positive pair of contrastive methods)."""
+class MultiView:
+    """Independent views of one image, one per transform: two for the positive pair of contrastive methods,
+    2 large + N small for SwAV's multi-crop."""
 
-    def __init__(self, view: v2.Compose) -> None:
-        self.view = view
+    def __init__(self, views: list[v2.Compose]) -> None:
+        self.views = views
 
     def __call__(self, image):
-        return self.view(image), self.view(image)
+        return [view(image) for view in self.views]
+
+
+def two_views(view: v2.Compose) -> MultiView:
+    return MultiView([view, view])

@@ -6,11 +6,17 @@ from collections.abc import Callable
 
 from hpt.backbones import Backbone
 from hpt.config import PretrainConfig
-from hpt.methods.base import SSLMethod
+from hpt.methods.base import SSLMethod, ViewFactory
+from hpt.methods.byol import BYOL
 from hpt.methods.mocov2 import MoCoV2
+from hpt.methods.simclr import SimCLR
+from hpt.methods.swav import SwAV
 
 METHODS: dict[str, Callable[[Backbone, PretrainConfig], SSLMethod]] = {
     "mocov2": lambda backbone, config: MoCoV2(backbone, config.mocov2),
+    "simclr": lambda backbone, config: SimCLR(backbone, config.simclr),
+    "byol": lambda backbone, config: BYOL(backbone, config.byol),
+    "swav": lambda backbone, config: SwAV(backbone, config.swav, config.data.image_size),
 }
 
 
@@ -18,4 +24,4 @@ def build_method(name: str, backbone: Backbone, config: PretrainConfig) -> SSLMe
     return METHODS[name](backbone, config)
 
 
-__all__ = ["METHODS", "SSLMethod", "build_method"]
+__all__ = ["METHODS", "SSLMethod", "ViewFactory", "build_method"]

@@ -1,12 +1,13 @@
 """The small contract every self-supervised method meets; methods are composed, not inherited into.
 
-A method owns its backbone, heads and any state (queues, target networks) and turns a batch of views into
-a loss. The training loop needs only three more facts from it, kept here and nowhere else.
+A method owns its backbone, heads and any state (queues, target networks, prototypes) and turns a batch of
+views into a loss. The training loop needs only these few more facts from it, kept here and nowhere else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -14,20 +15,29 @@ from torch import nn
 from hpt.backbones import Backbone
 
 
+class ViewFactory(Protocol):
+    """Builds the run's view policy at a crop size and scale range (defaults: the run's image size and crop)."""
+
+    def __call__(self, size: int | None = None, scale: tuple[float, float] | None = None) -> Callable: ...
+
+
 class SSLMethod(nn.Module):
     backbone: Backbone
 
+    momentum: tuple[float, float] = (0.0, 0.0)
+    """Start and end of the EMA momentum (cosine, reaching the end on the last step), for `momentum_pairs`."""
+
     def forward(self, views: list[torch.Tensor]) -> torch.Tensor:
         """The loss for one batch of views (each N x 3 x H x W)."""
+        raise NotImplementedError
+
+    def views(self, make_view: ViewFactory) -> Callable:
+        """What `forward` gets from each image: a transform returning a list of views."""
         raise NotImplementedError
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """(online, target) modules that the loop updates by EMA after each optimiser step."""
         return []
 
-    momentum: tuple[float, float] = (0.0, 0.0)
-    """Start and end of the EMA momentum schedule (cosine), when `momentum_pairs` is not empty."""
-
-    def views(self, view: Callable) -> Callable:
-        """Wrap one view transform into what `forward` expects from each image (e.g. two views)."""
-        raise NotImplementedError
+    def on_step(self, step: int) -> None:
+        """Told the (0-based) step before each forward, for methods whose behaviour changes with it."""

@@ -12,7 +12,6 @@ batch size.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -20,11 +19,12 @@ from torch import nn
 
 from hpt.backbones import Backbone
 from hpt.config import MoCoV2Config
-from hpt.data.views import TwoViews
+from hpt.data.views import MultiView, two_views
 from hpt.heads import ProjectionMLP
 from hpt.losses import infonce_loss
-from hpt.methods.base import SSLMethod
+from hpt.methods.base import SSLMethod, ViewFactory
 from hpt.methods.queue import KeyQueue
+from hpt.train.distributed import gather
 
 
 class MoCoV2(SSLMethod):
@@ -41,8 +41,8 @@ class MoCoV2(SSLMethod):
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         return [(self.backbone, self.momentum_backbone), (self.head, self.momentum_head)]
 
-    def views(self, view: Callable) -> TwoViews:
-        return TwoViews(view)
+    def views(self, make_view: ViewFactory) -> MultiView:
+        return two_views(make_view())
 
     def forward(self, views: list[torch.Tensor]) -> torch.Tensor:
         query_images, key_images = views
@@ -50,5 +50,5 @@ class MoCoV2(SSLMethod):
         with torch.no_grad():
             key = F.normalize(self.momentum_head(self.momentum_backbone(key_images)), dim=1)  # N x C
         loss = infonce_loss(query, key, self.queue.keys.clone(), self.temperature)
-        self.queue.push(key)
+        self.queue.push(gather(key))  # every process enqueues the keys of the global batch
         return loss

@@ -45,7 +45,7 @@ class Stage:
 
 def load_chain(path: Path, out: Path, base: str | None = None) -> list[Stage]:
     """Resolve every stage's full config; any problem is reported before the first stage starts."""
-    raw = read_yaml_mapping(path)
+    raw = read_yaml_mapping(path, what="chain file")
     unknown = sorted(set(raw) - set(CHAIN_KEYS))
     if unknown:
         raise HptError(f"chain '{path}': unknown key '{unknown[0]}' (known: {', '.join(CHAIN_KEYS)})")

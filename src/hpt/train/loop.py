@@ -78,12 +78,14 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
                 f"from {origin.get('spec') or 'random weights'}; {len(images)} images -> {run}")
 
     # ---- data: the dataset's own statistics, the method's views ------------------------------------------
-    view = pretrain_view(config.views.policy, config.data.image_size, stats.mean, stats.std,
-                         config.views.crop_min_scale)
+    def make_view(size: int | None = None, scale: tuple[float, float] | None = None):
+        return pretrain_view(config.views.policy, size or config.data.image_size, stats.mean, stats.std,
+                             scale or (config.views.crop_min_scale, 1.0))
+
     workers = config.data.num_workers
     start_step = resumed[1]["steps"] if resumed else 0
     prior_wall_time = resumed[1]["wall_time_s"] if resumed else 0.0
-    loader = DataLoader(ImageDataset(images, method.views(view)), batch_size=batch_size, shuffle=True,
+    loader = DataLoader(ImageDataset(images, method.views(make_view)), batch_size=batch_size, shuffle=True,
                         drop_last=True, num_workers=workers, persistent_workers=workers > 0,
                         generator=torch.Generator().manual_seed(seed + start_step))
 
@@ -91,7 +93,7 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
     fabric = Fabric(accelerator=config.train.accelerator, devices=1, precision=config.train.precision)
     base_lr = config.optim.lr * batch_size / 256
     lr_at = cosine_schedule(base_lr, 0.0, steps, config.optim.warmup_steps)
-    momentum_at = cosine_schedule(*method.momentum, steps)
+    momentum_at = cosine_schedule(*method.momentum, steps, reach_end=True)
     optimizer = torch.optim.SGD(param_groups(method, config.optim.weight_decay), lr=base_lr,
                                 momentum=config.optim.momentum)
     model, optimizer = fabric.setup(method, optimizer)
@@ -121,6 +123,7 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
             views, _ = next(batches)
             for group in optimizer.param_groups:
                 group["lr"] = float(lr_at[step])
+            method.on_step(step)
             loss = model(views)
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):

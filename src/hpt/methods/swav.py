@@ -1,0 +1,82 @@
+"""SwAV.
+
+Caron et al., NeurIPS 2020, "Unsupervised Learning of Visual Features by Contrasting Cluster Assignments":
+crops are projected (MLP with BN, 2048-128), L2-normalised and scored against K prototypes (normalised every
+step); codes for the two large crops come from Sinkhorn-Knopp over the (global) batch, and each code is
+predicted from every other crop (swapped prediction). Multi-crop: 2 large crops (scale 0.14-1) and N small
+ones (scale 0.05-0.14) whose size is scaled with the image size (96 px at 224). The prototypes get no gradient
+for the first steps (SwAV freezes them for the first epoch), and an optional queue of past large-crop
+embeddings enlarges the Sinkhorn batch when batches are small.
+
+Deviations: SGD with momentum instead of LARS; "first epoch" is given in steps (`freeze_prototypes_steps`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from hpt.backbones import Backbone
+from hpt.config import SwAVConfig
+from hpt.data.views import MultiView
+from hpt.heads import ProjectionMLP
+from hpt.heads.prototypes import Prototypes
+from hpt.losses.swav import sinkhorn, swapped_prediction_loss
+from hpt.methods.base import SSLMethod, ViewFactory
+
+LARGE_CROPS = 2
+SMALL_MIN_SCALE = 0.05
+
+
+class SwAV(SSLMethod):
+    queue: torch.Tensor
+    queued: torch.Tensor
+
+    def __init__(self, backbone: Backbone, config: SwAVConfig, image_size: int) -> None:
+        super().__init__()
+        self.config = config
+        self.small_size = max(8, round(image_size * config.small_crop_ratio))
+        self.backbone = backbone
+        self.head = ProjectionMLP(backbone.num_features, config.hidden_dim, config.dim, batch_norm=True)
+        self.prototypes = Prototypes(config.dim, config.prototypes)
+        self.register_buffer("queue", torch.zeros(LARGE_CROPS, config.queue_size, config.dim))
+        self.register_buffer("queued", torch.zeros((), dtype=torch.long))
+        self.step = 0
+
+    def views(self, make_view: ViewFactory) -> MultiView:
+        split = self.config.crop_split
+        large = make_view(scale=(split, 1.0))
+        small = make_view(size=self.small_size, scale=(SMALL_MIN_SCALE, split))
+        return MultiView([large] * LARGE_CROPS + [small] * self.config.small_crops)
+
+    def on_step(self, step: int) -> None:
+        self.step = step
+
+    def forward(self, views):
+        self.prototypes.normalize_()
+        batch = views[0].shape[0]
+        groups = [views[:LARGE_CROPS], views[LARGE_CROPS:]]  # one backbone pass per crop size, as in SwAV
+        features = torch.cat([self.backbone(torch.cat(group)) for group in groups if group])  # (2+N)B x F
+        embeddings = F.normalize(self.head(features), dim=1)  # (2+N)B x dim
+        frozen = self.step < self.config.freeze_prototypes_steps
+        scores = self.prototypes(embeddings, frozen=frozen).split(batch)  # (2+N) x [B x K]
+
+        use_queue = self.config.queue_size > 0 and self.step >= self.config.queue_start_step \
+            and int(self.queued) >= self.config.queue_size
+        codes = []
+        for i in range(LARGE_CROPS):
+            crop_scores = scores[i].detach()
+            if use_queue:
+                crop_scores = torch.cat([self.queue[i] @ self.prototypes.weight.detach().T, crop_scores])
+            codes.append(sinkhorn(crop_scores, self.config.epsilon, self.config.sinkhorn_iterations)[-batch:])
+        if self.config.queue_size > 0:
+            self._enqueue(embeddings[: LARGE_CROPS * batch].detach().view(LARGE_CROPS, batch, -1))
+        return swapped_prediction_loss(list(scores), codes, self.config.temperature)
+
+    @torch.no_grad()
+    def _enqueue(self, embeddings: torch.Tensor) -> None:
+        """Newest first: shift the queue by the batch and write the batch's large-crop embeddings in front."""
+        batch = min(embeddings.shape[1], self.config.queue_size)
+        self.queue[:, batch:] = self.queue[:, :-batch].clone()
+        self.queue[:, :batch] = embeddings[:, :batch]
+        self.queued.add_(batch)
