@@ -71,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model", help="run folder, checkpoint file, or hub name (timm:NAME, torchvision:NAME)")
     evaluate.add_argument("--train", required=True, help="labelled images the classifier is fitted on")
     evaluate.add_argument("--test", required=True, help="labelled images it is scored on")
-    evaluate.add_argument("--protocol", default="knn", help="knn")
+    evaluate.add_argument("--protocol", default="knn", help="knn (default) or linear")
+    evaluate.add_argument("--val", help="labelled validation images (linear: chooses the weight decay)")
+    evaluate.add_argument("--val-fraction", type=float, default=0.2,
+                          help="without --val: this share of each training class is held out (default 0.2)")
     evaluate.add_argument("--backbone", help="architecture of a foreign checkpoint, e.g. timm:tf_efficientnet_lite0")
     evaluate.add_argument("--image-size", type=int, help="default: the run's own, else 224")
     evaluate.add_argument("--batch-size", type=int, default=256)
@@ -120,7 +123,7 @@ def run(argv: list[str] | None = None) -> int:
         from hpt.eval.runner import evaluate
 
         result = evaluate(args.model, args.train, args.test, args.protocol, args.backbone, args.image_size,
-                          args.batch_size, args.out, args.workers)
+                          args.batch_size, args.out, args.workers, val_dir=args.val, val_fraction=args.val_fraction)
         metrics = "  ".join(f"{name} {value:.4f}" for name, value in result["metrics"].items())
         print(f"{args.model}: {metrics}")
     return 0

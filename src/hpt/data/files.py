@@ -7,6 +7,7 @@ so an unreadable file is reported by name before any work starts.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from hpt.errors import HptError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 LIST_SUFFIXES = (".txt", ".lst")
+TABLE_SUFFIXES = (".csv",)
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,8 @@ class ImageList:
     paths: list[Path]
     labels: list[int] | None
     classes: list[str] | None
+    multilabel: list[list[int]] | None = None
+    """Multi-hot targets (N x len(classes)) from a CSV of 0/1 columns; then `labels` is None."""
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -34,6 +38,8 @@ def find_images(spec: str | Path, what: str = "data") -> ImageList:
         images = _from_folder(path, what)
     elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
         images = _from_list(path, what)
+    elif path.is_file() and path.suffix.lower() in TABLE_SUFFIXES:
+        images = _from_table(path, what)
     elif path.exists():
         raise HptError(f"{what} '{spec}': expected a folder of images or a {'/'.join(LIST_SUFFIXES)} file list")
     else:
@@ -76,6 +82,25 @@ def _from_list(list_file: Path, what: str) -> ImageList:
     classes = sorted(set(names))
     index = {name: i for i, name in enumerate(classes)}
     return ImageList(paths, [index[n] for n in names], classes)
+
+
+def _from_table(table: Path, what: str) -> ImageList:
+    """A multi-label CSV (CheXpert-style): a header `path,NAME,NAME,...`, then one image and 0/1 per name."""
+    with open(table, newline="") as f:
+        rows = list(csv.reader(f))
+    if len(rows) < 2 or len(rows[0]) < 2:
+        raise HptError(f"{what} '{table}': expected a header 'path,LABEL,...' and one row per image")
+    classes = [name.strip() for name in rows[0][1:]]
+    paths, targets = [], []
+    for number, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != len(rows[0]) or any(v.strip() not in ("0", "1") for v in row[1:]):
+            raise HptError(f"{what} '{table}' line {number}: expected a path and {len(classes)} values of 0 or 1")
+        path = Path(row[0].strip()).expanduser()
+        paths.append(path if path.is_absolute() else table.parent / path)
+        targets.append([int(v) for v in row[1:]])
+    return ImageList(paths, None, classes, targets)
 
 
 def check_image(path: Path, what: str = "data") -> None:

@@ -23,6 +23,7 @@ from hpt.data.views import eval_view
 from hpt.errors import HptError
 from hpt.eval.features import extract_features
 from hpt.eval.knn import knn_accuracy
+from hpt.eval.linear import linear_probe
 
 DEFAULT_IMAGE_SIZE = 224
 KNN_KS = (20, 200)
@@ -32,16 +33,55 @@ KNN_TEMPERATURE = 0.07
 @dataclass(frozen=True)
 class Split:
     features: torch.Tensor
-    labels: torch.Tensor
+    targets: torch.Tensor
+    """N class indices, or N x C multi-hot for multi-label data."""
+
+    @property
+    def multilabel(self) -> bool:
+        return self.targets.ndim == 2
+
+    def subset(self, index: torch.Tensor) -> "Split":
+        return Split(self.features[index], self.targets[index])
 
 
-def knn_protocol(train: Split, test: Split) -> tuple[dict[str, float], dict[str, Any]]:
-    metrics = {f"knn_top1_k{k}": knn_accuracy(train.features, train.labels, test.features, test.labels, k,
+def knn_protocol(train: Split, val: Split | None, test: Split) -> tuple[dict[str, float], dict[str, Any]]:
+    if train.multilabel:
+        raise HptError("the knn protocol needs one label per image; use --protocol linear for multi-label data")
+    metrics = {f"knn_top1_k{k}": knn_accuracy(train.features, train.targets, test.features, test.targets, k,
                                                KNN_TEMPERATURE) for k in KNN_KS}
     return metrics, {"k": list(KNN_KS), "temperature": KNN_TEMPERATURE, "similarity": "cosine"}
 
 
-PROTOCOLS: dict[str, Callable[[Split, Split], tuple[dict[str, float], dict[str, Any]]]] = {"knn": knn_protocol}
+def linear_protocol(train: Split, val: Split, test: Split) -> tuple[dict[str, float], dict[str, Any]]:
+    result = linear_probe((train.features, train.targets), (val.features, val.targets),
+                          (test.features, test.targets), multilabel=train.multilabel)
+    return result["metrics"], result["settings"]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    run: Callable[[Split, Split | None, Split], tuple[dict[str, float], dict[str, Any]]]
+    needs_validation: bool
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    "knn": Protocol(knn_protocol, needs_validation=False),
+    "linear": Protocol(linear_protocol, needs_validation=True),
+}
+
+
+def split_validation(train: Split, fraction: float, seed: int = 0) -> tuple[Split, Split]:
+    """Hold out `fraction` of each class (at least one image) of `train` for validation, reproducibly."""
+    generator = torch.Generator().manual_seed(seed)
+    keys = train.targets if not train.multilabel else torch.zeros(len(train.targets), dtype=torch.long)
+    held = []
+    for label in keys.unique():
+        members = torch.nonzero(keys == label).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        held.append(members[: max(1, round(fraction * len(members)))])
+    held_out = torch.zeros(len(keys), dtype=torch.bool)
+    held_out[torch.cat(held)] = True
+    return train.subset(~held_out), train.subset(held_out)
 
 
 def default_output(spec: str) -> Path:
@@ -55,13 +95,16 @@ def default_output(spec: str) -> Path:
 
 def evaluate(spec: str, train_dir: str, test_dir: str, protocol: str = "knn", backbone_name: str | None = None,
              image_size: int | None = None, batch_size: int = 256, out: Path | None = None,
-             num_workers: int | None = None, stats_sample: int = 5000) -> dict[str, Any]:
+             num_workers: int | None = None, stats_sample: int = 5000, val_dir: str | None = None,
+             val_fraction: float = 0.2) -> dict[str, Any]:
     if protocol not in PROTOCOLS:
         raise HptError(f"protocol '{protocol}': expected one of {', '.join(PROTOCOLS)}")
+    if not 0 < val_fraction < 1:
+        raise HptError(f"--val-fraction {val_fraction}: expected a number between 0 and 1")
     out = out or default_output(spec)
     train_images = _labelled(find_images(train_dir, "train"), "train", train_dir)
-    test_images = _labelled(find_images(test_dir, "test"), "test", test_dir)
-    test_images = _align_classes(test_images, train_images.classes, test_dir)
+    named = [("test", test_dir)] + ([("val", val_dir)] if val_dir else [])
+    others = {role: _align_classes(_labelled(find_images(d, role), role, d), train_images, d) for role, d in named}
     backbone, origin = load_backbone(spec, backbone_name, role="model")
 
     provenance = origin.get("provenance") or {}
@@ -70,16 +113,27 @@ def evaluate(spec: str, train_dir: str, test_dir: str, protocol: str = "knn", ba
     view = eval_view(size, stats.mean, stats.std)
     workers = min(4, os.cpu_count() or 1) if num_workers is None else num_workers
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    splits = [Split(*extract_features(backbone, ImageDataset(images, view), batch_size, workers, device))
-              for images in (train_images, test_images)]
-    metrics, settings = PROTOCOLS[protocol](*splits)
+
+    def features(images: ImageList) -> Split:
+        feats, _ = extract_features(backbone, ImageDataset(images, view), batch_size, workers, device)
+        return Split(feats, _targets(images))
+
+    train, test = features(train_images), features(others["test"])
+    val, validation = None, {}
+    if PROTOCOLS[protocol].needs_validation and val_dir:
+        val, validation = features(others["val"]), {"val": str(val_dir), "val_images": len(others["val"])}
+    elif PROTOCOLS[protocol].needs_validation:
+        train, val = split_validation(train, val_fraction)
+        validation = {"val_fraction": val_fraction, "val_images": len(val.targets)}
+    metrics, settings = PROTOCOLS[protocol].run(train, val, test)
 
     result = {
         "protocol": protocol,
         "metrics": metrics,
         "settings": {**settings, "image_size": size, "normalisation": {"mean": stats.mean, "std": stats.std},
-                     "train": str(train_dir), "test": str(test_dir), "train_images": len(train_images),
-                     "test_images": len(test_images), "classes": train_images.classes},
+                     "train": str(train_dir), "test": str(test_dir), "train_images": len(train.targets),
+                     "test_images": len(test.targets), **validation, "classes": train_images.classes,
+                     "multilabel": train.multilabel},
         "model": {"spec": spec, "backbone": backbone.name, "path": origin.get("path"),
                   "sha256": origin.get("sha256")},
     }
@@ -88,18 +142,31 @@ def evaluate(spec: str, train_dir: str, test_dir: str, protocol: str = "knn", ba
 
 
 def _labelled(images: ImageList, role: str, spec: str) -> ImageList:
-    if images.labels is None:
-        raise HptError(f"{role} '{spec}': evaluation needs labels (one sub-folder per class, or a labelled file list)")
+    if images.labels is None and images.multilabel is None:
+        raise HptError(f"{role} '{spec}': evaluation needs labels (one sub-folder per class, a labelled file "
+                       "list, or a CSV of 0/1 columns)")
     return images
 
 
-def _align_classes(test: ImageList, classes: list[str], spec: str) -> ImageList:
-    index = {name: i for i, name in enumerate(classes)}
-    unknown = sorted(set(test.classes) - set(index))
+def _align_classes(other: ImageList, train: ImageList, spec: str) -> ImageList:
+    """Express `other`'s labels in the training split's class indices."""
+    if (other.multilabel is None) != (train.multilabel is None):
+        raise HptError(f"'{spec}': single- and multi-label splits cannot be mixed")
+    if other.multilabel is not None:
+        if other.classes != train.classes:
+            raise HptError(f"'{spec}': its label columns differ from the training split's")
+        return other
+    index = {name: i for i, name in enumerate(train.classes)}
+    unknown = sorted(set(other.classes) - set(index))
     if unknown:
-        raise HptError(f"test '{spec}': classes {', '.join(unknown[:5])} do not occur in the training split")
-    labels = [index[test.classes[label]] for label in test.labels]
-    return ImageList(test.paths, labels, classes)
+        raise HptError(f"'{spec}': classes {', '.join(unknown[:5])} do not occur in the training split")
+    return ImageList(other.paths, [index[other.classes[label]] for label in other.labels], train.classes)
+
+
+def _targets(images: ImageList) -> torch.Tensor:
+    if images.multilabel is not None:
+        return torch.tensor(images.multilabel, dtype=torch.long)
+    return torch.tensor(images.labels, dtype=torch.long)
 
 
 def _merge_into(out: Path, protocol: str, result: dict[str, Any]) -> None:
