@@ -1,4 +1,4 @@
-"""The `hpt` command line: `hpt pretrain | chain | eval | inspect`.
+"""The `hpt` command line: `hpt pretrain | chain | eval | report | inspect`.
 
 Flags are a thin diff over the typed config (`hpt.config`): each flag names one config key, `--set KEY=VALUE`
 reaches any other, and `--config FILE` supplies a YAML diff beneath them. Any `HptError` is printed as one
@@ -35,6 +35,9 @@ PRETRAIN_FLAGS: dict[str, str] = {
     "--lr": "optim.lr",
     "--weight-scaling": "transfer.weight_scaling",
     "--filter-selection": "transfer.filter_selection",
+    "--monitor-train": "monitor.train",
+    "--monitor-test": "monitor.test",
+    "--monitor-every": "monitor.every",
 }
 
 
@@ -63,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     chain.add_argument("chain", type=Path, help="chain YAML file (see hpt.pipeline.chain)")
     chain.add_argument("--out", required=True, type=Path, help="folder for the stages' run folders")
     chain.add_argument("--base", help="where the first stage starts (overrides the chain file's base)")
+
+    report = commands.add_parser("report", help="report.md and PNG plots over runs: table, curves, speed-up")
+    report.add_argument("runs", nargs="+", type=Path, help="run folders")
+    report.add_argument("--out", required=True, type=Path, help="folder for report.md and the plots")
 
     inspect = commands.add_parser("inspect", help="print the lineage of a run or checkpoint back to its base")
     inspect.add_argument("model", help="run folder or .safetensors file")
@@ -115,6 +122,10 @@ def run(argv: list[str] | None = None) -> int:
         from hpt.pipeline.chain import run_chain
 
         run_chain(args.chain, args.out, args.base)
+    elif args.command == "report":
+        from hpt.report.build import build_report
+
+        print(build_report(args.runs, args.out))
     elif args.command == "inspect":
         from hpt.pipeline.lineage import describe
 

@@ -136,6 +136,17 @@ class TrainConfig(Section):
     precision: Precision = "32-true"
 
 
+class MonitorConfig(Section):
+    """kNN accuracy on a labelled split while pretraining: at step 0 (the starting point), every `every`
+    steps, and at the end, logged to metrics.jsonl, so every run has its convergence curve."""
+
+    train: str | None = None
+    """Labelled images for the kNN memory (sub-folder per class, or a labelled file list)."""
+    test: str | None = None
+    every: int = Field(0, ge=0)
+    """Steps between evaluations; 0: only at the start and the end (when `train` and `test` are given)."""
+
+
 class PretrainConfig(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     views: ViewConfig = Field(default_factory=ViewConfig)
@@ -148,6 +159,7 @@ class PretrainConfig(Section):
     swav: SwAVConfig = Field(default_factory=SwAVConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

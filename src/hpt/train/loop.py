@@ -29,6 +29,7 @@ from hpt.data.files import find_images
 from hpt.data.stats import PixelStats, pixel_stats
 from hpt.data.views import eval_view, pretrain_view
 from hpt.errors import HptError
+from hpt.eval.monitor import build_monitor
 from hpt.methods import SSLMethod, build_method
 from hpt.train.ema import ema_update
 from hpt.train.param_groups import param_groups
@@ -59,6 +60,7 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
     if len(images) < batch_size:
         raise HptError(f"data '{config.data.path}' has {len(images)} images, fewer than the batch size {batch_size}")
     strategy = check_strategy(config.model, config.transfer)
+    monitor = build_monitor(config.monitor, config.data.image_size, batch_size)
     continuing = check_run_dir(out, config, overwrite, resume)
     torch.manual_seed(seed)
     backbone, origin = init_backbone(config.model)
@@ -105,6 +107,12 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
         console.log(f"resuming from step {start_step} of {steps} ({run / CHECKPOINT})")
     batches = _forever(fabric.setup_dataloaders(loader))
 
+    def evaluate(done: int) -> None:
+        if monitor is not None:
+            scores = monitor(backbone, fabric.device)
+            metrics.write({"step": done, "monitor": "knn", **scores})
+            console.log(f"step {done}: " + "  ".join(f"{name} {value:.4f}" for name, value in scores.items()))
+
     def provenance(done: int, wall_time: float) -> dict[str, Any]:
         return _provenance(config, backbone.name, init, origin, stats, len(images), adaptations, done, wall_time)
 
@@ -113,6 +121,8 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
     window_start, window_images, window_losses = start, 0, []
     loss_value = math.nan
     done = start_step
+    if not resumed:
+        evaluate(0)  # step 0 is a data point: the starting point as it is
     progress = Progress(TextColumn("[bold]pretrain"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn(), console=console,
                         disable=not console.is_terminal)
@@ -145,6 +155,8 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
                 window_start, window_images, window_losses = now, 0, []
             if not console.is_terminal and (done % announce_every == 0 or done == steps):
                 console.log(f"step {done}/{steps}  loss {loss_value:.4f}  lr {lr_at[step]:.2e}")
+            if config.monitor.every and done % config.monitor.every == 0 and done < steps:
+                evaluate(done)
             if done % config.train.checkpoint_every == 0 and done < steps:
                 _save_checkpoint(run, method, optimizer, provenance(done, prior_wall_time + time.perf_counter() - start))
 
@@ -152,6 +164,7 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
     if strategy.reestimate_batch_norm and config.transfer.reestimate_batch_norm:
         seen = reestimate_batch_norm(backbone, target_sample(), fabric.device)
         adaptations["batch_norm_reestimated_on"] = seen
+    evaluate(done)
     wall_time = prior_wall_time + time.perf_counter() - start
     _save_checkpoint(run, method, optimizer, provenance(done, wall_time))
     parent = {"path": str((run / CHECKPOINT).resolve()), "sha256": sha256_file(run / CHECKPOINT)}

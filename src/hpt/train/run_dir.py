@@ -82,4 +82,14 @@ class MetricsLog:
 
 
 def read_metrics(run: Path) -> list[dict[str, Any]]:
+    """The training lines (step, loss, ...); the monitor's lines are `read_monitor`'s."""
+    return [record for record in _records(run) if "monitor" not in record]
+
+
+def read_monitor(run: Path) -> list[dict[str, Any]]:
+    """The online monitor's lines: step and kNN accuracies, step 0 first."""
+    return [record for record in _records(run) if "monitor" in record]
+
+
+def _records(run: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run / METRICS).read_text().splitlines() if line.strip()]

@@ -1,0 +1,127 @@
+"""`hpt report RUN... --out DIR`: `report.md` with the table of runs, and PNG plots of accuracy against
+pretraining steps (the online monitor's curves, the base as it is drawn as a line) and of the speed-up."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from hpt.errors import HptError  # noqa: E402
+from hpt.report.speedup import Curve, describe, speedup  # noqa: E402
+from hpt.train.run_dir import BACKBONE, read_monitor  # noqa: E402
+
+CURVE_METRIC = "knn_top1_k20"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    name: str
+    path: Path
+    provenance: dict[str, Any]
+    evals: dict[str, Any]
+    curve: Curve
+
+    @property
+    def init(self) -> str:
+        return self.provenance.get("init", "?")
+
+
+def load_run(path: Path) -> RunRecord:
+    if not (path / BACKBONE).is_file():
+        raise HptError(f"report: '{path}' is not a finished hpt run (no {BACKBONE})")
+    provenance = json.loads((path / "backbone.json").read_text())
+    evals = json.loads((path / "eval.json").read_text()) if (path / "eval.json").is_file() else {}
+    curve = [(int(r["step"]), float(r[CURVE_METRIC])) for r in read_monitor(path) if CURVE_METRIC in r]
+    return RunRecord(path.name, path, provenance, evals, curve)
+
+
+def _metric_columns(runs: list[RunRecord]) -> list[tuple[str, str]]:
+    columns = []
+    for run in runs:
+        for protocol, result in run.evals.items():
+            for metric in result["metrics"]:
+                if (protocol, metric) not in columns and "_val_" not in metric:
+                    columns.append((protocol, metric))
+    return columns
+
+
+def build_report(paths: list[Path], out: Path) -> Path:
+    runs = [load_run(path) for path in paths]
+    out.mkdir(parents=True, exist_ok=True)
+    columns = _metric_columns(runs)
+    lines = ["# hpt report", "", "| run | base | method | init | steps | wall time | "
+             + " | ".join(metric for _, metric in columns) + " |",
+             "|" + "---|" * (6 + len(columns))]
+    for run in runs:
+        p = run.provenance
+        base = (p.get("base") or {}).get("spec") or "-"
+        cells = [run.name, Path(str(base)).name, p.get("method", "?"), run.init, str(p.get("steps")),
+                 f"{p.get('wall_time_s', 0):.0f} s"]
+        cells += [_percent(run.evals.get(protocol, {}).get("metrics", {}).get(metric)) for protocol, metric in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+
+    curves = [run for run in runs if run.curve]
+    if curves:
+        _plot_curves(curves, out / "accuracy_vs_steps.png")
+        lines += ["", f"![accuracy against pretraining steps](accuracy_vs_steps.png)", "",
+                  f"Curves: the online monitor's {CURVE_METRIC} (kNN, k=20) against pretraining steps; step 0 is "
+                  "each run's starting point, so a run from a base starts at the base as it is (dashed line)."]
+    scratch = next((run for run in curves if run.init == "scratch"), None)
+    if scratch is not None:
+        best = max(accuracy for _, accuracy in scratch.curve)
+        lines += ["", "## Speed-up", "",
+                  f"The from-scratch run `{scratch.name}` reached its best {CURVE_METRIC} of {best:.1%}; the speed-up is "
+                  "the steps it needed divided by the steps each run needed to reach that accuracy.", "",
+                  "| run | speed-up |", "|---|---|"]
+        speedups = {run.name: speedup(scratch.curve, run.curve) for run in curves if run is not scratch}
+        lines += [f"| {name} | {describe(value)} |" for name, value in speedups.items()]
+        _plot_speedups(speedups, out / "speedup.png")
+        lines += ["", "![speed-up](speedup.png)"]
+    report = out / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _plot_curves(runs: list[RunRecord], path: Path) -> None:
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    base_drawn = False
+    for run in runs:
+        steps, accuracies = zip(*run.curve)
+        axis.plot(steps, accuracies, marker="o", label=f"{run.name} ({run.init})")
+        if run.init != "scratch" and not base_drawn:
+            axis.axhline(accuracies[0], color="grey", linestyle="--", label="base as it is")
+            base_drawn = True
+    axis.set_xlabel("pretraining steps")
+    axis.set_ylabel(f"kNN accuracy ({CURVE_METRIC})")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def _plot_speedups(speedups: dict[str, float | None], path: Path) -> None:
+    figure, axis = plt.subplots(figsize=(7, 3.5))
+    names = list(speedups)
+    finite = [v for v in speedups.values() if v is not None and v == v and v != float("inf")]
+    ceiling = max(finite, default=1.0) * 1.2
+    heights = [0.0 if v is None or v != v else (ceiling if v == float("inf") else v) for v in speedups.values()]
+    bars = axis.bar(names, heights, color="tab:blue")
+    for bar, value in zip(bars, speedups.values()):
+        axis.annotate(describe(value), (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
+                      va="bottom", fontsize=8)
+    axis.set_ylabel("speed-up over scratch (x)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

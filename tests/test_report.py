@@ -1,0 +1,61 @@
+"""The online monitor, the speed-up and `hpt report` on real short runs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from PIL import Image
+
+from hpt.cli import main
+from hpt.report.speedup import describe, speedup, steps_to_reach
+from hpt.train.run_dir import read_metrics, read_monitor
+
+
+def test_speedup_on_hand_made_curves():
+    scratch = [(0, 0.20), (1000, 0.40), (5000, 0.60), (10000, 0.58)]  # best 0.60 after 5000 steps
+    assert steps_to_reach(scratch, 0.60) == 5000
+    assert speedup(scratch, [(0, 0.5), (50, 0.55), (500, 0.61)]) == 10.0
+    assert speedup(scratch, [(0, 0.5), (100, 0.60)]) == 50.0  # reaching it exactly counts
+    assert speedup(scratch, [(0, 0.1), (5000, 0.59)]) is None and describe(None) == "not reached"
+    assert speedup(scratch, [(0, 0.7)]) == math.inf and describe(math.inf).startswith("at step 0")
+    assert math.isnan(speedup([(0, 0.5), (10, 0.4)], [(0, 0.1), (5, 0.6)]))
+    assert describe(10.0) == "10.0x"
+    with pytest.raises(ValueError):
+        speedup([], [(0, 0.1)])
+
+
+@pytest.fixture(scope="module")
+def monitored_runs(digits, lite0_file, tmp_path_factory):
+    root = tmp_path_factory.mktemp("monitored")
+    common = ["--data", str(digits["pretrain"]), "--backbone", "timm:tf_efficientnet_lite0", "--steps", "4",
+              "--batch-size", "16", "--image-size", "32", "--workers", "0", "--set", "mocov2.queue_size=32",
+              "--set", "train.log_every=2", "--monitor-train", str(digits["train"]), "--monitor-test",
+              str(digits["test"]), "--monitor-every", "2"]
+    assert main(["pretrain", *common, "--init", "scratch", "--out", str(root / "scratch")]) == 0
+    assert main(["pretrain", *common, "--base", str(lite0_file), "--out", str(root / "hpt")]) == 0
+    assert main(["eval", str(root / "hpt"), "--train", str(digits["train"]), "--test", str(digits["test"]),
+                 "--workers", "0"]) == 0
+    return root
+
+
+def test_monitor_logs_the_start_every_n_steps_and_the_end(monitored_runs):
+    lines = read_monitor(monitored_runs / "hpt")
+    assert [line["step"] for line in lines] == [0, 2, 4]
+    assert all(0.0 <= line["knn_top1_k20"] <= 1.0 for line in lines)
+    assert lines[0]["knn_top1_k20"] > 0.3  # step 0 is the ImageNet base itself, far above chance (10%)
+    assert [m["step"] for m in read_metrics(monitored_runs / "hpt")] == [2, 4]  # training lines kept apart
+
+
+def test_report_writes_markdown_and_images(monitored_runs, tmp_path):
+    out = tmp_path / "report"
+    assert main(["report", str(monitored_runs / "scratch"), str(monitored_runs / "hpt"), "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert "| scratch | - | mocov2 | scratch | 4 |" in text
+    assert "| hpt | efficientnet-lite0-57934424.pth | mocov2 | full | 4 |" in text
+    assert "## Speed-up" in text and "| hpt |" in text.split("## Speed-up")[1]
+    for name in ("accuracy_vs_steps.png", "speedup.png"):
+        with Image.open(out / name) as image:
+            image.verify()
+            assert image.format == "PNG" and image.size[0] > 400
+    assert main(["report", str(tmp_path), "--out", str(out)]) == 2  # not a run: one clear error
