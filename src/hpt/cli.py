@@ -78,7 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model", help="run folder, checkpoint file, or hub name (timm:NAME, torchvision:NAME)")
     evaluate.add_argument("--train", required=True, help="labelled images the classifier is fitted on")
     evaluate.add_argument("--test", required=True, help="labelled images it is scored on")
-    evaluate.add_argument("--protocol", default="knn", help="knn (default) or linear")
+    evaluate.add_argument("--protocol", default="knn", help="knn (default), linear or finetune")
+    evaluate.add_argument("--labels", default="10%", help="finetune: labels used, P%%, N-shot or all (default 10%%)")
+    evaluate.add_argument("--finetune-steps", type=int, default=100, help="finetune: SGD steps (default 100)")
+    evaluate.add_argument("--finetune-lr", type=float, default=0.001,
+                          help="finetune: backbone learning rate; the head's is 100x (default 0.001)")
     evaluate.add_argument("--val", help="labelled validation images (linear: chooses the weight decay)")
     evaluate.add_argument("--val-fraction", type=float, default=0.2,
                           help="without --val: this share of each training class is held out (default 0.2)")
@@ -131,10 +135,13 @@ def run(argv: list[str] | None = None) -> int:
 
         print(describe(args.model))
     elif args.command == "eval":
+        from hpt.eval.finetune import FinetuneSettings
         from hpt.eval.runner import evaluate
 
         result = evaluate(args.model, args.train, args.test, args.protocol, args.backbone, args.image_size,
-                          args.batch_size, args.out, args.workers, val_dir=args.val, val_fraction=args.val_fraction)
+                          args.batch_size, args.out, args.workers, val_dir=args.val, val_fraction=args.val_fraction,
+                          finetune_settings=FinetuneSettings(labels=args.labels, steps=args.finetune_steps,
+                                                             lr=args.finetune_lr, seed=0))
         metrics = "  ".join(f"{name} {value:.4f}" for name, value in result["metrics"].items())
         print(f"{args.model}: {metrics}")
     return 0

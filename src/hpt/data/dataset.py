@@ -33,3 +33,9 @@ def sample_batches(images: ImageList, transform: Callable[[Any], Any], count: in
                         num_workers=num_workers)
     for batch, _ in loader:
         yield batch
+
+
+def forever(loader: DataLoader) -> Iterator[Any]:
+    """Batches across epochs without end (training is counted in steps, not epochs)."""
+    while True:
+        yield from loader

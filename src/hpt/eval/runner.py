@@ -22,6 +22,7 @@ from hpt.data.stats import pixel_stats
 from hpt.data.views import eval_view
 from hpt.errors import HptError
 from hpt.eval.features import extract_features
+from hpt.eval.finetune import FinetuneSettings, finetune
 from hpt.eval.knn import knn_accuracy
 from hpt.eval.linear import linear_probe
 
@@ -96,9 +97,9 @@ def default_output(spec: str) -> Path:
 def evaluate(spec: str, train_dir: str, test_dir: str, protocol: str = "knn", backbone_name: str | None = None,
              image_size: int | None = None, batch_size: int = 256, out: Path | None = None,
              num_workers: int | None = None, stats_sample: int = 5000, val_dir: str | None = None,
-             val_fraction: float = 0.2) -> dict[str, Any]:
-    if protocol not in PROTOCOLS:
-        raise HptError(f"protocol '{protocol}': expected one of {', '.join(PROTOCOLS)}")
+             val_fraction: float = 0.2, finetune_settings: FinetuneSettings | None = None) -> dict[str, Any]:
+    if protocol not in [*PROTOCOLS, "finetune"]:
+        raise HptError(f"protocol '{protocol}': expected one of {', '.join([*PROTOCOLS, 'finetune'])}")
     if not 0 < val_fraction < 1:
         raise HptError(f"--val-fraction {val_fraction}: expected a number between 0 and 1")
     out = out or default_output(spec)
@@ -113,6 +114,18 @@ def evaluate(spec: str, train_dir: str, test_dir: str, protocol: str = "knn", ba
     view = eval_view(size, stats.mean, stats.std)
     workers = min(4, os.cpu_count() or 1) if num_workers is None else num_workers
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    context = {"image_size": size, "normalisation": {"mean": stats.mean, "std": stats.std}, "train": str(train_dir),
+               "test": str(test_dir), "classes": train_images.classes,
+               "multilabel": train_images.multilabel is not None}
+    model = {"spec": spec, "backbone": backbone.name, "path": origin.get("path"), "sha256": origin.get("sha256")}
+
+    if protocol == "finetune":  # trains the backbone itself, so it cannot work on precomputed features
+        if train_images.multilabel is not None:
+            raise HptError("the finetune protocol needs one label per image")
+        metrics, settings = finetune(backbone, train_images, others["test"], size, stats.mean, stats.std,
+                                     finetune_settings or FinetuneSettings(), device)
+        counts = {"train_images": len(train_images), "test_images": len(others["test"])}
+        return _record(out, protocol, metrics, {**settings, **context, **counts}, model)
 
     def features(images: ImageList) -> Split:
         feats, _ = extract_features(backbone, ImageDataset(images, view), batch_size, workers, device)
@@ -126,17 +139,13 @@ def evaluate(spec: str, train_dir: str, test_dir: str, protocol: str = "knn", ba
         train, val = split_validation(train, val_fraction)
         validation = {"val_fraction": val_fraction, "val_images": len(val.targets)}
     metrics, settings = PROTOCOLS[protocol].run(train, val, test)
+    counts = {"train_images": len(train.targets), "test_images": len(test.targets), **validation}
+    return _record(out, protocol, metrics, {**settings, **context, **counts}, model)
 
-    result = {
-        "protocol": protocol,
-        "metrics": metrics,
-        "settings": {**settings, "image_size": size, "normalisation": {"mean": stats.mean, "std": stats.std},
-                     "train": str(train_dir), "test": str(test_dir), "train_images": len(train.targets),
-                     "test_images": len(test.targets), **validation, "classes": train_images.classes,
-                     "multilabel": train.multilabel},
-        "model": {"spec": spec, "backbone": backbone.name, "path": origin.get("path"),
-                  "sha256": origin.get("sha256")},
-    }
+
+def _record(out: Path, protocol: str, metrics: dict[str, float], settings: dict[str, Any],
+            model: dict[str, Any]) -> dict[str, Any]:
+    result = {"protocol": protocol, "metrics": metrics, "settings": settings, "model": model}
     _merge_into(out, protocol, result)
     return result
 

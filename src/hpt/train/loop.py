@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ from torch.utils.data import DataLoader
 import hpt
 from hpt.checkpoints.files import read_tensors, save_tensors, sha256_file
 from hpt.config import PretrainConfig, dump_config
-from hpt.data.dataset import ImageDataset, sample_batches
+from hpt.data.dataset import ImageDataset, forever, sample_batches
 from hpt.data.files import find_images
 from hpt.data.stats import PixelStats, pixel_stats
 from hpt.data.views import eval_view, pretrain_view
@@ -105,7 +103,7 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
         metrics.truncate_after(start_step)
         adaptations = resumed[1].get("adaptations", {})
         console.log(f"resuming from step {start_step} of {steps} ({run / CHECKPOINT})")
-    batches = _forever(fabric.setup_dataloaders(loader))
+    batches = forever(fabric.setup_dataloaders(loader))
 
     def evaluate(done: int) -> None:
         if monitor is not None:
@@ -172,11 +170,6 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
                  {**provenance(done, wall_time), "format": "hpt-backbone", "parent": parent})
     console.log(f"done: {done} steps in {wall_time:.1f}s, final loss {loss_value:.4f}; backbone -> {run / BACKBONE}")
     return RunSummary(run, done, loss_value, wall_time)
-
-
-def _forever(loader: DataLoader) -> Iterator[Any]:
-    for _ in count():
-        yield from loader
 
 
 def _save_checkpoint(run: Path, method: SSLMethod, optimizer: torch.optim.Optimizer, provenance: dict[str, Any]) -> None:
