@@ -26,7 +26,8 @@ def test_label_fractions_pick_the_right_number_per_class(spec, per_class):
 
 
 @pytest.mark.parametrize("spec,message", [("8-shot", "class 2 has only 7 images"), ("half", "expected P%"),
-                                          ("10", "expected P%")])
+                                          ("10", "expected P%"), ("0-shot", "at least 1-shot"),
+                                          ("0%", "above 0%"), ("150%", "at most 100%")])
 def test_bad_label_specs_are_named(spec, message):
     with pytest.raises(HptError, match=message):
         select_labels(LABELS, spec)

@@ -20,6 +20,8 @@ def test_speedup_on_hand_made_curves():
     assert speedup(scratch, [(0, 0.1), (5000, 0.59)]) is None and describe(None) == "not reached"
     assert speedup(scratch, [(0, 0.7)]) == math.inf and describe(math.inf).startswith("at step 0")
     assert math.isnan(speedup([(0, 0.5), (10, 0.4)], [(0, 0.1), (5, 0.6)]))
+    assert math.isnan(speedup([(0, 0.5), (10, 0.4)], [(0, 0.7)]))  # scratch never improved: no speed-up to state
+    assert describe(math.nan).startswith("undefined")
     assert describe(10.0) == "10.0x"
     with pytest.raises(ValueError):
         speedup([], [(0, 0.1)])
@@ -59,3 +61,20 @@ def test_report_writes_markdown_and_images(monitored_runs, tmp_path):
             image.verify()
             assert image.format == "PNG" and image.size[0] > 400
     assert main(["report", str(tmp_path), "--out", str(out)]) == 2  # not a run: one clear error
+
+
+def test_select_ranks_candidates_and_states_its_budget(monitored_runs, digits, lite0_file, tmp_path):
+    from hpt.eval.select import describe, rank_candidates
+
+    candidates = [str(lite0_file), str(monitored_runs / "scratch"), str(monitored_runs / "hpt")]
+    result = rank_candidates(candidates, str(digits["train"]), "timm:tf_efficientnet_lite0", image_size=32)
+    scores = [row["linear_val_top1"] for row in result["ranking"]]
+    assert sorted(row["candidate"] for row in result["ranking"]) == sorted(candidates)
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+    assert result["budget"]["forward_passes"] == 3 * 200 and result["budget"]["images"] == 200
+    text = describe(result)
+    assert text.splitlines()[1].startswith("   1") and "600 forward passes at 32 px" in text
+    out = tmp_path / "select.json"
+    assert main(["select", "--candidates", *candidates, "--data", str(digits["train"]), "--backbone",
+                 "timm:tf_efficientnet_lite0", "--image-size", "32", "--out", str(out)]) == 0
+    assert out.is_file()

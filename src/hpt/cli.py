@@ -1,4 +1,4 @@
-"""The `hpt` command line: `hpt pretrain | chain | eval | report | inspect`.
+"""The `hpt` command line: `hpt pretrain | chain | eval | select | report | inspect`.
 
 Flags are a thin diff over the typed config (`hpt.config`): each flag names one config key, `--set KEY=VALUE`
 reaches any other, and `--config FILE` supplies a YAML diff beneath them. Any `HptError` is printed as one
@@ -8,6 +8,7 @@ line and exits with 2.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -41,6 +42,30 @@ PRETRAIN_FLAGS: dict[str, str] = {
 }
 
 
+def positive_int(text: str) -> int:
+    value = int(text) if text.lstrip("-").isdigit() else None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def count(text: str) -> int:
+    value = int(text) if text.lstrip("-").isdigit() else None
+    if value is None or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    return value
+
+
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -67,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     chain.add_argument("--out", required=True, type=Path, help="folder for the stages' run folders")
     chain.add_argument("--base", help="where the first stage starts (overrides the chain file's base)")
 
+    select = commands.add_parser("select", help="rank candidate starting points on your labelled target images")
+    select.add_argument("--candidates", nargs="+", required=True, help="bases, checkpoints or run folders")
+    select.add_argument("--data", required=True, help="labelled target images (one sub-folder per class)")
+    select.add_argument("--backbone", help="architecture of foreign checkpoints among the candidates")
+    select.add_argument("--image-size", type=positive_int, default=224)
+    select.add_argument("--out", type=Path, help="also write the ranking as JSON here")
+
     report = commands.add_parser("report", help="report.md and PNG plots over runs: table, curves, speed-up")
     report.add_argument("runs", nargs="+", type=Path, help="run folders")
     report.add_argument("--out", required=True, type=Path, help="folder for report.md and the plots")
@@ -80,16 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--test", required=True, help="labelled images it is scored on")
     evaluate.add_argument("--protocol", default="knn", help="knn (default), linear or finetune")
     evaluate.add_argument("--labels", default="10%", help="finetune: labels used, P%%, N-shot or all (default 10%%)")
-    evaluate.add_argument("--finetune-steps", type=int, default=100, help="finetune: SGD steps (default 100)")
-    evaluate.add_argument("--finetune-lr", type=float, default=0.001,
+    evaluate.add_argument("--finetune-steps", type=positive_int, default=100, help="finetune: SGD steps (default 100)")
+    evaluate.add_argument("--finetune-lr", type=positive_float, default=0.001,
                           help="finetune: backbone learning rate; the head's is 100x (default 0.001)")
     evaluate.add_argument("--val", help="labelled validation images (linear: chooses the weight decay)")
     evaluate.add_argument("--val-fraction", type=float, default=0.2,
                           help="without --val: this share of each training class is held out (default 0.2)")
     evaluate.add_argument("--backbone", help="architecture of a foreign checkpoint, e.g. timm:tf_efficientnet_lite0")
-    evaluate.add_argument("--image-size", type=int, help="default: the run's own, else 224")
-    evaluate.add_argument("--batch-size", type=int, default=256)
-    evaluate.add_argument("--workers", type=int, help="data-loading processes (default: up to 4)")
+    evaluate.add_argument("--image-size", type=positive_int, help="default: the run's own, else 224")
+    evaluate.add_argument("--batch-size", type=positive_int, default=256)
+    evaluate.add_argument("--workers", type=count, help="data-loading processes (default: up to 4)")
     evaluate.add_argument("--out", type=Path, help="where to write eval.json (default: beside the model)")
     return parser
 
@@ -126,6 +158,14 @@ def run(argv: list[str] | None = None) -> int:
         from hpt.pipeline.chain import run_chain
 
         run_chain(args.chain, args.out, args.base)
+    elif args.command == "select":
+        from hpt.eval.select import describe as describe_ranking
+        from hpt.eval.select import rank_candidates
+
+        result = rank_candidates(args.candidates, args.data, args.backbone, args.image_size)
+        print(describe_ranking(result))
+        if args.out:
+            args.out.write_text(json.dumps(result, indent=2) + "\n")
     elif args.command == "report":
         from hpt.report.build import build_report
 

@@ -53,9 +53,13 @@ def select_labels(labels: list[int], spec: str, seed: int = 0) -> list[int]:
     for label in sorted(by_class):
         members = by_class[label]
         if match.group(1):
+            if not 0 < float(match.group(1)) <= 100:
+                raise HptError(f"--labels {spec}: expected a share above 0% and at most 100%")
             count = max(1, round(float(match.group(1)) / 100 * len(members)))
         elif match.group(2):
             count = int(match.group(2))
+            if count < 1:
+                raise HptError(f"--labels {spec}: expected at least 1-shot")
             if count > len(members):
                 raise HptError(f"--labels {spec}: class {label} has only {len(members)} images")
         else:

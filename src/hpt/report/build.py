@@ -76,9 +76,11 @@ def build_report(paths: list[Path], out: Path) -> Path:
     scratch = next((run for run in curves if run.init == "scratch"), None)
     if scratch is not None:
         best = max(accuracy for _, accuracy in scratch.curve)
+        best_step = next(step for step, accuracy in scratch.curve if accuracy == best)
         lines += ["", "## Speed-up", "",
-                  f"The from-scratch run `{scratch.name}` reached its best {CURVE_METRIC} of {best:.1%}; the speed-up is "
-                  "the steps it needed divided by the steps each run needed to reach that accuracy.", "",
+                  f"The from-scratch run `{scratch.name}` reached its best {CURVE_METRIC} of {best:.1%} at step "
+                  f"{best_step}; the speed-up is the steps it needed divided by the steps each run needed to reach "
+                  "that accuracy.", "",
                   "| run | speed-up |", "|---|---|"]
         speedups = {run.name: speedup(scratch.curve, run.curve) for run in curves if run is not scratch}
         lines += [f"| {name} | {describe(value)} |" for name, value in speedups.items()]

@@ -22,11 +22,11 @@ def speedup(scratch: Curve, other: Curve) -> float | None:
     best = max(accuracy for _, accuracy in scratch)
     needed = steps_to_reach(scratch, best)
     reached = steps_to_reach(other, best)
+    if needed == 0:
+        return float("nan")
     if reached is None:
         return None
-    if reached == 0:
-        return float("inf")
-    return float("nan") if needed == 0 else needed / reached
+    return float("inf") if reached == 0 else needed / reached
 
 
 def describe(value: float | None) -> str:
