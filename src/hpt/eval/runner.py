@@ -103,9 +103,9 @@ def evaluate(spec: str, train_dir: str, test_dir: str, protocol: str = "knn", ba
     if not 0 < val_fraction < 1:
         raise HptError(f"--val-fraction {val_fraction}: expected a number between 0 and 1")
     out = out or default_output(spec)
-    train_images = _labelled(find_images(train_dir, "train"), "train", train_dir)
+    train_images = labelled(find_images(train_dir, "train"), "train", train_dir)
     named = [("test", test_dir)] + ([("val", val_dir)] if val_dir else [])
-    others = {role: _align_classes(_labelled(find_images(d, role), role, d), train_images, d) for role, d in named}
+    others = {role: align_classes(labelled(find_images(d, role), role, d), train_images, d) for role, d in named}
     backbone, origin = load_backbone(spec, backbone_name, role="model")
 
     provenance = origin.get("provenance") or {}
@@ -129,7 +129,7 @@ def evaluate(spec: str, train_dir: str, test_dir: str, protocol: str = "knn", ba
 
     def features(images: ImageList) -> Split:
         feats, _ = extract_features(backbone, ImageDataset(images, view), batch_size, workers, device)
-        return Split(feats, _targets(images))
+        return Split(feats, targets_of(images))
 
     train, test = features(train_images), features(others["test"])
     val, validation = None, {}
@@ -150,14 +150,14 @@ def _record(out: Path, protocol: str, metrics: dict[str, float], settings: dict[
     return result
 
 
-def _labelled(images: ImageList, role: str, spec: str) -> ImageList:
+def labelled(images: ImageList, role: str, spec: str) -> ImageList:
     if images.labels is None and images.multilabel is None:
         raise HptError(f"{role} '{spec}': evaluation needs labels (one sub-folder per class, a labelled file "
                        "list, or a CSV of 0/1 columns)")
     return images
 
 
-def _align_classes(other: ImageList, train: ImageList, spec: str) -> ImageList:
+def align_classes(other: ImageList, train: ImageList, spec: str) -> ImageList:
     """Express `other`'s labels in the training split's class indices."""
     if (other.multilabel is None) != (train.multilabel is None):
         raise HptError(f"'{spec}': single- and multi-label splits cannot be mixed")
@@ -172,7 +172,7 @@ def _align_classes(other: ImageList, train: ImageList, spec: str) -> ImageList:
     return ImageList(other.paths, [index[other.classes[label]] for label in other.labels], train.classes)
 
 
-def _targets(images: ImageList) -> torch.Tensor:
+def targets_of(images: ImageList) -> torch.Tensor:
     if images.multilabel is not None:
         return torch.tensor(images.multilabel, dtype=torch.long)
     return torch.tensor(images.labels, dtype=torch.long)
