@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from hpt.checkpoints.files import write_text_atomic
-from hpt.checkpoints.sources import load_backbone, resolve_path
+from hpt.checkpoints.sources import load_backbone
 from hpt.data.dataset import ImageDataset
 from hpt.data.files import ImageList, find_images
 from hpt.data.stats import pixel_stats

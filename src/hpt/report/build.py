@@ -70,7 +70,7 @@ def build_report(paths: list[Path], out: Path) -> Path:
     curves = [run for run in runs if run.curve]
     if curves:
         _plot_curves(curves, out / "accuracy_vs_steps.png")
-        lines += ["", f"![accuracy against pretraining steps](accuracy_vs_steps.png)", "",
+        lines += ["", "![accuracy against pretraining steps](accuracy_vs_steps.png)", "",
                   f"Curves: the online monitor's {CURVE_METRIC} (kNN, k=20) against pretraining steps; step 0 is "
                   "each run's starting point, so a run from a base starts at the base as it is (dashed line)."]
     scratch = next((run for run in curves if run.init == "scratch"), None)
