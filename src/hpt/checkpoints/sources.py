@@ -45,19 +45,21 @@ def load_backbone(spec: str, backbone_name: str | None = None, role: str = "base
         except Exception as exc:  # noqa: BLE001 - network and hub failures are reported, not raised
             raise HptError(f"{role} '{spec}': could not fetch its pretrained weights from the hub ({exc})") from None
         return backbone, {"spec": spec, "source": "hub", "backbone": backbone.name}
-    raise HptError(
-        f"{role} '{spec}': no such file or folder, and not a hub name such as timm:tf_efficientnet_lite0 "
-        "or torchvision:resnet50"
-    )
+    raise _not_found(spec, role)
 
 
-def architecture_of(spec: str) -> str | None:
+def _not_found(spec: str, role: str) -> HptError:
+    return HptError(f"{role} '{spec}': no such file or folder, and not a hub name such as "
+                    "timm:tf_efficientnet_lite0 or torchvision:resnet50")
+
+
+def architecture_of(spec: str, role: str = "base") -> str | None:
     """The backbone name `spec` implies without loading weights: a hub name, or an hpt file's provenance."""
     if is_backbone_name(spec):
         return spec
     path = resolve_path(spec)
     if path is None:
-        raise HptError(f"base '{spec}': no such file or folder, and not a hub name such as timm:tf_efficientnet_lite0")
+        raise _not_found(spec, role)
     if path.name.endswith(".safetensors"):
         provenance = read_provenance(path)
         return provenance.get("backbone") if provenance else None

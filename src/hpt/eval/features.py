@@ -8,6 +8,11 @@ from torch.utils.data import DataLoader, Dataset
 from hpt.backbones import Backbone
 
 
+def eval_device() -> str:
+    """Where evaluation runs: the GPU when there is one."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 @torch.inference_mode()
 def extract_features(backbone: Backbone, dataset: Dataset, batch_size: int = 256, num_workers: int = 0,
                      device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,7 +21,7 @@ from hpt.data.files import ImageList, find_images
 from hpt.data.stats import pixel_stats
 from hpt.data.views import eval_view
 from hpt.errors import HptError
-from hpt.eval.features import extract_features
+from hpt.eval.features import eval_device, extract_features
 from hpt.eval.finetune import FinetuneSettings, finetune
 from hpt.eval.knn import knn_accuracy
 from hpt.eval.linear import linear_probe
@@ -113,7 +113,7 @@ def evaluate(spec: str, train_dir: str, test_dir: str, protocol: str = "knn", ba
     stats = pixel_stats(train_images, size, stats_sample)
     view = eval_view(size, stats.mean, stats.std)
     workers = min(4, os.cpu_count() or 1) if num_workers is None else num_workers
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = eval_device()
     context = {"image_size": size, "normalisation": {"mean": stats.mean, "std": stats.std}, "train": str(train_dir),
                "test": str(test_dir), "classes": train_images.classes,
                "multilabel": train_images.multilabel is not None}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import torch
 
 from hpt.checkpoints.sources import architecture_of, load_backbone
 from hpt.data.dataset import ImageDataset
@@ -19,10 +18,9 @@ from hpt.data.files import find_images
 from hpt.data.stats import pixel_stats
 from hpt.data.views import eval_view
 from hpt.errors import HptError
-from hpt.eval.features import extract_features
-from hpt.eval.knn import knn_accuracy
+from hpt.eval.features import eval_device, extract_features
 from hpt.eval.linear import linear_probe
-from hpt.eval.runner import Split, split_validation
+from hpt.eval.runner import Split, knn_protocol, split_validation
 
 
 def rank_candidates(candidates: list[str], data: str, backbone_name: str | None = None, image_size: int = 224,
@@ -32,11 +30,11 @@ def rank_candidates(candidates: list[str], data: str, backbone_name: str | None 
         raise HptError(f"data '{data}': select needs labelled target images (one sub-folder per class)")
     stats = pixel_stats(images, image_size, 5000)
     dataset = ImageDataset(images, eval_view(image_size, stats.mean, stats.std))
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = eval_device()
     rows, started = [], time.perf_counter()
     for spec in candidates:
         began = time.perf_counter()
-        name = None if architecture_of(spec) else backbone_name
+        name = None if architecture_of(spec, role="candidate") else backbone_name
         backbone, _ = load_backbone(spec, name, role="candidate")
         features, labels = extract_features(backbone, dataset, batch_size, num_workers, device)
         train, val = split_validation(Split(features, labels), val_fraction)
@@ -44,7 +42,7 @@ def rank_candidates(candidates: list[str], data: str, backbone_name: str | None 
                              (val.features, val.targets))
         rows.append({"candidate": spec, "backbone": backbone.name,
                      "linear_val_top1": probe["metrics"]["linear_val_top1"],
-                     "knn_val_top1_k20": knn_accuracy(train.features, train.targets, val.features, val.targets, 20),
+                     "knn_val_top1_k20": knn_protocol(train, None, val)[0]["knn_top1_k20"],
                      "seconds": round(time.perf_counter() - began, 2)})
     rows.sort(key=lambda row: row["linear_val_top1"], reverse=True)
     budget = {"candidates": len(candidates), "images": len(images), "forward_passes": len(images) * len(candidates),
