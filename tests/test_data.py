@@ -4,9 +4,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch.utils.data import DataLoader
 
+from hpt.data.dataset import ImageDataset
 from hpt.data.decode import load_rgb
 from hpt.data.files import find_images
+from hpt.data.order import SeededItems, StepBatches
 from hpt.data.stats import cache_dir, pixel_stats
 from hpt.data.views import POLICIES, eval_view, pretrain_view, two_views
 from hpt.errors import HptError
@@ -120,3 +123,36 @@ def test_crop_only_keeps_colours_and_full_changes_them():
     assert all(torch.allclose(c[:, 8, 8], torch.tensor([200, 40, 40]) / 255, atol=1e-6) for c in crops)
     jittered = [pretrain_view("full", 16, (0.0,) * 3, (1.0,) * 3)(image) for _ in range(20)]
     assert any(not torch.allclose(c[:, 8, 8], torch.tensor([200, 40, 40]) / 255, atol=1e-2) for c in jittered)
+
+
+def test_a_step_sees_the_same_images_and_views_however_it_is_reached(digits):
+    images = find_images(digits["pretrain"])
+    dataset = SeededItems(ImageDataset(images, two_views(pretrain_view("full", 16, (0.5,) * 3, (0.25,) * 3))))
+
+    def batches(start_step: int, workers: int, count: int) -> list[torch.Tensor]:
+        loader = DataLoader(dataset, batch_sampler=StepBatches(len(images), 24, seed=7, start_step=start_step),
+                            num_workers=workers)
+        taken = []
+        for views, _ in loader:
+            taken.append(torch.cat(views))
+            if len(taken) == count:
+                return taken
+
+    per_epoch = len(images) // 24
+    from_zero = batches(0, 0, per_epoch + 3)
+    torch.manual_seed(123)  # the caller's RNG plays no part
+    resumed = batches(per_epoch - 2, 2, 5)  # across an epoch boundary, in two worker processes
+    for a, b in zip(from_zero[per_epoch - 2:], resumed, strict=True):
+        assert torch.equal(a, b)
+    assert not torch.equal(from_zero[0], from_zero[per_epoch])  # a new epoch is a new order and new views
+
+
+def test_each_epoch_is_a_permutation_and_seeds_differ():
+    sampler = StepBatches(num_images=10, batch_size=3, seed=0)
+    steps = iter(sampler)
+    epoch = [next(steps) for _ in range(3)]  # 3 batches of 3; one image per epoch left out
+    indices = [i for batch in epoch for i, _ in batch]
+    assert len(set(indices)) == 9 and set(indices) <= set(range(10))
+    seeds = [s for batch in epoch for _, s in batch]
+    assert len(set(seeds)) == 9
+    assert sampler.epoch_order(0).tolist() != sampler.epoch_order(1).tolist()

@@ -22,8 +22,9 @@ from torch.utils.data import DataLoader
 import hpt
 from hpt.checkpoints.files import read_tensors, save_tensors, sha256_file
 from hpt.config import PretrainConfig, dump_config
-from hpt.data.dataset import ImageDataset, forever, sample_batches
+from hpt.data.dataset import ImageDataset, sample_batches
 from hpt.data.files import find_images
+from hpt.data.order import SeededItems, StepBatches
 from hpt.data.stats import PixelStats, pixel_stats
 from hpt.data.views import eval_view, pretrain_view
 from hpt.errors import HptError
@@ -36,6 +37,7 @@ from hpt.train.schedule import cosine_schedule
 from hpt.transfer import adapt_backbone, check_strategy, init_backbone, reestimate_batch_norm, resolve_init
 
 OPTIMIZER_PREFIX = "optimizer."
+RNG_PREFIX = "rng."
 
 
 @dataclass(frozen=True)
@@ -85,9 +87,9 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
     workers = config.data.num_workers
     start_step = resumed[1]["steps"] if resumed else 0
     prior_wall_time = resumed[1]["wall_time_s"] if resumed else 0.0
-    loader = DataLoader(ImageDataset(images, method.views(make_view)), batch_size=batch_size, shuffle=True,
-                        drop_last=True, num_workers=workers, persistent_workers=workers > 0,
-                        generator=torch.Generator().manual_seed(seed + start_step))
+    loader = DataLoader(SeededItems(ImageDataset(images, method.views(make_view))), num_workers=workers,
+                        batch_sampler=StepBatches(len(images), batch_size, seed, start_step),
+                        persistent_workers=workers > 0, generator=torch.Generator().manual_seed(seed))
 
     # ---- optimisation: SGD, lr scaled linearly with the batch, cosine to 0 -------------------------------
     fabric = Fabric(accelerator=config.train.accelerator, devices=1, precision=config.train.precision)
@@ -103,7 +105,9 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
         metrics.truncate_after(start_step)
         adaptations = resumed[1].get("adaptations", {})
         console.log(f"resuming from step {start_step} of {steps} ({run / CHECKPOINT})")
-    batches = forever(fabric.setup_dataloaders(loader))
+    batches = iter(fabric.setup_dataloaders(loader))
+    if resumed:
+        _restore_rng(resumed[0])  # last, so that nothing in the set-up above shifts what the steps draw
 
     def evaluate(done: int) -> None:
         if monitor is not None:
@@ -173,12 +177,18 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
 
 
 def _save_checkpoint(run: Path, method: SSLMethod, optimizer: torch.optim.Optimizer, provenance: dict[str, Any]) -> None:
-    """The method's whole state and the optimiser's momentum buffers: what `--resume` continues from."""
+    """Everything `--resume` continues from: the method's whole state (backbone, heads, momentum encoder,
+    queue, prototypes), the optimiser's momentum buffers and the RNG states. The step (in the provenance) is
+    the rest: learning rate, EMA momentum and data order are functions of it."""
     tensors = dict(method.state_dict())
     for index, state in optimizer.state_dict()["state"].items():
         for name, value in state.items():
             if isinstance(value, torch.Tensor):
                 tensors[f"{OPTIMIZER_PREFIX}{index}.{name}"] = value
+    tensors[f"{RNG_PREFIX}cpu"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for index, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"{RNG_PREFIX}cuda.{index}"] = state
     save_tensors(run / CHECKPOINT, tensors, {**provenance, "format": "hpt-checkpoint"})
 
 
@@ -192,7 +202,8 @@ def _read_resumable(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
 
 
 def _restore(method: SSLMethod, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
-    method.load_state_dict({k: v for k, v in tensors.items() if not k.startswith(OPTIMIZER_PREFIX)}, strict=True)
+    method.load_state_dict({k: v for k, v in tensors.items() if not k.startswith((OPTIMIZER_PREFIX, RNG_PREFIX))},
+                           strict=True)
     state = optimizer.state_dict()
     restored: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
@@ -201,6 +212,14 @@ def _restore(method: SSLMethod, optimizer: torch.optim.Optimizer, tensors: dict[
             restored.setdefault(int(index), {})[name] = value
     state["state"] = restored
     optimizer.load_state_dict(state)
+
+
+def _restore_rng(tensors: dict[str, torch.Tensor]) -> None:
+    if f"{RNG_PREFIX}cpu" in tensors:  # checkpoints written before RNG states were saved
+        torch.set_rng_state(tensors[f"{RNG_PREFIX}cpu"])
+    cuda = sorted((k for k in tensors if k.startswith(f"{RNG_PREFIX}cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([tensors[k] for k in cuda])
 
 
 def _provenance(config: PretrainConfig, backbone: str, init: str, origin: dict[str, Any], stats: PixelStats,

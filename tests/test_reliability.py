@@ -1,0 +1,80 @@
+"""Reliability: a killed run resumes bit for bit, a full disk loses nothing, bad images are skipped and listed,
+and a run that goes wrong numerically stops (or warns) with its last good checkpoint intact."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from hpt.checkpoints.files import read_tensors
+from hpt.train.run_dir import read_metrics
+
+TINY = "timm:test_resnet"  # a real 0.4M-parameter ResNet with BatchNorm: fast enough to kill many times
+
+
+def _hpt(*args) -> list[str]:
+    return [sys.executable, "-m", "hpt", *map(str, args)]
+
+
+def _pretrain_args(data: Path, run: Path, method: str, steps: int) -> list:
+    return ["pretrain", "--data", data, "--out", run, "--backbone", TINY, "--method", method,
+            "--steps", steps, "--batch-size", "8", "--image-size", "16", "--workers", "0",
+            "--set", "train.log_every=1", "--set", "train.checkpoint_every=4", "--set", "mocov2.queue_size=32",
+            "--set", "swav.prototypes=10", "--set", "swav.queue_start_step=6", "--set", "swav.queue_size=32"]
+
+
+def _kill_at(args: list, run: Path, step: int) -> None:
+    """Start the run and SIGKILL it once its metrics show `step` (it may get a step or two further)."""
+    process = subprocess.Popen(_hpt(*args), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not ((run / "metrics.jsonl").is_file() and any(m["step"] >= step for m in read_metrics(run))):
+        assert process.poll() is None, f"the run ended before step {step}: {process.stderr.read()}"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return read_tensors(run / "checkpoint.safetensors")[0]
+
+
+def _assert_bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    different = [key for key in a if not torch.equal(a[key], b[key])]
+    assert not different, f"{len(different)} tensors differ, first {different[:3]}"
+
+
+@pytest.mark.parametrize("method,kills", [("mocov2", 3), ("byol", 1), ("swav", 1)])  # SimCLR keeps no state of its own
+def test_a_run_killed_at_random_steps_resumes_bit_for_bit(method, kills, digits, tmp_path):
+    steps = 24
+    whole = tmp_path / "whole"
+    done = subprocess.run(_hpt(*_pretrain_args(digits["pretrain"], whole, method, steps)), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+    run = tmp_path / "killed"
+    args = _pretrain_args(digits["pretrain"], run, method, steps)
+    rng = random.Random(f"{method}-kills")
+    for attempt, at in enumerate(sorted(rng.sample(range(2, steps - 4), kills))):
+        _kill_at(args if attempt == 0 else [*args, "--resume"], run, at)
+        assert not (run / "backbone.safetensors").exists()
+    refused = subprocess.run(_hpt(*args), capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "pass --overwrite to replace them, --resume to continue" in refused.stderr
+    checkpoint_step = json.loads((run / "checkpoint.json").read_text())["steps"]
+    resumed = subprocess.run(_hpt(*args, "--resume"), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming from step {checkpoint_step} of {steps}" in resumed.stderr
+
+    _assert_bitwise_equal(_weights(whole), _weights(run))  # model, momentum encoder, queue, optimiser, RNG
+    _assert_bitwise_equal(read_tensors(whole / "backbone.safetensors")[0], read_tensors(run / "backbone.safetensors")[0])
+    losses = {m["step"]: m["last_loss"] for m in read_metrics(whole)}
+    assert {m["step"]: m["last_loss"] for m in read_metrics(run)} == losses  # the same steps, logged once each
