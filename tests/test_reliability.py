@@ -3,7 +3,9 @@ and a run that goes wrong numerically stops (or warns) with its last good checkp
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import random
 import signal
 import subprocess
@@ -15,6 +17,9 @@ import pytest
 import torch
 
 from hpt.checkpoints.files import read_tensors
+from hpt.config import load_config
+from hpt.errors import HptError
+from hpt.train.loop import pretrain
 from hpt.train.run_dir import read_metrics
 
 TINY = "timm:test_resnet"  # a real 0.4M-parameter ResNet with BatchNorm: fast enough to kill many times
@@ -78,3 +83,32 @@ def test_a_run_killed_at_random_steps_resumes_bit_for_bit(method, kills, digits,
     _assert_bitwise_equal(read_tensors(whole / "backbone.safetensors")[0], read_tensors(run / "backbone.safetensors")[0])
     losses = {m["step"]: m["last_loss"] for m in read_metrics(whole)}
     assert {m["step"]: m["last_loss"] for m in read_metrics(run)} == losses  # the same steps, logged once each
+
+
+def _tiny_config(data: Path, **overrides):
+    settings = {"data.path": str(data), "data.image_size": 16, "data.num_workers": 0, "model.backbone": TINY,
+                "train.batch_size": 8, "train.log_every": 1, "mocov2.queue_size": 32, **overrides}
+    return load_config(None, settings)
+
+
+def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(digits, tmp_path, monkeypatch):
+    """ENOSPC from the OS write of the second checkpoint: a clear error, the first checkpoint intact and resumable."""
+    run, real_write = tmp_path / "run", os.write
+
+    def write(fd: int, data) -> int:  # the disk fills up once the first checkpoint is on it
+        if (os.readlink(f"/proc/self/fd/{fd}").endswith("checkpoint.safetensors.tmp")
+                and (run / "checkpoint.safetensors").exists()):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    config = _tiny_config(digits["pretrain"], **{"train.steps": 6, "train.checkpoint_every": 2})
+    monkeypatch.setattr(os, "write", write)
+    with pytest.raises(HptError, match=r"could not write '.*checkpoint.safetensors' \(No space left on device\); "
+                                       "the previous file there is intact"):
+        pretrain(config, run)
+    monkeypatch.undo()
+
+    assert json.loads((run / "checkpoint.json").read_text())["steps"] == 2
+    assert read_tensors(run / "checkpoint.safetensors")[1]["steps"] == 2
+    assert not list(run.glob("*.tmp")) and not (run / "backbone.safetensors").exists()
+    assert pretrain(config, run, resume=True).steps == 6

@@ -232,4 +232,6 @@ def _section_at(loc: tuple) -> type[Section] | None:
 
 
 def dump_config(config: PretrainConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    from hpt.checkpoints.files import write_text_atomic
+
+    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -3,6 +3,9 @@
 Files from users are untrusted: `.pth/.pt` are only ever opened with `torch.load(weights_only=True)`, which
 refuses any pickle that would build objects other than tensors and plain containers; safetensors files have
 their header validated by the safetensors library.
+
+Every file hpt writes goes to `NAME.tmp`, is flushed to disk, then renamed over `NAME`: a crash, a full disk
+or a pulled plug leaves either the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from hpt.errors import HptError
 
+TMP_SUFFIX = ".tmp"
 PICKLE_SUFFIXES = (".pth", ".pt", ".pth.tar", ".ckpt", ".bin")
 PROVENANCE_KEY = "hpt"
 _NESTED_STATE_KEYS = ("state_dict", "model", "module", "network", "backbone")
@@ -96,10 +100,7 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], provenance: dict[
     """Write `path` (safetensors, provenance in its metadata) and `path`.json, each via rename."""
     flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     text = json.dumps(provenance, indent=2, sort_keys=False)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(flat, str(tmp), metadata={PROVENANCE_KEY: text})
-    os.chmod(tmp, 0o666 & ~_umask())  # safetensors creates its files private; give them the usual mode
-    os.replace(tmp, path)
+    write_bytes_atomic(path, save(flat, metadata={PROVENANCE_KEY: text}))
     write_text_atomic(sidecar_path(path), text + "\n")
 
 
@@ -108,15 +109,27 @@ def sidecar_path(path: Path) -> Path:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, text.encode())
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` by `data` all at once; on any write error (a full disk, a lost mount, no permission) the
+    temporary file is removed, `path` is left as it was, and the error names both."""
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        kept = "the previous file there is intact" if path.exists() else "nothing was written"
+        raise HptError(f"could not write '{path}' ({exc.strerror or exc}); {kept}") from None
 
 
 def _first_line(exc: BaseException) -> str:

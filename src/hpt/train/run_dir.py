@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from hpt.checkpoints.files import TMP_SUFFIX, write_text_atomic
 from hpt.config import PretrainConfig
 from hpt.errors import HptError
 
@@ -19,6 +20,7 @@ CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.safetensors"
 BACKBONE = "backbone.safetensors"
+SKIPPED = "skipped.txt"
 
 
 def check_run_dir(out: Path, config: PretrainConfig, overwrite: bool, resume: bool) -> bool:
@@ -53,8 +55,10 @@ def create_run_dir(out: Path, continuing: bool) -> Path:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise HptError(f"--out '{out}' cannot be created ({exc.strerror})") from None
+    for leftover in out.glob(f"*{TMP_SUFFIX}"):
+        leftover.unlink()  # half a write from an attempt that was killed; the file it was replacing is intact
     if not continuing:
-        for name in (METRICS, CHECKPOINT, BACKBONE, "checkpoint.json", "backbone.json", "eval.json"):
+        for name in (METRICS, CHECKPOINT, BACKBONE, SKIPPED, "checkpoint.json", "backbone.json", "eval.json"):
             (out / name).unlink(missing_ok=True)  # what an earlier run wrote here would no longer be true
         (out / METRICS).write_text("")
     return out
@@ -71,14 +75,18 @@ class MetricsLog:
         self.path = path
 
     def write(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            raise HptError(f"could not append to '{self.path}' ({exc.strerror or exc})") from None
 
     def truncate_after(self, step: int) -> None:
-        """Drop lines logged after `step` (an attempt that was cut off after its last checkpoint)."""
+        """Drop lines logged after `step` (an attempt that was cut off after its last checkpoint). A line cut
+        in half by a kill is dropped too."""
         if self.path.is_file():
-            kept = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            kept = [record for record in _records(self.path.parent) if record["step"] <= step]
+            write_text_atomic(self.path, "".join(json.dumps(record) + "\n" for record in kept))
 
 
 def read_metrics(run: Path) -> list[dict[str, Any]]:
@@ -92,4 +100,10 @@ def read_monitor(run: Path) -> list[dict[str, Any]]:
 
 
 def _records(run: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (run / METRICS).read_text().splitlines() if line.strip()]
+    records = []
+    for line in (run / METRICS).read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # blank, or the last line of a run killed mid-write
+    return records
