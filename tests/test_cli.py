@@ -144,7 +144,7 @@ def _bad_cases(digits, lite0_file, tmp_path):
     return {
         "missing data": (["--data", str(tmp_path / "nowhere")], "does not exist"),
         "empty data": (["--data", str(empty)], "holds no images"),
-        "non-image file": (["--data", str(broken)], "photo.png' is not a readable image"),
+        "non-image file": (["--data", str(broken)], "photo.png': not an image"),
         "unknown base name": ([*data, "--base", "timm:not_a_real_model"], "no such timm model"),
         "missing base file": ([*data, "--base", str(tmp_path / "base.pth")], "no such file or folder"),
         "other architecture": ([*data, "--base", str(lite0_file), "--backbone", "torchvision:resnet18"],

@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -10,7 +11,9 @@ from hpt.data.dataset import ImageDataset
 from hpt.data.decode import load_rgb
 from hpt.data.files import find_images
 from hpt.data.order import SeededItems, StepBatches
-from hpt.data.stats import cache_dir, pixel_stats
+from hpt.data.screen import ScreenPolicy, problem_with
+from hpt.data.cache import cache_dir
+from hpt.data.stats import pixel_stats
 from hpt.data.views import POLICIES, eval_view, pretrain_view, two_views
 from hpt.errors import HptError
 
@@ -81,7 +84,7 @@ def test_file_lists_with_and_without_labels(tmp_path):
 @pytest.mark.parametrize("setup,message", [
     (lambda root: None, "does not exist"),
     (lambda root: root.mkdir(), "holds no images"),
-    (lambda root: (root.mkdir(), (root / "x.png").write_text("hello")), "is not a readable image"),
+    (lambda root: (root.mkdir(), (root / "x.png").write_text("hello")), "x.png': not an image"),
     (lambda root: (root.parent.mkdir(exist_ok=True), root.write_text("x")), "expected a folder of images"),
 ])
 def test_bad_data_is_named(tmp_path, setup, message):
@@ -156,3 +159,31 @@ def test_each_epoch_is_a_permutation_and_seeds_differ():
     seeds = [s for batch in epoch for _, s in batch]
     assert len(set(seeds)) == 9
     assert sampler.epoch_order(0).tolist() != sampler.epoch_order(1).tolist()
+
+
+def test_each_kind_of_bad_file_is_named_with_its_reason(tmp_path, bad_images):
+    expected = bad_images(tmp_path / "bad")
+    _png(tmp_path / "bad" / "fine.png")
+    found = {path.name: problem_with(path) for path in (tmp_path / "bad").iterdir()}
+    assert found.pop("fine.png") is None
+    assert found.keys() == expected.keys()
+    for name, reason in expected.items():
+        assert found[name].startswith(reason), (name, found[name])
+    assert problem_with(tmp_path / "bad" / "fine.png", max_image_pixels=32).startswith("8 x 8 pixels, over the limit of 32")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file: chmod cannot make one unreadable")
+def test_an_unreadable_file_is_named(tmp_path):
+    _png(tmp_path / "locked.png")
+    (tmp_path / "locked.png").chmod(0)
+    assert problem_with(tmp_path / "locked.png") == "permission denied"
+
+
+def test_screening_skips_a_few_bad_files_and_refuses_a_folder_of_them(tmp_path, bad_images):
+    for i in range(40):
+        _png(tmp_path / "data" / f"{i:02}.png", i)
+    expected = bad_images(tmp_path / "data")
+    with pytest.raises(HptError, match=r"5 of 45 files cannot be used, more than data.max_bad_fraction \(5%\)"):
+        find_images(tmp_path / "data")
+    images = find_images(tmp_path / "data", policy=ScreenPolicy(max_bad_fraction=0.2))
+    assert len(images) == 40 and sorted(p.name for p in images.skipped) == sorted(expected)

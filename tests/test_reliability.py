@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -112,3 +113,25 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(digits, tmp_path
     assert read_tensors(run / "checkpoint.safetensors")[1]["steps"] == 2
     assert not list(run.glob("*.tmp")) and not (run / "backbone.safetensors").exists()
     assert pretrain(config, run, resume=True).steps == 6
+
+
+def test_a_run_skips_and_lists_the_bad_files_and_stops_when_there_are_too_many(digits, bad_images, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(digits["pretrain"], data)
+    expected = bad_images(data / "batch-7")
+    run = tmp_path / "run"
+    args = _pretrain_args(data, run, "simclr", steps=2)
+    done = subprocess.run(_hpt(*args), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "skipped 5 unusable files of 261" in done.stderr
+    listed = dict(line.split("\t") for line in (run / "skipped.txt").read_text().splitlines())
+    assert sorted(Path(path).name for path in listed) == sorted(expected)
+    for path, reason in listed.items():
+        assert reason.startswith(expected[Path(path).name])
+    assert json.loads((run / "backbone.json").read_text())["data"]["images"] == 256
+
+    strict = subprocess.run(_hpt(*args, "--overwrite", "--set", "data.max_bad_fraction=0.01"), capture_output=True,
+                            text=True, timeout=300)
+    assert strict.returncode == 2 and len(strict.stderr.strip().splitlines()) == 1, strict.stderr
+    assert "5 of 261 files cannot be used, more than data.max_bad_fraction (1%) allows" in strict.stderr
+    assert (run / "skipped.txt").is_file() and (run / "backbone.safetensors").is_file()  # refused before any write

@@ -32,6 +32,11 @@ class DataConfig(Section):
     num_workers: int = Field(default_factory=lambda: min(8, os.cpu_count() or 1), ge=0)
     stats_sample: int = Field(5000, ge=1)
     """How many images the dataset's own pixel mean/std is computed from (once; then cached)."""
+    max_bad_fraction: float = Field(0.05, ge=0.0, le=1.0)
+    """Unusable files (empty, truncated, not images, unreadable, too large) are skipped and listed in
+    `skipped.txt`; more than this share of them stops the run before it starts."""
+    max_image_pixels: int = Field(89_478_485, ge=1)
+    """Images whose header claims more pixels are skipped unread (decompression bombs); PIL's default."""
 
 
 class ViewConfig(Section):

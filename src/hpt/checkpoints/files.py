@@ -20,7 +20,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
-from hpt.errors import HptError
+from hpt.errors import HptError, first_line
 
 TMP_SUFFIX = ".tmp"
 PICKLE_SUFFIXES = (".pth", ".pt", ".pth.tar", ".ckpt", ".bin")
@@ -52,7 +52,7 @@ def _read_safetensors(path: Path, with_tensors: bool = True) -> tuple[dict[str, 
             metadata = f.metadata() or {}
             tensors = {key: f.get_tensor(key) for key in f.keys()} if with_tensors else {}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise HptError(f"checkpoint '{path}': not a valid safetensors file ({_first_line(exc)})") from None
+        raise HptError(f"checkpoint '{path}': not a valid safetensors file ({first_line(exc)})") from None
     return tensors, _parse_provenance(path, metadata)
 
 
@@ -75,7 +75,7 @@ def _read_weights_only(path: Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure of an untrusted file is the user's input error
         raise HptError(
-            f"checkpoint '{path}': refused; it is not a plain-tensor PyTorch file ({_first_line(exc)})"
+            f"checkpoint '{path}': refused; it is not a plain-tensor PyTorch file ({first_line(exc)})"
         ) from None
     state = _find_state_dict(obj)
     if state is None:
@@ -130,8 +130,3 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
         kept = "the previous file there is intact" if path.exists() else "nothing was written"
         raise HptError(f"could not write '{path}' ({exc.strerror or exc}); {kept}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__

@@ -1,18 +1,17 @@
 """Finding the images of a dataset: a folder (searched recursively) or a text file list.
 
 Labels come from the first-level sub-folder names when every image sits in one (the ImageFolder
-convention); a file list gives them as an optional second column. Every file's header is checked up front,
-so an unreadable file is reported by name before any work starts.
+convention); a file list gives them as an optional second column. Every file is screened up front
+(`screen.py`): unusable ones are left out and listed in `ImageList.skipped`, before any work starts.
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
+from hpt.data.screen import ScreenPolicy, screen
 from hpt.errors import HptError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -27,12 +26,21 @@ class ImageList:
     classes: list[str] | None
     multilabel: list[list[int]] | None = None
     """Multi-hot targets (N x len(classes)) from a CSV of 0/1 columns; then `labels` is None."""
+    skipped: dict[Path, str] = field(default_factory=dict)
+    """Files that were found but cannot be used, with the reason; they are not in `paths`."""
 
     def __len__(self) -> int:
         return len(self.paths)
 
+    def without(self, bad: dict[Path, str]) -> ImageList:
+        keep = [i for i, path in enumerate(self.paths) if path not in bad]
+        return ImageList([self.paths[i] for i in keep],
+                         [self.labels[i] for i in keep] if self.labels is not None else None, self.classes,
+                         [self.multilabel[i] for i in keep] if self.multilabel is not None else None,
+                         {**self.skipped, **bad})
 
-def find_images(spec: str | Path, what: str = "data") -> ImageList:
+
+def find_images(spec: str | Path, what: str = "data", policy: ScreenPolicy = ScreenPolicy()) -> ImageList:
     path = Path(spec).expanduser()
     if path.is_dir():
         images = _from_folder(path, what)
@@ -44,9 +52,8 @@ def find_images(spec: str | Path, what: str = "data") -> ImageList:
         raise HptError(f"{what} '{spec}': expected a folder of images or a {'/'.join(LIST_SUFFIXES)} file list")
     else:
         raise HptError(f"{what} '{spec}' does not exist")
-    for image_path in images.paths:
-        check_image(image_path, what)
-    return images
+    bad = screen(images.paths, f"{what} '{spec}'", policy)
+    return images.without(bad) if bad else images
 
 
 def _from_folder(root: Path, what: str) -> ImageList:
@@ -101,14 +108,3 @@ def _from_table(table: Path, what: str) -> ImageList:
         paths.append(path if path.is_absolute() else table.parent / path)
         targets.append([int(v) for v in row[1:]])
     return ImageList(paths, None, classes, targets)
-
-
-def check_image(path: Path, what: str = "data") -> None:
-    """Read the header only (cheap); a file PIL cannot identify is the user's error, named."""
-    try:
-        with Image.open(path) as image:
-            image.size  # noqa: B018 - forces the header parse
-    except FileNotFoundError:
-        raise HptError(f"{what}: image '{path}' does not exist") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise HptError(f"{what}: '{path}' is not a readable image ({type(exc).__name__})") from None

@@ -1,21 +1,18 @@
 """The dataset's own per-channel pixel mean and std (DESIGN.md: normalise with the data's statistics).
 
 Computed once on a fixed sample of the images, as the evaluation transform sees them (resize + centre
-crop, before normalisation), and cached in `$HPT_CACHE_DIR` (default `~/.cache/hpt`) under a key made of
-the sampled files' paths, sizes and modification times and the image size: a changed file means a new key.
+crop, before normalisation), and cached (`cache.py`) under a key over the sampled files and the image size.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from hpt.data.cache import files_key, read_cached, write_cached
 from hpt.data.decode import load_rgb
 from hpt.data.files import ImageList
 from hpt.data.views import resize_crop
@@ -27,34 +24,17 @@ class PixelStats:
     std: tuple[float, float, float]
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("HPT_CACHE_DIR", Path.home() / ".cache" / "hpt")).expanduser()
-
-
 def pixel_stats(images: ImageList, image_size: int, sample: int, seed: int = 0) -> PixelStats:
     paths = sorted(images.paths)
     if len(paths) > sample:
         paths = sorted(random.Random(seed).sample(paths, sample))
-    key = _cache_key(paths, image_size)
-    cache_file = cache_dir() / "stats" / f"{key}.json"
-    if cache_file.is_file():
-        cached = json.loads(cache_file.read_text())
+    key = files_key(paths, "stats", image_size)
+    cached = read_cached("stats", key)
+    if cached is not None:
         return PixelStats(tuple(cached["mean"]), tuple(cached["std"]))
     stats = _compute(paths, image_size)
-    try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        cache_file.write_text(json.dumps({"mean": stats.mean, "std": stats.std, "images": len(paths)}))
-    except OSError:
-        pass  # an unwritable cache costs a recomputation next time, nothing more
+    write_cached("stats", key, {"mean": stats.mean, "std": stats.std, "images": len(paths)})
     return stats
-
-
-def _cache_key(paths: list[Path], image_size: int) -> str:
-    digest = hashlib.sha256(f"v1 {image_size}\n".encode())
-    for path in paths:
-        st = path.stat()
-        digest.update(f"{path.resolve()} {st.st_size} {st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:32]
 
 
 def _compute(paths: list[Path], image_size: int) -> PixelStats:

@@ -117,6 +117,10 @@ def evaluate(spec: str, train_dir: str, test_dir: str, protocol: str = "knn", ba
     context = {"image_size": size, "normalisation": {"mean": stats.mean, "std": stats.std}, "train": str(train_dir),
                "test": str(test_dir), "classes": train_images.classes,
                "multilabel": train_images.multilabel is not None}
+    skipped = {role: {str(path): reason for path, reason in images.skipped.items()}
+               for role, images in [("train", train_images), *others.items()] if images.skipped}
+    if skipped:  # screened out before evaluation (`data/screen.py`); named here so the figures can be trusted
+        context["skipped_files"] = skipped
     model = {"spec": spec, "backbone": backbone.name, "path": origin.get("path"), "sha256": origin.get("sha256")}
 
     if protocol == "finetune":  # trains the backbone itself, so it cannot work on precomputed features

@@ -20,11 +20,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.utils.data import DataLoader
 
 import hpt
-from hpt.checkpoints.files import read_tensors, save_tensors, sha256_file
+from hpt.checkpoints.files import read_tensors, save_tensors, sha256_file, write_text_atomic
 from hpt.config import PretrainConfig, dump_config
 from hpt.data.dataset import ImageDataset, sample_batches
 from hpt.data.files import find_images
 from hpt.data.order import SeededItems, StepBatches
+from hpt.data.screen import ScreenPolicy, skipped_report
 from hpt.data.stats import PixelStats, pixel_stats
 from hpt.data.views import eval_view, pretrain_view
 from hpt.errors import HptError
@@ -32,7 +33,8 @@ from hpt.eval.monitor import build_monitor
 from hpt.methods import SSLMethod, build_method
 from hpt.train.ema import ema_update
 from hpt.train.param_groups import param_groups
-from hpt.train.run_dir import (BACKBONE, CHECKPOINT, CONFIG, METRICS, MetricsLog, check_run_dir, create_run_dir)
+from hpt.train.run_dir import (BACKBONE, CHECKPOINT, CONFIG, METRICS, SKIPPED, MetricsLog, check_run_dir,
+                               create_run_dir)
 from hpt.train.schedule import cosine_schedule
 from hpt.transfer import adapt_backbone, check_strategy, init_backbone, reestimate_batch_norm, resolve_init
 
@@ -55,7 +57,8 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
         raise HptError("no data: pass --data DIR (a folder of images or a file list)")
 
     # ---- inputs: everything that can be wrong fails here, before a file is written ----------------------
-    images = find_images(config.data.path)
+    images = find_images(config.data.path, policy=ScreenPolicy(config.data.max_image_pixels,
+                                                               config.data.max_bad_fraction))
     batch_size, steps, seed = config.train.batch_size, config.train.steps, config.train.seed
     if len(images) < batch_size:
         raise HptError(f"data '{config.data.path}' has {len(images)} images, fewer than the batch size {batch_size}")
@@ -76,6 +79,10 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
     method = build_method(config.method, backbone, config)
     run = create_run_dir(out, continuing=resumed is not None)
     dump_config(config, run / CONFIG)
+    if images.skipped:
+        write_text_atomic(run / SKIPPED, skipped_report(images.skipped))
+        console.log(f"[yellow]skipped {len(images.skipped)} unusable files[/] of {len(images) + len(images.skipped)}: "
+                    f"listed in {run / SKIPPED}")
     console.log(f"[bold]hpt pretrain[/]: {config.method} on {backbone.name}, init {init} "
                 f"from {origin.get('spec') or 'random weights'}; {len(images)} images -> {run}")
 
