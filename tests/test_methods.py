@@ -81,7 +81,7 @@ def test_sinkhorn_marginals(batch, k, iterations):
 def test_byol_target_follows_the_ema_and_gets_no_gradient():
     torch.manual_seed(0)
     method = BYOL(create_backbone("torchvision:resnet18"), BYOLConfig(hidden_dim=64, dim=16))
-    loss = method([torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32)])
+    loss = method([torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32)]).loss
     loss.backward()
     assert all(p.grad is None for p in method.target_backbone.parameters())
     assert all(p.grad is None for p in method.target_projector.parameters())
@@ -108,12 +108,12 @@ def test_swav_freezes_then_trains_normalised_prototypes_and_fills_its_queue():
     assert method.small_size == round(32 * 96 / 224)
     views = [torch.randn(4, 3, 32, 32) for _ in range(2)] + [torch.randn(4, 3, 14, 14) for _ in range(2)]
     method.on_step(0)
-    method(views).backward()
+    method(views).loss.backward()
     assert method.prototypes.weight.grad is None  # frozen during the first step
     assert torch.allclose(method.prototypes.weight.norm(dim=1), torch.ones(10))
     assert int(method.queued) == 4 and torch.count_nonzero(method.queue[:, 4:]) == 0
     method.on_step(1)
-    method(views).backward()
+    method(views).loss.backward()
     assert method.prototypes.weight.grad is not None and method.prototypes.weight.grad.abs().sum() > 0
     assert int(method.queued) == 8 and torch.count_nonzero(method.queue) == method.queue.numel()
 
@@ -141,7 +141,8 @@ def test_every_method_trains_every_backbone_family(name, backbone):
                                     "simclr.hidden_dim": 64, "mocov2.hidden_dim": 64})
     method = build_method(name, create_backbone(backbone), config)
     sizes = [32, 32] + ([14, 14] if name == "swav" else [])
-    loss = method([torch.randn(4, 3, s, s) for s in sizes])
+    loss, embeddings = method([torch.randn(4, 3, s, s) for s in sizes])
     loss.backward()
     assert torch.isfinite(loss)
+    assert embeddings.shape[0] == 4 and embeddings.ndim == 2 and not embeddings.requires_grad
     assert all(p.grad is not None for p in method.backbone.parameters() if p.requires_grad)

@@ -53,7 +53,8 @@ def test_mocov2_step_trains_the_query_encoder_only_and_enqueues_the_keys():
     torch.manual_seed(0)
     method = MoCoV2(create_backbone("torchvision:resnet18"), MoCoV2Config(queue_size=16, dim=8, hidden_dim=32))
     views = [torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32)]
-    loss = method(views)
+    loss, embeddings = method(views)
+    assert embeddings.shape == (4, 8) and not embeddings.requires_grad
     loss.backward()
     assert loss.ndim == 0 and torch.isfinite(loss)
     assert all(p.grad is not None for p in method.backbone.parameters())

@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -135,3 +136,33 @@ def test_a_run_skips_and_lists_the_bad_files_and_stops_when_there_are_too_many(d
     assert strict.returncode == 2 and len(strict.stderr.strip().splitlines()) == 1, strict.stderr
     assert "5 of 261 files cannot be used, more than data.max_bad_fraction (1%) allows" in strict.stderr
     assert (run / "skipped.txt").is_file() and (run / "backbone.safetensors").is_file()  # refused before any write
+
+
+def test_a_run_that_diverges_stops_with_its_last_good_checkpoint(digits, tmp_path):
+    run = tmp_path / "run"
+    args = [*_pretrain_args(digits["pretrain"], run, "simclr", steps=12), "--set", "optim.lr=1e8",
+            "--set", "train.checkpoint_every=1"]
+    result = subprocess.run(_hpt(*args), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    found = re.search(r"the (loss|weights) became (nan|inf|-inf|non-finite) at step (\d+); the last good checkpoint "
+                      r"\(step (\d+)\) is intact in '.*checkpoint.safetensors'; start again with a lower learning rate",
+                      error)
+    assert found, error
+    bad_step, good_step = int(found[3]), int(found[4])
+    tensors, provenance = read_tensors(run / "checkpoint.safetensors")
+    assert provenance["steps"] == good_step < bad_step < 12
+    assert all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())
+    assert not (run / "backbone.safetensors").exists()
+
+
+def test_a_collapse_warning_is_logged_once_with_the_spread(digits, tmp_path):
+    """A healthy run's spread is well under 1 at init; a threshold above it must warn, once, and log the figure."""
+    run = tmp_path / "run"
+    args = [*_pretrain_args(digits["pretrain"], run, "mocov2", steps=6), "--set", "train.collapse_threshold=1.0"]
+    result = subprocess.run(_hpt(*args), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    said = " ".join(result.stderr.split())  # the console wraps long lines
+    assert said.count("the embeddings are collapsing at step 1 (spread") == 1 and said.count("collapsing") == 1
+    spreads = [m["embedding_spread"] for m in read_metrics(run)]
+    assert len(spreads) == 6 and all(0 < s < 1 for s in spreads)

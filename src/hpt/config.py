@@ -139,6 +139,8 @@ class TrainConfig(Section):
     """Steps between checkpoints that a cut-off run resumes from (`--resume`, `hpt chain`)."""
     accelerator: str = "auto"
     precision: Precision = "32-true"
+    collapse_threshold: float = Field(0.1, ge=0.0, le=1.0)
+    """Warn when the embeddings' spread (`train/health.py`: 1 evenly spread, 0 collapsed) falls under this."""
 
 
 class MonitorConfig(Section):

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from hpt.backbones import Backbone
 from hpt.config import PretrainConfig
-from hpt.methods.base import SSLMethod, ViewFactory
+from hpt.methods.base import SSLMethod, StepOutput, ViewFactory
 from hpt.methods.byol import BYOL
 from hpt.methods.mocov2 import MoCoV2
 from hpt.methods.simclr import SimCLR
@@ -24,4 +24,4 @@ def build_method(name: str, backbone: Backbone, config: PretrainConfig) -> SSLMe
     return METHODS[name](backbone, config)
 
 
-__all__ = ["METHODS", "SSLMethod", "ViewFactory", "build_method"]
+__all__ = ["METHODS", "SSLMethod", "StepOutput", "ViewFactory", "build_method"]

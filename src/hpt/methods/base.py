@@ -7,7 +7,7 @@ views into a loss. The training loop needs only these few more facts from it, ke
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import nn
@@ -21,14 +21,21 @@ class ViewFactory(Protocol):
     def __call__(self, size: int | None = None, scale: tuple[float, float] | None = None) -> Callable: ...
 
 
+class StepOutput(NamedTuple):
+    loss: torch.Tensor
+    embeddings: torch.Tensor
+    """The online embeddings the loss is computed on, of the first view (N x D), detached: what the loop
+    watches for collapse."""
+
+
 class SSLMethod(nn.Module):
     backbone: Backbone
 
     momentum: tuple[float, float] = (0.0, 0.0)
     """Start and end of the EMA momentum (cosine, reaching the end on the last step), for `momentum_pairs`."""
 
-    def forward(self, views: list[torch.Tensor]) -> torch.Tensor:
-        """The loss for one batch of views (each N x 3 x H x W)."""
+    def forward(self, views: list[torch.Tensor]) -> StepOutput:
+        """The loss for one batch of views (each N x 3 x H x W), and the embeddings it came from."""
         raise NotImplementedError
 
     def views(self, make_view: ViewFactory) -> Callable:

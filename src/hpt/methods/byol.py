@@ -20,7 +20,7 @@ from hpt.config import BYOLConfig
 from hpt.data.views import MultiView, two_views
 from hpt.heads import ProjectionMLP
 from hpt.losses.byol import byol_loss
-from hpt.methods.base import SSLMethod, ViewFactory
+from hpt.methods.base import SSLMethod, StepOutput, ViewFactory
 
 
 class BYOL(SSLMethod):
@@ -41,7 +41,8 @@ class BYOL(SSLMethod):
 
     def forward(self, views):
         first, second = views
-        online_1, online_2 = (self.predictor(self.projector(self.backbone(v))) for v in (first, second))
+        projected_1, projected_2 = (self.projector(self.backbone(v)) for v in (first, second))
+        online_1, online_2 = self.predictor(projected_1), self.predictor(projected_2)
         with torch.no_grad():
             target_1, target_2 = (self.target_projector(self.target_backbone(v)) for v in (first, second))
-        return byol_loss(online_1, target_2) + byol_loss(online_2, target_1)
+        return StepOutput(byol_loss(online_1, target_2) + byol_loss(online_2, target_1), projected_1.detach())

@@ -22,7 +22,7 @@ from hpt.config import MoCoV2Config
 from hpt.data.views import MultiView, two_views
 from hpt.heads import ProjectionMLP
 from hpt.losses import infonce_loss
-from hpt.methods.base import SSLMethod, ViewFactory
+from hpt.methods.base import SSLMethod, StepOutput, ViewFactory
 from hpt.methods.queue import KeyQueue
 from hpt.train.distributed import gather
 
@@ -44,11 +44,11 @@ class MoCoV2(SSLMethod):
     def views(self, make_view: ViewFactory) -> MultiView:
         return two_views(make_view())
 
-    def forward(self, views: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, views: list[torch.Tensor]) -> StepOutput:
         query_images, key_images = views
         query = F.normalize(self.head(self.backbone(query_images)), dim=1)  # N x C
         with torch.no_grad():
             key = F.normalize(self.momentum_head(self.momentum_backbone(key_images)), dim=1)  # N x C
         loss = infonce_loss(query, key, self.queue.keys.clone(), self.temperature)
         self.queue.push(gather(key))  # every process enqueues the keys of the global batch
-        return loss
+        return StepOutput(loss, query.detach())

@@ -17,7 +17,7 @@ from hpt.config import SimCLRConfig
 from hpt.data.views import MultiView, two_views
 from hpt.heads import ProjectionMLP
 from hpt.losses.nt_xent import nt_xent_loss
-from hpt.methods.base import SSLMethod, ViewFactory
+from hpt.methods.base import SSLMethod, StepOutput, ViewFactory
 from hpt.train.distributed import gather
 
 
@@ -34,4 +34,4 @@ class SimCLR(SSLMethod):
 
     def forward(self, views):
         first, second = (self.head(self.backbone(v)) for v in views)  # N x dim each
-        return nt_xent_loss(gather(first), gather(second), self.temperature)
+        return StepOutput(nt_xent_loss(gather(first), gather(second), self.temperature), first.detach())

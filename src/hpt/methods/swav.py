@@ -22,7 +22,7 @@ from hpt.data.views import MultiView
 from hpt.heads import ProjectionMLP
 from hpt.heads.prototypes import Prototypes
 from hpt.losses.swav import sinkhorn, swapped_prediction_loss
-from hpt.methods.base import SSLMethod, ViewFactory
+from hpt.methods.base import SSLMethod, StepOutput, ViewFactory
 
 LARGE_CROPS = 2
 SMALL_MIN_SCALE = 0.05
@@ -71,7 +71,8 @@ class SwAV(SSLMethod):
             codes.append(sinkhorn(crop_scores, self.config.epsilon, self.config.sinkhorn_iterations)[-batch:])
         if self.config.queue_size > 0:
             self._enqueue(embeddings[: LARGE_CROPS * batch].detach().view(LARGE_CROPS, batch, -1))
-        return swapped_prediction_loss(list(scores), codes, self.config.temperature)
+        loss = swapped_prediction_loss(list(scores), codes, self.config.temperature)
+        return StepOutput(loss, embeddings[:batch].detach())
 
     @torch.no_grad()
     def _enqueue(self, embeddings: torch.Tensor) -> None:

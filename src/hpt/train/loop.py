@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.utils.data import DataLoader
 
 import hpt
-from hpt.checkpoints.files import read_tensors, save_tensors, sha256_file, write_text_atomic
+from hpt.checkpoints.files import read_provenance, read_tensors, save_tensors, sha256_file, write_text_atomic
 from hpt.config import PretrainConfig, dump_config
 from hpt.data.dataset import ImageDataset, sample_batches
 from hpt.data.files import find_images
@@ -32,6 +32,7 @@ from hpt.errors import HptError
 from hpt.eval.monitor import build_monitor
 from hpt.methods import SSLMethod, build_method
 from hpt.train.ema import ema_update
+from hpt.train.health import CollapseWatch, all_finite
 from hpt.train.param_groups import param_groups
 from hpt.train.run_dir import (BACKBONE, CHECKPOINT, CONFIG, METRICS, SKIPPED, MetricsLog, check_run_dir,
                                create_run_dir)
@@ -128,6 +129,7 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
     # ---- the loop ----------------------------------------------------------------------------------------
     start = time.perf_counter()
     window_start, window_images, window_losses = start, 0, []
+    collapse = CollapseWatch(config.train.collapse_threshold)
     loss_value = math.nan
     done = start_step
     if not resumed:
@@ -143,10 +145,11 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
             for group in optimizer.param_groups:
                 group["lr"] = float(lr_at[step])
             method.on_step(step)
-            loss = model(views)
+            loss, embeddings = model(views)
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
-                raise HptError(f"the loss became {loss_value} at step {step + 1}; lower the learning rate (optim.lr)")
+                raise _unhealthy(f"the loss became {loss_value}", step + 1, run)
+            collapse.add(embeddings)
             optimizer.zero_grad(set_to_none=True)
             fabric.backward(loss)
             optimizer.step()
@@ -158,10 +161,15 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
             progress.update(task, advance=1, loss=loss_value)
             if done % config.train.log_every == 0 or done == steps:
                 now = time.perf_counter()
+                spread, collapsing = collapse.flush()
                 metrics.write({"step": done, "loss": sum(window_losses) / len(window_losses), "last_loss": loss_value,
-                               "lr": float(lr_at[step]), "images_per_s": window_images / (now - window_start),
-                               "elapsed_s": now - start})
+                               "lr": float(lr_at[step]), "embedding_spread": spread,
+                               "images_per_s": window_images / (now - window_start), "elapsed_s": now - start})
                 window_start, window_images, window_losses = now, 0, []
+                if collapsing:
+                    console.log(f"[yellow]warning[/]: the embeddings are collapsing at step {done} (spread {spread:.3f}"
+                                f" < train.collapse_threshold {collapse.threshold}; 1 is evenly spread, 0 is one point)"
+                                ": the representation is losing information; try a lower optim.lr")
             if not console.is_terminal and (done % announce_every == 0 or done == steps):
                 console.log(f"step {done}/{steps}  loss {loss_value:.4f}  lr {lr_at[step]:.2e}")
             if config.monitor.every and done % config.monitor.every == 0 and done < steps:
@@ -183,10 +191,21 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
     return RunSummary(run, done, loss_value, wall_time)
 
 
+def _unhealthy(what: str, step: int, run: Path) -> HptError:
+    last = read_provenance(run / CHECKPOINT) if (run / CHECKPOINT).is_file() else None
+    kept = f"the last good checkpoint (step {last['steps']}) is intact in '{run / CHECKPOINT}'" if last else \
+        "no checkpoint had been written yet"
+    return HptError(f"{what} at step {step}; {kept}; start again with a lower learning rate (optim.lr)")
+
+
 def _save_checkpoint(run: Path, method: SSLMethod, optimizer: torch.optim.Optimizer, provenance: dict[str, Any]) -> None:
-    """Everything `--resume` continues from: the method's whole state (backbone, heads, momentum encoder,
+    """Only healthy weights are saved: a non-finite parameter stops the run and leaves the last checkpoint.
+
+    Everything `--resume` continues from: the method's whole state (backbone, heads, momentum encoder,
     queue, prototypes), the optimiser's momentum buffers and the RNG states. The step (in the provenance) is
     the rest: learning rate, EMA momentum and data order are functions of it."""
+    if not all_finite(method.parameters()):
+        raise _unhealthy("the weights became non-finite", provenance["steps"], run)
     tensors = dict(method.state_dict())
     for index, state in optimizer.state_dict()["state"].items():
         for name, value in state.items():
