@@ -30,15 +30,16 @@ def hpt_process(*args: str | Path) -> subprocess.CompletedProcess:
 def hpt_run(digits, lite0_file, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "hpt"
     code = main(["pretrain", "--data", str(digits["pretrain"]), "--out", str(run), "--base", str(lite0_file),
-                 "--backbone", LITE0, "--steps", "6", "--batch-size", "16", "--set", "train.log_every=2", *TINY])
+                 "--backbone", LITE0, "--steps", "6", "--batch-size", "16", "--set", "train.log_every=2",
+                 "--set", "monitor.export=last", *TINY])
     assert code == 0
     return run
 
 
 def test_pretrain_writes_the_run_folder(hpt_run, lite0_file):
     assert sorted(p.name for p in hpt_run.iterdir()) == [
-        "backbone.json", "backbone.safetensors", "checkpoint.json", "checkpoint.safetensors", "config.yaml",
-        "metrics.jsonl"]
+        "backbone.json", "backbone.safetensors", "best.json", "best.safetensors", "checkpoint.json",
+        "checkpoint.safetensors", "config.yaml", "metrics.jsonl"]
     config = yaml.safe_load((hpt_run / "config.yaml").read_text())
     assert config["train"]["steps"] == 6 and config["model"]["backbone"] == LITE0
     assert config["mocov2"]["queue_size"] == 64 and config["optim"]["lr"] == 0.03
@@ -65,6 +66,8 @@ def test_exported_backbone_is_native_trained_and_traceable(hpt_run, lite0_file):
     assert provenance["parent"]["sha256"] == sha256_file(hpt_run / "checkpoint.safetensors")
     assert read_provenance(hpt_run / "checkpoint.safetensors")["parent"]["sha256"] == sha256_file(lite0_file)
     assert provenance["config"]["train"]["steps"] == 6
+    assert provenance["selected"] == {"step": 6, "by": "last"}  # monitor.export=last
+    assert [e["step"] for e in provenance["monitor"]] == list(range(7))  # RankMe at step 0 and every step
 
 
 def test_eval_knn_on_the_run(hpt_run, digits):

@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="any other config key, e.g. --set mocov2.queue_size=4096")
     pretrain.add_argument("--overwrite", action="store_true", help="replace the files of an existing run folder")
     pretrain.add_argument("--resume", action="store_true", help="continue a cut-off run from its last checkpoint")
+    pretrain.add_argument("--auto", action="store_true",
+                          help="short pilots of auto.recipes from --base, ranked by the monitor; the best runs in full")
 
     chain = commands.add_parser("chain", help="run a chain of stages: base -> source -> ... -> target")
     chain.add_argument("chain", type=Path, help="chain YAML file (see hpt.pipeline.chain)")
@@ -148,10 +150,11 @@ def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "pretrain":
         from hpt.config import load_config
+        from hpt.train.auto import pretrain_auto
         from hpt.train.loop import pretrain  # imported on use: `hpt --help` stays fast
 
         config = load_config(args.config, pretrain_overrides(args))
-        pretrain(config, args.out, overwrite=args.overwrite, resume=args.resume)
+        (pretrain_auto if args.auto else pretrain)(config, args.out, overwrite=args.overwrite, resume=args.resume)
     elif args.command == "chain":
         from hpt.pipeline.chain import run_chain
 

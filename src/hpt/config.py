@@ -70,6 +70,9 @@ class TransferConfig(Section):
     statistics the training batches left (a momentum average over the last steps)."""
     target_sample: int = Field(256, ge=1)
     """How many target images filter selection measures responses on, and `bn-only` re-estimates BN statistics on."""
+    freeze_bn_statistics: bool = False
+    """Keep the base's BatchNorm running statistics: the backbone's BN layers normalise with them during
+    training too (transfer/frozen_statistics.py); their affine parameters still train."""
 
 
 class MoCoV2Config(Section):
@@ -144,14 +147,35 @@ class TrainConfig(Section):
 
 
 class MonitorConfig(Section):
-    """kNN accuracy on a labelled split while pretraining: at step 0 (the starting point), every `every`
-    steps, and at the end, logged to metrics.jsonl, so every run has its convergence curve."""
+    """How a run watches itself: at step 0 (the starting point), every `every` steps and at the end, logged to
+    metrics.jsonl. kNN accuracy when a labelled split is given; RankMe, a label-free score, always (on images
+    held out of training). The backbone of the best evaluation is kept in `best.safetensors` and exported."""
 
     train: str | None = None
     """Labelled images for the kNN memory (sub-folder per class, or a labelled file list)."""
     test: str | None = None
-    every: int = Field(0, ge=0)
-    """Steps between evaluations; 0: only at the start and the end (when `train` and `test` are given)."""
+    protocol: Literal["knn", "linear"] = "knn"
+    """How the labelled score is computed: kNN (k=20), or a linear probe (weight decay chosen on a fifth of
+    `train`); the same code as `hpt eval`."""
+    every: int | None = Field(None, ge=0)
+    """Steps between evaluations; None: ten per run; 0: only at the start and the end."""
+    label_free_sample: int = Field(512, ge=0)
+    """Images held out of training to compute RankMe on (at most a tenth of the data; 0: no label-free score)."""
+    export: Literal["best", "last"] = "best"
+    """Which backbone `backbone.safetensors` holds: the best evaluation's (kNN with labels, else RankMe; step 0,
+    the starting point, included), or the last step's."""
+
+    def interval(self, steps: int) -> int:
+        return max(1, steps // 10) if self.every is None else self.every
+
+
+class AutoConfig(Section):
+    """`hpt pretrain --auto` (train/auto.py): pilots of these recipes, the best by the monitor runs in full."""
+
+    recipes: list[str] = Field(default_factory=lambda: ["bn-only", "full", "full-lr/10"])
+    """Names from `hpt.train.auto.RECIPES`: `bn-only`, `full`, `full-lr/10` (full at a tenth of optim.lr)."""
+    pilot_steps: int | None = Field(None, ge=1)
+    """Steps per pilot; None: a tenth of train.steps, at least 10."""
 
 
 class PretrainConfig(Section):
@@ -167,6 +191,7 @@ class PretrainConfig(Section):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    auto: AutoConfig = Field(default_factory=AutoConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -8,7 +8,7 @@ convention); a file list gives them as an optional second column. Every file is 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hpt.data.screen import ScreenPolicy, screen
@@ -32,12 +32,14 @@ class ImageList:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def without(self, bad: dict[Path, str]) -> ImageList:
-        keep = [i for i, path in enumerate(self.paths) if path not in bad]
+    def subset(self, keep: list[int]) -> ImageList:
         return ImageList([self.paths[i] for i in keep],
                          [self.labels[i] for i in keep] if self.labels is not None else None, self.classes,
-                         [self.multilabel[i] for i in keep] if self.multilabel is not None else None,
-                         {**self.skipped, **bad})
+                         [self.multilabel[i] for i in keep] if self.multilabel is not None else None, self.skipped)
+
+    def without(self, bad: dict[Path, str]) -> ImageList:
+        kept = self.subset([i for i, path in enumerate(self.paths) if path not in bad])
+        return replace(kept, skipped={**self.skipped, **bad})
 
 
 def find_images(spec: str | Path, what: str = "data", policy: ScreenPolicy = ScreenPolicy()) -> ImageList:

@@ -1,30 +1,49 @@
-"""The online monitor: kNN accuracy of the backbone being trained, on a fixed labelled split.
+"""The online monitor: how good the backbone being trained is, at step 0, every few steps and at the end.
 
-It uses exactly what `hpt eval --protocol knn` uses (the same evaluation view, normalised with the labelled
-training split's own statistics, and the same kNN), so a run's curve and its final `hpt eval` agree.
+Two scores, each logged to `metrics.jsonl` at every evaluation:
+- with labels (`monitor.train` and `monitor.test`): kNN accuracy (or, with `monitor.protocol: linear`, a
+  linear probe's, its weight decay chosen on a fifth of `monitor.train`), exactly as `hpt eval` computes it
+  (the same evaluation view, normalised with the labelled training split's own statistics, the same
+  protocol), so a run's curve and its final `hpt eval` agree;
+- without: RankMe (`spectrum.py`; alpha-ReQ is logged beside it) of the backbone's features on a fixed
+  sample of the run's own images, held out of training (`monitor.label_free_sample`, at most a tenth of the data).
+
+The run keeps the backbone of its best evaluation by `selects_by` (the labelled score when there are labels,
+else RankMe).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
 from hpt.backbones import Backbone
 from hpt.config import MonitorConfig
 from hpt.data.dataset import ImageDataset
-from hpt.data.files import find_images
+from hpt.data.files import ImageList, find_images
 from hpt.data.stats import pixel_stats
 from hpt.data.views import eval_view
 from hpt.errors import HptError
 from hpt.eval.features import extract_features
-from hpt.eval.runner import Split, align_classes, knn_protocol, labelled
+from hpt.eval.spectrum import alpha_req, rankme
+from hpt.eval.runner import PROTOCOLS, Split, align_classes, labelled, split_validation
 
-class KnnMonitor:
+LABELLED_SCORES = {"knn": "knn_top1_k20", "linear": "linear_top1"}
+LABEL_FREE_SCORE = "rankme"
+MIN_LABEL_FREE_SAMPLE = 16
+"""Fewer held-out images than this give no useful rank; the label-free score is then off."""
+
+
+class LabelledMonitor:
     def __init__(self, config: MonitorConfig, image_size: int, batch_size: int = 256, stats_sample: int = 5000) -> None:
         train = labelled(find_images(config.train, "monitor.train"), "monitor.train", config.train)
         test = align_classes(labelled(find_images(config.test, "monitor.test"), "monitor.test", config.test), train,
                              config.test)
         if train.multilabel is not None:
-            raise HptError("monitor: the kNN monitor needs one label per image (one sub-folder per class)")
+            raise HptError("monitor: the monitor needs one label per image (one sub-folder per class)")
+        self.protocol = config.protocol
         stats = pixel_stats(train, image_size, stats_sample)
         view = eval_view(image_size, stats.mean, stats.std)
         self.train = ImageDataset(train, view)
@@ -34,13 +53,56 @@ class KnnMonitor:
     def __call__(self, backbone: Backbone, device: torch.device | str) -> dict[str, float]:
         train, test = (Split(*extract_features(backbone, dataset, self.batch_size, 0, device))
                        for dataset in (self.train, self.test))
-        metrics, _ = knn_protocol(train, None, test)
+        val = None
+        if PROTOCOLS[self.protocol].needs_validation:
+            train, val = split_validation(train, 0.2)
+        metrics, _ = PROTOCOLS[self.protocol].run(train, val, test)
         return metrics
 
 
-def build_monitor(config: MonitorConfig, image_size: int, batch_size: int) -> KnnMonitor | None:
-    if config.train is None and config.test is None:
-        return None
-    if config.train is None or config.test is None:
+class RankMeMonitor:
+    def __init__(self, images: ImageList, view: Callable, batch_size: int = 256) -> None:
+        self.images = ImageDataset(images, view)
+        self.batch_size = batch_size
+
+    def __call__(self, backbone: Backbone, device: torch.device | str) -> dict[str, float]:
+        features, _ = extract_features(backbone, self.images, self.batch_size, 0, device)
+        return {LABEL_FREE_SCORE: rankme(features), "alpha_req": alpha_req(features)}
+
+
+@dataclass(frozen=True)
+class Monitor:
+    labelled: LabelledMonitor | None
+    label_free: RankMeMonitor | None
+
+    @property
+    def selects_by(self) -> str:
+        return LABELLED_SCORES[self.labelled.protocol] if self.labelled is not None else LABEL_FREE_SCORE
+
+    def __call__(self, backbone: Backbone, device: torch.device | str) -> dict[str, float]:
+        scores: dict[str, float] = {}
+        for part in (self.labelled, self.label_free):
+            if part is not None:
+                scores.update(part(backbone, device))
+        return scores
+
+
+def hold_out(images: ImageList, config: MonitorConfig, batch_size: int, seed: int) -> tuple[ImageList,
+                                                                                         ImageList | None]:
+    """(images to train on, images held out for the label-free score or None), fixed by the seed; never so
+    many that fewer than a batch are left to train on."""
+    count = min(config.label_free_sample, len(images) // 10, len(images) - batch_size)
+    if count < MIN_LABEL_FREE_SAMPLE:
+        return images, None
+    chosen = set(torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:count].tolist())
+    return (images.subset([i for i in range(len(images)) if i not in chosen]),
+            images.subset(sorted(chosen)))
+
+
+def build_monitor(config: MonitorConfig, image_size: int, batch_size: int, held_out: ImageList | None,
+                  view: Callable) -> Monitor | None:
+    if (config.train is None) != (config.test is None):
         raise HptError("monitor: give both monitor.train and monitor.test (labelled image folders)")
-    return KnnMonitor(config, image_size, batch_size)
+    labels = LabelledMonitor(config, image_size, batch_size) if config.train is not None else None
+    label_free = RankMeMonitor(held_out, view, batch_size) if held_out is not None else None
+    return Monitor(labels, label_free) if labels or label_free else None

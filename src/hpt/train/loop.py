@@ -23,20 +23,22 @@ import hpt
 from hpt.checkpoints.files import read_provenance, read_tensors, save_tensors, sha256_file, write_text_atomic
 from hpt.config import PretrainConfig, dump_config
 from hpt.data.dataset import ImageDataset, sample_batches
-from hpt.data.files import find_images
+from hpt.data.files import ImageList, find_images
 from hpt.data.order import SeededItems, StepBatches
 from hpt.data.screen import ScreenPolicy, skipped_report
 from hpt.data.stats import PixelStats, pixel_stats
 from hpt.data.views import eval_view, pretrain_view
 from hpt.errors import HptError
-from hpt.eval.monitor import build_monitor
+from hpt.eval.monitor import build_monitor, hold_out
 from hpt.methods import SSLMethod, build_method
+from hpt.train.best import BestBackbone
 from hpt.train.ema import ema_update
 from hpt.train.health import CollapseWatch, all_finite
 from hpt.train.param_groups import param_groups
-from hpt.train.run_dir import (BACKBONE, CHECKPOINT, CONFIG, METRICS, SKIPPED, MetricsLog, check_run_dir,
-                               create_run_dir)
+from hpt.train.run_dir import (BACKBONE, BEST, CHECKPOINT, CONFIG, METRICS, SKIPPED, MetricsLog, check_run_dir,
+                               create_run_dir, read_monitor)
 from hpt.train.schedule import cosine_schedule
+from hpt.transfer.frozen_statistics import hold_batch_norm_statistics
 from hpt.transfer import adapt_backbone, check_strategy, init_backbone, reestimate_batch_norm, resolve_init
 
 OPTIMIZER_PREFIX = "optimizer."
@@ -58,19 +60,21 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
         raise HptError("no data: pass --data DIR (a folder of images or a file list)")
 
     # ---- inputs: everything that can be wrong fails here, before a file is written ----------------------
-    images = find_images(config.data.path, policy=ScreenPolicy(config.data.max_image_pixels,
-                                                               config.data.max_bad_fraction))
+    found = find_images(config.data.path, policy=ScreenPolicy(config.data.max_image_pixels,
+                                                              config.data.max_bad_fraction))
     batch_size, steps, seed = config.train.batch_size, config.train.steps, config.train.seed
+    images, held_out = hold_out(found, config.monitor, batch_size, seed)
     if len(images) < batch_size:
-        raise HptError(f"data '{config.data.path}' has {len(images)} images, fewer than the batch size {batch_size}")
+        raise HptError(f"data '{config.data.path}' has {len(images)} images to train on, fewer than the batch size "
+                       f"{batch_size}")
     strategy = check_strategy(config.model, config.transfer)
-    monitor = build_monitor(config.monitor, config.data.image_size, batch_size)
+    stats = pixel_stats(found, config.data.image_size, config.data.stats_sample)
+    measure_view = eval_view(config.data.image_size, stats.mean, stats.std)
+    monitor = build_monitor(config.monitor, config.data.image_size, batch_size, held_out, measure_view)
     continuing = check_run_dir(out, config, overwrite, resume)
     torch.manual_seed(seed)
     backbone, origin = init_backbone(config.model)
     init = resolve_init(config.model)
-    stats = pixel_stats(images, config.data.image_size, config.data.stats_sample)
-    measure_view = eval_view(config.data.image_size, stats.mean, stats.std)
 
     def target_sample():
         return sample_batches(images, measure_view, config.transfer.target_sample, batch_size, seed)
@@ -86,6 +90,8 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
                     f"listed in {run / SKIPPED}")
     console.log(f"[bold]hpt pretrain[/]: {config.method} on {backbone.name}, init {init} "
                 f"from {origin.get('spec') or 'random weights'}; {len(images)} images -> {run}")
+    if held_out is not None:
+        console.log(f"{len(held_out)} images held out of training for the label-free monitor (RankMe)")
 
     # ---- data: the dataset's own statistics, the method's views ------------------------------------------
     def make_view(size: int | None = None, scale: tuple[float, float] | None = None):
@@ -117,14 +123,20 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
     if resumed:
         _restore_rng(resumed[0])  # last, so that nothing in the set-up above shifts what the steps draw
 
-    def evaluate(done: int) -> None:
-        if monitor is not None:
-            scores = monitor(backbone, fabric.device)
-            metrics.write({"step": done, "monitor": "knn", **scores})
-            console.log(f"step {done}: " + "  ".join(f"{name} {value:.4f}" for name, value in scores.items()))
+    best = BestBackbone(run / BEST, monitor.selects_by, start_step if resumed else None) if monitor else None
 
     def provenance(done: int, wall_time: float) -> dict[str, Any]:
-        return _provenance(config, backbone.name, init, origin, stats, len(images), adaptations, done, wall_time)
+        return _provenance(config, backbone.name, init, origin, stats, len(images), held_out, adaptations, done,
+                           wall_time)
+
+    def evaluate(done: int, wall_time: float) -> None:
+        if monitor is None or best is None:
+            return
+        scores = monitor(backbone, fabric.device)
+        metrics.write({"step": done, "monitor": monitor.selects_by, **scores})
+        kept = best.offer(done, scores, backbone, provenance(done, wall_time))
+        console.log(f"step {done}: " + "  ".join(f"{name} {value:.4f}" for name, value in scores.items())
+                    + ("  (best so far)" if kept and done > 0 else ""))
 
     # ---- the loop ----------------------------------------------------------------------------------------
     start = time.perf_counter()
@@ -133,11 +145,12 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
     loss_value = math.nan
     done = start_step
     if not resumed:
-        evaluate(0)  # step 0 is a data point: the starting point as it is
+        evaluate(0, prior_wall_time)  # step 0 is a data point: the starting point as it is
     progress = Progress(TextColumn("[bold]pretrain"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn(), console=console,
                         disable=not console.is_terminal)
     announce_every = max(config.train.log_every, steps // 10)
+    monitor_every = config.monitor.interval(steps)
     with progress:
         task = progress.add_task("pretrain", total=steps, completed=start_step, loss=math.nan)
         for step in range(start_step, steps):
@@ -145,6 +158,8 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
             for group in optimizer.param_groups:
                 group["lr"] = float(lr_at[step])
             method.on_step(step)
+            if config.transfer.freeze_bn_statistics:
+                hold_batch_norm_statistics(method)  # again each step: evaluations put the backbone in train mode
             loss, embeddings = model(views)
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
@@ -172,8 +187,8 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
                                 ": the representation is losing information; try a lower optim.lr")
             if not console.is_terminal and (done % announce_every == 0 or done == steps):
                 console.log(f"step {done}/{steps}  loss {loss_value:.4f}  lr {lr_at[step]:.2e}")
-            if config.monitor.every and done % config.monitor.every == 0 and done < steps:
-                evaluate(done)
+            if monitor_every and done % monitor_every == 0 and done < steps:
+                evaluate(done, prior_wall_time + time.perf_counter() - start)
             if done % config.train.checkpoint_every == 0 and done < steps:
                 _save_checkpoint(run, method, optimizer, provenance(done, prior_wall_time + time.perf_counter() - start))
 
@@ -181,14 +196,32 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
     if strategy.reestimate_batch_norm and config.transfer.reestimate_batch_norm:
         seen = reestimate_batch_norm(backbone, target_sample(), fabric.device)
         adaptations["batch_norm_reestimated_on"] = seen
-    evaluate(done)
+    evaluate(done, prior_wall_time + time.perf_counter() - start)
     wall_time = prior_wall_time + time.perf_counter() - start
     _save_checkpoint(run, method, optimizer, provenance(done, wall_time))
     parent = {"path": str((run / CHECKPOINT).resolve()), "sha256": sha256_file(run / CHECKPOINT)}
-    save_tensors(run / BACKBONE, backbone.native_state_dict(),
-                 {**provenance(done, wall_time), "format": "hpt-backbone", "parent": parent})
-    console.log(f"done: {done} steps in {wall_time:.1f}s, final loss {loss_value:.4f}; backbone -> {run / BACKBONE}")
+    exported, selected = backbone.native_state_dict(), {"step": done, "by": "last"}
+    if best is not None and best.best is not None and config.monitor.export == "best":
+        exported, selected = best.tensors(), best.best
+        _say_what_was_selected(console, selected, read_monitor(run), done)
+    save_tensors(run / BACKBONE, exported, {**provenance(done, wall_time), "format": "hpt-backbone", "parent": parent,
+                                            "selected": selected, "monitor": read_monitor(run)})
+    console.log(f"done: {done} steps in {wall_time:.1f}s, final loss {loss_value:.4f}; backbone of step "
+                f"{selected['step']} -> {run / BACKBONE}")
     return RunSummary(run, done, loss_value, wall_time)
+
+
+def _say_what_was_selected(console: Console, selected: dict[str, Any], evaluations: list[dict[str, Any]],
+                           done: int) -> None:
+    by, at_end = selected["by"], next((e for e in reversed(evaluations) if e["step"] == done), None)
+    end = f"{at_end[by]:.4f} at the end" if at_end else "the end not evaluated"
+    if selected["step"] == 0 and done > 0:
+        console.log(f"[yellow]warning[/]: no evaluation beat the starting point by {by} ({selected['value']:.4f} at "
+                    f"step 0, {end}); backbone.safetensors holds the starting point (monitor.export=last: the "
+                    "last step)")
+    elif selected["step"] != done:
+        console.log(f"backbone.safetensors holds step {selected['step']}, the best by {by} ({selected['value']:.4f}; "
+                    f"{end})")
 
 
 def _unhealthy(what: str, step: int, run: Path) -> HptError:
@@ -249,7 +282,8 @@ def _restore_rng(tensors: dict[str, torch.Tensor]) -> None:
 
 
 def _provenance(config: PretrainConfig, backbone: str, init: str, origin: dict[str, Any], stats: PixelStats,
-                num_images: int, adaptations: dict[str, Any], steps: int, wall_time: float) -> dict[str, Any]:
+                num_images: int, held_out: ImageList | None, adaptations: dict[str, Any], steps: int,
+                wall_time: float) -> dict[str, Any]:
     """Everything needed to trace a file back to its base and to remake it."""
     base_parent = {"path": origin.get("path") or origin.get("spec"), "sha256": origin.get("sha256")}
     return {
@@ -260,7 +294,8 @@ def _provenance(config: PretrainConfig, backbone: str, init: str, origin: dict[s
         "init": init,
         "steps": steps,
         "wall_time_s": round(wall_time, 3),
-        "data": {"path": config.data.path, "images": num_images, "mean": stats.mean, "std": stats.std},
+        "data": {"path": config.data.path, "images": num_images, "held_out": len(held_out) if held_out else 0,
+                 "mean": stats.mean, "std": stats.std},
         "adaptations": adaptations,
         "base": origin,
         "parent": base_parent if origin.get("spec") else None,

@@ -21,6 +21,7 @@ METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.safetensors"
 BACKBONE = "backbone.safetensors"
 SKIPPED = "skipped.txt"
+BEST = "best.safetensors"
 
 
 def check_run_dir(out: Path, config: PretrainConfig, overwrite: bool, resume: bool) -> bool:
@@ -58,7 +59,8 @@ def create_run_dir(out: Path, continuing: bool) -> Path:
     for leftover in out.glob(f"*{TMP_SUFFIX}"):
         leftover.unlink()  # half a write from an attempt that was killed; the file it was replacing is intact
     if not continuing:
-        for name in (METRICS, CHECKPOINT, BACKBONE, SKIPPED, "checkpoint.json", "backbone.json", "eval.json"):
+        for name in (METRICS, CHECKPOINT, BACKBONE, BEST, SKIPPED, "checkpoint.json", "backbone.json", "best.json",
+                     "eval.json"):
             (out / name).unlink(missing_ok=True)  # what an earlier run wrote here would no longer be true
         (out / METRICS).write_text("")
     return out

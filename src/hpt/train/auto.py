@@ -1,0 +1,102 @@
+"""`hpt pretrain --auto`: short pilots of a few recipes, ranked by the monitor, then the winner's full run.
+
+Which recipe helps depends on the base, the target and the budget (HPT, Reed et al. 2022, Sec. 5: full
+continued pretraining for large targets, HPT-BN for small ones; a learning rate that suits training from
+scratch can undo a good base). `--auto` measures instead of guessing: every recipe in `auto.recipes` runs
+`auto.pilot_steps` steps in `RUN/pilots/NAME`, each is scored at its end by the run's monitor (kNN when
+labelled monitor splits are given, RankMe on held-out images otherwise; the same held-out images for all),
+and the best recipe runs the whole budget in `RUN` (a tie goes to the recipe listed first). The pilots'
+scores and the choice are printed and kept in `RUN/auto.json`; the full run's config records the recipe.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from hpt.checkpoints.files import write_text_atomic
+from hpt.config import PretrainConfig, set_dotted, validate_config
+from hpt.errors import HptError
+from hpt.train.loop import RunSummary, pretrain
+from hpt.train.run_dir import CONFIG, check_run_dir, is_finished, read_monitor
+
+AUTO_FILE = "auto.json"
+PILOTS = "pilots"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    init: str
+    lr_factor: float
+    """Times the configured `optim.lr`."""
+
+
+RECIPES: dict[str, Recipe] = {
+    "bn-only": Recipe("bn-only", 1.0),
+    "full": Recipe("full", 1.0),
+    "full-lr/10": Recipe("full", 0.1),
+}
+
+
+def check_recipes(names: list[str]) -> None:
+    unknown = [name for name in names if name not in RECIPES]
+    if unknown or not names:
+        raise HptError(f"auto.recipes: {unknown[0] if unknown else 'an empty list'} is not a recipe; expected some "
+                       f"of {', '.join(RECIPES)}")
+
+
+def recipe_config(config: PretrainConfig, recipe: Recipe, steps: int | None = None) -> PretrainConfig:
+    raw = config.to_dict()
+    set_dotted(raw, "model.init", recipe.init)
+    set_dotted(raw, "optim.lr", config.optim.lr * recipe.lr_factor)
+    if steps is not None:
+        set_dotted(raw, "train.steps", steps)
+        set_dotted(raw, "monitor.every", 0)  # a pilot is scored at its start and its end
+    return validate_config(raw)
+
+
+def pretrain_auto(config: PretrainConfig, out: Path, overwrite: bool = False, resume: bool = False,
+                  console: Console | None = None) -> RunSummary:
+    console = console or Console(stderr=True, log_path=False)
+    if config.model.base is None:
+        raise HptError("--auto compares ways of continuing from a base: give one with --base")
+    check_recipes(config.auto.recipes)
+    if out.is_dir() and any(out.iterdir()) and not (overwrite or resume):
+        check_run_dir(out, config, overwrite, resume)  # raises the one message for an occupied folder
+    if overwrite and not resume:
+        shutil.rmtree(out / PILOTS, ignore_errors=True)
+    pilot_steps = config.auto.pilot_steps or max(10, config.train.steps // 10)
+
+    pilots = []
+    for name in config.auto.recipes:
+        folder = out / PILOTS / name.replace("/", "_")
+        pilot = recipe_config(config, RECIPES[name], pilot_steps)
+        if not is_finished(folder):
+            console.log(f"[bold]auto[/]: pilot '{name}' ({pilot_steps} steps) -> {folder}")
+            pretrain(pilot, folder, overwrite=not resume, resume=resume and folder.is_dir(), console=console)
+        pilots.append(_score(name, folder))
+    by = pilots[0]["by"]
+    chosen = max(pilots, key=lambda p: p["end"])  # the first listed wins a tie
+    for p in pilots:
+        console.log(f"auto: {p['recipe']:<11} {by} {p['start']:.4f} at step 0 -> {p['end']:.4f} at step {pilot_steps}"
+                    + ("  [bold]chosen[/]" if p is chosen else ""))
+    write_text_atomic(out / AUTO_FILE, json.dumps({"pilot_steps": pilot_steps, "by": by, "pilots": pilots,
+                                                    "chosen": chosen["recipe"]}, indent=2) + "\n")
+    final = recipe_config(config, RECIPES[chosen["recipe"]])
+    continuing = resume and (out / CONFIG).is_file()
+    return pretrain(final, out, overwrite=not continuing, resume=continuing, console=console)
+
+
+def _score(name: str, folder: Path) -> dict[str, Any]:
+    evaluations = read_monitor(folder)
+    if len(evaluations) < 2:
+        raise HptError(f"--auto: pilot '{name}' has no monitor scores; give monitor.train and monitor.test, or "
+                       "keep monitor.label_free_sample above 0 with enough images")
+    by = evaluations[-1]["monitor"]
+    return {"recipe": name, "by": by, "start": evaluations[0][by], "end": evaluations[-1][by],
+            "run": str(folder)}

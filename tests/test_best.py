@@ -1,0 +1,118 @@
+"""Never worse than the start without saying so: the best evaluation's backbone is kept and exported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hpt.checkpoints.files import read_provenance, read_tensors
+from hpt.config import load_config
+from hpt.eval.runner import evaluate
+from hpt.train import loop
+from hpt.train.loop import pretrain
+from hpt.train.run_dir import read_monitor
+
+TINY = "timm:test_resnet"
+
+
+def _config(data: Path, **overrides):
+    return load_config(None, {"data.path": str(data), "data.image_size": 16, "data.num_workers": 0,
+                              "model.backbone": TINY, "train.batch_size": 8, "train.steps": 8,
+                              "train.log_every": 2, "mocov2.queue_size": 32, **overrides})
+
+
+class ScriptedMonitor:
+    """Scores scripted per evaluation (the run evaluates at step 0, every `monitor.every` steps and at the end);
+    it keeps the weights it was shown at each one. Only the score is scripted: the run and its weights are real."""
+
+    selects_by = "knn_top1_k20"
+
+    def __init__(self, scores: list[float]) -> None:
+        self.scores = scores
+        self.seen: list[dict[str, torch.Tensor]] = []
+
+    def __call__(self, backbone, device):
+        self.seen.append({k: v.clone() for k, v in backbone.native_state_dict().items()})
+        return {"knn_top1_k20": self.scores[len(self.seen) - 1]}
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_exported_backbone_is_the_peak_evaluation(digits, tmp_path, monkeypatch):
+    monitor = ScriptedMonitor([0.5, 0.6, 0.9, 0.7, 0.4])  # steps 0, 2, 4, 6, 8: the peak is step 4
+    monkeypatch.setattr(loop, "build_monitor", lambda *args: monitor)
+    run = tmp_path / "run"
+    pretrain(_config(digits["pretrain"], **{"monitor.every": 2}), run)
+    exported = read_tensors(run / "backbone.safetensors")[0]
+    assert _same(exported, monitor.seen[2]) and not _same(exported, monitor.seen[4])
+    provenance = read_provenance(run / "backbone.safetensors")
+    assert provenance["selected"] == {"step": 4, "by": "knn_top1_k20", "value": 0.9, "scores": {"knn_top1_k20": 0.9}}
+    assert [(e["step"], e["knn_top1_k20"]) for e in provenance["monitor"]] == [
+        (0, 0.5), (2, 0.6), (4, 0.9), (6, 0.7), (8, 0.4)]
+    assert provenance["steps"] == 8
+
+
+def test_a_run_that_never_beats_its_start_exports_the_start_and_says_so(digits, tmp_path, monkeypatch, capsys):
+    monitor = ScriptedMonitor([0.9, 0.5, 0.9])  # steps 0, 4, 8: the end only ties the start
+    monkeypatch.setattr(loop, "build_monitor", lambda *args: monitor)
+    run = tmp_path / "run"
+    pretrain(_config(digits["pretrain"], **{"monitor.every": 4}), run)
+    assert _same(read_tensors(run / "backbone.safetensors")[0], monitor.seen[0])
+    said = " ".join(capsys.readouterr().err.split())
+    assert "no evaluation beat the starting point by knn_top1_k20 (0.9000 at step 0, 0.9000 at the end)" in said
+
+    last = tmp_path / "last"
+    monitor = ScriptedMonitor([0.9, 0.5, 0.9])
+    monkeypatch.setattr(loop, "build_monitor", lambda *args: monitor)
+    pretrain(_config(digits["pretrain"], **{"monitor.every": 4, "monitor.export": "last"}), last)
+    assert _same(read_tensors(last / "backbone.safetensors")[0], monitor.seen[2])
+
+
+def test_a_real_knn_monitor_picks_a_backbone_that_reproduces_its_score(digits, lite0_file, tmp_path):
+    """Real base, real kNN: `hpt eval` of the exported backbone gives exactly the score it was picked by."""
+    run = tmp_path / "run"
+    config = load_config(None, {"data.path": str(digits["pretrain"]), "data.image_size": 32, "data.num_workers": 0,
+                                "model.backbone": "timm:tf_efficientnet_lite0", "model.base": str(lite0_file),
+                                "train.batch_size": 16, "train.steps": 4, "mocov2.queue_size": 64,
+                                "monitor.train": str(digits["train"]), "monitor.test": str(digits["test"]),
+                                "monitor.every": 2})
+    pretrain(config, run)
+    evaluations = read_monitor(run)
+    assert [e["step"] for e in evaluations] == [0, 2, 4] and all("rankme" in e for e in evaluations)
+    selected = read_provenance(run / "backbone.safetensors")["selected"]
+    best = max(evaluations, key=lambda e: e["knn_top1_k20"])  # the first of equals
+    assert selected["step"] == best["step"] and selected["by"] == "knn_top1_k20"
+    result = evaluate(str(run), str(digits["train"]), str(digits["test"]), "knn", num_workers=0)
+    assert result["metrics"]["knn_top1_k20"] == pytest.approx(best["knn_top1_k20"], abs=1e-9)
+
+
+def test_auto_runs_its_pilots_and_records_its_choice(digits, tmp_path):
+    base_run = tmp_path / "base"
+    pretrain(_config(digits["pretrain"], **{"train.steps": 2}), base_run)  # a real (tiny) base: a run folder
+    out = tmp_path / "auto"
+    args = ["pretrain", "--auto", "--data", digits["pretrain"], "--out", out, "--base", base_run, "--steps", "6",
+            "--batch-size", "8", "--image-size", "16", "--workers", "0", "--set", "mocov2.queue_size=32",
+            "--set", "auto.pilot_steps=2"]
+    done = subprocess.run([sys.executable, "-m", "hpt", *map(str, args)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    record = json.loads((out / "auto.json").read_text())
+    assert [p["recipe"] for p in record["pilots"]] == ["bn-only", "full", "full-lr/10"]
+    assert record["by"] == "rankme" and record["pilot_steps"] == 2
+    best = max(record["pilots"], key=lambda p: p["end"])
+    assert record["chosen"] == best["recipe"]
+    for pilot in record["pilots"]:
+        assert [e["step"] for e in read_monitor(Path(pilot["run"]))] == [0, 2]
+        assert read_monitor(Path(pilot["run"]))[-1]["rankme"] == pilot["end"]
+    config = json.loads((out / "backbone.json").read_text())["config"]
+    recipe = {"bn-only": ("bn-only", 0.03), "full": ("full", 0.03), "full-lr/10": ("full", 0.003)}[best["recipe"]]
+    assert (config["model"]["init"], config["optim"]["lr"]) == pytest.approx(recipe)
+    assert config["train"]["steps"] == 6
+    said = " ".join(done.stderr.split())
+    assert f"{best['recipe']}" in said and "chosen" in said
