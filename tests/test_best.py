@@ -99,17 +99,20 @@ def test_auto_runs_its_pilots_and_records_its_choice(digits, tmp_path):
     out = tmp_path / "auto"
     args = ["pretrain", "--auto", "--data", digits["pretrain"], "--out", out, "--base", base_run, "--steps", "6",
             "--batch-size", "8", "--image-size", "16", "--workers", "0", "--set", "mocov2.queue_size=32",
-            "--set", "auto.pilot_steps=2"]
+            "--set", "auto.pilot_steps=2", "--monitor-train", digits["train"], "--monitor-test", digits["test"]]
+    unlabelled = subprocess.run([sys.executable, "-m", "hpt", *map(str, args[:-4])], capture_output=True, text=True,
+                                timeout=300)
+    assert unlabelled.returncode == 2 and "--auto ranks its pilots by the labelled monitor" in unlabelled.stderr
     done = subprocess.run([sys.executable, "-m", "hpt", *map(str, args)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     record = json.loads((out / "auto.json").read_text())
     assert [p["recipe"] for p in record["pilots"]] == ["bn-only", "full", "full-lr/10"]
-    assert record["by"] == "rankme" and record["pilot_steps"] == 2
+    assert record["by"] == "knn_top1_k20" and record["pilot_steps"] == 2
     best = max(record["pilots"], key=lambda p: p["end"])
     assert record["chosen"] == best["recipe"]
     for pilot in record["pilots"]:
         assert [e["step"] for e in read_monitor(Path(pilot["run"]))] == [0, 2]
-        assert read_monitor(Path(pilot["run"]))[-1]["rankme"] == pilot["end"]
+        assert read_monitor(Path(pilot["run"]))[-1]["knn_top1_k20"] == pilot["end"]
     config = json.loads((out / "backbone.json").read_text())["config"]
     recipe = {"bn-only": ("bn-only", 0.03), "full": ("full", 0.03), "full-lr/10": ("full", 0.003)}[best["recipe"]]
     assert (config["model"]["init"], config["optim"]["lr"]) == pytest.approx(recipe)

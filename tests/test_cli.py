@@ -38,8 +38,8 @@ def hpt_run(digits, lite0_file, tmp_path_factory) -> Path:
 
 def test_pretrain_writes_the_run_folder(hpt_run, lite0_file):
     assert sorted(p.name for p in hpt_run.iterdir()) == [
-        "backbone.json", "backbone.safetensors", "best.json", "best.safetensors", "checkpoint.json",
-        "checkpoint.safetensors", "config.yaml", "metrics.jsonl"]
+        "backbone.json", "backbone.safetensors", "checkpoint.json", "checkpoint.safetensors", "config.yaml",
+        "metrics.jsonl"]  # no best.safetensors: without labels there is no score to trust
     config = yaml.safe_load((hpt_run / "config.yaml").read_text())
     assert config["train"]["steps"] == 6 and config["model"]["backbone"] == LITE0
     assert config["mocov2"]["queue_size"] == 64 and config["optim"]["lr"] == 0.03
@@ -57,6 +57,10 @@ def test_exported_backbone_is_native_trained_and_traceable(hpt_run, lite0_file):
     assert not torch.equal(state["conv_stem.weight"], base["_conv_stem.weight"])  # it trained
     moved = (state["conv_stem.weight"] - base["_conv_stem.weight"]).norm() / base["_conv_stem.weight"].norm()
     assert moved < 0.1  # six small steps from the base, not a fresh initialisation
+    # full from a base keeps the base's BN statistics by default; the BN affine parameters still train
+    assert torch.equal(state["bn1.running_mean"], base["_bn0.running_mean"])
+    assert torch.equal(state["bn1.running_var"], base["_bn0.running_var"])
+    assert not torch.equal(state["bn1.weight"], base["_bn0.weight"])
 
     provenance = read_provenance(hpt_run / "backbone.safetensors")
     assert provenance == json.loads((hpt_run / "backbone.json").read_text())
@@ -67,6 +71,7 @@ def test_exported_backbone_is_native_trained_and_traceable(hpt_run, lite0_file):
     assert read_provenance(hpt_run / "checkpoint.safetensors")["parent"]["sha256"] == sha256_file(lite0_file)
     assert provenance["config"]["train"]["steps"] == 6
     assert provenance["selected"] == {"step": 6, "by": "last"}  # monitor.export=last
+    assert provenance["adaptations"]["batch_norm_statistics"] == "frozen at the starting point's"
     assert [e["step"] for e in provenance["monitor"]] == list(range(7))  # RankMe at step 0 and every step
 
 

@@ -46,6 +46,22 @@ def test_bn_only_trains_batch_norm_alone(digits, lite0_file, tmp_path):
     assert not torch.equal(after["bn2.running_mean"], before["bn2.running_mean"])  # re-estimated on the target
 
 
+@pytest.mark.parametrize("frozen", [None, False])
+def test_full_from_a_base_keeps_its_batch_norm_statistics_unless_told(frozen, digits, lite0_file, tmp_path):
+    config = load_config(overrides={
+        "data.path": str(digits["pretrain"]), "data.image_size": 32, "data.num_workers": 0,
+        "model.base": str(lite0_file), "model.backbone": LITE0, "transfer.freeze_bn_statistics": frozen,
+        "train.steps": 2, "train.batch_size": 16, "mocov2.queue_size": 64, "monitor.export": "last"})
+    pretrain(config, tmp_path / "run")
+    before = load_backbone(str(lite0_file), LITE0)[0].native_state_dict()
+    after = load_file(str(tmp_path / "run" / "backbone.safetensors"))
+    statistics = [k for k in before if k.endswith(("running_mean", "running_var"))]
+    assert len(statistics) > 50
+    kept = [k for k in statistics if torch.equal(after[k], before[k])]
+    assert len(kept) == (len(statistics) if frozen is None else 0)  # default: all bitwise kept; off: all moved
+    assert not torch.equal(after["bn2.weight"], before["bn2.weight"])  # the affine parameters train either way
+
+
 def test_bn_only_optimiser_holds_only_batch_norm_and_head(lite0_file):
     backbone, _ = init_bn_only(ModelConfig(base=str(lite0_file), backbone=LITE0, init="bn-only"))
     method = MoCoV2(backbone, MoCoV2Config(queue_size=8))

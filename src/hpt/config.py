@@ -70,9 +70,10 @@ class TransferConfig(Section):
     statistics the training batches left (a momentum average over the last steps)."""
     target_sample: int = Field(256, ge=1)
     """How many target images filter selection measures responses on, and `bn-only` re-estimates BN statistics on."""
-    freeze_bn_statistics: bool = False
+    freeze_bn_statistics: bool | None = None
     """Keep the base's BatchNorm running statistics: the backbone's BN layers normalise with them during
-    training too (transfer/frozen_statistics.py); their affine parameters still train."""
+    training too (transfer/frozen_statistics.py); their affine parameters still train. None: frozen for
+    `--init full` from a base (benchmarks/results/continue_from_base.md), as they train otherwise."""
 
 
 class MoCoV2Config(Section):
@@ -162,8 +163,12 @@ class MonitorConfig(Section):
     label_free_sample: int = Field(512, ge=0)
     """Images held out of training to compute RankMe on (at most a tenth of the data; 0: no label-free score)."""
     export: Literal["best", "last"] = "best"
-    """Which backbone `backbone.safetensors` holds: the best evaluation's (kNN with labels, else RankMe; step 0,
-    the starting point, included), or the last step's."""
+    """Which backbone `backbone.safetensors` holds when there is a score to pick by: the best evaluation's
+    (step 0, the starting point, included), or the last step's."""
+    label_free_pick: bool = False
+    """Without labels, pick the best evaluation by RankMe. Off by default: on the benchmark targets RankMe
+    ranked checkpoints backwards (Spearman -0.5 with linear accuracy), so without labels the last step is
+    exported and the run says it cannot tell whether it beat its start."""
 
     def interval(self, steps: int) -> int:
         return max(1, steps // 10) if self.every is None else self.every

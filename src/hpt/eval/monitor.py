@@ -8,8 +8,9 @@ Two scores, each logged to `metrics.jsonl` at every evaluation:
 - without: RankMe (`spectrum.py`; alpha-ReQ is logged beside it) of the backbone's features on a fixed
   sample of the run's own images, held out of training (`monitor.label_free_sample`, at most a tenth of the data).
 
-The run keeps the backbone of its best evaluation by `selects_by` (the labelled score when there are labels,
-else RankMe).
+The run keeps the backbone of its best evaluation by `selects_by`: the labelled score when there are labels;
+RankMe without them only when asked (`monitor.label_free_pick`), since on the benchmark targets RankMe ranked
+checkpoints backwards (benchmarks/results/continue_from_base.md).
 """
 
 from __future__ import annotations
@@ -74,10 +75,14 @@ class RankMeMonitor:
 class Monitor:
     labelled: LabelledMonitor | None
     label_free: RankMeMonitor | None
+    label_free_pick: bool = False
 
     @property
-    def selects_by(self) -> str:
-        return LABELLED_SCORES[self.labelled.protocol] if self.labelled is not None else LABEL_FREE_SCORE
+    def selects_by(self) -> str | None:
+        """The score the best evaluation is chosen by; None: there is none to trust."""
+        if self.labelled is not None:
+            return LABELLED_SCORES[self.labelled.protocol]
+        return LABEL_FREE_SCORE if self.label_free is not None and self.label_free_pick else None
 
     def __call__(self, backbone: Backbone, device: torch.device | str) -> dict[str, float]:
         scores: dict[str, float] = {}
@@ -105,4 +110,4 @@ def build_monitor(config: MonitorConfig, image_size: int, batch_size: int, held_
         raise HptError("monitor: give both monitor.train and monitor.test (labelled image folders)")
     labels = LabelledMonitor(config, image_size, batch_size) if config.train is not None else None
     label_free = RankMeMonitor(held_out, view, batch_size) if held_out is not None else None
-    return Monitor(labels, label_free) if labels or label_free else None
+    return Monitor(labels, label_free, config.label_free_pick) if labels or label_free else None

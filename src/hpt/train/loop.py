@@ -38,7 +38,7 @@ from hpt.train.param_groups import param_groups
 from hpt.train.run_dir import (BACKBONE, BEST, CHECKPOINT, CONFIG, METRICS, SKIPPED, MetricsLog, check_run_dir,
                                create_run_dir, read_monitor)
 from hpt.train.schedule import cosine_schedule
-from hpt.transfer.frozen_statistics import hold_batch_norm_statistics
+from hpt.transfer.frozen_statistics import freezes_batch_norm_statistics, hold_batch_norm_statistics
 from hpt.transfer import adapt_backbone, check_strategy, init_backbone, reestimate_batch_norm, resolve_init
 
 OPTIMIZER_PREFIX = "optimizer."
@@ -81,6 +81,9 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
 
     resumed = _read_resumable(out / CHECKPOINT) if continuing else None
     adaptations = adapt_backbone(backbone, config.transfer, target_sample, seed) if resumed is None else {}
+    freeze_statistics = freezes_batch_norm_statistics(config.transfer, init)
+    if freeze_statistics and resumed is None:
+        adaptations["batch_norm_statistics"] = "frozen at the starting point's"
     method = build_method(config.method, backbone, config)
     run = create_run_dir(out, continuing=resumed is not None)
     dump_config(config, run / CONFIG)
@@ -123,18 +126,19 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
     if resumed:
         _restore_rng(resumed[0])  # last, so that nothing in the set-up above shifts what the steps draw
 
-    best = BestBackbone(run / BEST, monitor.selects_by, start_step if resumed else None) if monitor else None
+    selects_by = monitor.selects_by if monitor else None
+    best = BestBackbone(run / BEST, selects_by, start_step if resumed else None) if selects_by else None
 
     def provenance(done: int, wall_time: float) -> dict[str, Any]:
         return _provenance(config, backbone.name, init, origin, stats, len(images), held_out, adaptations, done,
                            wall_time)
 
     def evaluate(done: int, wall_time: float) -> None:
-        if monitor is None or best is None:
+        if monitor is None:
             return
         scores = monitor(backbone, fabric.device)
-        metrics.write({"step": done, "monitor": monitor.selects_by, **scores})
-        kept = best.offer(done, scores, backbone, provenance(done, wall_time))
+        metrics.write({"step": done, "monitor": selects_by or "unlabelled", **scores})
+        kept = best is not None and best.offer(done, scores, backbone, provenance(done, wall_time))
         console.log(f"step {done}: " + "  ".join(f"{name} {value:.4f}" for name, value in scores.items())
                     + ("  (best so far)" if kept and done > 0 else ""))
 
@@ -158,7 +162,7 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
             for group in optimizer.param_groups:
                 group["lr"] = float(lr_at[step])
             method.on_step(step)
-            if config.transfer.freeze_bn_statistics:
+            if freeze_statistics:
                 hold_batch_norm_statistics(method)  # again each step: evaluations put the backbone in train mode
             loss, embeddings = model(views)
             loss_value = float(loss.detach())
@@ -204,6 +208,10 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
     if best is not None and best.best is not None and config.monitor.export == "best":
         exported, selected = best.tensors(), best.best
         _say_what_was_selected(console, selected, read_monitor(run), done)
+    elif best is None and origin.get("spec") and done > 0:
+        console.log("[yellow]note[/]: without labelled monitor splits hpt cannot tell whether this backbone beats its "
+                    "starting point (the label-free RankMe is logged, but ranked checkpoints backwards on the "
+                    "benchmark targets); give --monitor-train and --monitor-test to keep the best")
     save_tensors(run / BACKBONE, exported, {**provenance(done, wall_time), "format": "hpt-backbone", "parent": parent,
                                             "selected": selected, "monitor": read_monitor(run)})
     console.log(f"done: {done} steps in {wall_time:.1f}s, final loss {loss_value:.4f}; backbone of step "
