@@ -161,7 +161,8 @@ class MonitorConfig(Section):
     every: int | None = Field(None, ge=0)
     """Steps between evaluations; None: ten per run; 0: only at the start and the end."""
     label_free_sample: int = Field(512, ge=0)
-    """Images held out of training to compute RankMe on (at most a tenth of the data; 0: no label-free score)."""
+    """Images RankMe is computed on (0: no label-free score); held out of training (at most a tenth of the
+    data) when `label_free_pick` is on."""
     export: Literal["best", "last"] = "best"
     """Which backbone `backbone.safetensors` holds when there is a score to pick by: the best evaluation's
     (step 0, the starting point, included), or the last step's."""

@@ -6,7 +6,8 @@ Two scores, each logged to `metrics.jsonl` at every evaluation:
   (the same evaluation view, normalised with the labelled training split's own statistics, the same
   protocol), so a run's curve and its final `hpt eval` agree;
 - without: RankMe (`spectrum.py`; alpha-ReQ is logged beside it) of the backbone's features on a fixed
-  sample of the run's own images, held out of training (`monitor.label_free_sample`, at most a tenth of the data).
+  sample of the run's own images (`monitor.label_free_sample`; held out of training, at most a tenth of the
+  data, when it picks the exported backbone).
 
 The run keeps the backbone of its best evaluation by `selects_by`: the labelled score when there are labels;
 RankMe without them only when asked (`monitor.label_free_pick`), since on the benchmark targets RankMe ranked
@@ -94,14 +95,19 @@ class Monitor:
 
 def hold_out(images: ImageList, config: MonitorConfig, batch_size: int, seed: int) -> tuple[ImageList,
                                                                                          ImageList | None]:
-    """(images to train on, images held out for the label-free score or None), fixed by the seed; never so
-    many that fewer than a batch are left to train on."""
-    count = min(config.label_free_sample, len(images) // 10, len(images) - batch_size)
+    """(images to train on, the label-free score's sample or None), fixed by the seed.
+
+    When the score picks the exported backbone (`label_free_pick`) its sample is held out of training, never
+    so much that fewer than a batch are left; when it is only logged, it is drawn from the training images, so
+    that a number nobody picks by costs no training data."""
+    picks = config.label_free_pick
+    count = min(config.label_free_sample, len(images) // 10 if picks else len(images),
+                len(images) - batch_size if picks else len(images))
     if count < MIN_LABEL_FREE_SAMPLE:
         return images, None
     chosen = set(torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:count].tolist())
-    return (images.subset([i for i in range(len(images)) if i not in chosen]),
-            images.subset(sorted(chosen)))
+    sample = images.subset(sorted(chosen))
+    return (images.subset([i for i in range(len(images)) if i not in chosen]) if picks else images), sample
 
 
 def build_monitor(config: MonitorConfig, image_size: int, batch_size: int, held_out: ImageList | None,

@@ -25,6 +25,8 @@ EPSILON = 1e-7  # the paper's, suited to float32
 
 
 def rankme(embeddings: torch.Tensor, epsilon: float = EPSILON) -> float:
+    if not torch.isfinite(embeddings).all():
+        return float("nan")
     singular = torch.linalg.svdvals(embeddings.float())  # min(N, D)
     p = singular / singular.sum() + epsilon
     return float(torch.exp(-(p * p.log()).sum()))
@@ -33,6 +35,8 @@ def rankme(embeddings: torch.Tensor, epsilon: float = EPSILON) -> float:
 def alpha_req(embeddings: torch.Tensor) -> float:
     """The decay exponent alpha of the covariance eigenspectrum, by least squares in log-log coordinates over
     the eigenvalues above 1e-6 of the largest."""
+    if not torch.isfinite(embeddings).all():
+        return float("nan")
     centred = embeddings.float() - embeddings.float().mean(dim=0)
     eigenvalues = torch.linalg.svdvals(centred) ** 2 / max(1, len(centred) - 1)  # descending
     eigenvalues = eigenvalues[eigenvalues > eigenvalues[0] * 1e-6].double()

@@ -93,7 +93,7 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
                     f"listed in {run / SKIPPED}")
     console.log(f"[bold]hpt pretrain[/]: {config.method} on {backbone.name}, init {init} "
                 f"from {origin.get('spec') or 'random weights'}; {len(images)} images -> {run}")
-    if held_out is not None:
+    if held_out is not None and config.monitor.label_free_pick:
         console.log(f"{len(held_out)} images held out of training for the label-free monitor (RankMe)")
 
     # ---- data: the dataset's own statistics, the method's views ------------------------------------------
@@ -136,6 +136,8 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
     def evaluate(done: int, wall_time: float) -> None:
         if monitor is None:
             return
+        if not all_finite(method.parameters()):
+            raise _unhealthy("the weights became non-finite", done, run)
         scores = monitor(backbone, fabric.device)
         metrics.write({"step": done, "monitor": selects_by or "unlabelled", **scores})
         kept = best is not None and best.offer(done, scores, backbone, provenance(done, wall_time))
@@ -302,7 +304,8 @@ def _provenance(config: PretrainConfig, backbone: str, init: str, origin: dict[s
         "init": init,
         "steps": steps,
         "wall_time_s": round(wall_time, 3),
-        "data": {"path": config.data.path, "images": num_images, "held_out": len(held_out) if held_out else 0,
+        "data": {"path": config.data.path, "images": num_images,
+                 "held_out": len(held_out) if held_out and config.monitor.label_free_pick else 0,
                  "mean": stats.mean, "std": stats.std},
         "adaptations": adaptations,
         "base": origin,
