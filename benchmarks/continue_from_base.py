@@ -2,8 +2,8 @@
 label-free monitor pick checkpoints as well as labels would?
 
 For each target (Fashion-MNIST and MNIST-5k image folders written from the installed packages) and each recipe
-(HPT's `--init full` and HPT-BN's `--init bn-only` at HPT's learning rate, and `--init full` with the
-BatchNorm statistics frozen at the base's, `transfer.freeze_bn_statistics`, at that learning rate and a tenth), one MoCo v2 run from the real ImageNet
+(HPT's `--init full` and HPT-BN's `--init bn-only` at HPT's learning rate, and both with the BatchNorm
+statistics frozen at the base's, `transfer.freeze_bn_statistics`; `full` also at a tenth of the rate), one MoCo v2 run from the real ImageNet
 EfficientNet-Lite0 is evaluated at step 0 and every `--every` steps by a linear probe on a labelled split (the
 monitor's `linear` protocol) and by the label-free scores (RankMe, alpha-ReQ) on held-out unlabelled images.
 Over all evaluations it reports, per target: the Spearman rank correlation between each label-free score and
@@ -32,6 +32,7 @@ RECIPES = {  # name: (init, lr for a batch of 256, BN statistics frozen)
     "bn-only lr 0.03": ("bn-only", 0.03, False),
     "full lr 0.03 frozen-BN": ("full", 0.03, True),
     "full lr 0.003 frozen-BN": ("full", 0.003, True),
+    "bn-only lr 0.03 frozen-BN": ("bn-only", 0.03, True),
 }
 SCORE = "linear_top1"
 
