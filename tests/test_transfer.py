@@ -30,6 +30,7 @@ def test_bn_only_trains_batch_norm_alone(digits, lite0_file, tmp_path):
     config = load_config(overrides={
         "data.path": str(digits["pretrain"]), "data.image_size": 32, "data.num_workers": 0,
         "model.base": str(lite0_file), "model.backbone": LITE0, "model.init": "bn-only",
+        "transfer.freeze_bn_statistics": False,  # HPT-BN as published: statistics re-estimated on the target
         "train.steps": 4, "train.batch_size": 16, "mocov2.queue_size": 64, "optim.lr": 3.0})
     pretrain(config, tmp_path / "run")
     base, _ = load_backbone(str(lite0_file), LITE0)
@@ -46,10 +47,10 @@ def test_bn_only_trains_batch_norm_alone(digits, lite0_file, tmp_path):
     assert not torch.equal(after["bn2.running_mean"], before["bn2.running_mean"])  # re-estimated on the target
 
 
-@pytest.mark.parametrize("frozen", [None, False])
-def test_full_from_a_base_keeps_its_batch_norm_statistics_unless_told(frozen, digits, lite0_file, tmp_path):
+@pytest.mark.parametrize("init,frozen", [("full", None), ("full", False), ("bn-only", None)])
+def test_a_run_from_a_base_keeps_its_batch_norm_statistics_unless_told(init, frozen, digits, lite0_file, tmp_path):
     config = load_config(overrides={
-        "data.path": str(digits["pretrain"]), "data.image_size": 32, "data.num_workers": 0,
+        "data.path": str(digits["pretrain"]), "data.image_size": 32, "data.num_workers": 0, "model.init": init,
         "model.base": str(lite0_file), "model.backbone": LITE0, "transfer.freeze_bn_statistics": frozen,
         "train.steps": 2, "train.batch_size": 16, "mocov2.queue_size": 64, "monitor.export": "last"})
     pretrain(config, tmp_path / "run")

@@ -66,14 +66,14 @@ class TransferConfig(Section):
     filter_selection: float | None = Field(None, gt=0.0, lt=1.0)
     """FRACTION: per conv layer, re-initialise this share of the filters least used on the target."""
     reestimate_batch_norm: bool = True
-    """`bn-only`: recompute BN running statistics on the target after training (HPT-BN). False keeps the
-    statistics the training batches left (a momentum average over the last steps)."""
+    """`bn-only` with BN statistics training (`freeze_bn_statistics: false`): recompute them on the target
+    after training (HPT-BN). False keeps those the training batches left (a momentum average)."""
     target_sample: int = Field(256, ge=1)
     """How many target images filter selection measures responses on, and `bn-only` re-estimates BN statistics on."""
     freeze_bn_statistics: bool | None = None
     """Keep the base's BatchNorm running statistics: the backbone's BN layers normalise with them during
-    training too (transfer/frozen_statistics.py); their affine parameters still train. None: frozen for
-    `--init full` from a base (benchmarks/results/continue_from_base.md), as they train otherwise."""
+    training too (transfer/frozen_statistics.py); their affine parameters still train. None: frozen whenever
+    the run starts from a base (benchmarks/results/continue_from_base.md); false: HPT's behaviour."""
 
 
 class MoCoV2Config(Section):

@@ -199,7 +199,7 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
                 _save_checkpoint(run, method, optimizer, provenance(done, prior_wall_time + time.perf_counter() - start))
 
     # ---- finish: HPT-BN re-estimates BN statistics on the target; then export ----------------------------
-    if strategy.reestimate_batch_norm and config.transfer.reestimate_batch_norm:
+    if strategy.reestimate_batch_norm and config.transfer.reestimate_batch_norm and not freeze_statistics:
         seen = reestimate_batch_norm(backbone, target_sample(), fabric.device)
         adaptations["batch_norm_reestimated_on"] = seen
     evaluate(done, prior_wall_time + time.perf_counter() - start)
