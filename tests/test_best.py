@@ -13,6 +13,7 @@ import torch
 from hpt.checkpoints.files import read_provenance, read_tensors
 from hpt.config import load_config
 from hpt.eval.runner import evaluate
+from hpt.pipeline.lineage import describe
 from hpt.train import loop
 from hpt.train.loop import pretrain
 from hpt.train.run_dir import read_monitor
@@ -57,6 +58,7 @@ def test_the_exported_backbone_is_the_peak_evaluation(digits, tmp_path, monkeypa
     assert [(e["step"], e["knn_top1_k20"]) for e in provenance["monitor"]] == [
         (0, 0.5), (2, 0.6), (4, 0.9), (6, 0.7), (8, 0.4)]
     assert provenance["steps"] == 8
+    assert "the backbone of step 4, the best by knn_top1_k20 (0.9000)" in describe(str(run))  # hpt inspect
 
 
 def test_a_run_that_never_beats_its_start_exports_the_start_and_says_so(digits, tmp_path, monkeypatch, capsys):

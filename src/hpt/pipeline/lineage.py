@@ -62,6 +62,10 @@ def describe(spec: str) -> str:
             parent = provenance.get("parent")
             if provenance.get("format") == "hpt-backbone" and parent:
                 lines.append(f"   exported from {parent['path']}{_check(parent['path'], parent['sha256'])}")
+            selected = provenance.get("selected")
+            if selected and selected.get("by") != "last":
+                lines.append(f"   the backbone of step {selected['step']}, the best by {selected['by']} "
+                             f"({selected['value']:.4f})")
         elif origin:
             report = origin.get("load_report", {})
             lines.append(f"   foreign checkpoint of {origin.get('backbone')}: layout {report.get('layout')}, "
