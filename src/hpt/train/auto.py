@@ -80,7 +80,9 @@ def pretrain_auto(config: PretrainConfig, out: Path, overwrite: bool = False, re
     for name in config.auto.recipes:
         folder = out / PILOTS / name.replace("/", "_")
         pilot = recipe_config(config, RECIPES[name], pilot_steps)
-        if not is_finished(folder):
+        if is_finished(folder):
+            check_run_dir(folder, pilot, overwrite=False, resume=True)  # a finished pilot of another config: refused
+        else:
             console.log(f"[bold]auto[/]: pilot '{name}' ({pilot_steps} steps) -> {folder}")
             pretrain(pilot, folder, overwrite=not resume, resume=resume and folder.is_dir(), console=console)
         pilots.append(_score(name, folder))
