@@ -36,7 +36,8 @@ class DataConfig(Section):
     """Unusable files (empty, truncated, not images, unreadable, too large) are skipped and listed in
     `skipped.txt`; more than this share of them stops the run before it starts."""
     max_image_pixels: int = Field(89_478_485, ge=1)
-    """Images whose header claims more pixels are skipped unread (decompression bombs); PIL's default."""
+    """Images whose header claims more pixels are skipped unread (decompression bombs); PIL's default
+    (Image.MAX_IMAGE_PIXELS, 0.25 GB of RGB)."""
 
 
 class ViewConfig(Section):
@@ -149,8 +150,8 @@ class TrainConfig(Section):
 
 class MonitorConfig(Section):
     """How a run watches itself: at step 0 (the starting point), every `every` steps and at the end, logged to
-    metrics.jsonl. kNN accuracy when a labelled split is given; RankMe, a label-free score, always (on images
-    held out of training). The backbone of the best evaluation is kept in `best.safetensors` and exported."""
+    metrics.jsonl. kNN (or linear) accuracy when a labelled split is given, which then keeps the best
+    evaluation's backbone in `best.safetensors` and exports it; RankMe and alpha-ReQ, label-free, always."""
 
     train: str | None = None
     """Labelled images for the kNN memory (sub-folder per class, or a labelled file list)."""

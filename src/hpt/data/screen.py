@@ -20,19 +20,24 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from hpt.config import DataConfig
 from hpt.data.cache import files_key, read_cached, write_cached
 from hpt.errors import HptError, first_line
-
-PIL_PIXEL_LIMIT = 89_478_485  # PIL's own default (Image.MAX_IMAGE_PIXELS): 0.25 GB of RGB
 
 
 @dataclass(frozen=True)
 class ScreenPolicy:
-    max_image_pixels: int = PIL_PIXEL_LIMIT
-    max_bad_fraction: float = 0.05
+    """`data.max_image_pixels` and `data.max_bad_fraction`; the defaults are the config's."""
+
+    max_image_pixels: int = DataConfig.model_fields["max_image_pixels"].default
+    max_bad_fraction: float = DataConfig.model_fields["max_bad_fraction"].default
+
+    @classmethod
+    def of(cls, data: DataConfig) -> ScreenPolicy:
+        return cls(data.max_image_pixels, data.max_bad_fraction)
 
 
-def problem_with(path: Path, max_image_pixels: int = PIL_PIXEL_LIMIT) -> str | None:
+def problem_with(path: Path, max_image_pixels: int = ScreenPolicy.max_image_pixels) -> str | None:
     """Why `path` cannot be used as an image, or None when it decodes."""
     try:
         if os.stat(path).st_size == 0:

@@ -100,14 +100,17 @@ def hold_out(images: ImageList, config: MonitorConfig, batch_size: int, seed: in
     When the score picks the exported backbone (`label_free_pick`) its sample is held out of training, never
     so much that fewer than a batch are left; when it is only logged, it is drawn from the training images, so
     that a number nobody picks by costs no training data."""
-    picks = config.label_free_pick
-    count = min(config.label_free_sample, len(images) // 10 if picks else len(images),
-                len(images) - batch_size if picks else len(images))
+    if config.label_free_pick:
+        count = min(config.label_free_sample, len(images) // 10, len(images) - batch_size)
+    else:
+        count = min(config.label_free_sample, len(images))
     if count < MIN_LABEL_FREE_SAMPLE:
         return images, None
     chosen = set(torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:count].tolist())
     sample = images.subset(sorted(chosen))
-    return (images.subset([i for i in range(len(images)) if i not in chosen]) if picks else images), sample
+    if not config.label_free_pick:
+        return images, sample
+    return images.subset([i for i in range(len(images)) if i not in chosen]), sample
 
 
 def build_monitor(config: MonitorConfig, image_size: int, batch_size: int, held_out: ImageList | None,

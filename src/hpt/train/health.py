@@ -24,7 +24,9 @@ def embedding_spread(embeddings: torch.Tensor) -> float:
 
 
 def all_finite(tensors: Iterable[torch.Tensor]) -> bool:
-    return all(bool(torch.isfinite(t).all()) for t in tensors)
+    """One device synchronisation for all of them, not one each."""
+    checks = [torch.isfinite(t).all() for t in tensors]
+    return bool(torch.stack(checks).all()) if checks else True
 
 
 class CollapseWatch:

@@ -23,7 +23,7 @@ import hpt
 from hpt.checkpoints.files import read_provenance, read_tensors, save_tensors, sha256_file, write_text_atomic
 from hpt.config import PretrainConfig, dump_config
 from hpt.data.dataset import ImageDataset, sample_batches
-from hpt.data.files import ImageList, find_images
+from hpt.data.files import find_images
 from hpt.data.order import SeededItems, StepBatches
 from hpt.data.screen import ScreenPolicy, skipped_report
 from hpt.data.stats import PixelStats, pixel_stats
@@ -60,8 +60,7 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
         raise HptError("no data: pass --data DIR (a folder of images or a file list)")
 
     # ---- inputs: everything that can be wrong fails here, before a file is written ----------------------
-    found = find_images(config.data.path, policy=ScreenPolicy(config.data.max_image_pixels,
-                                                              config.data.max_bad_fraction))
+    found = find_images(config.data.path, policy=ScreenPolicy.of(config.data))
     batch_size, steps, seed = config.train.batch_size, config.train.steps, config.train.seed
     images, held_out = hold_out(found, config.monitor, batch_size, seed)
     if len(images) < batch_size:
@@ -93,8 +92,8 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
                     f"listed in {run / SKIPPED}")
     console.log(f"[bold]hpt pretrain[/]: {config.method} on {backbone.name}, init {init} "
                 f"from {origin.get('spec') or 'random weights'}; {len(images)} images -> {run}")
-    if held_out is not None and config.monitor.label_free_pick:
-        console.log(f"{len(held_out)} images held out of training for the label-free monitor (RankMe)")
+    if len(found) > len(images):
+        console.log(f"{len(found) - len(images)} images held out of training for the label-free monitor (RankMe)")
 
     # ---- data: the dataset's own statistics, the method's views ------------------------------------------
     def make_view(size: int | None = None, scale: tuple[float, float] | None = None):
@@ -130,8 +129,8 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
     best = BestBackbone(run / BEST, selects_by, start_step if resumed else None) if selects_by else None
 
     def provenance(done: int, wall_time: float) -> dict[str, Any]:
-        return _provenance(config, backbone.name, init, origin, stats, len(images), held_out, adaptations, done,
-                           wall_time)
+        return _provenance(config, backbone.name, init, origin, stats, len(images), len(found) - len(images),
+                           adaptations, done, wall_time)
 
     def evaluate(done: int, wall_time: float) -> None:
         if monitor is None:
@@ -143,6 +142,11 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
         kept = best is not None and best.offer(done, scores, backbone, provenance(done, wall_time))
         console.log(f"step {done}: " + "  ".join(f"{name} {value:.4f}" for name, value in scores.items())
                     + ("  (best so far)" if kept and done > 0 else ""))
+        hold_statistics()  # the evaluation put the backbone back in train mode
+
+    def hold_statistics() -> None:
+        if freeze_statistics:
+            hold_batch_norm_statistics(method)
 
     # ---- the loop ----------------------------------------------------------------------------------------
     start = time.perf_counter()
@@ -150,6 +154,7 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
     collapse = CollapseWatch(config.train.collapse_threshold)
     loss_value = math.nan
     done = start_step
+    hold_statistics()
     if not resumed:
         evaluate(0, prior_wall_time)  # step 0 is a data point: the starting point as it is
     progress = Progress(TextColumn("[bold]pretrain"), BarColumn(), MofNCompleteColumn(),
@@ -164,8 +169,6 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
             for group in optimizer.param_groups:
                 group["lr"] = float(lr_at[step])
             method.on_step(step)
-            if freeze_statistics:
-                hold_batch_norm_statistics(method)  # again each step: evaluations put the backbone in train mode
             loss, embeddings = model(views)
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
@@ -206,16 +209,17 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
     wall_time = prior_wall_time + time.perf_counter() - start
     _save_checkpoint(run, method, optimizer, provenance(done, wall_time))
     parent = {"path": str((run / CHECKPOINT).resolve()), "sha256": sha256_file(run / CHECKPOINT)}
+    evaluations = read_monitor(run)
     exported, selected = backbone.native_state_dict(), {"step": done, "by": "last"}
     if best is not None and best.best is not None and config.monitor.export == "best":
         exported, selected = best.tensors(), best.best
-        _say_what_was_selected(console, selected, read_monitor(run), done)
+        _say_what_was_selected(console, selected, evaluations, done)
     elif best is None and origin.get("spec") and done > 0:
         console.log("[yellow]note[/]: without labelled monitor splits hpt cannot tell whether this backbone beats its "
                     "starting point (the label-free RankMe is logged, but ranked checkpoints backwards on the "
                     "benchmark targets); give --monitor-train and --monitor-test to keep the best")
     save_tensors(run / BACKBONE, exported, {**provenance(done, wall_time), "format": "hpt-backbone", "parent": parent,
-                                            "selected": selected, "monitor": read_monitor(run)})
+                                            "selected": selected, "monitor": evaluations})
     console.log(f"done: {done} steps in {wall_time:.1f}s, final loss {loss_value:.4f}; backbone of step "
                 f"{selected['step']} -> {run / BACKBONE}")
     return RunSummary(run, done, loss_value, wall_time)
@@ -292,7 +296,7 @@ def _restore_rng(tensors: dict[str, torch.Tensor]) -> None:
 
 
 def _provenance(config: PretrainConfig, backbone: str, init: str, origin: dict[str, Any], stats: PixelStats,
-                num_images: int, held_out: ImageList | None, adaptations: dict[str, Any], steps: int,
+                num_images: int, held_out: int, adaptations: dict[str, Any], steps: int,
                 wall_time: float) -> dict[str, Any]:
     """Everything needed to trace a file back to its base and to remake it."""
     base_parent = {"path": origin.get("path") or origin.get("spec"), "sha256": origin.get("sha256")}
@@ -304,9 +308,8 @@ def _provenance(config: PretrainConfig, backbone: str, init: str, origin: dict[s
         "init": init,
         "steps": steps,
         "wall_time_s": round(wall_time, 3),
-        "data": {"path": config.data.path, "images": num_images,
-                 "held_out": len(held_out) if held_out and config.monitor.label_free_pick else 0,
-                 "mean": stats.mean, "std": stats.std},
+        "data": {"path": config.data.path, "images": num_images, "held_out": held_out, "mean": stats.mean,
+                 "std": stats.std},
         "adaptations": adaptations,
         "base": origin,
         "parent": base_parent if origin.get("spec") else None,

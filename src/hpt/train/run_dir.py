@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from hpt.checkpoints.files import TMP_SUFFIX, write_text_atomic
+from hpt.checkpoints.files import TMP_SUFFIX, sidecar_path, write_text_atomic
 from hpt.config import PretrainConfig
 from hpt.errors import HptError
 
@@ -59,9 +59,9 @@ def create_run_dir(out: Path, continuing: bool) -> Path:
     for leftover in out.glob(f"*{TMP_SUFFIX}"):
         leftover.unlink()  # half a write from an attempt that was killed; the file it was replacing is intact
     if not continuing:
-        for name in (METRICS, CHECKPOINT, BACKBONE, BEST, SKIPPED, "checkpoint.json", "backbone.json", "best.json",
-                     "eval.json"):
-            (out / name).unlink(missing_ok=True)  # what an earlier run wrote here would no longer be true
+        tensor_files = [out / name for name in (CHECKPOINT, BACKBONE, BEST)]
+        for path in [*tensor_files, *map(sidecar_path, tensor_files), out / METRICS, out / SKIPPED, out / "eval.json"]:
+            path.unlink(missing_ok=True)  # what an earlier run wrote here would no longer be true
         (out / METRICS).write_text("")
     return out
 
@@ -87,23 +87,23 @@ class MetricsLog:
         """Drop lines logged after `step` (an attempt that was cut off after its last checkpoint). A line cut
         in half by a kill is dropped too."""
         if self.path.is_file():
-            kept = [record for record in _records(self.path.parent) if record["step"] <= step]
+            kept = [record for record in _records(self.path) if record["step"] <= step]
             write_text_atomic(self.path, "".join(json.dumps(record) + "\n" for record in kept))
 
 
 def read_metrics(run: Path) -> list[dict[str, Any]]:
     """The training lines (step, loss, ...); the monitor's lines are `read_monitor`'s."""
-    return [record for record in _records(run) if "monitor" not in record]
+    return [record for record in _records(run / METRICS) if "monitor" not in record]
 
 
 def read_monitor(run: Path) -> list[dict[str, Any]]:
     """The online monitor's lines: step and kNN accuracies, step 0 first."""
-    return [record for record in _records(run) if "monitor" in record]
+    return [record for record in _records(run / METRICS) if "monitor" in record]
 
 
-def _records(run: Path) -> list[dict[str, Any]]:
+def _records(metrics: Path) -> list[dict[str, Any]]:
     records = []
-    for line in (run / METRICS).read_text().splitlines():
+    for line in metrics.read_text().splitlines():
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
