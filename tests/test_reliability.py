@@ -98,8 +98,9 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(digits, tmp_path
     run, real_write = tmp_path / "run", os.write
 
     def write(fd: int, data) -> int:  # the disk fills up once the first checkpoint is on it
-        if (os.readlink(f"/proc/self/fd/{fd}").endswith("checkpoint.safetensors.tmp")
-                and (run / "checkpoint.safetensors").exists()):
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        if target.startswith(str(run / "checkpoint.safetensors.")) and target.endswith(".tmp") \
+                and (run / "checkpoint.safetensors").exists():
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_write(fd, data)
 

@@ -18,7 +18,8 @@ from hpt.errors import HptError
 ViewPolicy = Literal["full", "no-color", "no-grayscale", "crop-blur", "crop-only"]
 Init = Literal["full", "scratch", "bn-only"]
 Method = Literal["mocov2", "simclr", "byol", "swav"]
-Precision = Literal["32-true", "bf16-mixed", "16-mixed"]
+Precision = Literal["32-true", "32", "bf16-mixed", "16-mixed"]
+Strategy = Literal["auto", "ddp"]
 
 
 class Section(BaseModel):
@@ -45,6 +46,9 @@ class ViewConfig(Section):
 
     policy: ViewPolicy = "full"
     crop_min_scale: float = Field(0.2, gt=0.0, le=1.0)
+    on_device: bool = False
+    """Loader workers only decode and crop (uint8); colour, grayscale, blur, flip and normalisation run on the
+    training device in batches (`data/device_views.py`): for a GPU that CPU augmentation cannot keep busy."""
 
 
 class ModelConfig(Section):
@@ -138,12 +142,27 @@ class OptimConfig(Section):
 class TrainConfig(Section):
     steps: int = Field(5000, ge=1)
     batch_size: int = Field(256, ge=2)
+    """The global batch: split evenly across processes, so a recipe means the same on 1 device or 64."""
     seed: int = 0
     log_every: int = Field(10, ge=1)
     checkpoint_every: int = Field(500, ge=1)
     """Steps between checkpoints that a cut-off run resumes from (`--resume`, `hpt chain`)."""
     accelerator: str = "auto"
+    """`cpu`, `gpu`/`cuda`, `mps` or `auto` (Lightning Fabric's names)."""
+    devices: int = Field(1, ge=1)
+    """Processes per node (one per GPU). Above 1, `hpt pretrain` starts the other processes itself, unless
+    `torchrun` or SLURM's `srun` started them (README: several GPUs and nodes)."""
+    num_nodes: int = Field(1, ge=1)
+    strategy: Strategy = "auto"
+    """`auto`: one process on one device, DDP across several; `ddp`: DDP even on one."""
     precision: Precision = "32-true"
+    sync_batch_norm: bool | None = None
+    """Across processes, BatchNorm statistics over the global batch. None: on for SimCLR, BYOL and SwAV (as
+    their papers train); off for MoCo v2, which shuffles the key encoder's batch across processes instead."""
+    channels_last: bool | None = None
+    """Images and weights in channels-last memory layout; None: on with a GPU (faster convolutions there)."""
+    compile: bool = False
+    """`torch.compile` the backbone and heads (in place: file layouts do not change)."""
     collapse_threshold: float = Field(0.1, ge=0.0, le=1.0)
     """Warn when the embeddings' spread (`train/health.py`: 1 evenly spread, 0 collapsed) falls under this."""
 

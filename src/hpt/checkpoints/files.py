@@ -114,8 +114,10 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Replace `path` by `data` all at once; on any write error (a full disk, a lost mount, no permission) the
-    temporary file is removed, `path` is left as it was, and the error names both."""
-    tmp = path.with_name(path.name + TMP_SUFFIX)
+    temporary file is removed, `path` is left as it was, and the error names both. The temporary file is
+    named by process, so that processes writing the same file at once (a shared cache under `torchrun`) do not
+    write into each other's."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:

@@ -24,13 +24,22 @@ def derived_seed(*parts: int) -> int:
 
 
 class StepBatches(Sampler[list[tuple[int, int]]]):
-    """An endless batch sampler from `start_step` on: lists of (image index, view seed)."""
+    """An endless batch sampler from `start_step` on: lists of (image index, view seed).
 
-    def __init__(self, num_images: int, batch_size: int, seed: int, start_step: int = 0) -> None:
+    Across `parts` processes, process `part` takes the `part`-th of `parts` equal, contiguous slices of each
+    global batch; the view seeds are those of the global slots, so the processes together see exactly the
+    batches, and the views, of one process with the whole batch."""
+
+    def __init__(self, num_images: int, batch_size: int, seed: int, start_step: int = 0, part: int = 0,
+                 parts: int = 1) -> None:
         if num_images < batch_size:
             raise ValueError(f"{num_images} images cannot fill a batch of {batch_size}")
+        if batch_size % parts or not 0 <= part < parts:
+            raise ValueError(f"a batch of {batch_size} does not split into {parts} equal parts")
         self.num_images, self.batch_size, self.seed, self.start_step = num_images, batch_size, seed, start_step
         self.per_epoch = num_images // batch_size
+        share = batch_size // parts
+        self.mine = range(part * share, (part + 1) * share)
 
     def epoch_order(self, epoch: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(derived_seed(self.seed, epoch))
@@ -44,7 +53,7 @@ class StepBatches(Sampler[list[tuple[int, int]]]):
                 order = self.epoch_order(epoch)
             slot = step % self.per_epoch
             chosen = order[slot * self.batch_size:(slot + 1) * self.batch_size].tolist()
-            yield [(index, derived_seed(self.seed, step, k)) for k, index in enumerate(chosen)]
+            yield [(chosen[k], derived_seed(self.seed, step, k)) for k in self.mine]
             step += 1
 
 

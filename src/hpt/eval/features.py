@@ -1,11 +1,16 @@
-"""The one feature extractor every protocol shares: batched, no augmentation, no gradients."""
+"""The one feature extractor every protocol shares: batched, no augmentation, no gradients.
+
+Under several processes (a DDP run's monitor) each process encodes every `world`-th image and the features
+are gathered, so every process ends with all of them, in the dataset's order.
+"""
 
 from __future__ import annotations
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from hpt.backbones import Backbone
+from hpt.train.distributed import gather_uneven, rank, world_size
 
 
 def eval_device() -> str:
@@ -19,10 +24,27 @@ def extract_features(backbone: Backbone, dataset: Dataset, batch_size: int = 256
     """(features N x num_features float32 on the CPU, labels N) with the backbone in eval mode."""
     was_training = backbone.training
     backbone.eval().to(device)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    world = world_size()
+    mine = Subset(dataset, range(rank(), len(dataset), world)) if world > 1 else dataset  # type: ignore[arg-type]
+    loader = DataLoader(mine, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     features, labels = [], []
     for images, targets in loader:
-        features.append(backbone.forward_features(images.to(device)).float().cpu())
-        labels.append(torch.as_tensor(targets))
+        features.append(backbone.forward_features(images.to(device)).float())
+        labels.append(torch.as_tensor(targets).to(device))
     backbone.train(was_training)
-    return torch.cat(features), torch.cat(labels)
+    if not features:  # fewer images than processes
+        features.append(torch.zeros(0, backbone.num_features, device=device))
+        labels.append(torch.zeros(0, dtype=torch.long, device=device))
+    local_features, local_labels = torch.cat(features), torch.cat(labels)
+    if world == 1:
+        return local_features.cpu(), local_labels.cpu()
+    return _interleave(gather_uneven(local_features)), _interleave(gather_uneven(local_labels))
+
+
+def _interleave(parts: list[torch.Tensor]) -> torch.Tensor:
+    """Rank r encoded items r, r + W, r + 2W, ...: put them back in the dataset's order."""
+    total = sum(part.shape[0] for part in parts)
+    out = parts[0].new_empty((total, *parts[0].shape[1:]))
+    for r, part in enumerate(parts):
+        out[r::len(parts)] = part
+    return out.cpu()

@@ -11,9 +11,11 @@ from hpt.methods.byol import BYOL
 from hpt.methods.mocov2 import MoCoV2
 from hpt.methods.simclr import SimCLR
 from hpt.methods.swav import SwAV
+from hpt.train.sync_batch_norm import syncs_batch_norm
 
 METHODS: dict[str, Callable[[Backbone, PretrainConfig], SSLMethod]] = {
-    "mocov2": lambda backbone, config: MoCoV2(backbone, config.mocov2),
+    "mocov2": lambda backbone, config: MoCoV2(backbone, config.mocov2, shuffle_keys=not syncs_batch_norm(config),
+                                              seed=config.train.seed),
     "simclr": lambda backbone, config: SimCLR(backbone, config.simclr),
     "byol": lambda backbone, config: BYOL(backbone, config.byol),
     "swav": lambda backbone, config: SwAV(backbone, config.swav, config.data.image_size),

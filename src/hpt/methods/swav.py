@@ -8,6 +8,10 @@ ones (scale 0.05-0.14) whose size is scaled with the image size (96 px at 224). 
 for the first steps (SwAV freezes them for the first epoch), and an optional queue of past large-crop
 embeddings enlarges the Sinkhorn batch when batches are small.
 
+Across processes Sinkhorn normalises over the global batch (and every process's queue), and, as in SwAV's
+code, each process queues its own slice: `queue_size / processes` embeddings each, so the Sinkhorn batch is
+the one a single process would have.
+
 Deviations: SGD with momentum instead of LARS; "first epoch" is given in steps (`freeze_prototypes_steps`).
 """
 
@@ -22,6 +26,7 @@ from hpt.data.views import MultiView
 from hpt.heads import ProjectionMLP
 from hpt.heads.prototypes import Prototypes
 from hpt.losses.swav import sinkhorn, swapped_prediction_loss
+from hpt.train.distributed import world_size
 from hpt.methods.base import SSLMethod, StepOutput, ViewFactory
 
 LARGE_CROPS = 2
@@ -39,7 +44,8 @@ class SwAV(SSLMethod):
         self.backbone = backbone
         self.head = ProjectionMLP(backbone.num_features, config.hidden_dim, config.dim, batch_norm=True)
         self.prototypes = Prototypes(config.dim, config.prototypes)
-        self.register_buffer("queue", torch.zeros(LARGE_CROPS, config.queue_size, config.dim))
+        self.queue_size = config.queue_size // world_size()  # this process's share
+        self.register_buffer("queue", torch.zeros(LARGE_CROPS, self.queue_size, config.dim))
         self.register_buffer("queued", torch.zeros((), dtype=torch.long))
         self.step = 0
 
@@ -61,15 +67,15 @@ class SwAV(SSLMethod):
         frozen = self.step < self.config.freeze_prototypes_steps
         scores = self.prototypes(embeddings, frozen=frozen).split(batch)  # (2+N) x [B x K]
 
-        use_queue = self.config.queue_size > 0 and self.step >= self.config.queue_start_step \
-            and int(self.queued) >= self.config.queue_size
+        use_queue = self.queue_size > 0 and self.step >= self.config.queue_start_step \
+            and int(self.queued) >= self.queue_size
         codes = []
         for i in range(LARGE_CROPS):
             crop_scores = scores[i].detach()
             if use_queue:
                 crop_scores = torch.cat([self.queue[i] @ self.prototypes.weight.detach().T, crop_scores])
             codes.append(sinkhorn(crop_scores, self.config.epsilon, self.config.sinkhorn_iterations)[-batch:])
-        if self.config.queue_size > 0:
+        if self.queue_size > 0:
             self._enqueue(embeddings[: LARGE_CROPS * batch].detach().view(LARGE_CROPS, batch, -1))
         loss = swapped_prediction_loss(list(scores), codes, self.config.temperature)
         return StepOutput(loss, embeddings[:batch].detach())
@@ -77,7 +83,7 @@ class SwAV(SSLMethod):
     @torch.no_grad()
     def _enqueue(self, embeddings: torch.Tensor) -> None:
         """Newest first: shift the queue by the batch and write the batch's large-crop embeddings in front."""
-        batch = min(embeddings.shape[1], self.config.queue_size)
+        batch = min(embeddings.shape[1], self.queue_size)
         self.queue[:, batch:] = self.queue[:, :-batch].clone()
         self.queue[:, :batch] = embeddings[:, :batch]
         self.queued.add_(batch)

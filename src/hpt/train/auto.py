@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console
 
 from hpt.checkpoints.files import write_text_atomic
+from hpt.train.distributed import is_first_process
 from hpt.config import PretrainConfig, set_dotted, validate_config
 from hpt.errors import HptError
 from hpt.train.loop import RunSummary, pretrain
@@ -62,7 +63,7 @@ def recipe_config(config: PretrainConfig, recipe: Recipe, steps: int | None = No
 
 def pretrain_auto(config: PretrainConfig, out: Path, overwrite: bool = False, resume: bool = False,
                   console: Console | None = None) -> RunSummary:
-    console = console or Console(stderr=True, log_path=False)
+    console = console or Console(stderr=True, log_path=False, quiet=not is_first_process())
     if config.model.base is None:
         raise HptError("--auto compares ways of continuing from a base: give one with --base")
     check_recipes(config.auto.recipes)
@@ -72,7 +73,7 @@ def pretrain_auto(config: PretrainConfig, out: Path, overwrite: bool = False, re
                        "benchmark targets (set monitor.label_free_pick=true to use it anyway)")
     if out.is_dir() and any(out.iterdir()) and not (overwrite or resume):
         check_run_dir(out, config, overwrite, resume)  # raises the one message for an occupied folder
-    if overwrite and not resume:
+    if overwrite and not resume and is_first_process():  # the other processes of a DDP run find it done
         shutil.rmtree(out / PILOTS, ignore_errors=True)
     pilot_steps = config.auto.pilot_steps or max(10, config.train.steps // 10)
 
@@ -91,8 +92,9 @@ def pretrain_auto(config: PretrainConfig, out: Path, overwrite: bool = False, re
     for p in pilots:
         console.log(f"auto: {p['recipe']:<11} {by} {p['start']:.4f} at step 0 -> {p['end']:.4f} at step {pilot_steps}"
                     + ("  [bold]chosen[/]" if p is chosen else ""))
-    write_text_atomic(out / AUTO_FILE, json.dumps({"pilot_steps": pilot_steps, "by": by, "pilots": pilots,
-                                                    "chosen": chosen["recipe"]}, indent=2) + "\n")
+    if is_first_process():
+        write_text_atomic(out / AUTO_FILE, json.dumps({"pilot_steps": pilot_steps, "by": by, "pilots": pilots,
+                                                        "chosen": chosen["recipe"]}, indent=2) + "\n")
     final = recipe_config(config, RECIPES[chosen["recipe"]])
     continuing = resume and (out / CONFIG).is_file()
     return pretrain(final, out, overwrite=not continuing, resume=continuing, console=console)

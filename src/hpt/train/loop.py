@@ -1,7 +1,8 @@
 """The one training loop: any method, any initialisation, counted in steps, on Lightning Fabric.
 
-Reads like a recipe: inputs (checked before anything is written) -> data -> model -> optimisation ->
-the loop -> export. It runs on a laptop CPU without a process group; Fabric carries the same code to a GPU.
+Reads like a recipe: inputs (checked before anything is written) -> processes -> data -> model ->
+optimisation -> the loop -> export. It runs on a laptop CPU without a process group; Fabric carries the same
+code to a GPU and to DDP over several (`train/launch.py`), where rank 0 alone writes files.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import hpt
 from hpt.checkpoints.files import read_provenance, read_tensors, save_tensors, sha256_file, write_text_atomic
 from hpt.config import PretrainConfig, dump_config
 from hpt.data.dataset import ImageDataset, sample_batches
+from hpt.data.device_views import DeviceViews, crop_view
 from hpt.data.files import find_images
 from hpt.data.order import SeededItems, StepBatches
 from hpt.data.screen import ScreenPolicy, skipped_report
@@ -33,11 +35,14 @@ from hpt.eval.monitor import build_monitor, hold_out
 from hpt.methods import SSLMethod, build_method
 from hpt.train.best import BestBackbone
 from hpt.train.ema import ema_update
+from hpt.train.distributed import broadcast_from_first, mean_over_processes
 from hpt.train.health import CollapseWatch, all_finite
+from hpt.train.launch import make_fabric, processes_stopped_on_failure
 from hpt.train.param_groups import param_groups
 from hpt.train.run_dir import (BACKBONE, BEST, CHECKPOINT, CONFIG, METRICS, SKIPPED, MetricsLog, check_run_dir,
                                create_run_dir, read_monitor)
 from hpt.train.schedule import cosine_schedule
+from hpt.train.sync_batch_norm import synchronise_batch_norm, syncs_batch_norm
 from hpt.transfer.frozen_statistics import freezes_batch_norm_statistics, hold_batch_norm_statistics
 from hpt.transfer import adapt_backbone, check_strategy, init_backbone, reestimate_batch_norm, resolve_init
 
@@ -55,11 +60,21 @@ class RunSummary:
 
 def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume: bool = False,
              console: Console | None = None) -> RunSummary:
-    console = console or Console(stderr=True, log_path=False)
     if config.data.path is None:
         raise HptError("no data: pass --data DIR (a folder of images or a file list)")
+    fabric = make_fabric(config.train, unused_parameters=config.method == "swav")
+    with processes_stopped_on_failure(fabric):
+        return _pretrain(fabric, config, out, overwrite, resume, console)
 
-    # ---- inputs: everything that can be wrong fails here, before a file is written ----------------------
+
+def _pretrain(fabric: Fabric, config: PretrainConfig, out: Path, overwrite: bool, resume: bool,
+              console: Console | None) -> RunSummary:
+    writes = fabric.global_rank == 0  # every process computes; one writes
+    console = console or Console(stderr=True, log_path=False)
+    if not writes:
+        console = Console(stderr=True, quiet=True)
+
+    # ---- inputs: everything that can be wrong fails here, before a process is started or a file written -
     found = find_images(config.data.path, policy=ScreenPolicy.of(config.data))
     batch_size, steps, seed = config.train.batch_size, config.train.steps, config.train.seed
     images, held_out = hold_out(found, config.monitor, batch_size, seed)
@@ -71,6 +86,9 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
     measure_view = eval_view(config.data.image_size, stats.mean, stats.std)
     monitor = build_monitor(config.monitor, config.data.image_size, batch_size, held_out, measure_view)
     continuing = check_run_dir(out, config, overwrite, resume)
+
+    # ---- processes: from here on every process runs the same code on its slice of each batch -------------
+    fabric.launch()
     torch.manual_seed(seed)
     backbone, origin = init_backbone(config.model)
     init = resolve_init(config.model)
@@ -84,9 +102,13 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
     if freeze_statistics and resumed is None:
         adaptations["batch_norm_statistics"] = "frozen at the starting point's"
     method = build_method(config.method, backbone, config)
-    run = create_run_dir(out, continuing=resumed is not None)
-    dump_config(config, run / CONFIG)
-    if images.skipped:
+    if fabric.world_size > 1 and syncs_batch_norm(config):
+        synchronise_batch_norm(method)
+    fabric.barrier()  # every process has read what it needs (the checkpoint) before rank 0 changes the folder
+    run = create_run_dir(out, continuing=resumed is not None) if writes else out
+    if writes:
+        dump_config(config, run / CONFIG)
+    if images.skipped and writes:
         write_text_atomic(run / SKIPPED, skipped_report(images.skipped))
         console.log(f"[yellow]skipped {len(images.skipped)} unusable files[/] of {len(images) + len(images.skipped)}: "
                     f"listed in {run / SKIPPED}")
@@ -97,36 +119,47 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
 
     # ---- data: the dataset's own statistics, the method's views ------------------------------------------
     def make_view(size: int | None = None, scale: tuple[float, float] | None = None):
-        return pretrain_view(config.views.policy, size or config.data.image_size, stats.mean, stats.std,
-                             scale or (config.views.crop_min_scale, 1.0))
+        size, scale = size or config.data.image_size, scale or (config.views.crop_min_scale, 1.0)
+        if config.views.on_device:
+            return crop_view(size, scale)  # the rest in batches on the device: device_views below
+        return pretrain_view(config.views.policy, size, stats.mean, stats.std, scale)
+
+    device_views = DeviceViews(config.views.policy, stats.mean, stats.std, seed, batch_size, fabric.global_rank,
+                               fabric.world_size) if config.views.on_device else None
 
     workers = config.data.num_workers
     start_step = resumed[1]["steps"] if resumed else 0
     prior_wall_time = resumed[1]["wall_time_s"] if resumed else 0.0
+    sampler = StepBatches(len(images), batch_size, seed, start_step, fabric.global_rank, fabric.world_size)
     loader = DataLoader(SeededItems(ImageDataset(images, method.views(make_view))), num_workers=workers,
-                        batch_sampler=StepBatches(len(images), batch_size, seed, start_step),
-                        persistent_workers=workers > 0, generator=torch.Generator().manual_seed(seed))
+                        batch_sampler=sampler, persistent_workers=workers > 0, pin_memory=fabric.device.type == "cuda",
+                        generator=torch.Generator().manual_seed(seed))
 
-    # ---- optimisation: SGD, lr scaled linearly with the batch, cosine to 0 -------------------------------
-    fabric = Fabric(accelerator=config.train.accelerator, devices=1, precision=config.train.precision)
+    # ---- optimisation: SGD, lr scaled linearly with the (global) batch, cosine to 0 ----------------------
     base_lr = config.optim.lr * batch_size / 256
     lr_at = cosine_schedule(base_lr, 0.0, steps, config.optim.warmup_steps)
     momentum_at = cosine_schedule(*method.momentum, steps, reach_end=True)
     optimizer = torch.optim.SGD(param_groups(method, config.optim.weight_decay), lr=base_lr,
                                 momentum=config.optim.momentum)
+    channels_last = config.train.channels_last if config.train.channels_last is not None else \
+        fabric.device.type == "cuda"
+    if channels_last:
+        method.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    if config.train.compile:
+        backbone.model.compile()  # in place: the state-dict keys stay the library's own
     model, optimizer = fabric.setup(method, optimizer)
-    metrics = MetricsLog(run / METRICS)
+    metrics = MetricsLog(run / METRICS, enabled=writes)
     if resumed:
         _restore(method, optimizer, resumed[0])
         metrics.truncate_after(start_step)
         adaptations = resumed[1].get("adaptations", {})
         console.log(f"resuming from step {start_step} of {steps} ({run / CHECKPOINT})")
-    batches = iter(fabric.setup_dataloaders(loader))
+    batches = iter(fabric.setup_dataloaders(loader, use_distributed_sampler=False))
     if resumed:
         _restore_rng(resumed[0])  # last, so that nothing in the set-up above shifts what the steps draw
 
     selects_by = monitor.selects_by if monitor else None
-    best = BestBackbone(run / BEST, selects_by, start_step if resumed else None) if selects_by else None
+    best = BestBackbone(run / BEST, selects_by, start_step if resumed else None) if selects_by and writes else None
 
     def provenance(done: int, wall_time: float) -> dict[str, Any]:
         return _provenance(config, backbone.name, init, origin, stats, len(images), len(found) - len(images),
@@ -137,6 +170,7 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
             return
         if not all_finite(method.parameters()):
             raise _unhealthy("the weights became non-finite", done, run)
+        broadcast_from_first(list(backbone.buffers()))  # BatchNorm statistics: those rank 0 saves
         scores = monitor(backbone, fabric.device)
         metrics.write({"step": done, "monitor": selects_by or "unlabelled", **scores})
         kept = best is not None and best.offer(done, scores, backbone, provenance(done, wall_time))
@@ -150,7 +184,7 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
 
     # ---- the loop ----------------------------------------------------------------------------------------
     start = time.perf_counter()
-    window_start, window_images, window_losses = start, 0, []
+    window_start, window_images, window_losses, window_waiting = start, 0, [], 0.0
     collapse = CollapseWatch(config.train.collapse_threshold)
     loss_value = math.nan
     done = start_step
@@ -165,12 +199,18 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
     with progress:
         task = progress.add_task("pretrain", total=steps, completed=start_step, loss=math.nan)
         for step in range(start_step, steps):
+            waiting_since = time.perf_counter()
             views, _ = next(batches)
+            window_waiting += time.perf_counter() - waiting_since
+            if device_views is not None:
+                views = device_views(views, step)
+            if channels_last:
+                views = [view.contiguous(memory_format=torch.channels_last) for view in views]
             for group in optimizer.param_groups:
                 group["lr"] = float(lr_at[step])
             method.on_step(step)
             loss, embeddings = model(views)
-            loss_value = float(loss.detach())
+            loss_value = mean_over_processes(float(loss.detach()), fabric.device)  # the same on every process
             if not math.isfinite(loss_value):
                 raise _unhealthy(f"the loss became {loss_value}", step + 1, run)
             collapse.add(embeddings)
@@ -188,8 +228,9 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
                 spread, collapsing = collapse.flush()
                 metrics.write({"step": done, "loss": sum(window_losses) / len(window_losses), "last_loss": loss_value,
                                "lr": float(lr_at[step]), "embedding_spread": spread,
-                               "images_per_s": window_images / (now - window_start), "elapsed_s": now - start})
-                window_start, window_images, window_losses = now, 0, []
+                               "images_per_s": window_images / (now - window_start),
+                               "data_wait_share": window_waiting / (now - window_start), "elapsed_s": now - start})
+                window_start, window_images, window_losses, window_waiting = now, 0, [], 0.0
                 if collapsing:
                     console.log(f"[yellow]warning[/]: the embeddings are collapsing at step {done} (spread {spread:.3f}"
                                 f" < train.collapse_threshold {collapse.threshold}; 1 is evenly spread, 0 is one point)"
@@ -199,7 +240,8 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
             if monitor_every and done % monitor_every == 0 and done < steps:
                 evaluate(done, prior_wall_time + time.perf_counter() - start)
             if done % config.train.checkpoint_every == 0 and done < steps:
-                _save_checkpoint(run, method, optimizer, provenance(done, prior_wall_time + time.perf_counter() - start))
+                _save_checkpoint(run, method, optimizer, provenance(done, prior_wall_time + time.perf_counter() - start),
+                                 writes)
 
     # ---- finish: HPT-BN re-estimates BN statistics on the target; then export ----------------------------
     if strategy.reestimate_batch_norm and config.transfer.reestimate_batch_norm and not freeze_statistics:
@@ -207,7 +249,10 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
         adaptations["batch_norm_reestimated_on"] = seen
     evaluate(done, prior_wall_time + time.perf_counter() - start)
     wall_time = prior_wall_time + time.perf_counter() - start
-    _save_checkpoint(run, method, optimizer, provenance(done, wall_time))
+    _save_checkpoint(run, method, optimizer, provenance(done, wall_time), writes)
+    if not writes:
+        fabric.barrier()  # rank 0 exports
+        return RunSummary(run, done, loss_value, wall_time)
     parent = {"path": str((run / CHECKPOINT).resolve()), "sha256": sha256_file(run / CHECKPOINT)}
     evaluations = read_monitor(run)
     exported, selected = backbone.native_state_dict(), {"step": done, "by": "last"}
@@ -222,6 +267,7 @@ def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume:
                                             "selected": selected, "monitor": evaluations})
     console.log(f"done: {done} steps in {wall_time:.1f}s, final loss {loss_value:.4f}; backbone of step "
                 f"{selected['step']} -> {run / BACKBONE}")
+    fabric.barrier()
     return RunSummary(run, done, loss_value, wall_time)
 
 
@@ -245,14 +291,18 @@ def _unhealthy(what: str, step: int, run: Path) -> HptError:
     return HptError(f"{what} at step {step}; {kept}; start again with a lower learning rate (optim.lr)")
 
 
-def _save_checkpoint(run: Path, method: SSLMethod, optimizer: torch.optim.Optimizer, provenance: dict[str, Any]) -> None:
-    """Only healthy weights are saved: a non-finite parameter stops the run and leaves the last checkpoint.
+def _save_checkpoint(run: Path, method: SSLMethod, optimizer: torch.optim.Optimizer, provenance: dict[str, Any],
+                     writes: bool = True) -> None:
+    """Only healthy weights are saved: a non-finite parameter stops the run (every process: their weights are
+    the same) and leaves the last checkpoint; `writes`: this is the process that writes.
 
     Everything `--resume` continues from: the method's whole state (backbone, heads, momentum encoder,
     queue, prototypes), the optimiser's momentum buffers and the RNG states. The step (in the provenance) is
     the rest: learning rate, EMA momentum and data order are functions of it."""
     if not all_finite(method.parameters()):
         raise _unhealthy("the weights became non-finite", provenance["steps"], run)
+    if not writes:
+        return
     tensors = dict(method.state_dict())
     for index, state in optimizer.state_dict()["state"].items():
         for name, value in state.items():

@@ -71,12 +71,15 @@ def is_finished(run: Path) -> bool:
 
 
 class MetricsLog:
-    """`metrics.jsonl`: one JSON object per logged step, appended and flushed as it happens."""
+    """`metrics.jsonl`: one JSON object per logged step, appended and flushed as it happens. Not `enabled`:
+    a process of a multi-process run that is not the one that writes."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, enabled: bool = True) -> None:
+        self.path, self.enabled = path, enabled
 
     def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         try:
             with open(self.path, "a") as f:
                 f.write(json.dumps(record) + "\n")
@@ -86,7 +89,7 @@ class MetricsLog:
     def truncate_after(self, step: int) -> None:
         """Drop lines logged after `step` (an attempt that was cut off after its last checkpoint). A line cut
         in half by a kill is dropped too."""
-        if self.path.is_file():
+        if self.enabled and self.path.is_file():
             kept = [record for record in _records(self.path) if record["step"] <= step]
             write_text_atomic(self.path, "".join(json.dumps(record) + "\n" for record in kept))
 

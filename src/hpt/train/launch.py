@@ -1,0 +1,52 @@
+"""Devices, processes and precision for a run: Lightning Fabric, configured from `train.*`.
+
+One process per device. With `train.devices` above 1 (or `train.num_nodes`), `hpt pretrain` is DDP:
+- started as is, it starts the other processes of its node itself (Fabric re-runs the same command with
+  `LOCAL_RANK` set), so `hpt pretrain --devices 4 ...` is a 4-GPU run;
+- started by `torchrun` or SLURM's `srun`, Fabric finds the processes those started and joins them.
+Rank 0 writes every file; every process reads its own slice of each global batch (`data/order.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from lightning_fabric import Fabric
+from lightning_fabric.strategies import DDPStrategy
+
+from hpt.config import TrainConfig
+from hpt.errors import HptError
+
+
+def make_fabric(train: TrainConfig, unused_parameters: bool = False) -> Fabric:
+    """`unused_parameters`: some trainable parameters get no gradient in some steps (SwAV's prototypes while
+    frozen), which DDP must be told."""
+    processes = train.devices * train.num_nodes
+    if train.batch_size % processes:
+        raise HptError(f"train.batch_size {train.batch_size} does not split evenly over {processes} processes "
+                       f"(train.devices {train.devices} x train.num_nodes {train.num_nodes}); the batch is global")
+    strategy = "auto"
+    if processes > 1 or train.strategy == "ddp":
+        # Buffers stay each process's own: SwAV's queue holds this process's slice (BatchNorm statistics are
+        # global with train.sync_batch_norm, and the backbone's are made rank 0's before each evaluation).
+        strategy = DDPStrategy(find_unused_parameters=unused_parameters, forward_sync_buffers=False)
+    try:
+        return Fabric(accelerator=train.accelerator, strategy=strategy, devices=train.devices,
+                      num_nodes=train.num_nodes, precision=train.precision)
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise HptError(f"train.accelerator {train.accelerator!r}, train.devices {train.devices}, train.precision "
+                       f"{train.precision!r}: {str(exc).splitlines()[0]}") from None
+
+
+@contextmanager
+def processes_stopped_on_failure(fabric: Fabric) -> Iterator[None]:
+    """When the process that started the others fails, stop them too: they would wait for it forever.
+
+    (Fabric already stops everything when one of the started processes fails; torchrun and SLURM do both.)"""
+    try:
+        yield
+    except BaseException:
+        for child in getattr(fabric.strategy.launcher, "procs", []):
+            child.kill()
+        raise

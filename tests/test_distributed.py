@@ -1,0 +1,212 @@
+"""Several processes compute what one process computes on the whole batch: real `hpt pretrain --devices 2` runs
+(DDP over gloo on the CPU) against one-process runs with the same global batch, for every method; and the
+cross-process pieces (global BatchNorm, MoCo's shuffled keys, gathered features) on their own."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+from hpt.checkpoints.files import read_tensors
+from hpt.train.run_dir import read_metrics, read_monitor
+
+TINY = "timm:test_resnet"  # a real ResNet with BatchNorm (zero-initialised last BN of each block), 0.4M parameters
+
+
+def _pretrain(data: Path, run: Path, method: str, devices: int, *extra: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "hpt", "pretrain", "--data", data, "--out", run, "--method", method,
+               "--devices", devices, "--accelerator", "cpu", "--steps", "4", "--batch-size", "8", "--image-size", "16",
+               "--workers", "0", "--set", "train.log_every=1", "--set", "mocov2.queue_size=32",
+               "--set", "swav.prototypes=10", "--set", "swav.queue_size=16", "--set", "swav.freeze_prototypes_steps=2",
+               *extra]
+    return subprocess.run(list(map(str, command)), capture_output=True, text=True, timeout=300)
+
+
+def _assert_same_run(one: Path, two: Path) -> None:
+    """Same files, each written once (no metrics line twice), same losses, same monitor scores, same weights."""
+    assert sorted(p.name for p in one.iterdir()) == sorted(p.name for p in two.iterdir())
+    losses = [[m["loss"] for m in read_metrics(run)] for run in (one, two)]
+    assert len(losses[0]) == 4 and losses[0] == pytest.approx(losses[1], rel=1e-4)
+    scores = [[(m["step"], k, v) for m in read_monitor(run) for k, v in sorted(m.items()) if k not in ("step", "monitor")]
+              for run in (one, two)]
+    assert len(scores[0]) >= 4 and [s[:2] for s in scores[0]] == [s[:2] for s in scores[1]]
+    assert [s[2] for s in scores[0]] == pytest.approx([s[2] for s in scores[1]], rel=1e-4)
+    tensors = [read_tensors(run / "checkpoint.safetensors")[0] for run in (one, two)]
+    assert tensors[0].keys() == tensors[1].keys()
+    for key, value in tensors[0].items():
+        # Weights and buffers, not the optimiser's momentum: in BYOL on this tiny net some hidden units have a batch
+        # variance near 0, where BatchNorm's gradient multiplies rounding by up to 1/sqrt(eps); even in ONE process,
+        # torch's BatchNorm and hpt's global-statistics formula give momentum buffers 20% apart there, while two
+        # processes and one process with the same formula agree to 1e-5. The weights agree regardless.
+        if key in ("queue", "queued"):  # SwAV: each process queues its own half of each batch (rank 0's saved)
+            value = torch.cat([value[:, 0:4], value[:, 8:12]], dim=1) if key == "queue" else value // 2
+        if not key.startswith(("rng.", "optimizer.")):
+            _assert_near(tensors[1][key], value, key)
+    exported = [read_tensors(run / "backbone.safetensors")[0] for run in (one, two)]
+    for key, value in exported[0].items():
+        _assert_near(exported[1][key], value, key)
+
+
+def _assert_near(got: torch.Tensor, expected: torch.Tensor, key: str) -> None:
+    """Within 0.1% in L2 norm, plus 1e-5 for tensors that barely left 0 (BYOL's ill-conditioned BN biases, see
+    above): float rounding after 4 steps is ~1e-4 here,
+    while per-process BatchNorm statistics, a wrong shard or a wrong gradient scale move weights by 10-100%."""
+    if not expected.is_floating_point():
+        assert torch.equal(got, expected), key
+        return
+    error, size = float((got.double() - expected.double()).norm()), float(expected.double().norm())
+    assert error <= 1e-3 * size + 1e-5, f"{key}: |difference| {error:.3g}, |tensor| {size:.3g}"
+
+
+@pytest.mark.parametrize("method, views", [("mocov2", "cpu"), ("simclr", "cpu"), ("byol", "cpu"), ("swav", "cpu"),
+                                           ("simclr", "on-device")])
+def test_two_processes_match_one_with_the_same_global_batch(method, views, digits, tmp_path):
+    """From scratch every BatchNorm trains, so statistics are global (train.sync_batch_norm); SimCLR's negatives,
+    SwAV's Sinkhorn and queue, MoCo's queue and the kNN monitor's features all cross processes; with
+    views.on_device each process augments its slice of the global batch's draws."""
+    extra = ["--backbone", TINY, "--set", "train.sync_batch_norm=true", "--monitor-train", digits["train"],
+             "--monitor-test", digits["test"], "--monitor-every", "2", "--set", f"views.on_device={views != 'cpu'}"]
+    one, two = _pretrain(digits["pretrain"], tmp_path / "one", method, 1, *extra), \
+        _pretrain(digits["pretrain"], tmp_path / "two", method, 2, *extra)
+    assert one.returncode == 0, one.stderr[-2000:]
+    assert two.returncode == 0, two.stderr[-2000:]
+    _assert_same_run(tmp_path / "one", tmp_path / "two")
+
+
+def test_moco_shuffled_keys_match_one_process_when_statistics_are_frozen(digits, tmp_path):
+    """MoCo's default across processes shuffles the key encoder's batch (shuffling BN). Continuing from a base,
+    the backbone's BN statistics are frozen and MoCo's head has no BN, so each key depends on its own image only:
+    the shuffled, encoded and unshuffled keys must be exactly the keys of one process."""
+    base = tmp_path / "base"
+    made = _pretrain(digits["pretrain"], base, "mocov2", 1, "--backbone", TINY)
+    assert made.returncode == 0, made.stderr[-2000:]
+    extra = ["--base", base / "backbone.safetensors", "--set", "monitor.label_free_sample=64"]
+    one, two = _pretrain(digits["pretrain"], tmp_path / "one", "mocov2", 1, *extra), \
+        _pretrain(digits["pretrain"], tmp_path / "two", "mocov2", 2, *extra)
+    assert one.returncode == 0, one.stderr[-2000:]
+    assert two.returncode == 0, two.stderr[-2000:]
+    _assert_same_run(tmp_path / "one", tmp_path / "two")
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_refused(digits, tmp_path):
+    result = _pretrain(digits["pretrain"], tmp_path / "run", "simclr", 3, "--backbone", TINY)
+    assert result.returncode == 2
+    assert "train.batch_size 8 does not split evenly over 3 processes" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+# ---- the pieces, in two processes started here ----------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _in_two_processes(function, port: int, out: Path) -> None:
+    mp.spawn(_worker, args=(function, port, out), nprocs=2, join=True)
+
+
+def _worker(rank: int, function, port: int, out: Path) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        result = function(rank)
+        if rank == 0:
+            torch.save(result, out)
+    finally:
+        dist.destroy_process_group()
+
+
+def _layers() -> nn.Module:
+    from timm.layers import BatchNormAct2d
+
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3),
+                         BatchNormAct2d(8, act_layer=nn.ReLU), nn.Flatten(), nn.Linear(8 * 4 * 4, 4))
+
+
+def _images() -> torch.Tensor:
+    return torch.randn(8, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 3 + 1
+
+
+def _global_batch_norm_step(rank: int) -> dict[str, torch.Tensor]:
+    from hpt.train.sync_batch_norm import synchronise_batch_norm
+
+    model = _layers()
+    assert synchronise_batch_norm(model) == 2
+    images = _images()[rank * 4:(rank + 1) * 4]
+    output = model(images)
+    output.square().mean().backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+    for grad in grads.values():
+        dist.all_reduce(grad)
+        grad /= 2  # what DDP does
+    return {"output": torch.cat([torch.zeros_like(output), output]) if rank else output, **grads,
+            **{f"state.{k}": v for k, v in model.state_dict().items()}}
+
+
+def test_global_batch_norm_is_one_process_batch_norm_on_the_whole_batch(tmp_path):
+    """Outputs, gradients and running statistics of two processes with half the batch each equal plain
+    BatchNorm (and timm's BatchNormAct2d, activation kept) on the whole batch in one process."""
+    _in_two_processes(_global_batch_norm_step, _free_port(), tmp_path / "two.pt")
+    two = torch.load(tmp_path / "two.pt")
+    model = _layers()
+    output = model(_images())
+    output.square().mean().backward()
+    torch.testing.assert_close(two["output"], output[:4], rtol=1e-4, atol=1e-5)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(two[name], p.grad, rtol=1e-4, atol=1e-6, msg=name)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(two[f"state.{key}"], value, rtol=1e-4, atol=1e-6, msg=key)
+    assert float(model[4].running_mean.abs().sum()) > 0  # the statistics moved, so equality means something
+
+
+def _shuffled_keys(rank: int) -> dict[str, torch.Tensor]:
+    from hpt.eval.features import extract_features
+    from hpt.train.distributed import gather, shuffled_forward
+
+    torch.manual_seed(0)
+    per_sample = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5))
+    images = _images()[rank * 4:(rank + 1) * 4]
+    seen = []
+
+    def recording(x):
+        seen.append(x)
+        return x
+
+    shuffled, plain = gather(shuffled_forward(per_sample, images, 0, 7)), gather(per_sample(images))
+    shuffled_forward(recording, images, 0, 7)
+
+    class Flat(nn.Module):  # a backbone for extract_features: 3 x 8 x 8 -> 192 features
+        num_features = 3 * 8 * 8
+
+        def forward_features(self, x):
+            return x.flatten(1)
+
+    dataset = [(image, label) for label, image in enumerate(_images()[:7])]  # 7 items: uneven over 2
+    features, labels = extract_features(Flat(), dataset, batch_size=2)
+    return {"shuffled": shuffled, "plain": plain, "seen": gather(seen[0].flatten(1)), "features": features,
+            "labels": labels}
+
+
+def test_moco_shuffled_keys_come_back_in_order_and_evaluation_gathers_every_feature(tmp_path):
+    """shuffled_forward of a per-sample encoder is the encoder (keys return to their images), while each process
+    encodes another mix of the global batch; extract_features over 7 items on 2 processes returns all 7 in order."""
+    _in_two_processes(_shuffled_keys, _free_port(), tmp_path / "two.pt")
+    two = torch.load(tmp_path / "two.pt")
+    torch.testing.assert_close(two["shuffled"], two["plain"])
+    images = _images().flatten(1)
+    assert not torch.equal(two["seen"], images)  # the processes encoded a permutation of the batch ...
+    assert torch.equal(two["seen"][two["seen"][:, 0].argsort()], images[images[:, 0].argsort()])  # ... of all of it
+    torch.testing.assert_close(two["features"], _images()[:7].flatten(1))
+    assert two["labels"].tolist() == list(range(7))
