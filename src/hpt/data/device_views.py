@@ -5,7 +5,8 @@ more than the forward pass of a small model. With `views.on_device` the loader w
 take its random resized crop (kept as uint8: a quarter of the bytes to move, pinned), and the rest of the view
 policy runs here on whole batches, each image with its own random parameters, exactly as `views.py` composes it:
 colour jitter (p 0.8; brightness, contrast, saturation 0.4, hue 0.1, in a random order per image), grayscale
-(p 0.2), Gaussian blur (p 0.5; sigma 0.1-2 and the kernel scaled by the view's size / 224, reflect padding),
+(p 0.2), Gaussian blur (p 0.5; sigma 0.1-2 scaled by the view's size / 224, a kernel of +-3 sigma, reflect
+padding: the Gaussian PIL's blur approximates),
 horizontal flip, then normalisation with the dataset's statistics. The formulas are torchvision's tensor ones
 (`transforms.v2.functional`), batched with a factor per image; the only difference from the CPU path is that
 values are not rounded to 8 bits between operations (tests/test_device_views.py holds the two to the same
@@ -16,6 +17,8 @@ process takes its slice: the same views on any number of processes, and after `-
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -84,7 +87,7 @@ class ViewDraw:
         sigma = 0.1 * scale + (2.0 - 0.1) * scale * torch.rand(n, generator=generator)
         return cls(jitter=chance(P_JITTER, "color" in parts), factors=factors, order=order,
                    gray=chance(P_GRAY, "grayscale" in parts), blur=chance(P_BLUR, "blur" in parts), sigma=sigma,
-                   flip=chance(P_FLIP), kernel=max(3, int(0.1 * size) // 2 * 2 + 1))
+                   flip=chance(P_FLIP), kernel=2 * math.ceil(3 * 2.0 * scale) + 1)
 
     def slice(self, rows: slice) -> ViewDraw:
         return ViewDraw(self.jitter[rows], self.factors[rows], self.order[rows], self.gray[rows], self.blur[rows],

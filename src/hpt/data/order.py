@@ -69,5 +69,5 @@ class SeededItems(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> Any:
         index, seed = key
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return self.dataset[index]
+            torch.default_generator.manual_seed(seed)  # the CPU generator the views draw from; torch.manual_seed
+            return self.dataset[index]                  # would also seed every accelerator: 0.8 ms an image
