@@ -22,8 +22,9 @@ from hpt.train.run_dir import read_metrics, read_monitor
 TINY = "timm:test_resnet"  # a real ResNet with BatchNorm (zero-initialised last BN of each block), 0.4M parameters
 
 
-def _pretrain(data: Path, run: Path, method: str, devices: int, *extra: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "hpt", "pretrain", "--data", data, "--out", run, "--method", method,
+def _pretrain(data: Path, run: Path, method: str, devices: int, *extra: str,
+              launcher: tuple[str, ...] = (sys.executable,)) -> subprocess.CompletedProcess:
+    command = [*launcher, "-m", "hpt", "pretrain", "--data", data, "--out", run, "--method", method,
                "--devices", devices, "--accelerator", "cpu", "--steps", "4", "--batch-size", "8", "--image-size", "16",
                "--workers", "0", "--set", "train.log_every=1", "--set", "mocov2.queue_size=32",
                "--set", "swav.prototypes=10", "--set", "swav.queue_size=16", "--set", "swav.freeze_prototypes_steps=2",
@@ -92,6 +93,18 @@ def test_moco_shuffled_keys_match_one_process_when_statistics_are_frozen(digits,
     extra = ["--base", base / "backbone.safetensors", "--set", "monitor.label_free_sample=64"]
     one, two = _pretrain(digits["pretrain"], tmp_path / "one", "mocov2", 1, *extra), \
         _pretrain(digits["pretrain"], tmp_path / "two", "mocov2", 2, *extra)
+    assert one.returncode == 0, one.stderr[-2000:]
+    assert two.returncode == 0, two.stderr[-2000:]
+    _assert_same_run(tmp_path / "one", tmp_path / "two")
+
+
+def test_processes_started_by_torchrun_match_one_process(digits, tmp_path):
+    """The other way in: torchrun starts both processes, Fabric joins them."""
+    torchrun = (sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                str(_free_port()))
+    extra = ["--backbone", TINY, "--set", "monitor.label_free_sample=64"]
+    one = _pretrain(digits["pretrain"], tmp_path / "one", "simclr", 1, *extra)
+    two = _pretrain(digits["pretrain"], tmp_path / "two", "simclr", 2, *extra, launcher=torchrun)
     assert one.returncode == 0, one.stderr[-2000:]
     assert two.returncode == 0, two.stderr[-2000:]
     _assert_same_run(tmp_path / "one", tmp_path / "two")
