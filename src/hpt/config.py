@@ -162,7 +162,7 @@ class TrainConfig(Section):
     channels_last: bool | None = None
     """Images and weights in channels-last memory layout; None: on with a GPU (faster convolutions there)."""
     compile: bool = False
-    """`torch.compile` the backbone and heads (in place: file layouts do not change)."""
+    """`torch.compile` the backbone (in place: file layouts do not change)."""
     collapse_threshold: float = Field(0.1, ge=0.0, le=1.0)
     """Warn when the embeddings' spread (`train/health.py`: 1 evenly spread, 0 collapsed) falls under this."""
 

@@ -20,9 +20,9 @@ from typing import Any
 from rich.console import Console
 
 from hpt.checkpoints.files import write_text_atomic
-from hpt.train.distributed import is_first_process
 from hpt.config import PretrainConfig, set_dotted, validate_config
 from hpt.errors import HptError
+from hpt.train.distributed import is_first_process
 from hpt.train.loop import RunSummary, pretrain
 from hpt.train.run_dir import CONFIG, check_run_dir, is_finished, read_monitor
 

@@ -34,8 +34,8 @@ from hpt.errors import HptError
 from hpt.eval.monitor import build_monitor, hold_out
 from hpt.methods import SSLMethod, build_method
 from hpt.train.best import BestBackbone
-from hpt.train.ema import ema_update
 from hpt.train.distributed import broadcast_from_first, mean_over_processes
+from hpt.train.ema import ema_update
 from hpt.train.health import CollapseWatch, all_finite
 from hpt.train.launch import make_fabric, processes_stopped_on_failure
 from hpt.train.param_groups import param_groups
