@@ -132,3 +132,20 @@ def test_label_free_pick_holds_out_its_sample_and_picks_by_rankme(digits, tmp_pa
     best = max(evaluations, key=lambda e: e["rankme"])
     assert provenance["selected"]["by"] == "rankme" and provenance["selected"]["step"] == best["step"]
     assert _same(read_tensors(run / "backbone.safetensors")[0], read_tensors(run / "best.safetensors")[0])
+
+
+def test_the_both_protocol_logs_knn_and_linear_as_each_alone_and_picks_by_linear(digits, lite0_file):
+    """monitor.protocol both: on the real base, the kNN and linear scores are those of each protocol alone."""
+    from hpt.checkpoints.sources import load_backbone
+    from hpt.config import MonitorConfig
+    from hpt.eval.monitor import LabelledMonitor, Monitor
+
+    backbone, _ = load_backbone(str(lite0_file), "timm:tf_efficientnet_lite0", role="base")
+    scores = {protocol: LabelledMonitor(MonitorConfig(train=str(digits["train"]), test=str(digits["test"]),
+                                                      protocol=protocol), 32, 64)(backbone, "cpu")
+              for protocol in ("knn", "linear", "both")}
+    assert scores["both"] == {**scores["knn"], **scores["linear"]}
+    assert "knn_top1_k20" in scores["both"] and "linear_top1" in scores["both"]
+    both = Monitor(LabelledMonitor(MonitorConfig(train=str(digits["train"]), test=str(digits["test"]),
+                                                 protocol="both"), 32, 64), None)
+    assert both.selects_by == "linear_top1"

@@ -175,9 +175,9 @@ class MonitorConfig(Section):
     train: str | None = None
     """Labelled images for the kNN memory (sub-folder per class, or a labelled file list)."""
     test: str | None = None
-    protocol: Literal["knn", "linear"] = "knn"
+    protocol: Literal["knn", "linear", "both"] = "knn"
     """How the labelled score is computed: kNN (k=20), or a linear probe (weight decay chosen on a fifth of
-    `train`); the same code as `hpt eval`."""
+    `train`), or `both` (logged side by side; the linear probe picks the best); the same code as `hpt eval`."""
     every: int | None = Field(None, ge=0)
     """Steps between evaluations; None: ten per run; 0: only at the start and the end."""
     label_free_sample: int = Field(512, ge=0)

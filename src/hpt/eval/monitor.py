@@ -2,7 +2,8 @@
 
 Two scores, each logged to `metrics.jsonl` at every evaluation:
 - with labels (`monitor.train` and `monitor.test`): kNN accuracy (or, with `monitor.protocol: linear`, a
-  linear probe's, its weight decay chosen on a fifth of `monitor.train`), exactly as `hpt eval` computes it
+  linear probe's, its weight decay chosen on a fifth of `monitor.train`; `both`: each, on the same features,
+  the linear probe picking), exactly as `hpt eval` computes it
   (the same evaluation view, normalised with the labelled training split's own statistics, the same
   protocol), so a run's curve and its final `hpt eval` agree;
 - without: RankMe (`spectrum.py`; alpha-ReQ is logged beside it) of the backbone's features on a fixed
@@ -32,7 +33,7 @@ from hpt.eval.features import extract_features
 from hpt.eval.spectrum import alpha_req, rankme
 from hpt.eval.runner import PROTOCOLS, Split, align_classes, labelled, split_validation
 
-LABELLED_SCORES = {"knn": "knn_top1_k20", "linear": "linear_top1"}
+LABELLED_SCORES = {"knn": "knn_top1_k20", "linear": "linear_top1", "both": "linear_top1"}
 LABEL_FREE_SCORE = "rankme"
 MIN_LABEL_FREE_SAMPLE = 16
 """Fewer held-out images than this give no useful rank; the label-free score is then off."""
@@ -55,10 +56,10 @@ class LabelledMonitor:
     def __call__(self, backbone: Backbone, device: torch.device | str) -> dict[str, float]:
         train, test = (Split(*extract_features(backbone, dataset, self.batch_size, 0, device))
                        for dataset in (self.train, self.test))
-        val = None
-        if PROTOCOLS[self.protocol].needs_validation:
-            train, val = split_validation(train, 0.2)
-        metrics, _ = PROTOCOLS[self.protocol].run(train, val, test)
+        metrics: dict[str, float] = {}
+        for protocol in (["knn", "linear"] if self.protocol == "both" else [self.protocol]):
+            fit, val = split_validation(train, 0.2) if PROTOCOLS[protocol].needs_validation else (train, None)
+            metrics.update(PROTOCOLS[protocol].run(fit, val, test)[0])
         return metrics
 
 
