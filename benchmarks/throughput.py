@@ -23,13 +23,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -42,6 +39,7 @@ from hpt.data import builtin
 from hpt.data.files import find_images
 from hpt.train.loop import pretrain
 from hpt.train.run_dir import read_metrics
+from provenance import git_revision, machine, today
 
 
 def settings(args: argparse.Namespace) -> dict:
@@ -154,14 +152,6 @@ def lightly_simclr(args: argparse.Namespace, data: Path, device: str) -> list[fl
     return timed_windows(step, args.warmup, args.steps, args.repeats, args.batch_size, device)
 
 
-def git_revision() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -196,9 +186,8 @@ def main() -> None:
         "hpt_data_wait_share": statistics.median(waiting),
         "hpt_views_on_device_data_wait_share": statistics.median(on_device_waiting),
         "ratios": {"hpt/limit": figures["hpt"] / figures["limit"], "hpt/lightly": figures["hpt"] / figures["lightly"]},
-        "machine": {"device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
-                    "cpus": torch.get_num_threads(), "torch": torch.__version__},
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git": git_revision(),
+        "machine": {"device": machine(), "threads": torch.get_num_threads(), "torch": torch.__version__},
+        "date": today(), "git": git_revision(),
     }
     (args.out / "throughput.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "throughput.md").write_text(table(result) + "\n")

