@@ -8,7 +8,8 @@ default of frozen BN statistics) against scratch:
 - pretraining data: 1%, 10%, 25% and 100% of the unlabelled images (the `full` policy), as file lists.
 Each run is scored at its end by a linear probe and kNN on the labelled split (the monitor's `both` protocol; the
 same code as `hpt eval`); HPT's step 0 is the base as it is. Robustness is read as the spread (best minus worst)
-of a strategy's accuracy over the policies, and over the data fractions.
+of a strategy's accuracy over the policies, and over the data fractions, beside its mean (a run that learns
+nothing under every setting has a small spread too).
 
     .venv/bin/python benchmarks/robustness.py --out benchmarks/results/robustness       # full: ~25 min, 2 cores
     .venv/bin/python benchmarks/robustness.py --quick --out /tmp/robustness             # the suite's: ~1 min
@@ -139,13 +140,14 @@ def markdown(results: dict) -> str:
     for study, keys, label in (("policies", POLICIES, "policy"),
                                ("fractions", [f"{f:.2f}" for f in FRACTIONS], "data")):
         header = [k if study == "policies" else f"{float(k):.0%}" for k in keys]
-        lines += [f"| {label} | " + " | ".join(header) + " | spread (linear / kNN) |",
-                  "|---" * (len(keys) + 2) + "|"]
+        lines += [f"| {label} | " + " | ".join(header) + " | mean (linear / kNN) | spread, points (linear / kNN) |",
+                  "|---" * (len(keys) + 3) + "|"]
         for name in STRATEGIES:
             runs, spread = results[study][name], s[study][name]
             cells = [f"{runs[k]['curve'][-1]['linear']:.1%} / {runs[k]['curve'][-1]['kNN']:.1%}" for k in keys]
-            lines.append(f"| {name} | " + " | ".join(cells) + f" | {spread['spread_linear']:.1%} / "
-                         f"{spread['spread_kNN']:.1%} |")
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {spread['mean_linear']:.1%} / "
+                         f"{spread['mean_kNN']:.1%} | {100 * spread['spread_linear']:.1f} / "
+                         f"{100 * spread['spread_kNN']:.1f} |")
         lines.append("")
     lines += ["![robustness](robustness.png)", ""]
     return "\n".join(lines) + "\n"
