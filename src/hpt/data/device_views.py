@@ -58,9 +58,9 @@ class DeviceViews:
         draw = draw.slice(self.mine).to(crops.device)
         images = crops.float() / 255
         images = color_jitter(images, draw)
-        images = torch.where(draw.gray.view(-1, 1, 1, 1), grayscale(images), images)
-        images = torch.where(draw.blur.view(-1, 1, 1, 1), gaussian_blur(images, draw.sigma, draw.kernel), images)
-        images = torch.where(draw.flip.view(-1, 1, 1, 1), images.flip(-1), images)
+        images = torch.where(_per_image(draw.gray), grayscale(images), images)
+        images = torch.where(_per_image(draw.blur), gaussian_blur(images, draw.sigma, draw.kernel), images)
+        images = torch.where(_per_image(draw.flip), images.flip(-1), images)
         mean, std = self.mean.to(images.device).view(1, -1, 1, 1), self.std.to(images.device).view(1, -1, 1, 1)
         return (images - mean) / std
 

@@ -127,12 +127,12 @@ def _pretrain(fabric: Fabric, config: PretrainConfig, out: Path, overwrite: bool
     device_views = DeviceViews(config.views.policy, stats.mean, stats.std, seed, batch_size, fabric.global_rank,
                                fabric.world_size) if config.views.on_device else None
 
-    workers = config.data.num_workers
+    workers, on_gpu = config.data.num_workers, fabric.device.type == "cuda"
     start_step = resumed[1]["steps"] if resumed else 0
     prior_wall_time = resumed[1]["wall_time_s"] if resumed else 0.0
     sampler = StepBatches(len(images), batch_size, seed, start_step, fabric.global_rank, fabric.world_size)
     loader = DataLoader(SeededItems(ImageDataset(images, method.views(make_view))), num_workers=workers,
-                        batch_sampler=sampler, persistent_workers=workers > 0, pin_memory=fabric.device.type == "cuda",
+                        batch_sampler=sampler, persistent_workers=workers > 0, pin_memory=on_gpu,
                         generator=torch.Generator().manual_seed(seed))
 
     # ---- optimisation: SGD, lr scaled linearly with the (global) batch, cosine to 0 ----------------------
@@ -141,8 +141,7 @@ def _pretrain(fabric: Fabric, config: PretrainConfig, out: Path, overwrite: bool
     momentum_at = cosine_schedule(*method.momentum, steps, reach_end=True)
     optimizer = torch.optim.SGD(param_groups(method, config.optim.weight_decay), lr=base_lr,
                                 momentum=config.optim.momentum)
-    channels_last = config.train.channels_last if config.train.channels_last is not None else \
-        fabric.device.type == "cuda"
+    channels_last = config.train.channels_last if config.train.channels_last is not None else on_gpu
     if channels_last:
         method.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if config.train.compile:
