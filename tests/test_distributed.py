@@ -25,10 +25,10 @@ TINY = "timm:test_resnet"  # a real ResNet with BatchNorm (zero-initialised last
 def _pretrain(data: Path, run: Path, method: str, devices: int, *extra: str,
               launcher: tuple[str, ...] = (sys.executable,)) -> subprocess.CompletedProcess:
     command = [*launcher, "-m", "hpt", "pretrain", "--data", data, "--out", run, "--method", method,
-               "--devices", devices, "--accelerator", "cpu", "--steps", "4", "--batch-size", "8", "--image-size", "16",
+               "--devices", devices, "--steps", "4", "--batch-size", "8", "--image-size", "16",
                "--workers", "0", "--set", "train.log_every=1", "--set", "mocov2.queue_size=32",
                "--set", "swav.prototypes=10", "--set", "swav.queue_size=16", "--set", "swav.freeze_prototypes_steps=2",
-               *extra]
+               *(extra if "--accelerator" in extra else [*extra, "--accelerator", "cpu"])]
     return subprocess.run(list(map(str, command)), capture_output=True, text=True, timeout=300)
 
 
@@ -223,3 +223,11 @@ def test_moco_shuffled_keys_come_back_in_order_and_evaluation_gathers_every_feat
     assert torch.equal(two["seen"][two["seen"][:, 0].argsort()], images[images[:, 0].argsort()])  # ... of all of it
     torch.testing.assert_close(two["features"], _images()[:7].flatten(1))
     assert two["labels"].tolist() == list(range(7))
+
+
+def test_an_accelerator_that_cannot_be_used_is_one_line(digits, tmp_path):
+    """An accelerator whose library is missing (tpu without torch_xla): one line naming the settings, exit 2."""
+    result = _pretrain(digits["pretrain"], tmp_path / "run", "simclr", 1, "--backbone", TINY, "--accelerator", "tpu")
+    assert result.returncode == 2
+    assert result.stderr.startswith("hpt: error: train.accelerator 'tpu'") and len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "run").exists()

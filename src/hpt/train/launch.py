@@ -34,7 +34,7 @@ def make_fabric(train: TrainConfig, unused_parameters: bool = False) -> Fabric:
     try:
         return Fabric(accelerator=train.accelerator, strategy=strategy, devices=train.devices,
                       num_nodes=train.num_nodes, precision=train.precision)
-    except (ValueError, RuntimeError, TypeError) as exc:
+    except (ValueError, RuntimeError, TypeError, ImportError) as exc:  # e.g. tpu without torch_xla
         raise HptError(f"train.accelerator {train.accelerator!r}, train.devices {train.devices}, train.precision "
                        f"{train.precision!r}: {str(exc).splitlines()[0]}") from None
 
