@@ -27,8 +27,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from hpt.report.speedup import describe, speedup  # noqa: E402
-from provenance import git_revision, machine, today  # noqa: E402
-from study import SCORES, available, moco_run, target_data  # noqa: E402
+from provenance import header  # noqa: E402
+from study import SCORES, available, scored_run, target_data  # noqa: E402
 
 STRATEGIES = {  # name: (init, share of the scratch budget)
     "scratch": ("scratch", 1.0),
@@ -44,7 +44,7 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
     runs = {}
     for name, (init, share) in STRATEGIES.items():
         steps = max(args.every, round(args.steps * share / args.every) * args.every)
-        runs[name] = moco_run(data, str(data / "pretrain"), args.out / "runs" / target / name, init, steps,
+        runs[name] = scored_run(data, str(data / "pretrain"), args.out / "runs" / target / name, init, steps,
                               args.every, settings)
         curve = runs[name]["curve"]
         print(f"{target} {name}: " + " ".join(f"{c['step']}:{c['linear']:.3f}/{c['kNN']:.3f}" for c in curve),
@@ -128,9 +128,7 @@ def main() -> None:
         args.unlabelled, args.per_class, args.workers, args.targets = 64, 5, 0, ["mnist-5k"]
     targets = available(args.targets)
     args.out.mkdir(parents=True, exist_ok=True)
-    results = {"command": "benchmarks/convergence.py " + ("--quick " if args.quick else "") + " ".join(
-        f"--{k.replace('_', '-')} {' '.join(v) if isinstance(v, list) else v}" for k, v in vars(args).items()
-        if k not in ("out", "quick")), "date": today(), "git": git_revision(), "machine": machine(), "targets": {}}
+    results = {**header("convergence.py", args), "targets": {}}
     for target in targets:
         results["targets"][target] = run_target(target, args)
         plot(target, results["targets"][target], args.out / f"convergence_{target}.png")

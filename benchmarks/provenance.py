@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
@@ -27,3 +28,12 @@ def machine() -> str:
 
 def today() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def header(script: str, args: argparse.Namespace) -> dict[str, str]:
+    """The command that reproduces a study's results (every option spelled out), its date, git revision and
+    machine: the first keys of every results.json."""
+    options = " ".join(f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+                       for k, v in vars(args).items() if k not in ("out", "quick"))
+    command = f"benchmarks/{script} " + ("--quick " if getattr(args, "quick", False) else "") + options
+    return {"command": command, "date": today(), "git": git_revision(), "machine": machine()}

