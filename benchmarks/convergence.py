@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from hpt.report.speedup import describe, speedup  # noqa: E402
 from provenance import header  # noqa: E402
-from study import SCORES, available, scored_run, target_data  # noqa: E402
+from study import SCORES, available, curve_text, scored_run, study_arguments, target_data, write_results  # noqa: E402
 
 STRATEGIES = {  # name: (init, share of the scratch budget)
     "scratch": ("scratch", 1.0),
@@ -47,8 +47,7 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
         runs[name] = scored_run(data, str(data / "pretrain"), args.out / "runs" / target / name, init, steps,
                               args.every, settings)
         curve = runs[name]["curve"]
-        print(f"{target} {name}: " + " ".join(f"{c['step']}:{c['linear']:.3f}/{c['kNN']:.3f}" for c in curve),
-              flush=True)
+        print(f"{target} {name}: {curve_text(curve)}", flush=True)
     return {"runs": runs, "summary": summarise(runs)}
 
 
@@ -110,17 +109,12 @@ def markdown(results: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--quick", action="store_true", help="tiny settings: checks the files and their shapes")
+    parser = study_arguments(__doc__)
     parser.add_argument("--steps", type=int, default=800, help="the scratch budget; HPT runs a quarter of it")
     parser.add_argument("--every", type=int, default=25)
-    parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--queue", type=int, default=4096)
     parser.add_argument("--unlabelled", type=int, default=5000)
-    parser.add_argument("--per-class", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--targets", nargs="+", default=["fashion-mnist", "mnist-5k"])
     args = parser.parse_args()
     if args.quick:
@@ -133,8 +127,7 @@ def main() -> None:
         results["targets"][target] = run_target(target, args)
         plot(target, results["targets"][target], args.out / f"convergence_{target}.png")
         (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "results.md").write_text(markdown(results))
-    print(markdown(results))
+    write_results(args.out, results, markdown(results))
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ nothing under every setting has a small spread too).
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import matplotlib
@@ -29,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from hpt.data.files import find_images  # noqa: E402
 from provenance import header  # noqa: E402
-from study import SCORES, available, scored_run, target_data  # noqa: E402
+from study import SCORES, available, scored_run, study_arguments, target_data, write_results  # noqa: E402
 
 STRATEGIES = {"scratch": "scratch", "HPT": "full"}
 POLICIES = ["full", "no-color", "crop-only"]
@@ -47,16 +45,11 @@ def fraction_list(folder: Path, fraction: float, out: Path) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--quick", action="store_true", help="tiny settings: checks the files and their shapes")
+    parser = study_arguments(__doc__)
     parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--queue", type=int, default=4096)
     parser.add_argument("--unlabelled", type=int, default=10000, help="100%%; 1%% of it must fill a batch")
-    parser.add_argument("--per-class", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--target", default="fashion-mnist")
     args = parser.parse_args()
     if args.quick:
@@ -83,10 +76,8 @@ def main() -> None:
             results["fractions"].setdefault(name, {})[f"{fraction:.2f}"] = run
             print(f"{name} fraction {fraction:.0%}: {end(run)}", flush=True)
     results["summary"] = summarise(results)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     plot(results, args.out / "robustness.png")
-    (args.out / "results.md").write_text(markdown(results))
-    print(markdown(results))
+    write_results(args.out, results, markdown(results))
 
 
 def end(run: dict) -> str:

@@ -4,6 +4,8 @@ probe and kNN as it trains."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -46,3 +48,26 @@ def scored_run(data: Path, images: str, run: Path, init: str, steps: int, every:
     pretrain(config, run, overwrite=True)
     curve = [{"step": e["step"], **{label: e[key] for label, key in SCORES.items()}} for e in read_monitor(run)]
     return {"init": init, "steps": steps, "curve": curve, "seconds": round(time.perf_counter() - began, 1)}
+
+
+def study_arguments(doc: str, per_class: int = 50) -> argparse.ArgumentParser:
+    """The options every study has; each adds its own."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--quick", action="store_true", help="tiny settings: checks the files and their shapes")
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--per-class", type=int, default=per_class, help="labelled images a class, to fit and to score")
+    parser.add_argument("--workers", type=int, default=2)
+    return parser
+
+
+def curve_text(curve: list[dict]) -> str:
+    """`step:linear/kNN ...`, the line a study prints as each run ends."""
+    return " ".join(f"{c['step']}:{c['linear']:.3f}/{c['kNN']:.3f}" for c in curve)
+
+
+def write_results(out: Path, results: dict, markdown: str) -> None:
+    """`results.json` and `results.md` (which is printed too)."""
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "results.md").write_text(markdown)
+    print(markdown)
