@@ -27,8 +27,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from hpt.report.speedup import describe, speedup  # noqa: E402
-from provenance import header  # noqa: E402
-from study import SCORES, available, curve_text, scored_run, study_arguments, target_data, write_results  # noqa: E402
+from provenance import header, markdown_header  # noqa: E402
+from study import SCORES, available, curve_text, save_figure, scored_run, study_arguments, target_data, write_results  # noqa: E402
 
 STRATEGIES = {  # name: (init, share of the scratch budget)
     "scratch": ("scratch", 1.0),
@@ -82,15 +82,11 @@ def plot(target: str, result: dict, path: Path) -> None:
         axis.set_xlabel("pretraining steps (batch 64)")
         axis.grid(alpha=0.3)
     axes[0].legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def markdown(results: dict) -> str:
-    lines = ["# Convergence and accuracy: HPT against pretraining from scratch", "",
-             f"Command: `{results['command']}`  ", f"Date: {results['date']}, git {results['git']}, "
-             f"{results['machine']}", ""]
+    lines = markdown_header("Convergence and accuracy: HPT against pretraining from scratch", results)
     for target, result in results["targets"].items():
         s = result["summary"]
         lines += [f"## {target}", "", f"Base as it is (ImageNet EfficientNet-Lite0): linear {s['base']['linear']:.1%}, "

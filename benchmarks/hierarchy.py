@@ -29,8 +29,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from provenance import header  # noqa: E402
-from study import SCORES, available, curve_text, scored_run, study_arguments, target_data, write_results  # noqa: E402
+from provenance import header, markdown_header  # noqa: E402
+from study import SCORES, available, curve_text, save_figure, scored_run, study_arguments, target_data, write_results  # noqa: E402
 
 BACKBONE = "torchvision:resnet18"
 SOURCE, TARGET = "mnist-5k", "digits-8x8"
@@ -123,9 +123,7 @@ def plot(results: dict, path: Path) -> None:
     for axis in (base, target):
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def markdown(results: dict) -> str:
@@ -134,9 +132,8 @@ def markdown(results: dict) -> str:
     def pair(scores: dict) -> str:
         return f"{scores['linear']:.1%} / {scores['kNN']:.1%}"
 
-    lines = ["# Three-level hierarchy: base -> source -> target against base -> target", "",
-             f"Command: `{results['command']}`  ", f"Date: {results['date']}, git {results['git']}, "
-             f"{results['machine']}", "",
+    title = "Three-level hierarchy: base -> source -> target against base -> target"
+    lines = markdown_header(title, results) + [
              f"Base: a ResNet-18 pretrained by hpt from scratch on {d['base']} ({runs['base']['steps']} steps): "
              f"linear / kNN on {d['base']} {pair(s['base_on_its_data']['random_init'])} at its random start, "
              f"{pair(s['base_on_its_data']['pretrained'])} at its end. Source {d['source']}, target {d['target']}.",

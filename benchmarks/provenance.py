@@ -37,3 +37,9 @@ def header(script: str, args: argparse.Namespace) -> dict[str, str]:
                        for k, v in vars(args).items() if k not in ("out", "quick"))
     command = f"benchmarks/{script} " + ("--quick " if getattr(args, "quick", False) else "") + options
     return {"command": command, "date": today(), "git": git_revision(), "machine": machine()}
+
+
+def markdown_header(title: str, results: dict) -> list[str]:
+    """The first lines of a study's results.md: its title and where its figures came from."""
+    return [f"# {title}", "", f"Command: `{results['command']}`  ",
+            f"Date: {results['date']}, git {results['git']}, {results['machine']}", ""]

