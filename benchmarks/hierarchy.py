@@ -16,8 +16,8 @@ Runs on the target, all scored by a linear probe and kNN on its labelled split (
 The source stage is scored on the target too, so its curve shows what the source alone transfers. Stages after
 the base start from the previous run folder with hpt's defaults (`--init full`, the base's BN statistics frozen).
 
-    .venv/bin/python benchmarks/hierarchy.py --out benchmarks/results/hierarchy       # full: ~35 min, 2 cores
-    .venv/bin/python benchmarks/hierarchy.py --quick --out /tmp/hierarchy             # the suite's: ~1 min
+    .venv/bin/python benchmarks/hierarchy.py --out benchmarks/results/hierarchy       # full: ~45 min, 2 cores
+    .venv/bin/python benchmarks/hierarchy.py --quick --out /tmp/hierarchy             # the suite's: ~25 s
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Each run is scored at step 0 (the base, or the base as the strategy changed it) 
 linear probe and kNN on the labelled split (the monitor's `both` protocol).
 
     .venv/bin/python benchmarks/strategies.py --out benchmarks/results/strategies       # full: ~30 min, 2 cores
-    .venv/bin/python benchmarks/strategies.py --quick --out /tmp/strategies             # the suite's: ~2 min
+    .venv/bin/python benchmarks/strategies.py --quick --out /tmp/strategies             # the suite's: ~25 s
 """
 
 from __future__ import annotations
