@@ -28,7 +28,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from hpt.report.speedup import describe, speedup  # noqa: E402
 from provenance import header, markdown_header  # noqa: E402
-from study import SCORES, available, curve_text, save_figure, scored_run, study_arguments, target_data, write_results  # noqa: E402
+from study import (  # noqa: E402
+    SCORES, available, curve_text, save_figure, scored_run, study_arguments, target_data, write_results)
 
 STRATEGIES = {  # name: (init, share of the scratch budget)
     "scratch": ("scratch", 1.0),

@@ -30,7 +30,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from provenance import header, markdown_header  # noqa: E402
-from study import SCORES, available, curve_text, save_figure, scored_run, study_arguments, target_data, write_results  # noqa: E402
+from study import (  # noqa: E402
+    SCORES, available, curve_text, save_figure, scored_run, study_arguments, target_data, write_results)
 
 BACKBONE = "torchvision:resnet18"
 SOURCE, TARGET = "mnist-5k", "digits-8x8"

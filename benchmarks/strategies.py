@@ -28,7 +28,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from provenance import header, markdown_header  # noqa: E402
-from study import SCORES, available, curve_text, save_figure, scored_run, study_arguments, target_data, write_results  # noqa: E402
+from study import (  # noqa: E402
+    SCORES, available, curve_text, save_figure, scored_run, study_arguments, target_data, write_results)
 
 LEARNING_RATE = """Why --lr is 0.003, a tenth of hpt's default: SimCLR from the Lite0 with the base's BN statistics
 frozen (hpt's default from a base) diverged at 0.03 on Fashion-MNIST (2026-11-23, batch 64, 32 px): its loss rose
