@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from hpt.report.speedup import describe, speedup  # noqa: E402
 from provenance import header, markdown_header  # noqa: E402
 from study import (  # noqa: E402
-    SCORES, available, curve_text, save_figure, scored_run, study_arguments, target_data, write_results)
+    SCORES, available, curve_text, save_figure, scored_run, scores, study_arguments, target_data, write_results)
 
 STRATEGIES = {  # name: (init, share of the scratch budget)
     "scratch": ("scratch", 1.0),
@@ -55,7 +55,7 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
 def summarise(runs: dict) -> dict:
     scratch = runs["scratch"]["curve"]
     base = runs["HPT"]["curve"][0]
-    summary = {"base": {label: base[label] for label in SCORES}}
+    summary = {"base": scores(base)}
     for name, run in runs.items():
         curve = run["curve"]
         entry = {f"best_{label}": max(c[label] for c in curve) for label in SCORES}

@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from provenance import header, markdown_header  # noqa: E402
 from study import (  # noqa: E402
-    SCORES, available, curve_text, save_figure, scored_run, study_arguments, target_data, write_results)
+    SCORES, available, curve_text, save_figure, scored_run, scores, study_arguments, target_data, write_results)
 
 BACKBONE = "torchvision:resnet18"
 SOURCE, TARGET = "mnist-5k", "digits-8x8"
@@ -89,13 +89,13 @@ def main() -> None:
 
 def summarise(runs: dict) -> dict:
     """On the target: the base and the source as they are, each run at its end; and the base's own learning."""
-    last = {name: {label: runs[name]["curve"][-1][label] for label in SCORES} for name in RUNS}
+    last = {name: scores(runs[name]["curve"][-1]) for name in RUNS}
     return {
-        "base_on_its_data": {"random_init": {label: runs["base"]["curve"][0][label] for label in SCORES},
-                             "pretrained": {label: runs["base"]["curve"][-1][label] for label in SCORES}},
-        "base_as_is": {label: runs["target-only"]["curve"][0][label] for label in SCORES},
-        "source_as_is": {label: runs["hierarchy"]["curve"][0][label] for label in SCORES},
-        "random_init": {label: runs["scratch"]["curve"][0][label] for label in SCORES},
+        "base_on_its_data": {"random_init": scores(runs["base"]["curve"][0]),
+                             "pretrained": scores(runs["base"]["curve"][-1])},
+        "base_as_is": scores(runs["target-only"]["curve"][0]),
+        "source_as_is": scores(runs["hierarchy"]["curve"][0]),
+        "random_init": scores(runs["scratch"]["curve"][0]),
         "last": last,
         "hierarchy_minus": {other: {label: last["hierarchy"][label] - last[other][label] for label in SCORES}
                             for other in RUNS[1:]},

@@ -35,7 +35,7 @@ def header(script: str, args: argparse.Namespace) -> dict[str, str]:
     machine: the first keys of every results.json."""
     options = " ".join(f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
                        for k, v in vars(args).items() if k not in ("out", "quick"))
-    command = f"benchmarks/{script} " + ("--quick " if getattr(args, "quick", False) else "") + options
+    command = f"benchmarks/{script} " + ("--quick " if args.quick else "") + options
     return {"command": command, "date": today(), "git": git_revision(), "machine": machine()}
 
 

@@ -27,7 +27,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from hpt.data.files import find_images  # noqa: E402
 from provenance import header, markdown_header  # noqa: E402
-from study import SCORES, available, save_figure, scored_run, study_arguments, target_data, write_results  # noqa: E402
+from study import (  # noqa: E402
+    SCORES, available, save_figure, scored_run, scores, study_arguments, target_data, write_results)
 
 STRATEGIES = {"scratch": "scratch", "HPT": "full"}
 POLICIES = ["full", "no-color", "crop-only"]
@@ -86,7 +87,7 @@ def end(run: dict) -> str:
 
 
 def summarise(results: dict) -> dict:
-    summary: dict = {"base": {label: results["policies"]["HPT"]["full"]["curve"][0][label] for label in SCORES}}
+    summary: dict = {"base": scores(results["policies"]["HPT"]["full"]["curve"][0])}
     for study in ("policies", "fractions"):
         for name, runs in results[study].items():
             finals = {label: [run["curve"][-1][label] for run in runs.values()] for label in SCORES}

@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from provenance import header, markdown_header  # noqa: E402
 from study import (  # noqa: E402
-    SCORES, available, curve_text, save_figure, scored_run, study_arguments, target_data, write_results)
+    SCORES, available, curve_text, save_figure, scored_run, scores, study_arguments, target_data, write_results)
 
 LEARNING_RATE = """Why --lr is 0.003, a tenth of hpt's default: SimCLR from the Lite0 with the base's BN statistics
 frozen (hpt's default from a base) diverged at 0.03 on Fashion-MNIST (2026-11-23, batch 64, 32 px): its loss rose
@@ -71,7 +71,7 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
 
 def summarise(runs: dict) -> dict:
     full = runs["full"]["curve"]
-    summary = {"base": {label: full[0][label] for label in SCORES}}
+    summary = {"base": scores(full[0])}
     for name, run in runs.items():
         curve = run["curve"]
         summary[name] = {
@@ -88,13 +88,12 @@ def plot(results: dict, path: Path) -> None:
     figure, axes = plt.subplots(len(targets), 2, figsize=(10, 3.4 * len(targets)), squeeze=False)
     for row, (target, result) in zip(axes, targets.items()):
         for name, run in result["runs"].items():
-            axis = row[1] if name.startswith("batch") else row[0]
-            curve = run["curve"]
-            axis.plot([c["step"] * run["batch"] for c in curve], [c["linear"] for c in curve], marker="o",
-                      markersize=3, label=name)
-            if name == "full":
-                row[1].plot([c["step"] * run["batch"] for c in curve], [c["linear"] for c in curve], marker="o",
-                            markersize=3, label=f"batch {run['batch']} (full)")
+            places = [(row[1] if name.startswith("batch") else row[0], name)]
+            if name == "full":  # plain full is also the middle of the batch sizes
+                places.append((row[1], f"batch {run['batch']} (full)"))
+            images_seen = [c["step"] * run["batch"] for c in run["curve"]]
+            for axis, label in places:
+                axis.plot(images_seen, [c["linear"] for c in run["curve"]], marker="o", markersize=3, label=label)
         for axis, title in zip(row, ("changed before the second pretraining", "batch size, plain full")):
             axis.axhline(result["summary"]["base"]["linear"], color="grey", linestyle="--", label="base as is")
             axis.set_title(f"{target}: {title}", fontsize=10)

@@ -50,6 +50,11 @@ def scored_run(data: Path, images: str, run: Path, init: str, steps: int, every:
     return {"init": init, "steps": steps, "curve": curve, "seconds": round(time.perf_counter() - began, 1)}
 
 
+def scores(point: dict) -> dict[str, float]:
+    """{linear, kNN} of one evaluation on a run's curve."""
+    return {label: point[label] for label in SCORES}
+
+
 def study_arguments(doc: str, per_class: int = 50) -> argparse.ArgumentParser:
     """The options every study has; each adds its own."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
