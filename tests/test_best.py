@@ -92,7 +92,10 @@ def test_a_real_knn_monitor_picks_a_backbone_that_reproduces_its_score(digits, l
     best = max(evaluations, key=lambda e: e["knn_top1_k20"])  # the first of equals
     assert selected["step"] == best["step"] and selected["by"] == "knn_top1_k20"
     result = evaluate(str(run), str(digits["train"]), str(digits["test"]), "knn", num_workers=0)
-    assert result["metrics"]["knn_top1_k20"] == pytest.approx(best["knn_top1_k20"], abs=1e-9)
+    # The same features up to rounding (the monitor extracts them in batches of 16, `hpt eval` of 256, so the
+    # convolutions may sum in another order: ~1e-7 relative); a test image whose vote is that close may flip.
+    test_images = len(list(digits["test"].rglob("*.png")))
+    assert abs(result["metrics"]["knn_top1_k20"] - best["knn_top1_k20"]) <= 1.5 / test_images
 
 
 def test_auto_runs_its_pilots_and_records_its_choice(digits, tmp_path):

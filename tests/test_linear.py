@@ -29,6 +29,8 @@ def test_matches_scikit_learn_logistic_regression(C):
     sklearn_accuracy = reference.score(scaler.transform(x_test), y_test)
     probe = fit_linear(torch.tensor(x_train), torch.tensor(y_train), weight_decay=1 / (C * len(x_train)))
     ours = accuracy(probe, torch.tensor(x_test), torch.tensor(y_test))
+    # both minimise the same convex loss to their solvers' tolerances, so only test images within that of the
+    # decision boundary may differ: at most 1% (6 of 597)
     assert abs(ours - sklearn_accuracy) <= 0.01, (ours, sklearn_accuracy)
 
 

@@ -62,7 +62,10 @@ def _assert_bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]
 
 @pytest.mark.parametrize("method,kills", [("mocov2", 3), ("byol", 1), ("swav", 1)])  # SimCLR keeps no state of its own
 def test_a_run_killed_at_random_steps_resumes_bit_for_bit(method, kills, digits, tmp_path):
-    steps = 24
+    # Killed between steps 5 and 19, at least 28 steps before the end: the poller in `_kill_at` sees its step while
+    # the run is still going even when another process starves it of the CPU for a while (with 4 steps to spare, a
+    # loaded machine could let the run finish first).
+    steps, kill_points = 48, range(5, 20)
     whole = tmp_path / "whole"
     done = subprocess.run(_hpt(*_pretrain_args(digits["pretrain"], whole, method, steps)), capture_output=True,
                           text=True, timeout=300)
@@ -71,7 +74,7 @@ def test_a_run_killed_at_random_steps_resumes_bit_for_bit(method, kills, digits,
     run = tmp_path / "killed"
     args = _pretrain_args(digits["pretrain"], run, method, steps)
     rng = random.Random(f"{method}-kills")
-    for attempt, at in enumerate(sorted(rng.sample(range(5, steps - 4), kills))):  # after the first checkpoint (4)
+    for attempt, at in enumerate(sorted(rng.sample(kill_points, kills))):  # after the first checkpoint (4)
         _kill_at(args if attempt == 0 else [*args, "--resume"], run, at)
         assert not (run / "backbone.safetensors").exists()
     refused = subprocess.run(_hpt(*args), capture_output=True, text=True, timeout=120)

@@ -30,7 +30,9 @@ def plain(digits, tmp_path_factory):
 
 def test_bf16_with_channels_last_trains_the_same_run(digits, tmp_path, plain):
     losses, exported = _run(digits, tmp_path / "run", **{"train.precision": "bf16-mixed", "train.channels_last": True})
-    assert losses == pytest.approx(plain[0], rel=0.05)  # bf16 keeps 8 bits of mantissa: close, not equal
+    # bf16 keeps 8 bits of mantissa (2^-8 = 0.4% per rounding); over a forward of a dozen layers and 3 steps the
+    # loss drifts ~1%: 5% bounds that, while a run that trains something else differs from the first step on
+    assert losses == pytest.approx(plain[0], rel=0.05)
     assert losses != plain[0]  # autocast was on
     assert exported.keys() == plain[1].keys()
     assert all(exported[k].dtype == plain[1][k].dtype and exported[k].shape == plain[1][k].shape for k in exported)
@@ -38,5 +40,7 @@ def test_bf16_with_channels_last_trains_the_same_run(digits, tmp_path, plain):
 
 def test_compile_trains_the_same_run_and_keeps_the_file_layout(digits, tmp_path, plain):
     losses, exported = _run(digits, tmp_path / "run", **{"train.compile": True})
+    # compiled kernels fuse and reorder float32 sums (~1e-6 relative a step, carried over 3 steps); a wrong graph
+    # (a dropped layer, a missed BatchNorm update) moves the loss by whole percents
     assert losses == pytest.approx(plain[0], rel=1e-3)
     assert exported.keys() == plain[1].keys()  # compiled in place: no `_orig_mod.` in the keys

@@ -81,6 +81,7 @@ def test_weight_scaling_sets_each_layer_to_factor_times_its_init_std(lite0_file,
     assert report["layers"] == len(layers) == 49 and report["function_changed"] == []
     for layer in layers:
         expected = factor * fresh[layer.name].weight.detach().std()
+        # one float32 multiplication per weight, then two std's over >= 432 values: ~1e-6 relative; 100x that
         assert float(layer.module.weight.detach().std()) == pytest.approx(float(expected), rel=1e-4), layer.name
 
 
@@ -95,6 +96,8 @@ def test_weight_scaling_keeps_the_eval_function(lite0_file):
         before = backbone(images)
         scale_weights(backbone, 3.0)
         after = backbone(images)
+    # conv(s w) then BN with s-scaled statistics: the same function, rounded differently (~1e-6 relative a layer);
+    # without the statistics' rescaling the outputs would differ by the factor 3
     assert torch.allclose(stem_outputs[0], stem_outputs[1], rtol=1e-4, atol=1e-5)
     assert float((after - before).norm() / before.norm()) < 1e-4
 
@@ -171,6 +174,7 @@ def test_batch_norm_reestimation_is_the_exact_target_average():
     with torch.no_grad():
         stem = torch.cat([backbone.model.conv1(b) for b in batches])  # what bn1 normalises: 12 x 64 x 16 x 16
     assert seen == 12
+    # float32 means over 3,072 values per channel, summed in another order than BatchNorm's: ~1e-6 (values ~1)
     assert torch.allclose(backbone.model.bn1.running_mean, stem.mean(dim=(0, 2, 3)), atol=1e-5)
     per_batch_var = torch.stack([s.var(dim=(0, 2, 3), unbiased=True) for s in stem.split(4)])
     assert torch.allclose(backbone.model.bn1.running_var, per_batch_var.mean(0), rtol=1e-4)

@@ -188,6 +188,10 @@ def run(argv: list[str] | None = None) -> int:
                                                              lr=args.finetune_lr, seed=0))
         metrics = "  ".join(f"{name} {value:.4f}" for name, value in result["metrics"].items())
         print(f"{args.model}: {metrics}")
+    if args.command in ("pretrain", "chain"):
+        from hpt.train.distributed import leave_process_group
+
+        leave_process_group()  # the runs may have been several processes
     return 0
 
 

@@ -42,6 +42,16 @@ def is_first_process() -> bool:
     return int(os.environ.get("NODE_RANK", 0)) == 0 and int(os.environ.get("LOCAL_RANK", 0)) == 0
 
 
+def leave_process_group() -> None:
+    """End this process's part of a multi-process run cleanly, once, when its command has succeeded: wait until
+    every process is done (nothing in flight), then destroy the process group, so that no gloo/NCCL thread is
+    left running while the interpreter exits (which can abort a process that did its work). Not after a failure:
+    another process may be inside a collective, and the launcher stops them all."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def gather(tensor: torch.Tensor) -> torch.Tensor:
     """Concatenate `tensor` (N x ...) from every process along dim 0, keeping gradients to the local part.
 
