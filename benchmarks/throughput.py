@@ -38,7 +38,7 @@ from hpt.config import load_config
 from hpt.data import builtin
 from hpt.data.files import find_images
 from hpt.train.loop import pretrain
-from hpt.train.run_dir import read_metrics
+from hpt.core.run_files import read_metrics
 from provenance import git_revision, machine, today
 
 

@@ -16,7 +16,7 @@ from hpt.eval.runner import evaluate
 from hpt.pipeline.lineage import describe
 from hpt.train import loop
 from hpt.train.loop import pretrain
-from hpt.train.run_dir import read_monitor
+from hpt.core.run_files import read_monitor
 
 TINY = "timm:test_resnet"
 

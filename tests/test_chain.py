@@ -15,7 +15,7 @@ import yaml
 from hpt.checkpoints.files import sha256_file
 from hpt.errors import HptError
 from hpt.pipeline.chain import load_chain
-from hpt.train.run_dir import read_metrics
+from hpt.core.run_files import read_metrics
 
 LITE0 = "timm:tf_efficientnet_lite0"
 

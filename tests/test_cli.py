@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from hpt.checkpoints.files import read_provenance, sha256_file
 from hpt.cli import main
 from hpt.methods import METHODS
-from hpt.train.run_dir import read_metrics
+from hpt.core.run_files import read_metrics
 
 LITE0 = "timm:tf_efficientnet_lite0"
 TINY = ["--image-size", "32", "--workers", "0", "--set", "mocov2.queue_size=64"]

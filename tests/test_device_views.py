@@ -13,7 +13,7 @@ from hpt.config import load_config
 from hpt.data import device_views as dv
 from hpt.data.views import pretrain_view
 from hpt.train.loop import pretrain
-from hpt.train.run_dir import read_metrics
+from hpt.core.run_files import read_metrics
 
 MEAN, STD = (0.5, 0.45, 0.4), (0.25, 0.25, 0.25)
 

@@ -17,7 +17,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from hpt.checkpoints.files import read_tensors
-from hpt.train.run_dir import read_metrics, read_monitor
+from hpt.core.run_files import read_metrics, read_monitor
 
 TINY = "timm:test_resnet"  # a real ResNet with BatchNorm (zero-initialised last BN of each block), 0.4M parameters
 
@@ -184,7 +184,7 @@ def _images() -> torch.Tensor:
 
 
 def _global_batch_norm_step(rank: int) -> dict[str, torch.Tensor]:
-    from hpt.train.sync_batch_norm import synchronise_batch_norm
+    from hpt.core.global_batch_norm import synchronise_batch_norm
 
     model = _layers()
     assert synchronise_batch_norm(model) == 2
@@ -217,7 +217,7 @@ def test_global_batch_norm_is_one_process_batch_norm_on_the_whole_batch(tmp_path
 
 def _shuffled_keys(rank: int) -> dict[str, torch.Tensor]:
     from hpt.eval.features import extract_features
-    from hpt.train.distributed import gather, shuffled_forward
+    from hpt.core.distributed import gather, shuffled_forward
 
     torch.manual_seed(0)
     per_sample = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5))

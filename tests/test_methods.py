@@ -17,8 +17,8 @@ from hpt.losses.swav import sinkhorn, swapped_prediction_loss
 from hpt.methods import METHODS, build_method
 from hpt.methods.byol import BYOL
 from hpt.methods.swav import SwAV
-from hpt.train.ema import ema_update
-from hpt.train.schedule import cosine_schedule
+from hpt.core.ema import ema_update
+from hpt.core.schedule import cosine_schedule
 
 
 def naive_nt_xent(z1, z2, temperature):

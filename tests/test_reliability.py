@@ -22,7 +22,7 @@ from hpt.checkpoints.files import read_tensors
 from hpt.config import load_config
 from hpt.errors import HptError
 from hpt.train.loop import pretrain
-from hpt.train.run_dir import read_metrics
+from hpt.core.run_files import read_metrics
 
 TINY = "timm:test_resnet"  # a real 0.4M-parameter ResNet with BatchNorm: fast enough to kill many times
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from hpt.cli import main
 from hpt.report.speedup import describe, speedup, steps_to_reach
-from hpt.train.run_dir import read_metrics, read_monitor
+from hpt.core.run_files import read_metrics, read_monitor
 
 
 def test_speedup_on_hand_made_curves():

@@ -10,7 +10,7 @@ import pytest
 from hpt.checkpoints.files import read_tensors
 from hpt.config import load_config
 from hpt.train.loop import pretrain
-from hpt.train.run_dir import read_metrics
+from hpt.core.run_files import read_metrics
 
 
 def _run(digits, out, **settings):

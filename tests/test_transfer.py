@@ -11,7 +11,7 @@ from hpt.config import ModelConfig, MoCoV2Config, TransferConfig, load_config
 from hpt.errors import HptError
 from hpt.methods.mocov2 import MoCoV2
 from hpt.train.loop import pretrain
-from hpt.train.param_groups import param_groups
+from hpt.core.param_groups import param_groups
 from hpt.transfer import check_strategy
 from hpt.transfer.bn_only import init_bn_only
 from hpt.transfer.filter_selection import measure_responses, select_filters

@@ -189,7 +189,7 @@ def run(argv: list[str] | None = None) -> int:
         metrics = "  ".join(f"{name} {value:.4f}" for name, value in result["metrics"].items())
         print(f"{args.model}: {metrics}")
     if args.command in ("pretrain", "chain"):
-        from hpt.train.distributed import leave_process_group
+        from hpt.core.distributed import leave_process_group
 
         leave_process_group()  # the runs may have been several processes
     return 0

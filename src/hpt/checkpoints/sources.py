@@ -11,18 +11,17 @@ from typing import Any
 from hpt.backbones import Backbone, create_backbone, is_backbone_name
 from hpt.checkpoints.files import read_provenance, read_tensors, sha256_file
 from hpt.checkpoints.layouts import load_into
+from hpt.core.run_files import BACKBONE
 from hpt.errors import HptError
-
-RUN_BACKBONE = "backbone.safetensors"
 
 
 def resolve_path(spec: str) -> Path | None:
     """The file behind `spec` (a run folder means its exported backbone), or None when it is no path."""
     path = Path(spec).expanduser()
     if path.is_dir():
-        file = path / RUN_BACKBONE
+        file = path / BACKBONE
         if not file.is_file():
-            raise HptError(f"'{spec}' is a folder without {RUN_BACKBONE}: not a finished hpt run")
+            raise HptError(f"'{spec}' is a folder without {BACKBONE}: not a finished hpt run")
         return file
     return path if path.is_file() else None
 

@@ -4,10 +4,9 @@ Self-supervised pretraining starves GPUs on CPU-side augmentation: colour jitter
 more than the forward pass of a small model. With `views.on_device` the loader workers only decode each image and
 take its random resized crop (kept as uint8: a quarter of the bytes to move, pinned), and the rest of the view
 policy runs here on whole batches, each image with its own random parameters, exactly as `views.py` composes it:
-colour jitter (p 0.8; brightness, contrast, saturation 0.4, hue 0.1, in a random order per image), grayscale
-(p 0.2), Gaussian blur (p 0.5; sigma 0.1-2 scaled by the view's size / 224, a kernel of +-3 sigma, reflect
-padding: the Gaussian PIL's blur approximates),
-horizontal flip, then normalisation with the dataset's statistics. The formulas are torchvision's tensor ones
+with the same numbers (`views.MOCO_V2`): colour jitter (its four adjustments in a random order per image),
+grayscale, Gaussian blur (sigma scaled by the view's size / 224, a kernel of +-3 sigma, reflect padding: the
+Gaussian PIL's blur approximates), horizontal flip, then normalisation with the dataset's statistics. The formulas are torchvision's tensor ones
 (`transforms.v2.functional`), batched with a factor per image; the only difference from the CPU path is that
 values are not rounded to 8 bits between operations (tests/test_device_views.py holds the two to the same
 distribution).
@@ -25,11 +24,10 @@ import torch.nn.functional as F
 from torchvision.transforms import v2
 
 from hpt.config import ViewPolicy
-from hpt.data.order import derived_seed
-from hpt.data.views import POLICIES
+from hpt.core.distributed import batch_slice
+from hpt.core.seeds import derived_seed
+from hpt.data.views import MOCO_V2, POLICIES
 
-JITTER = (0.4, 0.4, 0.4, 0.1)  # brightness, contrast, saturation, hue: MoCo v2's ColorJitter
-P_JITTER, P_GRAY, P_BLUR, P_FLIP = 0.8, 0.2, 0.5, 0.5
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale
 
 
@@ -45,8 +43,7 @@ class DeviceViews:
                  global_batch: int, part: int = 0, parts: int = 1) -> None:
         self.parts_of_policy = POLICIES[policy]
         self.mean, self.std, self.seed = torch.tensor(mean), torch.tensor(std), seed
-        share = global_batch // parts
-        self.global_batch, self.mine = global_batch, slice(part * share, (part + 1) * share)
+        self.global_batch, self.mine = global_batch, batch_slice(global_batch, part, parts)
 
     def __call__(self, views: list[torch.Tensor], step: int) -> list[torch.Tensor]:
         return [self.augment(view, torch.Generator().manual_seed(derived_seed(self.seed, step, index)))
@@ -78,16 +75,17 @@ class ViewDraw:
         def chance(p: float, enabled: bool = True) -> torch.Tensor:
             return (torch.rand(n, generator=generator) < p) & enabled
 
-        b, c, s, h = JITTER
+        recipe = MOCO_V2
+        b, c, s, h = recipe.jitter
         low = torch.tensor([max(0.0, 1 - b), max(0.0, 1 - c), max(0.0, 1 - s), -h])
         high = torch.tensor([1 + b, 1 + c, 1 + s, h])
         factors = low + (high - low) * torch.rand(n, 4, generator=generator)
         order = torch.argsort(torch.rand(n, 4, generator=generator), dim=1)  # a random permutation per image
-        scale = size / 224
-        sigma = 0.1 * scale + (2.0 - 0.1) * scale * torch.rand(n, generator=generator)
-        return cls(jitter=chance(P_JITTER, "color" in parts), factors=factors, order=order,
-                   gray=chance(P_GRAY, "grayscale" in parts), blur=chance(P_BLUR, "blur" in parts), sigma=sigma,
-                   flip=chance(P_FLIP), kernel=2 * math.ceil(3 * 2.0 * scale) + 1)
+        low_sigma, high_sigma = recipe.sigma_range(size)
+        sigma = low_sigma + (high_sigma - low_sigma) * torch.rand(n, generator=generator)
+        return cls(jitter=chance(recipe.p_jitter, "color" in parts), factors=factors, order=order,
+                   gray=chance(recipe.p_grayscale, "grayscale" in parts), blur=chance(recipe.p_blur, "blur" in parts),
+                   sigma=sigma, flip=chance(recipe.p_flip), kernel=2 * math.ceil(3 * high_sigma) + 1)
 
     def slice(self, rows: slice) -> ViewDraw:
         return ViewDraw(self.jitter[rows], self.factors[rows], self.order[rows], self.gray[rows], self.blur[rows],

@@ -9,18 +9,14 @@ That, with the model, optimiser and RNG state in the checkpoint, is what makes `
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset, Sampler
 
-
-def derived_seed(*parts: int) -> int:
-    """A 63-bit seed from integers, stable across processes, platforms and Python versions."""
-    digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
+from hpt.core.distributed import batch_slice
+from hpt.core.seeds import derived_seed
 
 
 class StepBatches(Sampler[list[tuple[int, int]]]):
@@ -38,8 +34,8 @@ class StepBatches(Sampler[list[tuple[int, int]]]):
             raise ValueError(f"a batch of {batch_size} does not split into {parts} equal parts")
         self.num_images, self.batch_size, self.seed, self.start_step = num_images, batch_size, seed, start_step
         self.per_epoch = num_images // batch_size
-        share = batch_size // parts
-        self.mine = range(part * share, (part + 1) * share)
+        mine = batch_slice(batch_size, part, parts)
+        self.mine = range(mine.start, mine.stop)
 
     def epoch_order(self, epoch: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(derived_seed(self.seed, epoch))

@@ -12,11 +12,35 @@ MoCo v2's and a 32-pixel run blurs by the same fraction of the image.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from PIL import Image, ImageFilter
 from torchvision.transforms import v2
 
 from hpt.config import ViewPolicy
+
+@dataclass(frozen=True)
+class Recipe:
+    """The numbers of an augmentation recipe, written once for both ways hpt makes views: per image on the CPU
+    (`pretrain_view`) and in batches on the device (`device_views.py`)."""
+
+    jitter: tuple[float, float, float, float]
+    """ColorJitter's brightness, contrast, saturation and hue."""
+    p_jitter: float
+    p_grayscale: float
+    blur_sigma: tuple[float, float]
+    """The Gaussian blur's sigma range at 224 px (scaled by image size / 224, see above)."""
+    p_blur: float
+    p_flip: float
+
+    def sigma_range(self, image_size: int) -> tuple[float, float]:
+        scale = image_size / 224
+        return self.blur_sigma[0] * scale, self.blur_sigma[1] * scale
+
+
+MOCO_V2 = Recipe(jitter=(0.4, 0.4, 0.4, 0.1), p_jitter=0.8, p_grayscale=0.2, blur_sigma=(0.1, 2.0), p_blur=0.5,
+                 p_flip=0.5)
 
 POLICIES: dict[str, frozenset[str]] = {
     "full": frozenset({"color", "grayscale", "blur"}),
@@ -44,14 +68,14 @@ def pretrain_view(policy: ViewPolicy, image_size: int, mean: tuple[float, ...], 
                   crop_scale: tuple[float, float] = (0.2, 1.0)) -> v2.Compose:
     parts = POLICIES[policy]
     steps: list[v2.Transform] = [v2.RandomResizedCrop(image_size, scale=crop_scale, antialias=True)]
+    recipe = MOCO_V2
     if "color" in parts:
-        steps.append(v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8))
+        steps.append(v2.RandomApply([v2.ColorJitter(*recipe.jitter)], p=recipe.p_jitter))
     if "grayscale" in parts:
-        steps.append(v2.RandomGrayscale(p=0.2))
+        steps.append(v2.RandomGrayscale(p=recipe.p_grayscale))
     if "blur" in parts:
-        scale = image_size / 224
-        steps.append(v2.RandomApply([PILGaussianBlur(0.1 * scale, 2.0 * scale)], p=0.5))
-    steps.append(v2.RandomHorizontalFlip())
+        steps.append(v2.RandomApply([PILGaussianBlur(*recipe.sigma_range(image_size))], p=recipe.p_blur))
+    steps.append(v2.RandomHorizontalFlip(p=recipe.p_flip))
     return v2.Compose([*steps, *_to_tensor(), v2.Normalize(mean, std)])
 
 

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from hpt.backbones import Backbone
-from hpt.train.distributed import gather_uneven, rank, world_size
+from hpt.core.distributed import gather_uneven, rank, world_size
 
 
 def eval_device() -> str:

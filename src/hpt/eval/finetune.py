@@ -23,8 +23,8 @@ from hpt.data.files import ImageList
 from hpt.data.views import eval_view
 from hpt.errors import HptError
 from hpt.eval.features import extract_features
-from hpt.train.param_groups import param_groups
-from hpt.train.schedule import cosine_schedule
+from hpt.core.param_groups import param_groups
+from hpt.core.schedule import cosine_schedule
 
 HEAD_LR_MULTIPLIER = 100
 

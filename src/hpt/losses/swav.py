@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from hpt.train.distributed import all_reduce_sum, world_size
+from hpt.core.distributed import all_reduce_sum, world_size
 
 
 @torch.no_grad()

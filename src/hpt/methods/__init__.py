@@ -11,7 +11,17 @@ from hpt.methods.byol import BYOL
 from hpt.methods.mocov2 import MoCoV2
 from hpt.methods.simclr import SimCLR
 from hpt.methods.swav import SwAV
-from hpt.train.sync_batch_norm import syncs_batch_norm
+
+SHUFFLES_INSTEAD = {"mocov2"}
+"""Methods whose paper shuffles the batch across processes (MoCo's shuffling BN) instead of synchronising
+BatchNorm."""
+
+
+def syncs_batch_norm(config: PretrainConfig) -> bool:
+    """`train.sync_batch_norm`, or by default: on, except for the methods that shuffle instead."""
+    configured = config.train.sync_batch_norm
+    return configured if configured is not None else config.method not in SHUFFLES_INSTEAD
+
 
 METHODS: dict[str, Callable[[Backbone, PretrainConfig], SSLMethod]] = {
     "mocov2": lambda backbone, config: MoCoV2(backbone, config.mocov2, shuffle_keys=not syncs_batch_norm(config),
@@ -26,4 +36,4 @@ def build_method(name: str, backbone: Backbone, config: PretrainConfig) -> SSLMe
     return METHODS[name](backbone, config)
 
 
-__all__ = ["METHODS", "SSLMethod", "StepOutput", "ViewFactory", "build_method"]
+__all__ = ["METHODS", "SSLMethod", "StepOutput", "ViewFactory", "build_method", "syncs_batch_norm"]

@@ -27,7 +27,7 @@ from hpt.heads import ProjectionMLP
 from hpt.losses import infonce_loss
 from hpt.methods.base import SSLMethod, StepOutput, ViewFactory
 from hpt.methods.queue import KeyQueue
-from hpt.train.distributed import gather, shuffled_forward
+from hpt.core.distributed import gather, shuffled_forward
 
 
 class MoCoV2(SSLMethod):

@@ -18,7 +18,7 @@ from hpt.data.views import MultiView, two_views
 from hpt.heads import ProjectionMLP
 from hpt.losses.nt_xent import nt_xent_loss
 from hpt.methods.base import SSLMethod, StepOutput, ViewFactory
-from hpt.train.distributed import gather
+from hpt.core.distributed import gather
 
 
 class SimCLR(SSLMethod):

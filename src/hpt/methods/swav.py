@@ -27,7 +27,7 @@ from hpt.heads import ProjectionMLP
 from hpt.heads.prototypes import Prototypes
 from hpt.losses.swav import sinkhorn, swapped_prediction_loss
 from hpt.methods.base import SSLMethod, StepOutput, ViewFactory
-from hpt.train.distributed import world_size
+from hpt.core.distributed import world_size
 
 LARGE_CROPS = 2
 SMALL_MIN_SCALE = 0.05

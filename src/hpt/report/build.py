@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from hpt.errors import HptError  # noqa: E402
 from hpt.report.speedup import Curve, describe, speedup  # noqa: E402
-from hpt.train.run_dir import BACKBONE, read_monitor  # noqa: E402
+from hpt.core.run_files import BACKBONE, read_monitor  # noqa: E402
 
 CURVE_METRIC = "knn_top1_k20"
 

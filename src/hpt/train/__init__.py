@@ -1,1 +1,1 @@
-"""The one training loop and its helpers: schedules, EMA, parameter groups."""
+"""The top layer: one training run (`loop.py`) and what starts and guards it (devices, run folders, `--auto`)."""

@@ -22,9 +22,10 @@ from rich.console import Console
 from hpt.checkpoints.files import write_text_atomic
 from hpt.config import PretrainConfig, set_dotted, validate_config
 from hpt.errors import HptError
-from hpt.train.distributed import is_first_process
+from hpt.core.distributed import is_first_process
 from hpt.train.loop import RunSummary, pretrain
-from hpt.train.run_dir import CONFIG, check_run_dir, is_finished, read_monitor
+from hpt.core.run_files import CONFIG, read_monitor
+from hpt.train.run_dir import check_run_dir, is_finished
 
 AUTO_FILE = "auto.json"
 PILOTS = "pilots"

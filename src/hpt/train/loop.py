@@ -23,6 +23,12 @@ from torch.utils.data import DataLoader
 import hpt
 from hpt.checkpoints.files import read_provenance, read_tensors, save_tensors, sha256_file, write_text_atomic
 from hpt.config import PretrainConfig, dump_config
+from hpt.core.distributed import broadcast_from_first, mean_over_processes
+from hpt.core.ema import ema_update
+from hpt.core.global_batch_norm import synchronise_batch_norm
+from hpt.core.param_groups import param_groups
+from hpt.core.run_files import BACKBONE, BEST, CHECKPOINT, CONFIG, METRICS, SKIPPED, read_monitor
+from hpt.core.schedule import cosine_schedule
 from hpt.data.dataset import ImageDataset, sample_batches
 from hpt.data.device_views import DeviceViews, crop_view
 from hpt.data.files import find_images
@@ -32,19 +38,13 @@ from hpt.data.stats import PixelStats, pixel_stats
 from hpt.data.views import eval_view, pretrain_view
 from hpt.errors import HptError
 from hpt.eval.monitor import build_monitor, hold_out
-from hpt.methods import SSLMethod, build_method
+from hpt.methods import SSLMethod, build_method, syncs_batch_norm
 from hpt.train.best import BestBackbone
-from hpt.train.distributed import broadcast_from_first, mean_over_processes
-from hpt.train.ema import ema_update
 from hpt.train.health import CollapseWatch, all_finite
 from hpt.train.launch import make_fabric, processes_stopped_on_failure
-from hpt.train.param_groups import param_groups
-from hpt.train.run_dir import (BACKBONE, BEST, CHECKPOINT, CONFIG, METRICS, SKIPPED, MetricsLog, check_run_dir,
-                               create_run_dir, read_monitor)
-from hpt.train.schedule import cosine_schedule
-from hpt.train.sync_batch_norm import synchronise_batch_norm, syncs_batch_norm
-from hpt.transfer.frozen_statistics import freezes_batch_norm_statistics, hold_batch_norm_statistics
+from hpt.train.run_dir import MetricsLog, check_run_dir, create_run_dir
 from hpt.transfer import adapt_backbone, check_strategy, init_backbone, reestimate_batch_norm, resolve_init
+from hpt.transfer.frozen_statistics import freezes_batch_norm_statistics, hold_batch_norm_statistics
 
 OPTIMIZER_PREFIX = "optimizer."
 RNG_PREFIX = "rng."

@@ -14,14 +14,8 @@ import yaml
 
 from hpt.checkpoints.files import TMP_SUFFIX, sidecar_path, write_text_atomic
 from hpt.config import PretrainConfig
+from hpt.core.run_files import BACKBONE, BEST, CHECKPOINT, CONFIG, METRICS, SKIPPED, records
 from hpt.errors import HptError
-
-CONFIG = "config.yaml"
-METRICS = "metrics.jsonl"
-CHECKPOINT = "checkpoint.safetensors"
-BACKBONE = "backbone.safetensors"
-SKIPPED = "skipped.txt"
-BEST = "best.safetensors"
 
 
 def check_run_dir(out: Path, config: PretrainConfig, overwrite: bool, resume: bool) -> bool:
@@ -90,25 +84,5 @@ class MetricsLog:
         """Drop lines logged after `step` (an attempt that was cut off after its last checkpoint). A line cut
         in half by a kill is dropped too."""
         if self.enabled and self.path.is_file():
-            kept = [record for record in _records(self.path) if record["step"] <= step]
+            kept = [record for record in records(self.path) if record["step"] <= step]
             write_text_atomic(self.path, "".join(json.dumps(record) + "\n" for record in kept))
-
-
-def read_metrics(run: Path) -> list[dict[str, Any]]:
-    """The training lines (step, loss, ...); the monitor's lines are `read_monitor`'s."""
-    return [record for record in _records(run / METRICS) if "monitor" not in record]
-
-
-def read_monitor(run: Path) -> list[dict[str, Any]]:
-    """The online monitor's lines: step and kNN accuracies, step 0 first."""
-    return [record for record in _records(run / METRICS) if "monitor" in record]
-
-
-def _records(metrics: Path) -> list[dict[str, Any]]:
-    records = []
-    for line in metrics.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # blank, or the last line of a run killed mid-write
-    return records

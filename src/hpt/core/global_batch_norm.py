@@ -1,4 +1,4 @@
-"""BatchNorm over the global batch (`train.sync_batch_norm`): every process normalises with the statistics of
+"""BatchNorm over the global batch (`train.sync_batch_norm`; which methods use it by default: `methods/`): every process normalises with the statistics of
 all processes' samples, and gradients flow back through them, so a BatchNorm layer under DDP computes what it
 computes in one process on the whole batch.
 
@@ -17,17 +17,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from hpt.config import PretrainConfig
-from hpt.train.distributed import differentiable_sum, world_size
-
-SHUFFLES_INSTEAD = {"mocov2"}
-"""Methods whose paper shuffles the batch across processes instead of synchronising BatchNorm."""
-
-
-def syncs_batch_norm(config: PretrainConfig) -> bool:
-    """`train.sync_batch_norm`, or by default: on, except for the methods that shuffle instead."""
-    configured = config.train.sync_batch_norm
-    return configured if configured is not None else config.method not in SHUFFLES_INSTEAD
+from hpt.core.distributed import differentiable_sum, world_size
 
 
 class GlobalStatistics:

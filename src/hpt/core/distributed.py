@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 import torch.distributed as dist
 
-from hpt.data.order import derived_seed
+from hpt.core.seeds import derived_seed
 
 # torch marks torch.distributed.nn.functional deprecated in favour of functional collectives, whose all-reduce
 # carries no gradient; these differentiable collectives are the ones hpt needs.
@@ -40,6 +40,12 @@ def is_first_process() -> bool:
         if variable in os.environ:
             return int(os.environ[variable]) == 0
     return int(os.environ.get("NODE_RANK", 0)) == 0 and int(os.environ.get("LOCAL_RANK", 0)) == 0
+
+
+def batch_slice(global_batch: int, part: int, parts: int) -> slice:
+    """Process `part`'s rows of a global batch: the `part`-th of `parts` equal, contiguous slices, in rank order."""
+    share = global_batch // parts
+    return slice(part * share, (part + 1) * share)
 
 
 def leave_process_group() -> None:
@@ -125,7 +131,7 @@ def shuffled_forward(encoder: Callable[[torch.Tensor], torch.Tensor], images: to
     everything = gather(images)
     order = torch.randperm(everything.shape[0], generator=torch.Generator().manual_seed(derived_seed(*seed)))
     order = order.to(images.device)
-    mine = slice(rank() * local, (rank() + 1) * local)
+    mine = batch_slice(everything.shape[0], rank(), world_size())
     encoded = gather(encoder(everything[order[mine]]))
     restored = torch.empty_like(encoded)
     restored[order] = encoded  # row order[i] of the batch was encoded at position i

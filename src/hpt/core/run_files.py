@@ -1,0 +1,36 @@
+"""The files of a run folder, by name, and the reading of its `metrics.jsonl`: written by `train/`, read by
+`checkpoints/`, `pipeline/`, `report/` and the benchmarks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+CONFIG = "config.yaml"
+METRICS = "metrics.jsonl"
+CHECKPOINT = "checkpoint.safetensors"
+BACKBONE = "backbone.safetensors"
+"""The exported backbone: what a finished run is, and what a later stage or `hpt eval` loads from the folder."""
+SKIPPED = "skipped.txt"
+BEST = "best.safetensors"
+
+
+def read_metrics(run: Path) -> list[dict[str, Any]]:
+    """The training lines (step, loss, ...); the monitor's lines are `read_monitor`'s."""
+    return [record for record in records(run / METRICS) if "monitor" not in record]
+
+
+def read_monitor(run: Path) -> list[dict[str, Any]]:
+    """The online monitor's lines: step and kNN accuracies, step 0 first."""
+    return [record for record in records(run / METRICS) if "monitor" in record]
+
+
+def records(metrics: Path) -> list[dict[str, Any]]:
+    records = []
+    for line in metrics.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # blank, or the last line of a run killed mid-write
+    return records
