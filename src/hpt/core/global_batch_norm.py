@@ -1,6 +1,6 @@
-"""BatchNorm over the global batch (`train.sync_batch_norm`; which methods use it by default: `methods/`): every process normalises with the statistics of
-all processes' samples, and gradients flow back through them, so a BatchNorm layer under DDP computes what it
-computes in one process on the whole batch.
+"""BatchNorm over the global batch (`train.sync_batch_norm`; which methods use it by default: `methods/`): every
+process normalises with the statistics of all processes' samples, and gradients flow back through them, so a
+BatchNorm layer under DDP computes what it computes in one process on the whole batch.
 
 hpt's own, rather than `torch.nn.SyncBatchNorm`, for two reasons: torch's runs on GPUs only (the CPU tests of
 multi-process runs need it too), and it replaces modules by a plain SyncBatchNorm, which would drop the

@@ -27,10 +27,11 @@ def read_monitor(run: Path) -> list[dict[str, Any]]:
 
 
 def records(metrics: Path) -> list[dict[str, Any]]:
-    records = []
+    """Every JSON line of `metrics`, in order."""
+    found = []
     for line in metrics.read_text().splitlines():
         try:
-            records.append(json.loads(line))
+            found.append(json.loads(line))
         except json.JSONDecodeError:
             continue  # blank, or the last line of a run killed mid-write
-    return records
+    return found

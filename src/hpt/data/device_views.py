@@ -1,15 +1,15 @@
 """The view augmentation on the training device, in batches (`views.on_device`).
 
-Self-supervised pretraining starves GPUs on CPU-side augmentation: colour jitter and blur per image in PIL cost
-more than the forward pass of a small model. With `views.on_device` the loader workers only decode each image and
-take its random resized crop (kept as uint8: a quarter of the bytes to move, pinned), and the rest of the view
-policy runs here on whole batches, each image with its own random parameters, exactly as `views.py` composes it:
-with the same numbers (`views.MOCO_V2`): colour jitter (its four adjustments in a random order per image),
-grayscale, Gaussian blur (sigma scaled by the view's size / 224, a kernel of +-3 sigma, reflect padding: the
-Gaussian PIL's blur approximates), horizontal flip, then normalisation with the dataset's statistics. The formulas are torchvision's tensor ones
-(`transforms.v2.functional`), batched with a factor per image; the only difference from the CPU path is that
-values are not rounded to 8 bits between operations (tests/test_device_views.py holds the two to the same
-distribution).
+Self-supervised pretraining starves GPUs on CPU-side augmentation: colour jitter and blur per image in PIL cost more
+than the forward pass of a small model. With `views.on_device` the loader workers only decode each image and take
+its random resized crop (kept as uint8: a quarter of the bytes to move, pinned), and the rest of the view policy
+runs here on whole batches, each image with its own random parameters, exactly as `views.py` composes it, with the
+same numbers (`views.MOCO_V2`): colour jitter (its four adjustments in a random order per image), grayscale,
+Gaussian blur (sigma scaled by the view's size / 224, a kernel of +-3 sigma, reflect padding: the Gaussian PIL's
+blur approximates), horizontal flip, then normalisation with the dataset's statistics. The formulas are
+torchvision's tensor ones (`transforms.v2.functional`), batched with a factor per image; the only difference from
+the CPU path is that values are not rounded to 8 bits between operations (tests/test_device_views.py holds the two
+to the same distribution).
 
 The random parameters of step `s` and view `v` are drawn for the whole global batch from (seed, s, v), and each
 process takes its slice: the same views on any number of processes, and after `--resume`.
