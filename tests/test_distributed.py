@@ -34,9 +34,10 @@ def _pretrain(data: Path, run: Path, method: str, devices: int, *extra: str,
 
 # What one process and two may differ by: float rounding only. Two processes sum gradients, BatchNorm statistics
 # and losses in another order (gloo's all-reduce of two halves, not one sum over the batch), an error of ~1e-7 per
-# step that the following steps carry along. Measured here and on the CI kind's AMD EPYC (same magnitude: the
-# order of the sums, not the CPU, sets it), worst over the five runs below, after 4 steps
-# (`tests/test_distributed.py` runs, 2026-11-24): weights 1.7e-5 (BYOL, whose near-constant BN units amplify
+# step that the following steps carry along. Measured on this project's dev machine (2026-11-24, a script running
+# this file's `_pretrain` one vs two processes for the five parametrisations below), worst after 4 steps; the CI
+# kind's AMD EPYC reported the same alpha-ReQ difference (1.08e-4), the order of the sums, not the CPU, setting
+# it: weights 1.7e-5 (BYOL, whose near-constant BN units amplify
 # rounding; the others <= 1e-6), losses 3.4e-6, RankMe 1.7e-5, alpha-ReQ 1.1e-4, kNN accuracy exactly equal.
 # Every bound below sits >= 10x above that, and far below what the bugs this test is for do: per-process
 # BatchNorm statistics, a wrong shard or a wrong gradient scale move weights by 10-100%; a monitor that scores one
@@ -128,7 +129,7 @@ def test_moco_shuffled_keys_match_one_process_when_statistics_are_frozen(digits,
 
 def test_processes_started_by_torchrun_match_one_process(digits, tmp_path):
     """The other way in: torchrun starts both processes, Fabric joins them."""
-    torchrun = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")  # its own free port
+    torchrun = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")  # own port
     extra = ["--backbone", TINY, "--set", "monitor.label_free_sample=64"]
     one = _pretrain(digits["pretrain"], tmp_path / "one", "simclr", 1, *extra)
     two = _pretrain(digits["pretrain"], tmp_path / "two", "simclr", 2, *extra, launcher=torchrun)
@@ -152,8 +153,8 @@ def _in_two_processes(function, out: Path) -> None:
     A child that raises is reported by `mp.spawn` with the child's own traceback, and the other is stopped. Both
     tear down cleanly: no collective in flight (a barrier), no tensor left holding the process group (results
     detached and dropped), the group destroyed, and neither process exits before both have destroyed theirs, so
-    no gloo thread ever sees its peer vanish (that race ended a process with SIGABRT, 'terminate called without an
-    active exception', about once in a few runs on a loaded machine)."""
+    no gloo thread outlives its group or sees its peer vanish (a process once ended with SIGABRT, 'terminate
+    called without an active exception', under load)."""
     mp.spawn(_worker, args=(function, out), nprocs=2, join=True)
 
 
