@@ -12,9 +12,9 @@ import torch
 
 from hpt.checkpoints.files import read_provenance, read_tensors
 from hpt.config import load_config
-from hpt.eval.runner import evaluate
+from hpt.eval.runner import EvalOptions, evaluate
 from hpt.pipeline.lineage import describe
-from hpt.train import loop
+from hpt.train import plan
 from hpt.train.loop import pretrain
 from hpt.core.run_files import read_monitor
 
@@ -48,7 +48,7 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 def test_the_exported_backbone_is_the_peak_evaluation(digits, tmp_path, monkeypatch):
     monitor = ScriptedMonitor([0.5, 0.6, 0.9, 0.7, 0.4])  # steps 0, 2, 4, 6, 8: the peak is step 4
-    monkeypatch.setattr(loop, "build_monitor", lambda *args: monitor)
+    monkeypatch.setattr(plan, "build_monitor", lambda *args: monitor)
     run = tmp_path / "run"
     pretrain(_config(digits["pretrain"], **{"monitor.every": 2}), run)
     exported = read_tensors(run / "backbone.safetensors")[0]
@@ -63,7 +63,7 @@ def test_the_exported_backbone_is_the_peak_evaluation(digits, tmp_path, monkeypa
 
 def test_a_run_that_never_beats_its_start_exports_the_start_and_says_so(digits, tmp_path, monkeypatch, capsys):
     monitor = ScriptedMonitor([0.9, 0.5, 0.9])  # steps 0, 4, 8: the end only ties the start
-    monkeypatch.setattr(loop, "build_monitor", lambda *args: monitor)
+    monkeypatch.setattr(plan, "build_monitor", lambda *args: monitor)
     run = tmp_path / "run"
     pretrain(_config(digits["pretrain"], **{"monitor.every": 4}), run)
     assert _same(read_tensors(run / "backbone.safetensors")[0], monitor.seen[0])
@@ -72,7 +72,7 @@ def test_a_run_that_never_beats_its_start_exports_the_start_and_says_so(digits, 
 
     last = tmp_path / "last"
     monitor = ScriptedMonitor([0.9, 0.5, 0.9])
-    monkeypatch.setattr(loop, "build_monitor", lambda *args: monitor)
+    monkeypatch.setattr(plan, "build_monitor", lambda *args: monitor)
     pretrain(_config(digits["pretrain"], **{"monitor.every": 4, "monitor.export": "last"}), last)
     assert _same(read_tensors(last / "backbone.safetensors")[0], monitor.seen[2])
 
@@ -91,7 +91,7 @@ def test_a_real_knn_monitor_picks_a_backbone_that_reproduces_its_score(digits, l
     selected = read_provenance(run / "backbone.safetensors")["selected"]
     best = max(evaluations, key=lambda e: e["knn_top1_k20"])  # the first of equals
     assert selected["step"] == best["step"] and selected["by"] == "knn_top1_k20"
-    result = evaluate(str(run), str(digits["train"]), str(digits["test"]), "knn", num_workers=0)
+    result = evaluate(str(run), str(digits["train"]), str(digits["test"]), EvalOptions("knn", num_workers=0))
     # The same features up to rounding (the monitor extracts them in batches of 16, `hpt eval` of 256, so the
     # convolutions may sum in another order: ~1e-7 relative); a test image whose vote is that close may flip.
     test_images = len(list(digits["test"].rglob("*.png")))

@@ -107,7 +107,7 @@ def test_hpt_files_carry_their_architecture(tmp_path, lite0_file):
     backbone, origin = load_backbone(str(lite0_file), "timm:tf_efficientnet_lite0")
     save_tensors(tmp_path / "b.safetensors", backbone.native_state_dict(), {"backbone": backbone.name})
     again, origin = load_backbone(str(tmp_path / "b.safetensors"))  # no --backbone needed
-    assert again.name == "timm:tf_efficientnet_lite0" and origin["load_report"]["layout"] == "native"
+    assert again.name == "timm:tf_efficientnet_lite0" and origin.load_report["layout"] == "native"
     _assert_same_backbone(again, backbone.native_state_dict())
     with pytest.raises(HptError, match="holds a timm:tf_efficientnet_lite0 backbone but --backbone says"):
         load_backbone(str(tmp_path / "b.safetensors"), "torchvision:resnet18")
@@ -150,8 +150,8 @@ def test_hub_names_download_through_the_library(monkeypatch):
 
     monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", fake_fetch)
     backbone, origin = load_backbone("torchvision:resnet18")
-    assert urls and urls[0].endswith(".pth") and origin == {"spec": "torchvision:resnet18", "source": "hub",
-                                                            "backbone": "torchvision:resnet18"}
+    assert urls and urls[0].endswith(".pth")
+    assert origin.to_dict() == {"spec": "torchvision:resnet18", "source": "hub", "backbone": "torchvision:resnet18"}
     _assert_same_backbone(backbone, served)
 
 

@@ -180,12 +180,12 @@ def run(argv: list[str] | None = None) -> int:
         print(describe(args.model))
     elif args.command == "eval":
         from hpt.eval.finetune import FinetuneSettings
-        from hpt.eval.runner import evaluate
+        from hpt.eval.runner import EvalOptions, evaluate
 
-        result = evaluate(args.model, args.train, args.test, args.protocol, args.backbone, args.image_size,
-                          args.batch_size, args.out, args.workers, val_dir=args.val, val_fraction=args.val_fraction,
-                          finetune_settings=FinetuneSettings(labels=args.labels, steps=args.finetune_steps,
-                                                             lr=args.finetune_lr, seed=0))
+        finetune = FinetuneSettings(labels=args.labels, steps=args.finetune_steps, lr=args.finetune_lr, seed=0)
+        options = EvalOptions(args.protocol, args.backbone, args.image_size, args.batch_size, args.workers,
+                              val=args.val, val_fraction=args.val_fraction, finetune=finetune)
+        result = evaluate(args.model, args.train, args.test, options, args.out)
         metrics = "  ".join(f"{name} {value:.4f}" for name, value in result["metrics"].items())
         print(f"{args.model}: {metrics}")
     if args.command in ("pretrain", "chain"):

@@ -5,14 +5,48 @@ One function serves every place that needs weights: the base of `hpt pretrain` a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hpt.backbones import Backbone, create_backbone, is_backbone_name
 from hpt.checkpoints.files import read_provenance, read_tensors, sha256_file
 from hpt.checkpoints.layouts import load_into
 from hpt.core.run_files import BACKBONE
 from hpt.errors import HptError
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a backbone's starting weights came from: a hub's pretrained weights, a file, or none (scratch).
+
+    Recorded as the `base` of every file made from it (`to_dict`), so a file's lineage reaches back to it."""
+
+    source: Literal["hub", "file", "scratch"]
+    backbone: str
+    spec: str | None = None
+    """What the user named: a hub name or a path; None for a random initialisation."""
+    path: str | None = None
+    sha256: str | None = None
+    load_report: dict[str, Any] | None = None
+    provenance: dict[str, Any] | None = None
+    """The file's own hpt provenance, when it has one: its lineage continues there."""
+
+    @classmethod
+    def scratch(cls, backbone: str) -> Origin:
+        return cls("scratch", backbone)
+
+    @property
+    def parent(self) -> dict[str, Any] | None:
+        """The file (or hub name) this one was made from, with its checksum where it is a file."""
+        return {"path": self.path or self.spec, "sha256": self.sha256} if self.spec else None
+
+    def to_dict(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"spec": self.spec, "source": self.source, "backbone": self.backbone}
+        if self.source == "file":
+            record.update(path=self.path, sha256=self.sha256, load_report=self.load_report,
+                          provenance=self.provenance)
+        return record
 
 
 def resolve_path(spec: str) -> Path | None:
@@ -26,7 +60,7 @@ def resolve_path(spec: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def load_backbone(spec: str, backbone_name: str | None = None, role: str = "base") -> tuple[Backbone, dict[str, Any]]:
+def load_backbone(spec: str, backbone_name: str | None = None, role: str = "base") -> tuple[Backbone, Origin]:
     """Build the backbone `spec` describes and load its weights; return it with a record of its origin.
 
     `backbone_name` names the architecture for foreign files; hpt's own files carry it in their provenance.
@@ -43,7 +77,7 @@ def load_backbone(spec: str, backbone_name: str | None = None, role: str = "base
             raise
         except Exception as exc:  # noqa: BLE001 - network and hub failures are reported, not raised
             raise HptError(f"{role} '{spec}': could not fetch its pretrained weights from the hub ({exc})") from None
-        return backbone, {"spec": spec, "source": "hub", "backbone": backbone.name}
+        return backbone, Origin("hub", backbone.name, spec)
     raise _not_found(spec, role)
 
 
@@ -65,7 +99,7 @@ def architecture_of(spec: str, role: str = "base") -> str | None:
     return None
 
 
-def _from_file(spec: str, path: Path, backbone_name: str | None, role: str) -> tuple[Backbone, dict[str, Any]]:
+def _from_file(spec: str, path: Path, backbone_name: str | None, role: str) -> tuple[Backbone, Origin]:
     tensors, provenance = read_tensors(path)
     recorded = provenance.get("backbone") if provenance else None
     if recorded and backbone_name and recorded != backbone_name:
@@ -75,13 +109,5 @@ def _from_file(spec: str, path: Path, backbone_name: str | None, role: str) -> t
         raise HptError(f"{role} '{spec}': name its architecture with --backbone (e.g. timm:tf_efficientnet_lite0)")
     backbone = create_backbone(name)
     report = load_into(backbone, tensors, f"{role} '{spec}'")
-    origin = {
-        "spec": spec,
-        "source": "file",
-        "path": str(path.resolve()),
-        "sha256": sha256_file(path),
-        "backbone": backbone.name,
-        "load_report": report.to_dict(),
-        "provenance": provenance,
-    }
-    return backbone, origin
+    return backbone, Origin("file", backbone.name, spec, str(path.resolve()), sha256_file(path), report.to_dict(),
+                            provenance)

@@ -25,13 +25,12 @@ import torch
 from hpt.backbones import Backbone
 from hpt.config import MonitorConfig
 from hpt.data.dataset import ImageDataset
-from hpt.data.files import ImageList, find_images
-from hpt.data.stats import pixel_stats
-from hpt.data.views import eval_view
+from hpt.data.files import ImageList
 from hpt.errors import HptError
 from hpt.eval.features import extract_features
+from hpt.eval.labelled import read_labelled
+from hpt.eval.protocols import PROTOCOLS, EvalTask
 from hpt.eval.spectrum import alpha_req, rankme
-from hpt.eval.runner import PROTOCOLS, Split, align_classes, labelled, split_validation
 
 LABELLED_SCORES = {"knn": "knn_top1_k20", "linear": "linear_top1", "both": "linear_top1"}
 LABEL_FREE_SCORE = "rankme"
@@ -41,25 +40,19 @@ MIN_LABEL_FREE_SAMPLE = 16
 
 class LabelledMonitor:
     def __init__(self, config: MonitorConfig, image_size: int, batch_size: int = 256, stats_sample: int = 5000) -> None:
-        train = labelled(find_images(config.train, "monitor.train"), "monitor.train", config.train)
-        test = align_classes(labelled(find_images(config.test, "monitor.test"), "monitor.test", config.test), train,
-                             config.test)
-        if train.multilabel is not None:
+        assert config.train is not None and config.test is not None
+        images = read_labelled(config.train, {"test": config.test}, {"train": "monitor.train", "test": "monitor.test"})
+        if images.multilabel:
             raise HptError("monitor: the monitor needs one label per image (one sub-folder per class)")
         self.protocol = config.protocol
-        stats = pixel_stats(train, image_size, stats_sample)
-        view = eval_view(image_size, stats.mean, stats.std)
-        self.train = ImageDataset(train, view)
-        self.test = ImageDataset(test, view)
+        self.data = images.in_view(image_size, stats_sample)
         self.batch_size = batch_size
 
     def __call__(self, backbone: Backbone, device: torch.device | str) -> dict[str, float]:
-        train, test = (Split(*extract_features(backbone, dataset, self.batch_size, 0, device))
-                       for dataset in (self.train, self.test))
+        task = EvalTask(backbone, self.data, device, self.batch_size)  # `both`: one feature pass for the two
         metrics: dict[str, float] = {}
         for protocol in (["knn", "linear"] if self.protocol == "both" else [self.protocol]):
-            fit, val = split_validation(train, 0.2) if PROTOCOLS[protocol].needs_validation else (train, None)
-            metrics.update(PROTOCOLS[protocol].run(fit, val, test)[0])
+            metrics.update(PROTOCOLS[protocol](task)[0])
         return metrics
 
 

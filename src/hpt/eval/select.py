@@ -11,38 +11,31 @@ from __future__ import annotations
 import time
 from typing import Any
 
-
 from hpt.checkpoints.sources import architecture_of, load_backbone
-from hpt.data.dataset import ImageDataset
-from hpt.data.files import find_images
-from hpt.data.stats import pixel_stats
-from hpt.data.views import eval_view
 from hpt.errors import HptError
 from hpt.eval.features import eval_device, extract_features
-from hpt.eval.linear import linear_probe
-from hpt.eval.runner import Split, knn_protocol, split_validation
+from hpt.eval.labelled import read_labelled, targets_of
+from hpt.eval.protocols import Split, knn_scores, linear_scores, split_validation
+
 
 
 def rank_candidates(candidates: list[str], data: str, backbone_name: str | None = None, image_size: int = 224,
                     val_fraction: float = 0.3, batch_size: int = 256, num_workers: int = 0) -> dict[str, Any]:
-    images = find_images(data, "data")
-    if images.labels is None:
-        raise HptError(f"data '{data}': select needs labelled target images (one sub-folder per class)")
-    stats = pixel_stats(images, image_size, 5000)
-    dataset = ImageDataset(images, eval_view(image_size, stats.mean, stats.std))
+    labelled = read_labelled(data, {}, {"train": "data"})
+    if labelled.multilabel:
+        raise HptError(f"data '{data}': select needs one label per image (one sub-folder per class)")
+    images, dataset = labelled.train, labelled.in_view(image_size).dataset("train")
     device = eval_device()
     rows, started = [], time.perf_counter()
     for spec in candidates:
         began = time.perf_counter()
         name = None if architecture_of(spec, role="candidate") else backbone_name
         backbone, _ = load_backbone(spec, name, role="candidate")
-        features, labels = extract_features(backbone, dataset, batch_size, num_workers, device)
-        train, val = split_validation(Split(features, labels), val_fraction)
-        probe = linear_probe((train.features, train.targets), (val.features, val.targets),
-                             (val.features, val.targets))
+        features, _ = extract_features(backbone, dataset, batch_size, num_workers, device)
+        train, val = split_validation(Split(features, targets_of(images)), val_fraction)
         rows.append({"candidate": spec, "backbone": backbone.name,
-                     "linear_val_top1": probe["metrics"]["linear_val_top1"],
-                     "knn_val_top1_k20": knn_protocol(train, None, val)[0]["knn_top1_k20"],
+                     "linear_val_top1": linear_scores(train, val, val)[0]["linear_val_top1"],
+                     "knn_val_top1_k20": knn_scores(train, val)[0]["knn_top1_k20"],
                      "seconds": round(time.perf_counter() - began, 2)})
     rows.sort(key=lambda row: row["linear_val_top1"], reverse=True)
     budget = {"candidates": len(candidates), "images": len(images), "forward_passes": len(images) * len(candidates),

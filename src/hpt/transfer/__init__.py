@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from hpt.backbones import Backbone
+from hpt.checkpoints.sources import Origin
 from hpt.config import ModelConfig, TransferConfig
 from hpt.errors import HptError
 from hpt.transfer.bn_only import init_bn_only, reestimate_batch_norm
@@ -25,37 +26,30 @@ from hpt.transfer.weight_scaling import scale_weights
 
 @dataclass(frozen=True)
 class Strategy:
-    init: Callable[[ModelConfig], tuple[Backbone, dict[str, Any]]]
+    name: str
+    init: Callable[[ModelConfig], tuple[Backbone, Origin]]
     needs_base: bool
     reestimate_batch_norm: bool = False
     """Recompute BN running statistics on the target after training (HPT-BN)."""
 
 
 STRATEGIES: dict[str, Strategy] = {
-    "scratch": Strategy(init_scratch, needs_base=False),
-    "full": Strategy(init_full, needs_base=True),
-    "bn-only": Strategy(init_bn_only, needs_base=True, reestimate_batch_norm=True),
+    "scratch": Strategy("scratch", init_scratch, needs_base=False),
+    "full": Strategy("full", init_full, needs_base=True),
+    "bn-only": Strategy("bn-only", init_bn_only, needs_base=True, reestimate_batch_norm=True),
 }
 
 
-def resolve_init(model: ModelConfig) -> str:
-    """`full` when a base is given, `scratch` otherwise, unless the config says."""
-    return model.init or ("full" if model.base else "scratch")
-
-
 def check_strategy(model: ModelConfig, transfer: TransferConfig) -> Strategy:
-    """Refuse combinations that make no sense, before any work."""
-    name = resolve_init(model)
+    """The run's strategy: `full` when a base is given, `scratch` otherwise, unless the config says.
+    Combinations that make no sense are refused here, before any work."""
+    name = model.init or ("full" if model.base else "scratch")
     strategy = STRATEGIES[name]
     if strategy.needs_base and not model.base:
         raise HptError(f"--init {name} needs a --base to start from")
     if not strategy.needs_base and (transfer.weight_scaling or transfer.filter_selection):
         raise HptError(f"weight scaling and filter selection change a copied base; --init {name} has none")
     return strategy
-
-
-def init_backbone(model: ModelConfig) -> tuple[Backbone, dict[str, Any]]:
-    return STRATEGIES[resolve_init(model)].init(model)
 
 
 def adapt_backbone(backbone: Backbone, transfer: TransferConfig, target_batches: Callable[[], Iterable[torch.Tensor]],
@@ -70,5 +64,4 @@ def adapt_backbone(backbone: Backbone, transfer: TransferConfig, target_batches:
     return record
 
 
-__all__ = ["STRATEGIES", "Strategy", "adapt_backbone", "check_strategy", "init_backbone", "reestimate_batch_norm",
-           "resolve_init"]
+__all__ = ["STRATEGIES", "Strategy", "adapt_backbone", "check_strategy", "reestimate_batch_norm"]

@@ -11,17 +11,16 @@ the target's statistics, not the last batches'.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import torch
 
 from hpt.backbones import Backbone
-from hpt.checkpoints.sources import load_backbone
+from hpt.checkpoints.sources import Origin, load_backbone
 from hpt.config import ModelConfig
 from hpt.transfer.layers import batch_norms
 
 
-def init_bn_only(model: ModelConfig) -> tuple[Backbone, dict[str, Any]]:
+def init_bn_only(model: ModelConfig) -> tuple[Backbone, Origin]:
     assert model.base is not None
     backbone, origin = load_backbone(model.base, model.backbone, role="base")
     freeze_all_but_batch_norm(backbone)

@@ -7,13 +7,11 @@ builds them fresh).
 
 from __future__ import annotations
 
-from typing import Any
-
 from hpt.backbones import Backbone
-from hpt.checkpoints.sources import load_backbone
+from hpt.checkpoints.sources import Origin, load_backbone
 from hpt.config import ModelConfig
 
 
-def init_full(model: ModelConfig) -> tuple[Backbone, dict[str, Any]]:
+def init_full(model: ModelConfig) -> tuple[Backbone, Origin]:
     assert model.base is not None
     return load_backbone(model.base, model.backbone, role="base")

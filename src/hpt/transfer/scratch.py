@@ -6,16 +6,14 @@ scratch run is directly comparable to the HPT run from that base; no base weight
 
 from __future__ import annotations
 
-from typing import Any
-
 from hpt.backbones import Backbone, create_backbone
-from hpt.checkpoints.sources import architecture_of
+from hpt.checkpoints.sources import Origin, architecture_of
 from hpt.config import ModelConfig
 
 DEFAULT_BACKBONE = "torchvision:resnet50"
 
 
-def init_scratch(model: ModelConfig) -> tuple[Backbone, dict[str, Any]]:
+def init_scratch(model: ModelConfig) -> tuple[Backbone, Origin]:
     name = model.backbone or (architecture_of(model.base) if model.base else None) or DEFAULT_BACKBONE
     backbone = create_backbone(name, pretrained=False)
-    return backbone, {"spec": None, "source": "scratch", "backbone": backbone.name}
+    return backbone, Origin.scratch(backbone.name)

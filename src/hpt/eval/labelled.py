@@ -1,0 +1,100 @@
+"""Labelled images for an evaluation: the splits read and checked, their classes in the training split's
+indices, and the evaluation view normalised with the training split's own statistics.
+
+One helper for `hpt eval`, the run's monitor and `hpt select`, so the three see the same pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+
+from hpt.data.dataset import ImageDataset
+from hpt.data.files import ImageList, find_images
+from hpt.data.stats import PixelStats, pixel_stats
+from hpt.data.views import eval_view
+from hpt.errors import HptError
+
+TRAIN = "train"
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    splits: dict[str, ImageList]
+    """'train' and the others ('test', 'val'), each other's labels in the training split's class indices."""
+    specs: dict[str, str]
+    """Where each split came from, as the user named it."""
+
+    @property
+    def train(self) -> ImageList:
+        return self.splits[TRAIN]
+
+    @property
+    def multilabel(self) -> bool:
+        return self.train.multilabel is not None
+
+    def skipped(self) -> dict[str, dict[str, str]]:
+        """Files screened out of each split (`data/screen.py`), by split: named so the figures can be trusted."""
+        return {role: {str(path): reason for path, reason in images.skipped.items()}
+                for role, images in self.splits.items() if images.skipped}
+
+    def in_view(self, image_size: int, stats_sample: int = 5000) -> LabelledViews:
+        stats = pixel_stats(self.train, image_size, stats_sample)
+        return LabelledViews(self, image_size, stats, eval_view(image_size, stats.mean, stats.std))
+
+
+@dataclass(frozen=True)
+class LabelledViews:
+    images: LabelledImages
+    image_size: int
+    stats: PixelStats
+    """Of the training split: every split is normalised with them."""
+    view: Callable[[Any], torch.Tensor]
+
+    def dataset(self, role: str) -> ImageDataset:
+        return ImageDataset(self.images.splits[role], self.view)
+
+
+def read_labelled(train: str, others: dict[str, str | None], names: dict[str, str] | None = None) -> LabelledImages:
+    """The training split and the `others` given (role -> folder or list; None: not given). `names`: what
+    each role is called in messages where that is not the role itself (e.g. 'monitor.train')."""
+    names = names or {}
+    first = labelled(find_images(train, names.get(TRAIN, TRAIN)), names.get(TRAIN, TRAIN), train)
+    splits, specs = {TRAIN: first}, {TRAIN: train}
+    for role, spec in others.items():
+        if spec is not None:
+            name = names.get(role, role)
+            splits[role] = align_classes(labelled(find_images(spec, name), name, spec), first, spec)
+            specs[role] = spec
+    return LabelledImages(splits, specs)
+
+
+def labelled(images: ImageList, role: str, spec: str) -> ImageList:
+    if images.labels is None and images.multilabel is None:
+        raise HptError(f"{role} '{spec}': evaluation needs labels (one sub-folder per class, a labelled file "
+                       "list, or a CSV of 0/1 columns)")
+    return images
+
+
+def align_classes(other: ImageList, train: ImageList, spec: str) -> ImageList:
+    """Express `other`'s labels in the training split's class indices."""
+    if (other.multilabel is None) != (train.multilabel is None):
+        raise HptError(f"'{spec}': single- and multi-label splits cannot be mixed")
+    if other.multilabel is not None:
+        if other.classes != train.classes:
+            raise HptError(f"'{spec}': its label columns differ from the training split's")
+        return other
+    index = {name: i for i, name in enumerate(train.classes)}
+    unknown = sorted(set(other.classes) - set(index))
+    if unknown:
+        raise HptError(f"'{spec}': classes {', '.join(unknown[:5])} do not occur in the training split")
+    return replace(other, labels=[index[other.classes[label]] for label in other.labels], classes=train.classes)
+
+
+def targets_of(images: ImageList) -> torch.Tensor:
+    if images.multilabel is not None:
+        return torch.tensor(images.multilabel, dtype=torch.long)
+    return torch.tensor(images.labels, dtype=torch.long)

@@ -1,0 +1,133 @@
+"""The evaluation protocols, by name: `knn` and `linear` on frozen features, `finetune` on the backbone itself.
+
+Every protocol takes one `EvalTask` (a model, its labelled splits in the evaluation view, where to run) and
+returns its metrics and the settings that produced them, counts included. Features are computed once per
+split and task, so the monitor's `both` scores kNN and the linear probe on the same features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from hpt.backbones import Backbone
+from hpt.errors import HptError
+from hpt.eval.features import extract_features
+from hpt.eval.finetune import FinetuneSettings, finetune
+from hpt.eval.knn import knn_accuracy
+from hpt.eval.labelled import LabelledViews, targets_of
+from hpt.eval.linear import linear_probe
+
+KNN_KS = (20, 200)
+KNN_TEMPERATURE = 0.07
+
+Result = tuple[dict[str, float], dict[str, Any]]
+"""(metrics, settings)."""
+
+
+@dataclass(frozen=True)
+class Split:
+    features: torch.Tensor
+    targets: torch.Tensor
+    """N class indices, or N x C multi-hot for multi-label data."""
+
+    @property
+    def multilabel(self) -> bool:
+        return self.targets.ndim == 2
+
+    def subset(self, index: torch.Tensor) -> Split:
+        return Split(self.features[index], self.targets[index])
+
+
+@dataclass
+class EvalTask:
+    backbone: Backbone
+    data: LabelledViews
+    device: torch.device | str = "cpu"
+    batch_size: int = 256
+    num_workers: int = 0
+    val_fraction: float = 0.2
+    """Share of each training class held out to choose the linear probe's weight decay, without a 'val' split."""
+    finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
+    _features: dict[str, Split] = field(default_factory=dict, repr=False)
+
+    def features(self, role: str) -> Split:
+        if role not in self._features:
+            features, _ = extract_features(self.backbone, self.data.dataset(role), self.batch_size, self.num_workers,
+                                           self.device)
+            self._features[role] = Split(features, targets_of(self.data.images.splits[role]))
+        return self._features[role]
+
+    def fit_and_validation(self) -> tuple[Split, Split, dict[str, Any]]:
+        """The training features to fit on and those to choose settings on: the 'val' split when one was
+        given, else a held-out share of each training class; with a record of which."""
+        if "val" in self.data.images.splits:
+            val = self.features("val")
+            return self.features("train"), val, {"val": self.data.images.specs["val"], "val_images": len(val.targets)}
+        fit, val = split_validation(self.features("train"), self.val_fraction)
+        return fit, val, {"val_fraction": self.val_fraction, "val_images": len(val.targets)}
+
+
+def knn(task: EvalTask) -> Result:
+    train, test = task.features("train"), task.features("test")
+    metrics, settings = knn_scores(train, test)
+    return metrics, {**settings, "train_images": len(train.targets), "test_images": len(test.targets)}
+
+
+def linear(task: EvalTask) -> Result:
+    fit, val, validation = task.fit_and_validation()
+    test = task.features("test")
+    metrics, settings = linear_scores(fit, val, test)
+    return metrics, {**settings, "train_images": len(fit.targets), "test_images": len(test.targets), **validation}
+
+
+def finetune_protocol(task: EvalTask) -> Result:
+    """Trains the backbone itself (a copy), so it works on images, not on precomputed features."""
+    images = task.data.images
+    if images.multilabel:
+        raise HptError("the finetune protocol needs one label per image")
+    stats = task.data.stats
+    metrics, settings = finetune(task.backbone, images.train, images.splits["test"], task.data.image_size, stats.mean,
+                                 stats.std, task.finetune, task.device)
+    return metrics, {**settings, "train_images": len(images.train), "test_images": len(images.splits["test"])}
+
+
+PROTOCOLS: dict[str, Callable[[EvalTask], Result]] = {"knn": knn, "linear": linear, "finetune": finetune_protocol}
+
+
+def check_protocol(name: str) -> Callable[[EvalTask], Result]:
+    if name not in PROTOCOLS:
+        raise HptError(f"protocol '{name}': expected one of {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[name]
+
+
+def knn_scores(train: Split, test: Split) -> Result:
+    """Weighted kNN (cosine similarity, temperature 0.07) at each of `KNN_KS`."""
+    if train.multilabel:
+        raise HptError("the knn protocol needs one label per image; use --protocol linear for multi-label data")
+    metrics = {f"knn_top1_k{k}": knn_accuracy(train.features, train.targets, test.features, test.targets, k,
+                                               KNN_TEMPERATURE) for k in KNN_KS}
+    return metrics, {"k": list(KNN_KS), "temperature": KNN_TEMPERATURE, "similarity": "cosine"}
+
+
+def linear_scores(train: Split, val: Split, test: Split) -> Result:
+    result = linear_probe((train.features, train.targets), (val.features, val.targets),
+                          (test.features, test.targets), multilabel=train.multilabel)
+    return result["metrics"], result["settings"]
+
+
+def split_validation(train: Split, fraction: float, seed: int = 0) -> tuple[Split, Split]:
+    """Hold out `fraction` of each class (at least one image) of `train` for validation, reproducibly."""
+    generator = torch.Generator().manual_seed(seed)
+    keys = train.targets if not train.multilabel else torch.zeros(len(train.targets), dtype=torch.long)
+    held = []
+    for label in keys.unique():
+        members = torch.nonzero(keys == label).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        held.append(members[: max(1, round(fraction * len(members)))])
+    held_out = torch.zeros(len(keys), dtype=torch.bool)
+    held_out[torch.cat(held)] = True
+    return train.subset(~held_out), train.subset(held_out)

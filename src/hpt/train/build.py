@@ -1,0 +1,154 @@
+"""Phase 2 of a run, the build: the same on every process. The starting backbone (the strategy's, adapted,
+or the checkpoint's on `--resume`), the method, the run folder, the data, the optimiser, the evaluations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning_fabric import Fabric
+from rich.console import Console
+from torch import nn
+from torch.utils.data import DataLoader
+
+from hpt.backbones import Backbone
+from hpt.checkpoints.files import write_text_atomic
+from hpt.config import PretrainConfig, dump_config
+from hpt.core.global_batch_norm import synchronise_batch_norm
+from hpt.core.param_groups import param_groups
+from hpt.core.run_files import BEST, CHECKPOINT, CONFIG, METRICS, SKIPPED
+from hpt.core.schedule import cosine_schedule
+from hpt.data.dataset import ImageDataset
+from hpt.data.device_views import DeviceViews, crop_view
+from hpt.data.order import SeededItems, StepBatches
+from hpt.data.screen import skipped_report
+from hpt.data.views import pretrain_view
+from hpt.methods import SSLMethod, build_method, syncs_batch_norm
+from hpt.train.best import BestBackbone
+from hpt.train.checkpoint import Checkpoint, read_checkpoint
+from hpt.train.evaluations import Evaluations
+from hpt.train.plan import Plan
+from hpt.train.provenance import Provenance, TrainingData
+from hpt.train.run_dir import MetricsLog, create_run_dir
+from hpt.transfer import adapt_backbone
+
+
+@dataclass
+class Training:
+    """What the step loop works with."""
+
+    backbone: Backbone
+    method: SSLMethod
+    model: nn.Module
+    """The method as Fabric set it up (wrapped for DDP): the forward pass goes through it."""
+    optimizer: torch.optim.Optimizer
+    batches: Iterator[Any]
+    device_views: DeviceViews | None
+    channels_last: bool
+    lr_at: torch.Tensor
+    momentum_at: torch.Tensor
+    metrics: MetricsLog
+    evaluations: Evaluations
+    provenance: Provenance
+    """As of the start; the loop and the finish move its step and add adaptations."""
+    resumed: Checkpoint | None
+    writes: bool
+    """This process writes the run's files (rank 0)."""
+    console: Console
+
+    @property
+    def start_step(self) -> int:
+        return self.resumed.steps if self.resumed else 0
+
+
+def build(fabric: Fabric, plan: Plan, console: Console) -> Training:
+    config, writes = plan.config, fabric.global_rank == 0
+    torch.manual_seed(config.train.seed)
+    backbone, origin = plan.strategy.init(config.model)
+    resumed = read_checkpoint(plan.out) if plan.continuing else None
+    adaptations: dict[str, Any] = {}
+    if resumed is None:
+        adaptations = adapt_backbone(backbone, config.transfer, plan.target_sample, config.train.seed)
+        if plan.freeze_statistics:
+            adaptations["batch_norm_statistics"] = "frozen at the starting point's"
+    method = build_method(config.method, backbone, config)
+    if fabric.world_size > 1 and syncs_batch_norm(config):
+        synchronise_batch_norm(method)
+    fabric.barrier()  # every process has read what it needs (the checkpoint) before rank 0 changes the folder
+    run = create_run_dir(plan.out, continuing=resumed is not None) if writes else plan.out
+    _announce(plan, run, backbone.name, origin.spec, console, writes)
+
+    loader = _loader(fabric, plan, method, resumed.steps if resumed else 0)
+    device_views = DeviceViews(config.views.policy, plan.stats.mean, plan.stats.std, config.train.seed,
+                               config.train.batch_size, fabric.global_rank,
+                               fabric.world_size) if config.views.on_device else None
+
+    # SGD, the learning rate scaled linearly with the (global) batch, cosine to 0
+    steps, base_lr = config.train.steps, config.optim.lr * config.train.batch_size / 256
+    lr_at = cosine_schedule(base_lr, 0.0, steps, config.optim.warmup_steps)
+    momentum_at = cosine_schedule(*method.momentum, steps, reach_end=True)
+    optimizer = torch.optim.SGD(param_groups(method, config.optim.weight_decay), lr=base_lr,
+                                momentum=config.optim.momentum)
+    on_gpu = fabric.device.type == "cuda"
+    channels_last = config.train.channels_last if config.train.channels_last is not None else on_gpu
+    if channels_last:
+        method.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    if config.train.compile:
+        backbone.model.compile()  # in place: the state-dict keys stay the library's own
+    model, optimizer = fabric.setup(method, optimizer)
+    metrics = MetricsLog(run / METRICS, enabled=writes)
+    if resumed:
+        resumed.restore(method, optimizer)
+        metrics.truncate_after(resumed.steps)
+        adaptations = resumed.adaptations
+        console.log(f"resuming from step {resumed.steps} of {steps} ({run / CHECKPOINT})")
+    batches = iter(fabric.setup_dataloaders(loader, use_distributed_sampler=False))
+    if resumed:
+        resumed.restore_rng()
+
+    data = TrainingData(config.data.path, len(plan.images), plan.held_out, plan.stats)
+    provenance = Provenance(config, backbone.name, plan.strategy.name, origin, data, adaptations,
+                            resumed.steps if resumed else 0, resumed.wall_time_s if resumed else 0.0)
+    selects_by = plan.monitor.selects_by if plan.monitor else None
+    best = BestBackbone(run / BEST, selects_by, resumed.steps if resumed else None) if selects_by and writes else None
+    evaluations = Evaluations(plan.monitor, method, backbone, run, metrics, best, plan.freeze_statistics,
+                              fabric.device, console)
+    return Training(backbone, method, model, optimizer, batches, device_views, channels_last, lr_at, momentum_at,
+                    metrics, evaluations, provenance, resumed, writes, console)
+
+
+def _announce(plan: Plan, run: Path, backbone: str, base: str | None, console: Console, writes: bool) -> None:
+    """The run's config and skipped files into the folder; what is about to happen onto the console."""
+    images = plan.images
+    if writes:
+        dump_config(plan.config, run / CONFIG)
+    if images.skipped and writes:
+        write_text_atomic(run / SKIPPED, skipped_report(images.skipped))
+        console.log(f"[yellow]skipped {len(images.skipped)} unusable files[/] of {len(images) + len(images.skipped)}: "
+                    f"listed in {run / SKIPPED}")
+    console.log(f"[bold]hpt pretrain[/]: {plan.config.method} on {backbone}, init {plan.strategy.name} "
+                f"from {base or 'random weights'}; {len(images)} images -> {run}")
+    if plan.held_out:
+        console.log(f"{plan.held_out} images held out of training for the label-free monitor (RankMe)")
+
+
+def _loader(fabric: Fabric, plan: Plan, method: SSLMethod, start_step: int) -> DataLoader:
+    """The method's views of the training images, batches in the seeded order from `start_step` on, this
+    process's slice of each. With `views.on_device` only the crop happens here, the rest on the device."""
+    config, stats = plan.config, plan.stats
+
+    def make_view(size: int | None = None, scale: tuple[float, float] | None = None) -> Any:
+        size, scale = size or config.data.image_size, scale or (config.views.crop_min_scale, 1.0)
+        if config.views.on_device:
+            return crop_view(size, scale)
+        return pretrain_view(config.views.policy, size, stats.mean, stats.std, scale)
+
+    workers, seed, batch_size = config.data.num_workers, config.train.seed, config.train.batch_size
+    sampler = StepBatches(len(plan.images), batch_size, seed, start_step, fabric.global_rank, fabric.world_size)
+    return DataLoader(SeededItems(ImageDataset(plan.images, method.views(make_view))), num_workers=workers,
+                      batch_sampler=sampler, persistent_workers=workers > 0, pin_memory=fabric.device.type == "cuda",
+                      generator=torch.Generator().manual_seed(seed))
+

@@ -1,0 +1,70 @@
+"""Phase 1 of a run, the plan: every input resolved and checked once, before a process is started or a file
+written. Everything that can be wrong with the data, the strategy, the monitor or the output folder fails
+here, with one line that names it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hpt.config import PretrainConfig
+from hpt.data.dataset import sample_batches
+from hpt.data.files import ImageList, find_images
+from hpt.data.screen import ScreenPolicy
+from hpt.data.stats import PixelStats, pixel_stats
+from hpt.data.views import eval_view
+from hpt.errors import HptError
+from hpt.eval.monitor import Monitor, build_monitor, hold_out
+from hpt.train.run_dir import check_run_dir
+from hpt.transfer import Strategy, check_strategy
+from hpt.transfer.frozen_statistics import freezes_batch_norm_statistics
+
+
+@dataclass(frozen=True)
+class Plan:
+    config: PretrainConfig
+    out: Path
+    found: ImageList
+    """Every usable image of `data.path`."""
+    images: ImageList
+    """Those trained on: `found` less the label-free monitor's held-out sample, if it picks the backbone."""
+    stats: PixelStats
+    measure_view: Callable[[Any], torch.Tensor]
+    """The evaluation view in the data's own statistics: what the monitor and the adaptations measure with."""
+    monitor: Monitor | None
+    strategy: Strategy
+    freeze_statistics: bool
+    continuing: bool
+    """The folder holds an earlier attempt of this same run (`--resume`)."""
+
+    @property
+    def held_out(self) -> int:
+        return len(self.found) - len(self.images)
+
+    def target_sample(self) -> Iterator[torch.Tensor]:
+        """A fixed sample of the target (`transfer.target_sample` images) in the measuring view."""
+        config = self.config
+        return sample_batches(self.images, self.measure_view, config.transfer.target_sample, config.train.batch_size,
+                              config.train.seed)
+
+
+def plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool) -> Plan:
+    if config.data.path is None:
+        raise HptError("no data: pass --data DIR (a folder of images or a file list)")
+    found = find_images(config.data.path, policy=ScreenPolicy.of(config.data))
+    batch_size = config.train.batch_size
+    images, held_out = hold_out(found, config.monitor, batch_size, config.train.seed)
+    if len(images) < batch_size:
+        raise HptError(f"data '{config.data.path}' has {len(images)} images to train on, fewer than the batch size "
+                       f"{batch_size}")
+    strategy = check_strategy(config.model, config.transfer)
+    stats = pixel_stats(found, config.data.image_size, config.data.stats_sample)
+    measure_view = eval_view(config.data.image_size, stats.mean, stats.std)
+    monitor = build_monitor(config.monitor, config.data.image_size, batch_size, held_out, measure_view)
+    continuing = check_run_dir(out, config, overwrite, resume)
+    return Plan(config, out, found, images, stats, measure_view, monitor, strategy,
+                freezes_batch_norm_statistics(config.transfer, strategy.name), continuing)

@@ -1,0 +1,59 @@
+"""What every file a run writes says about itself: where its weights came from and how to remake them.
+
+Embedded in the checkpoint, `best.safetensors` and the exported backbone (`checkpoints/files.py` stores it as
+the safetensors metadata); `hpt inspect` follows the `base` records back to the first base.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+import hpt
+from hpt.checkpoints.sources import Origin
+from hpt.config import PretrainConfig
+from hpt.data.stats import PixelStats
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    path: str | None
+    images: int
+    """Images trained on."""
+    held_out: int
+    """Images held out of training for the label-free monitor."""
+    stats: PixelStats
+
+
+@dataclass(frozen=True)
+class Provenance:
+    config: PretrainConfig
+    backbone: str
+    init: str
+    origin: Origin
+    data: TrainingData
+    adaptations: dict[str, Any] = field(default_factory=dict)
+    """What was done to the copied base before and after training (filter selection, weight scaling, BN)."""
+    steps: int = 0
+    wall_time_s: float = 0.0
+
+    def at(self, steps: int, wall_time_s: float) -> Provenance:
+        return replace(self, steps=steps, wall_time_s=wall_time_s)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hpt_version": hpt.__version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "backbone": self.backbone,
+            "method": self.config.method,
+            "init": self.init,
+            "steps": self.steps,
+            "wall_time_s": round(self.wall_time_s, 3),
+            "data": {"path": self.data.path, "images": self.data.images, "held_out": self.data.held_out,
+                     "mean": self.data.stats.mean, "std": self.data.stats.std},
+            "adaptations": self.adaptations,
+            "base": self.origin.to_dict(),
+            "parent": self.origin.parent,
+            "config": self.config.to_dict(),
+        }

@@ -1,0 +1,119 @@
+"""Phase 3 of a run, the steps: forward, backward, update, from the start (or the checkpoint) to
+`train.steps`, with what is logged, evaluated and checkpointed on the way."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from lightning_fabric import Fabric
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from hpt.config import PretrainConfig
+from hpt.core.distributed import mean_over_processes
+from hpt.core.ema import ema_update
+from hpt.train.build import Training
+from hpt.train.checkpoint import save_checkpoint, unhealthy
+from hpt.train.health import CollapseWatch
+
+
+@dataclass(frozen=True)
+class Clock:
+    """The run's wall time so far, over every attempt (a resumed run adds to the time recorded before)."""
+
+    before: float
+    started: float = field(default_factory=time.perf_counter)
+
+    def __call__(self) -> float:
+        return self.before + time.perf_counter() - self.started
+
+
+@dataclass(frozen=True)
+class Ended:
+    steps: int
+    last_loss: float
+    clock: Clock
+
+
+@dataclass
+class Window:
+    """What happened since the last logged step: `metrics.jsonl`'s throughput and loss are over it."""
+
+    started: float
+    images: int = 0
+    waiting: float = 0.0
+    losses: list[float] = field(default_factory=list)
+
+
+def run_steps(fabric: Fabric, config: PretrainConfig, training: Training) -> Ended:
+    t, steps, console = training, config.train.steps, training.console
+    run, wall_time = t.evaluations.run, Clock(t.provenance.wall_time_s)
+    window, collapse = Window(wall_time.started), CollapseWatch(config.train.collapse_threshold)
+    loss_value, done = math.nan, t.start_step
+    t.evaluations.hold_statistics()
+    if t.resumed is None:
+        t.evaluations(t.provenance.at(0, wall_time.before))  # step 0 is a data point: the starting point as it is
+    progress = Progress(TextColumn("[bold]pretrain"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn(), console=console,
+                        disable=not console.is_terminal)
+    announce_every = max(config.train.log_every, steps // 10)
+    monitor_every = config.monitor.interval(steps)
+    with progress:
+        task = progress.add_task("pretrain", total=steps, completed=t.start_step, loss=math.nan)
+        for step in range(t.start_step, steps):
+            loss_value = _step(fabric, t, step, window, collapse)
+            if not math.isfinite(loss_value):
+                raise unhealthy(f"the loss became {loss_value}", step + 1, run)
+            window.images += config.train.batch_size
+            window.losses.append(loss_value)
+            done = step + 1
+            progress.update(task, advance=1, loss=loss_value)
+            if done % config.train.log_every == 0 or done == steps:
+                window = _log(t, done, float(t.lr_at[step]), window, collapse, wall_time.started)
+            if not console.is_terminal and (done % announce_every == 0 or done == steps):
+                console.log(f"step {done}/{steps}  loss {loss_value:.4f}  lr {t.lr_at[step]:.2e}")
+            if monitor_every and done % monitor_every == 0 and done < steps:
+                t.evaluations(t.provenance.at(done, wall_time()))
+            if done % config.train.checkpoint_every == 0 and done < steps:
+                save_checkpoint(run, t.method, t.optimizer, t.provenance.at(done, wall_time()).to_dict(), t.writes)
+    return Ended(done, loss_value, wall_time)
+
+
+def _step(fabric: Fabric, t: Training, step: int, window: Window, collapse: CollapseWatch) -> float:
+    """One optimisation step; returns its loss, averaged over the processes (the same on every one)."""
+    waiting_since = time.perf_counter()
+    views, _ = next(t.batches)
+    window.waiting += time.perf_counter() - waiting_since
+    if t.device_views is not None:
+        views = t.device_views(views, step)
+    if t.channels_last:
+        views = [view.contiguous(memory_format=torch.channels_last) for view in views]
+    for group in t.optimizer.param_groups:
+        group["lr"] = float(t.lr_at[step])
+    t.method.on_step(step)
+    loss, embeddings = t.model(views)
+    loss_value = mean_over_processes(float(loss.detach()), fabric.device)
+    if not math.isfinite(loss_value):
+        return loss_value  # nothing is updated with it
+    collapse.add(embeddings)
+    t.optimizer.zero_grad(set_to_none=True)
+    fabric.backward(loss)
+    t.optimizer.step()
+    ema_update(t.method.momentum_pairs(), float(t.momentum_at[step]))
+    return loss_value
+
+
+def _log(t: Training, done: int, lr: float, window: Window, collapse: CollapseWatch, start: float) -> Window:
+    """One line of `metrics.jsonl` over the window; warns when the embeddings collapse. Returns a new window."""
+    now = time.perf_counter()
+    spread, collapsing = collapse.flush()
+    t.metrics.write({"step": done, "loss": sum(window.losses) / len(window.losses), "last_loss": window.losses[-1],
+                     "lr": lr, "embedding_spread": spread, "images_per_s": window.images / (now - window.started),
+                     "data_wait_share": window.waiting / (now - window.started), "elapsed_s": now - start})
+    if collapsing:
+        t.console.log(f"[yellow]warning[/]: the embeddings are collapsing at step {done} (spread {spread:.3f} < "
+                      f"train.collapse_threshold {collapse.threshold}; 1 is evenly spread, 0 is one point): the "
+                      "representation is losing information; try a lower optim.lr")
+    return Window(now)
