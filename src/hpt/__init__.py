@@ -12,13 +12,14 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _API = {
     "load_config": "hpt.config",
     "pretrain": "hpt.train.loop",
     "run_chain": "hpt.pipeline.chain",
     "evaluate": "hpt.eval.runner",
+    "EvalOptions": "hpt.eval.runner",
     "lineage": "hpt.pipeline.lineage",
 }
 

@@ -23,14 +23,16 @@ Strategy = Literal["auto", "ddp"]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
 
 
 class DataConfig(Section):
     path: str | None = None
     """A folder of images (searched recursively) or a .txt file list (`path [label]` per line)."""
     image_size: int = Field(224, ge=8, le=4096)
+    """Side of the square crops the model sees, in pixels."""
     num_workers: int = Field(default_factory=lambda: min(8, os.cpu_count() or 1), ge=0)
+    """Loader processes that decode and augment images; default: the CPU count, at most 8."""
     stats_sample: int = Field(5000, ge=1)
     """How many images the dataset's own pixel mean/std is computed from (once; then cached)."""
     max_bad_fraction: float = Field(0.05, ge=0.0, le=1.0)
@@ -42,10 +44,12 @@ class DataConfig(Section):
 
 
 class ViewConfig(Section):
-    """MoCo v2's augmentation (DESIGN.md) and the named policies of HPT's robustness study."""
+    """MoCo v2's augmentation (data/views.py) and the named policies of HPT's robustness study."""
 
     policy: ViewPolicy = "full"
+    """Which augmentations the views use: MoCo v2's `full` set, or one with a part left out."""
     crop_min_scale: float = Field(0.2, gt=0.0, le=1.0)
+    """Smallest share of the image a random resized crop covers."""
     on_device: bool = False
     """Loader workers only decode and crop (uint8); colour, grayscale, blur, flip and normalisation run on the
     training device in batches (`data/device_views.py`): for a GPU that CPU augmentation cannot keep busy."""
@@ -82,32 +86,42 @@ class TransferConfig(Section):
 
 
 class MoCoV2Config(Section):
-    """MoCo v2 as in the HPT code (DESIGN.md): queue 65536, dim 128, momentum 0.999, temperature 0.2."""
+    """MoCo v2 as in the HPT code (Reed et al., WACV 2022): queue 65536, dim 128, momentum 0.999, temperature 0.2."""
 
     queue_size: int = Field(65536, ge=1)
+    """Negative keys kept from past batches."""
     dim: int = Field(128, ge=1)
+    """Width of the embedding the loss compares."""
     hidden_dim: int | None = Field(None, ge=1)
     """Hidden width of the 2-layer MLP head; None: the backbone's feature width (2048 on ResNet-50)."""
     momentum: float = Field(0.999, ge=0.0, le=1.0)
+    """EMA momentum of the key encoder."""
     temperature: float = Field(0.2, gt=0.0)
+    """Softmax temperature of the InfoNCE loss."""
 
 
 class SimCLRConfig(Section):
     """SimCLR (Chen et al., 2020): 2-layer MLP head with BN, NT-Xent; temperature 0.1 suits small batches."""
 
     dim: int = Field(128, ge=1)
+    """Width of the embedding the loss compares."""
     hidden_dim: int | None = Field(None, ge=1)
-    """None: the backbone's feature width (2048 on ResNet-50, as in the paper)."""
+    """Hidden width of the MLP head; None: the backbone's feature width (2048 on ResNet-50, as in the paper)."""
     temperature: float = Field(0.1, gt=0.0)
+    """Softmax temperature of the NT-Xent loss."""
 
 
 class BYOLConfig(Section):
     """BYOL (Grill et al., 2020): projector and predictor 4096-256 with BN; EMA 0.996 -> 1 (cosine)."""
 
     dim: int = Field(256, ge=1)
+    """Width of the projection the predictor regresses."""
     hidden_dim: int = Field(4096, ge=1)
+    """Hidden width of the projector and the predictor."""
     momentum_start: float = Field(0.996, ge=0.0, le=1.0)
+    """EMA momentum of the target network at step 0; it rises to `momentum_end` on a cosine."""
     momentum_end: float = Field(1.0, ge=0.0, le=1.0)
+    """EMA momentum at the last step."""
 
 
 class SwAVConfig(Section):
@@ -115,47 +129,64 @@ class SwAVConfig(Section):
     multi-crop 2 x 224 (scale 0.14-1) + 6 x 96 (scale 0.05-0.14), prototypes frozen for the first epoch."""
 
     dim: int = Field(128, ge=1)
+    """Width of the embedding the prototypes score."""
     hidden_dim: int = Field(2048, ge=1)
+    """Hidden width of the projection head."""
     prototypes: int = Field(3000, ge=2)
+    """Number of prototype vectors (clusters)."""
     temperature: float = Field(0.1, gt=0.0)
+    """Softmax temperature of the swapped prediction."""
     epsilon: float = Field(0.05, gt=0.0)
+    """Entropy regularisation of the Sinkhorn-Knopp assignment."""
     sinkhorn_iterations: int = Field(3, ge=1)
+    """Sinkhorn-Knopp normalisation rounds per batch."""
     small_crops: int = Field(6, ge=0)
+    """Small multi-crop views per image, besides the two large ones."""
     small_crop_ratio: float = Field(96 / 224, gt=0.0, le=1.0)
     """Small-crop size as a share of the image size (96 px at 224)."""
     crop_split: float = Field(0.14, gt=0.0, lt=1.0)
     """Large crops cover `crop_split`-1 of the image, small crops 0.05-`crop_split`."""
     freeze_prototypes_steps: int = Field(313, ge=0)
+    """Steps during which the prototypes do not train (SwAV's first epoch)."""
     queue_size: int = Field(0, ge=0)
     """Embeddings of past large crops added to the Sinkhorn batch (0: off); for batches under 256."""
     queue_start_step: int = Field(0, ge=0)
+    """Step from which the queue is used."""
 
 
 class OptimConfig(Section):
     lr: float = Field(0.03, gt=0.0)
     """Learning rate for a batch of 256; the run uses lr * batch_size / 256 (linear scaling)."""
     weight_decay: float = Field(1e-4, ge=0.0)
+    """L2 weight decay, not applied to normalisation weights and biases."""
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    """SGD momentum."""
     warmup_steps: int = Field(0, ge=0)
+    """Steps of linear learning-rate warm-up before the cosine decay."""
 
 
 class TrainConfig(Section):
     steps: int = Field(5000, ge=1)
+    """Optimisation steps of the run (learning rate, EMA and data order are functions of the step)."""
     batch_size: int = Field(256, ge=2)
     """The global batch: split evenly across processes, so a recipe means the same on 1 device or 64."""
     seed: int = 0
+    """Seeds initialisation, data order and every view's random draws."""
     log_every: int = Field(10, ge=1)
+    """Steps between lines of `metrics.jsonl`."""
     checkpoint_every: int = Field(500, ge=1)
     """Steps between checkpoints that a cut-off run resumes from (`--resume`, `hpt chain`)."""
     accelerator: str = "auto"
     """`cpu`, `gpu`/`cuda`, `mps` or `auto` (Lightning Fabric's names)."""
     devices: int = Field(1, ge=1)
     """Processes per node (one per GPU). Above 1, `hpt pretrain` starts the other processes itself, unless
-    `torchrun` or SLURM's `srun` started them (README: several GPUs and nodes)."""
+    `torchrun` or SLURM's `srun` started them (docs/gpus.md)."""
     num_nodes: int = Field(1, ge=1)
+    """Machines; `devices` processes on each."""
     strategy: Strategy = "auto"
     """`auto`: one process on one device, DDP across several; `ddp`: DDP even on one."""
     precision: Precision = "32-true"
+    """`bf16-mixed` or `16-mixed` run the forward passes under autocast on a GPU."""
     sync_batch_norm: bool | None = None
     """Across processes, BatchNorm statistics over the global batch. None: on for SimCLR, BYOL and SwAV (as
     their papers train); off for MoCo v2, which shuffles the key encoder's batch across processes instead."""
@@ -175,6 +206,7 @@ class MonitorConfig(Section):
     train: str | None = None
     """Labelled images for the kNN memory (sub-folder per class, or a labelled file list)."""
     test: str | None = None
+    """Labelled images the monitor's score is computed on (the same classes as `train`)."""
     protocol: Literal["knn", "linear", "both"] = "knn"
     """How the labelled score is computed: kNN (k=20), or a linear probe (weight decay chosen on a fifth of
     `train`), or `both` (logged side by side; the linear probe picks the best); the same code as `hpt eval`."""
@@ -210,6 +242,7 @@ class PretrainConfig(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     transfer: TransferConfig = Field(default_factory=TransferConfig)
     method: Method = "mocov2"
+    """The self-supervised method; its settings are in the section of the same name."""
     mocov2: MoCoV2Config = Field(default_factory=MoCoV2Config)
     simclr: SimCLRConfig = Field(default_factory=SimCLRConfig)
     byol: BYOLConfig = Field(default_factory=BYOLConfig)

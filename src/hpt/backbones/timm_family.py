@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import timm
 
 from hpt.backbones.contract import Backbone
@@ -10,8 +12,9 @@ from hpt.backbones.registry import Family
 
 def _create(model: str, pretrained: bool) -> Backbone:
     net = timm.create_model(model, pretrained=pretrained, num_classes=0)  # downloads when pretrained
-    classifier = net.pretrained_cfg.get("classifier", "classifier")
-    return Backbone(f"timm:{model}", net, net.num_features, classifier_prefix=f"{classifier}.")
+    config: dict[str, Any] = getattr(net, "pretrained_cfg", {})  # timm's attributes are untyped nn.Module ones
+    classifier = config.get("classifier", "classifier")
+    return Backbone(f"timm:{model}", net, cast(int, net.num_features), classifier_prefix=f"{classifier}.")
 
 
 FAMILY = Family(create=_create, exists=timm.is_model, examples="tf_efficientnet_lite0, resnet50, vit_small_patch16_224")

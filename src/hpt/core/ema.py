@@ -10,7 +10,7 @@ from torch import nn
 def ema_update(pairs: list[tuple[nn.Module, nn.Module]], momentum: float) -> None:
     """Parameters only, as MoCo's `_momentum_update_key_encoder`; the target's BN statistics stay its own."""
     for online, target in pairs:
-        target_params = list(target.parameters())
-        online_params = list(online.parameters())
+        target_params: list[torch.Tensor] = list(target.parameters())
+        online_params: list[torch.Tensor] = list(online.parameters())
         torch._foreach_mul_(target_params, momentum)
         torch._foreach_add_(target_params, online_params, alpha=1.0 - momentum)

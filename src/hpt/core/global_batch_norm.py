@@ -23,6 +23,8 @@ from hpt.core.distributed import differentiable_sum, world_size
 class GlobalStatistics:
     """Mixed in front of a BatchNorm class: training-mode statistics over every process's batch."""
 
+    training: bool  # the BatchNorm's
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and world_size() > 1):
             return super().forward(x)  # type: ignore[misc]
@@ -41,10 +43,12 @@ def global_batch_norm(norm: _BatchNorm, x: torch.Tensor) -> torch.Tensor:
     mean = differentiable_sum(values.sum(dims)) / count
     centred = values - mean.view(shape)
     var = differentiable_sum((centred * centred).sum(dims)) / count  # biased, as BatchNorm normalises
-    if norm.track_running_stats and norm.running_mean is not None and norm.running_var is not None:
+    tracked = norm.num_batches_tracked
+    if norm.track_running_stats and norm.running_mean is not None and norm.running_var is not None and \
+            tracked is not None:
         with torch.no_grad():
-            norm.num_batches_tracked.add_(1)
-            factor = 1.0 / float(norm.num_batches_tracked) if norm.momentum is None else norm.momentum
+            tracked.add_(1)
+            factor = 1.0 / float(tracked) if norm.momentum is None else norm.momentum
             unbiased = var * count / (count - 1).clamp_min(1)
             norm.running_mean.lerp_(mean.to(norm.running_mean.dtype), factor)
             norm.running_var.lerp_(unbiased.to(norm.running_var.dtype), factor)

@@ -6,11 +6,14 @@ Deviation: MoCo's and HPT's code decay every parameter; excluding 1-D tensors is
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 
-def param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
+def param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for param in module.parameters():
         if not param.requires_grad:
             continue

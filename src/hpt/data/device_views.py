@@ -92,8 +92,8 @@ class ViewDraw:
                         self.sigma[rows], self.flip[rows], self.kernel)
 
     def to(self, device: torch.device | str) -> ViewDraw:
-        return ViewDraw(*(t.to(device) for t in (self.jitter, self.factors, self.order, self.gray, self.blur,
-                                                   self.sigma, self.flip)), kernel=self.kernel)
+        return ViewDraw(self.jitter.to(device), self.factors.to(device), self.order.to(device), self.gray.to(device),
+                        self.blur.to(device), self.sigma.to(device), self.flip.to(device), self.kernel)
 
 
 def _per_image(values: torch.Tensor) -> torch.Tensor:

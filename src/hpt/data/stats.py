@@ -1,4 +1,4 @@
-"""The dataset's own per-channel pixel mean and std (DESIGN.md: normalise with the data's statistics).
+"""The dataset's own per-channel pixel mean and std: views are normalised with the data's statistics, not ImageNet's.
 
 Computed once on a fixed sample of the images, as the evaluation transform sees them (resize + centre
 crop, before normalisation), and cached (`cache.py`) under a key over the sampled files and the image size.

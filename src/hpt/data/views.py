@@ -1,6 +1,6 @@
 """View policies for pretraining (MoCo v2's augmentation and its ablations) and the one evaluation view.
 
-MoCo v2 (Chen et al., 2020, "Improved Baselines with Momentum Contrastive Learning"; DESIGN.md):
+MoCo v2 (Chen et al., 2020, "Improved Baselines with Momentum Contrastive Learning"):
 RandomResizedCrop(scale 0.2-1), ColorJitter(0.4, 0.4, 0.4, 0.1) with p=0.8, grayscale p=0.2, Gaussian blur
 (sigma 0.1-2) p=0.5, horizontal flip, normalise. HPT's robustness study removes parts of it by name.
 

@@ -71,6 +71,8 @@ def select_labels(labels: list[int], spec: str, seed: int = 0) -> list[int]:
 
 def finetune(backbone: Backbone, train: ImageList, test: ImageList, image_size: int, mean, std,
              settings: FinetuneSettings, device: torch.device | str = "cpu") -> tuple[dict[str, float], dict]:
+    if train.labels is None or train.classes is None:
+        raise HptError("the finetune protocol needs one label per image")
     chosen = select_labels(train.labels, settings.labels, settings.seed)
     torch.manual_seed(settings.seed)
     model = copy.deepcopy(backbone).to(device).train()

@@ -2,7 +2,7 @@
 
 Wu et al., CVPR 2018 ("Unsupervised Feature Learning via Non-Parametric Instance Discrimination"), as used by
 DINO's `eval_knn.py`: cosine similarity, the k nearest training features vote for their label with weight
-exp(similarity / T); T = 0.07, k = 20 and 200 (DESIGN.md).
+exp(similarity / T); T = 0.07, k = 20 and 200.
 """
 
 from __future__ import annotations

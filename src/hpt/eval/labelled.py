@@ -83,7 +83,7 @@ def align_classes(other: ImageList, train: ImageList, spec: str) -> ImageList:
     """Express `other`'s labels in the training split's class indices."""
     if (other.multilabel is None) != (train.multilabel is None):
         raise HptError(f"'{spec}': single- and multi-label splits cannot be mixed")
-    if other.multilabel is not None:
+    if other.multilabel is not None or other.labels is None or other.classes is None or train.classes is None:
         if other.classes != train.classes:
             raise HptError(f"'{spec}': its label columns differ from the training split's")
         return other

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -87,7 +89,7 @@ def mean_auroc(probe: LinearProbe, features: torch.Tensor, targets: torch.Tensor
 
 def linear_probe(train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
                  test: tuple[torch.Tensor, torch.Tensor], multilabel: bool = False,
-                 weight_decays: tuple[float, ...] = WEIGHT_DECAYS) -> dict[str, object]:
+                 weight_decays: tuple[float, ...] = WEIGHT_DECAYS) -> dict[str, Any]:
     """Fit one probe per weight decay on `train`, pick the best on `val`, report it on `test`."""
     score = mean_auroc if multilabel else accuracy
     name = "mean_auroc" if multilabel else "top1"

@@ -26,7 +26,8 @@ def rank_candidates(candidates: list[str], data: str, backbone_name: str | None 
         raise HptError(f"data '{data}': select needs one label per image (one sub-folder per class)")
     images, dataset = labelled.train, labelled.in_view(image_size).dataset("train")
     device = eval_device()
-    rows, started = [], time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    started = time.perf_counter()
     for spec in candidates:
         began = time.perf_counter()
         name = None if architecture_of(spec, role="candidate") else backbone_name

@@ -21,7 +21,8 @@ def lineage(spec: str) -> list[dict[str, Any]]:
         raise HptError(f"'{spec}': no such file or run folder")
     if not path.name.endswith(".safetensors"):
         return [{"path": str(path), "sha256": sha256_file(path), "provenance": None}]
-    levels = [{"path": str(path.resolve()), "sha256": sha256_file(path), "provenance": read_provenance(path)}]
+    levels: list[dict[str, Any]] = [{"path": str(path.resolve()), "sha256": sha256_file(path),
+                                     "provenance": read_provenance(path)}]
     while (provenance := levels[-1]["provenance"]) and provenance.get("base"):
         base = provenance["base"]
         levels.append({"path": base.get("path"), "sha256": base.get("sha256"), "origin": base,

@@ -1,4 +1,4 @@
-"""HPT's convergence speed-up (Reed et al., WACV 2022, Sec. 5.1; DESIGN.md "Evaluation").
+"""HPT's convergence speed-up (Reed et al., WACV 2022, Sec. 5.1).
 
 The steps the from-scratch run needed to reach its best accuracy, divided by the steps another run needed to
 reach that same accuracy. A run that is already there at step 0 (its base as it is) has an infinite
@@ -22,7 +22,7 @@ def speedup(scratch: Curve, other: Curve) -> float | None:
     best = max(accuracy for _, accuracy in scratch)
     needed = steps_to_reach(scratch, best)
     reached = steps_to_reach(other, best)
-    if needed == 0:
+    if needed is None or needed == 0:  # the best is reached at its first point, at the latest
         return float("nan")
     if reached is None:
         return None

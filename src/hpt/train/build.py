@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from lightning_fabric import Fabric
 from rich.console import Console
@@ -48,8 +49,8 @@ class Training:
     batches: Iterator[Any]
     device_views: DeviceViews | None
     channels_last: bool
-    lr_at: torch.Tensor
-    momentum_at: torch.Tensor
+    lr_at: np.ndarray
+    momentum_at: np.ndarray
     metrics: MetricsLog
     evaluations: Evaluations
     provenance: Provenance
@@ -95,7 +96,7 @@ def build(fabric: Fabric, plan: Plan, console: Console) -> Training:
     on_gpu = fabric.device.type == "cuda"
     channels_last = config.train.channels_last if config.train.channels_last is not None else on_gpu
     if channels_last:
-        method.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        method.to(memory_format=torch.channels_last)
     if config.train.compile:
         backbone.model.compile()  # in place: the state-dict keys stay the library's own
     model, optimizer = fabric.setup(method, optimizer)

@@ -26,7 +26,7 @@ def make_fabric(train: TrainConfig, unused_parameters: bool = False) -> Fabric:
     if train.batch_size % processes:
         raise HptError(f"train.batch_size {train.batch_size} does not split evenly over {processes} processes "
                        f"(train.devices {train.devices} x train.num_nodes {train.num_nodes}); the batch is global")
-    strategy = "auto"
+    strategy: str | DDPStrategy = "auto"
     if processes > 1 or train.strategy == "ddp":
         # Buffers stay each process's own: SwAV's queue holds this process's slice (BatchNorm statistics are
         # global with train.sync_batch_norm, and the backbone's are made rank 0's before each evaluation).

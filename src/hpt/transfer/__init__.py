@@ -1,4 +1,4 @@
-"""Initialisation strategies: how a run's backbone is made from the base (DESIGN.md, transfer/).
+"""Initialisation strategies: how a run's backbone is made from the base (docs/strategies.md).
 
 A strategy (one file each) builds the backbone and decides which of its tensors train: `scratch`, `full`
 (HPT), `bn-only` (HPT-BN). Two adaptations (one file each, after Ciga et al.) then change the copied weights

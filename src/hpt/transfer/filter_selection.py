@@ -20,14 +20,14 @@ import torch
 from torch import nn
 
 from hpt.backbones import Backbone
-from hpt.transfer.layers import Layer, fresh_modules, weighted_layers
+from hpt.transfer.layers import Layer, fresh_modules, tensor_of, weighted_layers
 
 
 @torch.no_grad()
 def measure_responses(backbone: Backbone, batches: Iterable[torch.Tensor], device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     """Mean post-activation response of every conv filter: {layer name: tensor[out_channels]}."""
     layers = [layer for layer in weighted_layers(backbone.model) if isinstance(layer.module, nn.Conv2d)]
-    totals = {layer.name: torch.zeros(layer.module.out_channels, dtype=torch.float64) for layer in layers}
+    totals = {layer.name: torch.zeros(int(layer.module.weight.shape[0]), dtype=torch.float64) for layer in layers}
     counts = dict.fromkeys(totals, 0)
 
     def record(name: str, after_norm: bool):
@@ -72,10 +72,10 @@ def select_filters(backbone: Backbone, fraction: float, responses: dict[str, tor
 
 def _reinitialise(layer: Layer, fresh: dict[str, nn.Module], indices: torch.Tensor) -> None:
     source = fresh[layer.name]
-    layer.module.weight[indices] = source.weight[indices].to(layer.module.weight.dtype)
+    layer.module.weight[indices] = tensor_of(source, "weight")[indices].to(layer.module.weight.dtype)
     if layer.module.bias is not None:
-        layer.module.bias[indices] = source.bias[indices]
-    if layer.norm is not None:
+        layer.module.bias[indices] = tensor_of(source, "bias")[indices]
+    if layer.norm is not None and layer.norm_name is not None:
         fresh_norm = fresh[layer.norm_name]
         for attribute in ("weight", "bias", "running_mean", "running_var"):
             target = getattr(layer.norm, attribute, None)

@@ -25,7 +25,7 @@ class Layer:
     norm_name: str | None
 
 
-def _outputs(module: nn.Module) -> int:
+def _outputs(module: nn.Conv2d | nn.Linear) -> int:
     return module.out_channels if isinstance(module, nn.Conv2d) else module.out_features
 
 
@@ -37,8 +37,10 @@ def weighted_layers(model: nn.Module) -> list[Layer]:
             continue
         following = modules[i + 1] if i + 1 < len(modules) else (None, None)
         norm_name, norm = following
-        paired = isinstance(norm, _BatchNorm) and norm.num_features == _outputs(module)
-        layers.append(Layer(name, module, norm if paired else None, norm_name if paired else None))
+        if isinstance(norm, _BatchNorm) and norm.num_features == _outputs(module):
+            layers.append(Layer(name, module, norm, norm_name))
+        else:
+            layers.append(Layer(name, module, None, None))
     return layers
 
 
@@ -53,3 +55,10 @@ def fresh_modules(backbone: Backbone, seed: int) -> dict[str, nn.Module]:
         torch.manual_seed(seed)
         fresh = create_backbone(backbone.name, pretrained=False)
     return dict(fresh.model.named_modules())
+
+
+def tensor_of(module: nn.Module, name: str) -> torch.Tensor:
+    """`module.NAME` (a parameter or buffer), typed as the tensor it is."""
+    value = getattr(module, name)
+    assert isinstance(value, torch.Tensor), f"{type(module).__name__}.{name} is not a tensor"
+    return value

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from hpt.backbones import Backbone
-from hpt.transfer.layers import fresh_modules, weighted_layers
+from hpt.transfer.layers import fresh_modules, tensor_of, weighted_layers
 
 
 @torch.no_grad()
@@ -32,12 +32,12 @@ def scale_weights(backbone: Backbone, factor: float, seed: int = 0) -> dict[str,
         weight = layer.module.weight
         if weight.numel() < 2 or float(weight.std()) == 0.0:
             continue
-        c = factor * float(fresh[layer.name].weight.std()) / float(weight.std())
+        c = factor * float(tensor_of(fresh[layer.name], "weight").std()) / float(weight.std())
         weight.mul_(c)
         if layer.module.bias is not None:
             layer.module.bias.mul_(c)
         norm = layer.norm
-        if norm is not None and norm.track_running_stats and norm.affine:
+        if norm is not None and norm.affine and norm.running_mean is not None and norm.running_var is not None:
             variance = norm.running_var
             norm.weight.mul_(((c * c * variance + norm.eps) / (variance + norm.eps)).sqrt() / c)
             norm.running_mean.mul_(c)
