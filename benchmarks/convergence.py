@@ -25,11 +25,20 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
-from hpt.report.speedup import describe, speedup  # noqa: E402
 from provenance import header, markdown_header  # noqa: E402
 from study import (  # noqa: E402
-    SCORES, available, curve_text, save_figure, scored_run, scores, study_arguments, target_data, write_results)
+    SCORES,
+    available,
+    curve_text,
+    save_figure,
+    scored_run,
+    scores,
+    study_arguments,
+    target_data,
+    write_results,
+)
+
+from hpt.report.speedup import describe, speedup  # noqa: E402
 
 STRATEGIES = {  # name: (init, share of the scratch budget)
     "scratch": ("scratch", 1.0),
@@ -40,13 +49,18 @@ STRATEGIES = {  # name: (init, share of the scratch budget)
 
 def run_target(target: str, args: argparse.Namespace) -> dict:
     data = target_data(target, args.out, args.unlabelled, args.per_class)
-    settings = {"data.image_size": args.image_size, "data.num_workers": args.workers,
-                "train.batch_size": args.batch_size, "mocov2.queue_size": args.queue}
+    settings = {
+        "data.image_size": args.image_size,
+        "data.num_workers": args.workers,
+        "train.batch_size": args.batch_size,
+        "mocov2.queue_size": args.queue,
+    }
     runs = {}
     for name, (init, share) in STRATEGIES.items():
         steps = max(args.every, round(args.steps * share / args.every) * args.every)
-        runs[name] = scored_run(data, str(data / "pretrain"), args.out / "runs" / target / name, init, steps,
-                              args.every, settings)
+        runs[name] = scored_run(
+            data, str(data / "pretrain"), args.out / "runs" / target / name, init, steps, args.every, settings
+        )
         curve = runs[name]["curve"]
         print(f"{target} {name}: {curve_text(curve)}", flush=True)
     return {"runs": runs, "summary": summarise(runs)}
@@ -76,8 +90,13 @@ def plot(target: str, result: dict, path: Path) -> None:
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharex=True)
     for axis, label in zip(axes, SCORES):
         for name, run in result["runs"].items():
-            axis.plot([c["step"] for c in run["curve"]], [c[label] for c in run["curve"]], marker="o", markersize=3,
-                      label=name)
+            axis.plot(
+                [c["step"] for c in run["curve"]],
+                [c[label] for c in run["curve"]],
+                marker="o",
+                markersize=3,
+                label=name,
+            )
         axis.axhline(result["summary"]["base"][label], color="grey", linestyle="--", label="base as is")
         axis.set_title(f"{target}: {label} accuracy")
         axis.set_xlabel("pretraining steps (batch 64)")
@@ -90,17 +109,24 @@ def markdown(results: dict) -> str:
     lines = markdown_header("Convergence and accuracy: HPT against pretraining from scratch", results)
     for target, result in results["targets"].items():
         s = result["summary"]
-        lines += [f"## {target}", "", f"Base as it is (ImageNet EfficientNet-Lite0): linear {s['base']['linear']:.1%}, "
-                  f"kNN {s['base']['kNN']:.1%}.", "",
-                  "| run | steps | best linear | last linear | best kNN | last kNN | speed-up (linear) | "
-                  "speed-up (kNN) | vs scratch's best after step 0 (linear / kNN) | wall time |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {target}",
+            "",
+            f"Base as it is (ImageNet EfficientNet-Lite0): linear {s['base']['linear']:.1%}, "
+            f"kNN {s['base']['kNN']:.1%}.",
+            "",
+            "| run | steps | best linear | last linear | best kNN | last kNN | speed-up (linear) | "
+            "speed-up (kNN) | vs scratch's best after step 0 (linear / kNN) | wall time |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for name in STRATEGIES:
             r = s[name]
-            lines.append(f"| {name} | {r['steps']} | {r['best_linear']:.1%} | {r['last_linear']:.1%} | "
-                         f"{r['best_kNN']:.1%} | {r['last_kNN']:.1%} | {r.get('speedup_linear', '-')} | "
-                         f"{r.get('speedup_kNN', '-')} | {r.get('speedup_trained_linear', '-')} / "
-                         f"{r.get('speedup_trained_kNN', '-')} | {r['seconds']:.0f}s |")
+            lines.append(
+                f"| {name} | {r['steps']} | {r['best_linear']:.1%} | {r['last_linear']:.1%} | "
+                f"{r['best_kNN']:.1%} | {r['last_kNN']:.1%} | {r.get('speedup_linear', '-')} | "
+                f"{r.get('speedup_kNN', '-')} | {r.get('speedup_trained_linear', '-')} / "
+                f"{r.get('speedup_trained_kNN', '-')} | {r['seconds']:.0f}s |"
+            )
         lines += ["", f"![{target}](convergence_{target}.png)", ""]
     return "\n".join(lines) + "\n"
 

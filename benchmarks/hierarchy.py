@@ -28,10 +28,18 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
 from provenance import header, markdown_header  # noqa: E402
 from study import (  # noqa: E402
-    SCORES, available, curve_text, save_figure, scored_run, scores, study_arguments, target_data, write_results)
+    SCORES,
+    available,
+    curve_text,
+    save_figure,
+    scored_run,
+    scores,
+    study_arguments,
+    target_data,
+    write_results,
+)
 
 BACKBONE = "torchvision:resnet18"
 SOURCE, TARGET = "mnist-5k", "digits-8x8"
@@ -59,24 +67,48 @@ def main() -> None:
         args.base_unlabelled, args.per_class, args.workers, args.base_dataset = 200, 5, 0, "mnist-5k"
     args.base_dataset = (available([args.base_dataset]) or ["mnist-5k"])[0]
     args.out.mkdir(parents=True, exist_ok=True)
-    results = {**header("hierarchy.py", args), "datasets": {"base": args.base_dataset, "source": SOURCE,
-                                                            "target": TARGET}, "runs": {}}
-    settings = {"model.backbone": BACKBONE, "data.image_size": args.image_size, "data.num_workers": args.workers,
-                "train.batch_size": args.batch_size, "mocov2.queue_size": args.queue}
+    results = {
+        **header("hierarchy.py", args),
+        "datasets": {"base": args.base_dataset, "source": SOURCE, "target": TARGET},
+        "runs": {},
+    }
+    settings = {
+        "model.backbone": BACKBONE,
+        "data.image_size": args.image_size,
+        "data.num_workers": args.workers,
+        "train.batch_size": args.batch_size,
+        "mocov2.queue_size": args.queue,
+    }
     base_data = target_data(args.base_dataset, args.out, args.base_unlabelled, args.per_class)
     source = target_data(SOURCE, args.out, 10_000, args.per_class)  # all it has left after the labelled splits
     target = target_data(TARGET, args.out, 10_000, args.per_class)
     runs, folder = results["runs"], args.out / "runs"
 
-    def run(name: str, data: Path, images: Path, init: str, steps: int, every: int, base: Path | None,
-            **extra: object) -> None:
-        runs[name] = scored_run(data, str(images), folder / name.replace(", ", "-"), init, steps, every,
-                              {**settings, "model.base": str(base) if base else None, **extra})
+    def run(
+        name: str, data: Path, images: Path, init: str, steps: int, every: int, base: Path | None, **extra: object
+    ) -> None:
+        runs[name] = scored_run(
+            data,
+            str(images),
+            folder / name.replace(", ", "-"),
+            init,
+            steps,
+            every,
+            {**settings, "model.base": str(base) if base else None, **extra},
+        )
         print(f"{name}: {curve_text(runs[name]['curve'])}", flush=True)
 
     base_every = max(args.every, args.base_steps // 4)
-    run("base", base_data, base_data / "pretrain", "scratch", args.base_steps, base_every, None,
-        **{"optim.lr": args.base_lr, **FROM_SCRATCH})
+    run(
+        "base",
+        base_data,
+        base_data / "pretrain",
+        "scratch",
+        args.base_steps,
+        base_every,
+        None,
+        **{"optim.lr": args.base_lr, **FROM_SCRATCH},
+    )
     run("source", target, source / "pretrain", "full", args.steps, args.every, folder / "base")
     run("hierarchy", target, target / "pretrain", "full", args.steps, args.every, folder / "source")
     run("target-only", target, target / "pretrain", "full", args.steps, args.every, folder / "base")
@@ -91,14 +123,17 @@ def summarise(runs: dict) -> dict:
     """On the target: the base and the source as they are, each run at its end; and the base's own learning."""
     last = {name: scores(runs[name]["curve"][-1]) for name in RUNS}
     return {
-        "base_on_its_data": {"random_init": scores(runs["base"]["curve"][0]),
-                             "pretrained": scores(runs["base"]["curve"][-1])},
+        "base_on_its_data": {
+            "random_init": scores(runs["base"]["curve"][0]),
+            "pretrained": scores(runs["base"]["curve"][-1]),
+        },
         "base_as_is": scores(runs["target-only"]["curve"][0]),
         "source_as_is": scores(runs["hierarchy"]["curve"][0]),
         "random_init": scores(runs["scratch"]["curve"][0]),
         "last": last,
-        "hierarchy_minus": {other: {label: last["hierarchy"][label] - last[other][label] for label in SCORES}
-                            for other in RUNS[1:]},
+        "hierarchy_minus": {
+            other: {label: last["hierarchy"][label] - last[other][label] for label in SCORES} for other in RUNS[1:]
+        },
     }
 
 
@@ -111,12 +146,24 @@ def plot(results: dict, path: Path) -> None:
         curve = runs["base"]["curve"]
         base.plot([c["step"] for c in curve], [c[label] for c in curve], style, marker="o", label=label)
         offset = runs["source"]["steps"]
-        for name, shift, colour in (("source", 0, "C0"), ("hierarchy", offset, "C0"), ("target-only", 0, "C1"),
-                                    ("target-only, long", 0, "C2"), ("scratch", 0, "C3")):
+        for name, shift, colour in (
+            ("source", 0, "C0"),
+            ("hierarchy", offset, "C0"),
+            ("target-only", 0, "C1"),
+            ("target-only, long", 0, "C2"),
+            ("scratch", 0, "C3"),
+        ):
             curve = runs[name]["curve"]
-            target.plot([c["step"] + shift for c in curve], [c[label] for c in curve], style, color=colour,
-                        marker="o", markersize=3, alpha=0.5 if name == "source" else 1.0,
-                        label=f"{name} ({label})" if label == "linear" else None)
+            target.plot(
+                [c["step"] + shift for c in curve],
+                [c[label] for c in curve],
+                style,
+                color=colour,
+                marker="o",
+                markersize=3,
+                alpha=0.5 if name == "source" else 1.0,
+                label=f"{name} ({label})" if label == "linear" else None,
+            )
     base.set_title(f"base: ResNet-18 from scratch on {results['datasets']['base']}")
     base.set_xlabel("steps")
     target.set_title(f"on {results['datasets']['target']} (solid linear, dotted kNN)")
@@ -135,20 +182,26 @@ def markdown(results: dict) -> str:
 
     title = "Three-level hierarchy: base -> source -> target against base -> target"
     lines = markdown_header(title, results) + [
-             f"Base: a ResNet-18 pretrained by hpt from scratch on {d['base']} ({runs['base']['steps']} steps): "
-             f"linear / kNN on {d['base']} {pair(s['base_on_its_data']['random_init'])} at its random start, "
-             f"{pair(s['base_on_its_data']['pretrained'])} at its end. Source {d['source']}, target {d['target']}.",
-             "", f"On {d['target']} (linear / kNN): random init {pair(s['random_init'])}, base as it is "
-             f"{pair(s['base_as_is'])}, base -> source as it is {pair(s['source_as_is'])}.", "",
-             "| run | steps on the target | at its end | hierarchy minus it, points (linear / kNN) | wall time |",
-             "|---|---|---|---|---|"]
+        f"Base: a ResNet-18 pretrained by hpt from scratch on {d['base']} ({runs['base']['steps']} steps): "
+        f"linear / kNN on {d['base']} {pair(s['base_on_its_data']['random_init'])} at its random start, "
+        f"{pair(s['base_on_its_data']['pretrained'])} at its end. Source {d['source']}, target {d['target']}.",
+        "",
+        f"On {d['target']} (linear / kNN): random init {pair(s['random_init'])}, base as it is "
+        f"{pair(s['base_as_is'])}, base -> source as it is {pair(s['source_as_is'])}.",
+        "",
+        "| run | steps on the target | at its end | hierarchy minus it, points (linear / kNN) | wall time |",
+        "|---|---|---|---|---|",
+    ]
     for name in RUNS:
         gap = s["hierarchy_minus"].get(name)
         steps = runs[name]["steps"]
-        lines.append(f"| {name} | {steps}" + (f" (after {runs['source']['steps']} on the source)"
-                                               if name == "hierarchy" else "") + f" | {pair(s['last'][name])} | "
-                     + (f"{100 * gap['linear']:+.1f} / {100 * gap['kNN']:+.1f}" if gap else "-")
-                     + f" | {runs[name]['seconds']:.0f}s |")
+        lines.append(
+            f"| {name} | {steps}"
+            + (f" (after {runs['source']['steps']} on the source)" if name == "hierarchy" else "")
+            + f" | {pair(s['last'][name])} | "
+            + (f"{100 * gap['linear']:+.1f} / {100 * gap['kNN']:+.1f}" if gap else "-")
+            + f" | {runs[name]['seconds']:.0f}s |"
+        )
     lines += ["", "![hierarchy](hierarchy.png)", ""]
     return "\n".join(lines) + "\n"
 

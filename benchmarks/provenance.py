@@ -6,7 +6,7 @@ import argparse
 import os
 import platform
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -14,8 +14,13 @@ import torch
 
 def git_revision() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -27,19 +32,27 @@ def machine() -> str:
 
 
 def today() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def header(script: str, args: argparse.Namespace) -> dict[str, str]:
     """The command that reproduces a study's results (every option spelled out), its date, git revision and
     machine: the first keys of every results.json."""
-    options = " ".join(f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-                       for k, v in vars(args).items() if k not in ("out", "quick"))
+    options = " ".join(
+        f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in vars(args).items()
+        if k not in ("out", "quick")
+    )
     command = f"benchmarks/{script} " + ("--quick " if args.quick else "") + options
     return {"command": command, "date": today(), "git": git_revision(), "machine": machine()}
 
 
 def markdown_header(title: str, results: dict) -> list[str]:
     """The first lines of a study's results.md: its title and where its figures came from."""
-    return [f"# {title}", "", f"Command: `{results['command']}`  ",
-            f"Date: {results['date']}, git {results['git']}, {results['machine']}", ""]
+    return [
+        f"# {title}",
+        "",
+        f"Command: `{results['command']}`  ",
+        f"Date: {results['date']}, git {results['git']}, {results['machine']}",
+        "",
+    ]

@@ -24,11 +24,10 @@ import torch
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from provenance import header, markdown_header  # noqa: E402
+from study import SCORES, available, save_figure, scored_run, scores, study_arguments, target_data, write_results  # noqa: E402
 
 from hpt.data.files import find_images  # noqa: E402
-from provenance import header, markdown_header  # noqa: E402
-from study import (  # noqa: E402
-    SCORES, available, save_figure, scored_run, scores, study_arguments, target_data, write_results)
 
 STRATEGIES = {"scratch": "scratch", "HPT": "full"}
 POLICIES = ["full", "no-color", "crop-only"]
@@ -39,7 +38,7 @@ def fraction_list(folder: Path, fraction: float, out: Path) -> str:
     """A file list of a fixed random `fraction` of the images in `folder` (the smaller lists nest in the larger)."""
     paths = find_images(str(folder)).paths
     order = torch.randperm(len(paths), generator=torch.Generator().manual_seed(0)).tolist()
-    chosen = sorted(paths[i] for i in order[:max(1, round(fraction * len(paths)))])
+    chosen = sorted(paths[i] for i in order[: max(1, round(fraction * len(paths)))])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(f"{path}\n" for path in chosen))
     return str(out)
@@ -58,13 +57,24 @@ def main() -> None:
         args.unlabelled, args.per_class, args.workers, args.target = 800, 5, 0, "mnist-5k"
     target = (available([args.target]) or ["mnist-5k"])[0]
     data = target_data(target, args.out, args.unlabelled, args.per_class)
-    settings = {"data.image_size": args.image_size, "data.num_workers": args.workers,
-                "train.batch_size": args.batch_size, "mocov2.queue_size": args.queue}
+    settings = {
+        "data.image_size": args.image_size,
+        "data.num_workers": args.workers,
+        "train.batch_size": args.batch_size,
+        "mocov2.queue_size": args.queue,
+    }
     results = {**header("robustness.py", args), "target": target, "policies": {}, "fractions": {}}
     for name, init in STRATEGIES.items():
         for policy in POLICIES:
-            run = scored_run(data, str(data / "pretrain"), args.out / "runs" / name / f"policy-{policy}", init,
-                           args.steps, 0, {**settings, "views.policy": policy})
+            run = scored_run(
+                data,
+                str(data / "pretrain"),
+                args.out / "runs" / name / f"policy-{policy}",
+                init,
+                args.steps,
+                0,
+                {**settings, "views.policy": policy},
+            )
             results["policies"].setdefault(name, {})[policy] = run
             print(f"{name} policy {policy}: {end(run)}", flush=True)
         for fraction in FRACTIONS:
@@ -72,8 +82,9 @@ def main() -> None:
                 run = results["policies"][name]["full"]  # the same run: all images, the full policy
             else:
                 images = fraction_list(data / "pretrain", fraction, args.out / "lists" / f"{fraction:.2f}.txt")
-                run = scored_run(data, images, args.out / "runs" / name / f"fraction-{fraction:.2f}", init, args.steps,
-                               0, settings)
+                run = scored_run(
+                    data, images, args.out / "runs" / name / f"fraction-{fraction:.2f}", init, args.steps, 0, settings
+                )
             results["fractions"].setdefault(name, {})[f"{fraction:.2f}"] = run
             print(f"{name} fraction {fraction:.0%}: {end(run)}", flush=True)
     results["summary"] = summarise(results)
@@ -93,7 +104,8 @@ def summarise(results: dict) -> dict:
             finals = {label: [run["curve"][-1][label] for run in runs.values()] for label in SCORES}
             summary.setdefault(study, {})[name] = {
                 **{f"spread_{label}": max(v) - min(v) for label, v in finals.items()},
-                **{f"mean_{label}": sum(v) / len(v) for label, v in finals.items()}}
+                **{f"mean_{label}": sum(v) / len(v) for label, v in finals.items()},
+            }
     return summary
 
 
@@ -104,8 +116,12 @@ def plot(results: dict, path: Path) -> None:
         values = [results["policies"][name][p]["curve"][-1]["linear"] for p in POLICIES]
         policies.bar([x + i * width for x in range(len(POLICIES))], values, width, label=name)
         points = results["fractions"][name]
-        fractions.plot([100 * float(f) for f in points], [r["curve"][-1]["linear"] for r in points.values()],
-                       marker="o", label=name)
+        fractions.plot(
+            [100 * float(f) for f in points],
+            [r["curve"][-1]["linear"] for r in points.values()],
+            marker="o",
+            label=name,
+        )
     for axis in (policies, fractions):
         axis.axhline(results["summary"]["base"]["linear"], color="grey", linestyle="--", label="base as is")
         axis.grid(alpha=0.3)
@@ -122,19 +138,27 @@ def markdown(results: dict) -> str:
     s = results["summary"]
     title = "Robustness: to the augmentation policy and to the amount of pretraining data"
     lines = markdown_header(title, results) + [
-             f"Target {results['target']}; base as it is: linear {s['base']['linear']:.1%}, kNN {s['base']['kNN']:.1%}."
-             " Accuracy of each run at its end (linear / kNN).", ""]
-    for study, keys, label in (("policies", POLICIES, "policy"),
-                               ("fractions", [f"{f:.2f}" for f in FRACTIONS], "data")):
+        f"Target {results['target']}; base as it is: linear {s['base']['linear']:.1%}, kNN {s['base']['kNN']:.1%}."
+        " Accuracy of each run at its end (linear / kNN).",
+        "",
+    ]
+    for study, keys, label in (
+        ("policies", POLICIES, "policy"),
+        ("fractions", [f"{f:.2f}" for f in FRACTIONS], "data"),
+    ):
         header = [k if study == "policies" else f"{float(k):.0%}" for k in keys]
-        lines += [f"| {label} | " + " | ".join(header) + " | mean (linear / kNN) | spread, points (linear / kNN) |",
-                  "|---" * (len(keys) + 3) + "|"]
+        lines += [
+            f"| {label} | " + " | ".join(header) + " | mean (linear / kNN) | spread, points (linear / kNN) |",
+            "|---" * (len(keys) + 3) + "|",
+        ]
         for name in STRATEGIES:
             runs, spread = results[study][name], s[study][name]
             cells = [f"{runs[k]['curve'][-1]['linear']:.1%} / {runs[k]['curve'][-1]['kNN']:.1%}" for k in keys]
-            lines.append(f"| {name} | " + " | ".join(cells) + f" | {spread['mean_linear']:.1%} / "
-                         f"{spread['mean_kNN']:.1%} | {100 * spread['spread_linear']:.1f} / "
-                         f"{100 * spread['spread_kNN']:.1f} |")
+            lines.append(
+                f"| {name} | " + " | ".join(cells) + f" | {spread['mean_linear']:.1%} / "
+                f"{spread['mean_kNN']:.1%} | {100 * spread['spread_linear']:.1f} / "
+                f"{100 * spread['spread_kNN']:.1f} |"
+            )
         lines.append("")
     lines += ["![robustness](robustness.png)", ""]
     return "\n".join(lines) + "\n"

@@ -26,10 +26,18 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
 from provenance import header, markdown_header  # noqa: E402
 from study import (  # noqa: E402
-    SCORES, available, curve_text, save_figure, scored_run, scores, study_arguments, target_data, write_results)
+    SCORES,
+    available,
+    curve_text,
+    save_figure,
+    scored_run,
+    scores,
+    study_arguments,
+    target_data,
+    write_results,
+)
 
 LEARNING_RATE = """Why --lr is 0.003, a tenth of hpt's default: SimCLR from the Lite0 with the base's BN statistics
 frozen (hpt's default from a base) diverged at 0.03 on Fashion-MNIST (2026-11-23, batch 64, 32 px): its loss rose
@@ -59,11 +67,26 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
     runs = {}
     for name, (batch, steps, keys) in runs_for(args).items():
         every = max(1, args.every * args.batch_size // batch)  # scored at the same numbers of images seen
-        settings = {"method": "simclr", "optim.lr": args.lr, "data.image_size": args.image_size,
-                    "data.num_workers": args.workers, "train.batch_size": batch, **keys}
-        runs[name] = {"batch": batch, **scored_run(data, str(data / "pretrain"),
-                                                   args.out / "runs" / target / name.replace(" ", "-"), "full",
-                                                   steps, every, settings)}
+        settings = {
+            "method": "simclr",
+            "optim.lr": args.lr,
+            "data.image_size": args.image_size,
+            "data.num_workers": args.workers,
+            "train.batch_size": batch,
+            **keys,
+        }
+        runs[name] = {
+            "batch": batch,
+            **scored_run(
+                data,
+                str(data / "pretrain"),
+                args.out / "runs" / target / name.replace(" ", "-"),
+                "full",
+                steps,
+                every,
+                settings,
+            ),
+        }
         curve = runs[name]["curve"]
         print(f"{target} {name}: {curve_text(curve)}", flush=True)
     return {"runs": runs, "summary": summarise(runs)}
@@ -79,7 +102,9 @@ def summarise(runs: dict) -> dict:
             **{f"best_{label}": max(c[label] for c in curve[1:]) for label in SCORES},
             **{f"last_{label}": curve[-1][label] for label in SCORES},
             **{f"last_minus_full_{label}": curve[-1][label] - full[-1][label] for label in SCORES},
-            "images_seen": run["steps"] * run["batch"], "seconds": run["seconds"]}
+            "images_seen": run["steps"] * run["batch"],
+            "seconds": run["seconds"],
+        }
     return summary
 
 
@@ -107,19 +132,29 @@ def plot(results: dict, path: Path) -> None:
 def markdown(results: dict) -> str:
     title = "Double pretraining's strategies: weight scaling, filter selection, small batches"
     lines = markdown_header(title, results) + [
-             "SimCLR from the ImageNet EfficientNet-Lite0; every run sees the same "
-             "number of images. Linear / kNN accuracy on the labelled split.", ""]
+        "SimCLR from the ImageNet EfficientNet-Lite0; every run sees the same "
+        "number of images. Linear / kNN accuracy on the labelled split.",
+        "",
+    ]
     for target, result in results["targets"].items():
         s = result["summary"]
-        lines += [f"## {target}", "", f"Base as it is: linear {s['base']['linear']:.1%}, kNN {s['base']['kNN']:.1%}.",
-                  "", "| run | batch x steps | at step 0 | best after step 0 | at its end | end minus full's, points "
-                  "| wall time |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {target}",
+            "",
+            f"Base as it is: linear {s['base']['linear']:.1%}, kNN {s['base']['kNN']:.1%}.",
+            "",
+            "| run | batch x steps | at step 0 | best after step 0 | at its end | end minus full's, points "
+            "| wall time |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for name, run in result["runs"].items():
             r = s[name]
-            lines.append(f"| {name} | {run['batch']} x {run['steps']} | {r['start_linear']:.1%} / {r['start_kNN']:.1%} "
-                         f"| {r['best_linear']:.1%} / {r['best_kNN']:.1%} | {r['last_linear']:.1%} / "
-                         f"{r['last_kNN']:.1%} | {100 * r['last_minus_full_linear']:+.1f} / "
-                         f"{100 * r['last_minus_full_kNN']:+.1f} | {r['seconds']:.0f}s |")
+            lines.append(
+                f"| {name} | {run['batch']} x {run['steps']} | {r['start_linear']:.1%} / {r['start_kNN']:.1%} "
+                f"| {r['best_linear']:.1%} / {r['best_kNN']:.1%} | {r['last_linear']:.1%} / "
+                f"{r['last_kNN']:.1%} | {100 * r['last_minus_full_linear']:+.1f} / "
+                f"{100 * r['last_minus_full_kNN']:+.1f} | {r['seconds']:.0f}s |"
+            )
         lines.append("")
     lines += ["![strategies](strategies.png)", ""]
     return "\n".join(lines) + "\n"

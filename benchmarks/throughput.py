@@ -31,25 +31,33 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+from provenance import git_revision, machine, today
 from torch.utils.data import DataLoader, Dataset
 
 from hpt.backbones import create_backbone
 from hpt.config import load_config
+from hpt.core.run_files import read_metrics
 from hpt.data import builtin
 from hpt.data.files import find_images
 from hpt.train.loop import pretrain
-from hpt.core.run_files import read_metrics
-from provenance import git_revision, machine, today
 
 
 def settings(args: argparse.Namespace) -> dict:
-    return {"backbone": args.backbone, "image_size": args.image_size, "batch_size": args.batch_size,
-            "precision": args.precision, "workers": args.workers, "steps": args.warmup + args.steps * args.repeats,
-            "warmup": args.warmup, "device": "cuda" if torch.cuda.is_available() else "cpu"}
+    return {
+        "backbone": args.backbone,
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "precision": args.precision,
+        "workers": args.workers,
+        "steps": args.warmup + args.steps * args.repeats,
+        "warmup": args.warmup,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+    }
 
 
-def timed_windows(step: Callable[[], None], warmup: int, steps: int, repeats: int, batch: int,
-                  device: str) -> list[float]:
+def timed_windows(
+    step: Callable[[], None], warmup: int, steps: int, repeats: int, batch: int, device: str
+) -> list[float]:
     """Images per second of `repeats` windows of `steps` steps each, after `warmup` steps."""
     for _ in range(warmup):
         step()
@@ -92,12 +100,24 @@ def hpt_pretrain(args: argparse.Namespace, data: Path, out: Path, on_device: boo
     `args.steps` steps, and the windows after the warm-up are the figures."""
     warmup_windows = -(-args.warmup // args.steps)  # whole logging windows covering the warm-up
     total = args.steps * (warmup_windows + args.repeats)
-    config = load_config(None, {
-        "data.path": str(data), "data.image_size": args.image_size, "data.num_workers": args.workers,
-        "model.backbone": args.backbone, "method": "simclr", "train.steps": total,
-        "train.batch_size": args.batch_size, "train.precision": args.precision, "train.log_every": args.steps,
-        "train.checkpoint_every": total, "monitor.label_free_sample": 0, "monitor.every": 0,
-        "views.on_device": on_device})
+    config = load_config(
+        None,
+        {
+            "data.path": str(data),
+            "data.image_size": args.image_size,
+            "data.num_workers": args.workers,
+            "model.backbone": args.backbone,
+            "method": "simclr",
+            "train.steps": total,
+            "train.batch_size": args.batch_size,
+            "train.precision": args.precision,
+            "train.log_every": args.steps,
+            "train.checkpoint_every": total,
+            "monitor.label_free_sample": 0,
+            "monitor.every": 0,
+            "views.on_device": on_device,
+        },
+    )
     pretrain(config, out, overwrite=True)
     logged = read_metrics(out)[warmup_windows:]
     return [m["images_per_s"] for m in logged], [m["data_wait_share"] for m in logged]
@@ -129,9 +149,15 @@ def lightly_simclr(args: argparse.Namespace, data: Path, device: str) -> list[fl
     criterion = NTXentLoss(temperature=0.1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.03 * args.batch_size / 256, momentum=0.9, weight_decay=1e-4)
     transform = SimCLRTransform(input_size=args.image_size)
-    loader = DataLoader(Files(find_images(str(data)).paths, transform), batch_size=args.batch_size, shuffle=True,
-                        drop_last=True, num_workers=args.workers, persistent_workers=args.workers > 0,
-                        pin_memory=device == "cuda")
+    loader = DataLoader(
+        Files(find_images(str(data)).paths, transform),
+        batch_size=args.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=args.workers,
+        persistent_workers=args.workers > 0,
+        pin_memory=device == "cuda",
+    )
     batches = iter(())
 
     def step() -> None:
@@ -177,17 +203,22 @@ def main() -> None:
         hpt_rates, waiting = hpt_pretrain(args, data, Path(scratch) / "run", on_device=False)
         on_device_rates, on_device_waiting = hpt_pretrain(args, data, Path(scratch) / "run", on_device=True)
         lightly_rates = lightly_simclr(args, data, device)
-    figures = {"limit": statistics.median(limit), "hpt": statistics.median(hpt_rates),
-               "hpt_views_on_device": statistics.median(on_device_rates), "lightly": statistics.median(lightly_rates)}
+    figures = {
+        "limit": statistics.median(limit),
+        "hpt": statistics.median(hpt_rates),
+        "hpt_views_on_device": statistics.median(on_device_rates),
+        "lightly": statistics.median(lightly_rates),
+    }
     result = {
-        "settings": settings(args), "images_per_s": figures,
-        "windows": {"limit": limit, "hpt": hpt_rates, "hpt_views_on_device": on_device_rates,
-                    "lightly": lightly_rates},
+        "settings": settings(args),
+        "images_per_s": figures,
+        "windows": {"limit": limit, "hpt": hpt_rates, "hpt_views_on_device": on_device_rates, "lightly": lightly_rates},
         "hpt_data_wait_share": statistics.median(waiting),
         "hpt_views_on_device_data_wait_share": statistics.median(on_device_waiting),
         "ratios": {"hpt/limit": figures["hpt"] / figures["limit"], "hpt/lightly": figures["hpt"] / figures["lightly"]},
         "machine": {"device": machine(), "threads": torch.get_num_threads(), "torch": torch.__version__},
-        "date": today(), "git": git_revision(),
+        "date": today(),
+        "git": git_revision(),
     }
     (args.out / "throughput.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "throughput.md").write_text(table(result) + "\n")
@@ -196,20 +227,23 @@ def main() -> None:
 
 def table(result: dict) -> str:
     s, f, r = result["settings"], result["images_per_s"], result["ratios"]
-    return "\n".join([
-        f"SimCLR, {s['backbone']}, {s['image_size']} px, batch {s['batch_size']}, {s['precision']}, "
-        f"{s['workers']} loader workers, on {result['machine']['device']} ({result['date'][:10]}, git {result['git']})",
-        "",
-        "| | images/s | |",
-        "|---|---|---|",
-        f"| (a) bare backbone forward+backward (the limit) | {f['limit']:.0f} | |",
-        f"| (b) hpt pretrain, whole step with data | {f['hpt']:.0f} | b/a = {r['hpt/limit']:.2f}; "
-        f"waiting for data {result['hpt_data_wait_share']:.0%} of the time |",
-        f"| (b') hpt pretrain, views.on_device | {f['hpt_views_on_device']:.0f} | "
-        f"{f['hpt_views_on_device'] / f['limit']:.2f} of the limit; waiting for data "
-        f"{result['hpt_views_on_device_data_wait_share']:.0%} of the time |",
-        f"| (c) lightly building blocks, same method | {f['lightly']:.0f} | b/c = {r['hpt/lightly']:.2f} |",
-    ])
+    return "\n".join(
+        [
+            f"SimCLR, {s['backbone']}, {s['image_size']} px, batch {s['batch_size']}, {s['precision']}, "
+            f"{s['workers']} loader workers, on {result['machine']['device']} "
+            f"({result['date'][:10]}, git {result['git']})",
+            "",
+            "| | images/s | |",
+            "|---|---|---|",
+            f"| (a) bare backbone forward+backward (the limit) | {f['limit']:.0f} | |",
+            f"| (b) hpt pretrain, whole step with data | {f['hpt']:.0f} | b/a = {r['hpt/limit']:.2f}; "
+            f"waiting for data {result['hpt_data_wait_share']:.0%} of the time |",
+            f"| (b') hpt pretrain, views.on_device | {f['hpt_views_on_device']:.0f} | "
+            f"{f['hpt_views_on_device'] / f['limit']:.2f} of the limit; waiting for data "
+            f"{result['hpt_views_on_device_data_wait_share']:.0%} of the time |",
+            f"| (c) lightly building blocks, same method | {f['lightly']:.0f} | b/c = {r['hpt/lightly']:.2f} |",
+        ]
+    )
 
 
 if __name__ == "__main__":

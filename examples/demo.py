@@ -51,22 +51,50 @@ def main() -> None:
         shutil.rmtree(out / "data")
     folders = builtin.write_splits(dataset.lower(), out / "data", args.unlabelled, args.per_class)
     pretrain_dir, train_dir, test_dir = folders["pretrain"], folders["train"], folders["test"]
-    print(f"   {dataset}: {args.unlabelled} unlabelled images to pretrain on, {args.per_class} per class "
-          f"for the kNN memory and for the test", flush=True)
+    print(
+        f"   {dataset}: {args.unlabelled} unlabelled images to pretrain on, {args.per_class} per class "
+        f"for the kNN memory and for the test",
+        flush=True,
+    )
 
-    common = ["--data", str(pretrain_dir), "--backbone", BACKBONE, "--steps", str(args.steps),
-              "--batch-size", str(args.batch_size), "--image-size", str(args.image_size),
-              "--set", "mocov2.queue_size=4096", "--overwrite"]
+    common = [
+        "--data",
+        str(pretrain_dir),
+        "--backbone",
+        BACKBONE,
+        "--steps",
+        str(args.steps),
+        "--batch-size",
+        str(args.batch_size),
+        "--image-size",
+        str(args.image_size),
+        "--set",
+        "mocov2.queue_size=4096",
+        "--overwrite",
+    ]
     evaluate = ["--train", str(train_dir), "--test", str(test_dir), "--protocol", "knn"]
     rows = []
 
     print("== 1/3 the ImageNet base as it is (no pretraining on the target)", flush=True)
-    run(["eval", base, "--backbone", BACKBONE, "--image-size", str(args.image_size), *evaluate,
-         "--out", str(out / "base.eval.json")])
+    run(
+        [
+            "eval",
+            base,
+            "--backbone",
+            BACKBONE,
+            "--image-size",
+            str(args.image_size),
+            *evaluate,
+            "--out",
+            str(out / "base.eval.json"),
+        ]
+    )
     rows.append(("base as is (ImageNet EfficientNet-Lite0)", out / "base.eval.json", None))
 
-    for label, name, extra in (("MoCo v2 from scratch", "scratch", ["--init", "scratch"]),
-                               ("HPT: MoCo v2 from the ImageNet base", "hpt", ["--base", base, "--init", "full"])):
+    for label, name, extra in (
+        ("MoCo v2 from scratch", "scratch", ["--init", "scratch"]),
+        ("HPT: MoCo v2 from the ImageNet base", "hpt", ["--base", base, "--init", "full"]),
+    ):
         step = 2 if name == "scratch" else 3
         print(f"== {step}/3 {label}: {args.steps} steps", flush=True)
         started = time.perf_counter()
@@ -75,8 +103,10 @@ def main() -> None:
         run(["eval", str(out / name), *evaluate])
         rows.append((label, out / name / "eval.json", wall))
 
-    print(f"\nkNN accuracy on {dataset} ({args.per_class} labelled images per class, {args.image_size} px, "
-          f"{args.steps} pretraining steps of batch {args.batch_size}):\n")
+    print(
+        f"\nkNN accuracy on {dataset} ({args.per_class} labelled images per class, {args.image_size} px, "
+        f"{args.steps} pretraining steps of batch {args.batch_size}):\n"
+    )
     print(f"| {'model':<40} | {'kNN k=20':>8} | {'kNN k=200':>9} | {'pretrain wall time':>18} |")
     print(f"|{'-' * 42}|{'-' * 10}|{'-' * 11}|{'-' * 20}|")
     accuracy = {}
@@ -84,13 +114,14 @@ def main() -> None:
         metrics = json.loads(eval_file.read_text())["knn"]["metrics"]
         accuracy[label] = metrics["knn_top1_k20"]
         wall_text = "-" if wall is None else f"{wall:.0f}s"
-        print(f"| {label:<40} | {metrics['knn_top1_k20']:>8.1%} | {metrics['knn_top1_k200']:>9.1%} | "
-              f"{wall_text:>18} |")
+        print(f"| {label:<40} | {metrics['knn_top1_k20']:>8.1%} | {metrics['knn_top1_k200']:>9.1%} | {wall_text:>18} |")
     base, scratch, hpt_accuracy = accuracy.values()
     print(f"\nHPT against scratch, same steps: {100 * (hpt_accuracy - scratch):+.1f} points (kNN k=20).")
     verdict = "beat" if hpt_accuracy > base else "did NOT beat"
-    print(f"HPT against the base as it is: {100 * (hpt_accuracy - base):+.1f} points: continued pretraining "
-          f"{verdict} the base here.")
+    print(
+        f"HPT against the base as it is: {100 * (hpt_accuracy - base):+.1f} points: continued pretraining "
+        f"{verdict} the base here."
+    )
 
 
 if __name__ == "__main__":

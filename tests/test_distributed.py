@@ -22,13 +22,42 @@ from hpt.core.run_files import read_metrics, read_monitor
 TINY = "timm:test_resnet"  # a real ResNet with BatchNorm (zero-initialised last BN of each block), 0.4M parameters
 
 
-def _pretrain(data: Path, run: Path, method: str, devices: int, *extra: str,
-              launcher: tuple[str, ...] = (sys.executable,)) -> subprocess.CompletedProcess:
-    command = [*launcher, "-m", "hpt", "pretrain", "--data", data, "--out", run, "--method", method,
-               "--devices", devices, "--steps", "4", "--batch-size", "8", "--image-size", "16",
-               "--workers", "0", "--set", "train.log_every=1", "--set", "mocov2.queue_size=32",
-               "--set", "swav.prototypes=10", "--set", "swav.queue_size=16", "--set", "swav.freeze_prototypes_steps=2",
-               *(extra if "--accelerator" in extra else [*extra, "--accelerator", "cpu"])]
+def _pretrain(
+    data: Path, run: Path, method: str, devices: int, *extra: str, launcher: tuple[str, ...] = (sys.executable,)
+) -> subprocess.CompletedProcess:
+    command = [
+        *launcher,
+        "-m",
+        "hpt",
+        "pretrain",
+        "--data",
+        data,
+        "--out",
+        run,
+        "--method",
+        method,
+        "--devices",
+        devices,
+        "--steps",
+        "4",
+        "--batch-size",
+        "8",
+        "--image-size",
+        "16",
+        "--workers",
+        "0",
+        "--set",
+        "train.log_every=1",
+        "--set",
+        "mocov2.queue_size=32",
+        "--set",
+        "swav.prototypes=10",
+        "--set",
+        "swav.queue_size=16",
+        "--set",
+        "swav.freeze_prototypes_steps=2",
+        *(extra if "--accelerator" in extra else [*extra, "--accelerator", "cpu"]),
+    ]
     return subprocess.run(list(map(str, command)), capture_output=True, text=True, timeout=300)
 
 
@@ -42,10 +71,10 @@ def _pretrain(data: Path, run: Path, method: str, devices: int, *extra: str,
 # Every bound below sits >= 10x above that, and far below what the bugs this test is for do: per-process
 # BatchNorm statistics, a wrong shard or a wrong gradient scale move weights by 10-100%; a monitor that scores one
 # process's half of the images moves RankMe and alpha-ReQ by tens of percent and kNN by many test images.
-WEIGHTS = 1e-3     # relative, in L2 norm: 60x the worst measured (BYOL's 1.7e-5)
-LOSSES = 1e-4      # relative: 30x the worst measured
-RANKME = 1e-3      # relative: a smooth function of the normalised singular values; moved like the weights (1.7e-5)
-ALPHA_REQ = 1e-2   # relative: a slope fitted down to eigenvalues 1e-6 of the largest, whose tail amplifies a weight
+WEIGHTS = 1e-3  # relative, in L2 norm: 60x the worst measured (BYOL's 1.7e-5)
+LOSSES = 1e-4  # relative: 30x the worst measured
+RANKME = 1e-3  # relative: a smooth function of the normalised singular values; moved like the weights (1.7e-5)
+ALPHA_REQ = 1e-2  # relative: a slope fitted down to eigenvalues 1e-6 of the largest, whose tail amplifies a weight
 #                    error ~7x (1.1e-4 for BYOL's 1.7e-5): 90x that
 ACCURACY_IMAGES = 1  # a test image whose kNN vote is decided within rounding may flip; more than one is a bug
 SCORE_TOLERANCES = {"rankme": RANKME, "alpha_req": ALPHA_REQ}
@@ -97,16 +126,31 @@ def _assert_near(got: torch.Tensor, expected: torch.Tensor, key: str) -> None:
     assert error <= WEIGHTS * size + 1e-5, f"{key}: |difference| {error:.3g}, |tensor| {size:.3g}"
 
 
-@pytest.mark.parametrize("method, views", [("mocov2", "cpu"), ("simclr", "cpu"), ("byol", "cpu"), ("swav", "cpu"),
-                                           ("simclr", "on-device")])
+@pytest.mark.parametrize(
+    "method, views", [("mocov2", "cpu"), ("simclr", "cpu"), ("byol", "cpu"), ("swav", "cpu"), ("simclr", "on-device")]
+)
 def test_two_processes_match_one_with_the_same_global_batch(method, views, digits, tmp_path):
     """From scratch every BatchNorm trains, so statistics are global (train.sync_batch_norm); SimCLR's negatives,
     SwAV's Sinkhorn and queue, MoCo's queue and the kNN monitor's features all cross processes; with
     views.on_device each process augments its slice of the global batch's draws."""
-    extra = ["--backbone", TINY, "--set", "train.sync_batch_norm=true", "--monitor-train", digits["train"],
-             "--monitor-test", digits["test"], "--monitor-every", "2", "--set", f"views.on_device={views != 'cpu'}"]
-    one, two = _pretrain(digits["pretrain"], tmp_path / "one", method, 1, *extra), \
-        _pretrain(digits["pretrain"], tmp_path / "two", method, 2, *extra)
+    extra = [
+        "--backbone",
+        TINY,
+        "--set",
+        "train.sync_batch_norm=true",
+        "--monitor-train",
+        digits["train"],
+        "--monitor-test",
+        digits["test"],
+        "--monitor-every",
+        "2",
+        "--set",
+        f"views.on_device={views != 'cpu'}",
+    ]
+    one, two = (
+        _pretrain(digits["pretrain"], tmp_path / "one", method, 1, *extra),
+        _pretrain(digits["pretrain"], tmp_path / "two", method, 2, *extra),
+    )
     assert one.returncode == 0, one.stderr[-2000:]
     assert two.returncode == 0, two.stderr[-2000:]
     _assert_same_run(tmp_path / "one", tmp_path / "two", test_images=len(list(digits["test"].rglob("*.png"))))
@@ -120,8 +164,10 @@ def test_moco_shuffled_keys_match_one_process_when_statistics_are_frozen(digits,
     made = _pretrain(digits["pretrain"], base, "mocov2", 1, "--backbone", TINY)
     assert made.returncode == 0, made.stderr[-2000:]
     extra = ["--base", base / "backbone.safetensors", "--set", "monitor.label_free_sample=64"]
-    one, two = _pretrain(digits["pretrain"], tmp_path / "one", "mocov2", 1, *extra), \
-        _pretrain(digits["pretrain"], tmp_path / "two", "mocov2", 2, *extra)
+    one, two = (
+        _pretrain(digits["pretrain"], tmp_path / "one", "mocov2", 1, *extra),
+        _pretrain(digits["pretrain"], tmp_path / "two", "mocov2", 2, *extra),
+    )
     assert one.returncode == 0, one.stderr[-2000:]
     assert two.returncode == 0, two.stderr[-2000:]
     _assert_same_run(tmp_path / "one", tmp_path / "two")
@@ -146,6 +192,7 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused(digits, tmp_p
 
 
 # ---- the pieces, in two processes started here ----------------------------------------------------------------
+
 
 def _in_two_processes(function, out: Path) -> None:
     """`function(rank)` in two processes joined by gloo; rank 0's result (a dict of tensors) saved to `out`.
@@ -176,8 +223,15 @@ def _layers() -> nn.Module:
     from timm.layers import BatchNormAct2d
 
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3),
-                         BatchNormAct2d(8, act_layer=nn.ReLU), nn.Flatten(), nn.Linear(8 * 4 * 4, 4))
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3),
+        BatchNormAct2d(8, act_layer=nn.ReLU),
+        nn.Flatten(),
+        nn.Linear(8 * 4 * 4, 4),
+    )
 
 
 def _images() -> torch.Tensor:
@@ -189,15 +243,18 @@ def _global_batch_norm_step(rank: int) -> dict[str, torch.Tensor]:
 
     model = _layers()
     assert synchronise_batch_norm(model) == 2
-    images = _images()[rank * 4:(rank + 1) * 4]
+    images = _images()[rank * 4 : (rank + 1) * 4]
     output = model(images)
     output.square().mean().backward()
     grads = {name: p.grad.clone() for name, p in model.named_parameters()}
     for grad in grads.values():
         dist.all_reduce(grad)
         grad /= 2  # what DDP does
-    return {"output": torch.cat([torch.zeros_like(output), output]) if rank else output, **grads,
-            **{f"state.{k}": v for k, v in model.state_dict().items()}}
+    return {
+        "output": torch.cat([torch.zeros_like(output), output]) if rank else output,
+        **grads,
+        **{f"state.{k}": v for k, v in model.state_dict().items()},
+    }
 
 
 def test_global_batch_norm_is_one_process_batch_norm_on_the_whole_batch(tmp_path):
@@ -217,12 +274,12 @@ def test_global_batch_norm_is_one_process_batch_norm_on_the_whole_batch(tmp_path
 
 
 def _shuffled_keys(rank: int) -> dict[str, torch.Tensor]:
-    from hpt.eval.features import extract_features
     from hpt.core.distributed import gather, shuffled_forward
+    from hpt.eval.features import extract_features
 
     torch.manual_seed(0)
     per_sample = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5))
-    images = _images()[rank * 4:(rank + 1) * 4]
+    images = _images()[rank * 4 : (rank + 1) * 4]
     seen = []
 
     def recording(x):
@@ -240,8 +297,13 @@ def _shuffled_keys(rank: int) -> dict[str, torch.Tensor]:
 
     dataset = [(image, label) for label, image in enumerate(_images()[:7])]  # 7 items: uneven over 2
     features, labels = extract_features(Flat(), dataset, batch_size=2)
-    return {"shuffled": shuffled, "plain": plain, "seen": gather(seen[0].flatten(1)), "features": features,
-            "labels": labels}
+    return {
+        "shuffled": shuffled,
+        "plain": plain,
+        "seen": gather(seen[0].flatten(1)),
+        "features": features,
+        "labels": labels,
+    }
 
 
 def test_moco_shuffled_keys_come_back_in_order_and_evaluation_gathers_every_feature(tmp_path):

@@ -33,8 +33,9 @@ def _imports() -> dict[str, set[str]]:
             elif isinstance(node, ast.Import):
                 imported.update(alias.name for alias in node.names)
         own = _package_of(module)
-        graph.setdefault(own, set()).update(_package_of(name) for name in imported
-                                            if name.startswith("hpt.") and _package_of(name) != own)
+        graph.setdefault(own, set()).update(
+            _package_of(name) for name in imported if name.startswith("hpt.") and _package_of(name) != own
+        )
     return graph
 
 

@@ -38,7 +38,10 @@ def test_moco_layout_keeps_the_query_encoder():
     """MoCo's released checkpoints: `module.encoder_q.*`, `module.encoder_k.*`, `module.queue`, MLP in `fc.0/fc.2`."""
     state = _resnet18_state()
     moco = {f"module.encoder_q.{k}": v for k, v in state.items() if not k.startswith("fc.")}
-    moco |= {"module.encoder_q.fc.0.weight": torch.zeros(512, 512), "module.encoder_q.fc.2.weight": torch.zeros(128, 512)}
+    moco |= {
+        "module.encoder_q.fc.0.weight": torch.zeros(512, 512),
+        "module.encoder_q.fc.2.weight": torch.zeros(128, 512),
+    }
     moco |= {f"module.encoder_k.{k}": v + 1 for k, v in state.items() if not k.startswith("fc.")}
     moco |= {"module.queue": torch.zeros(128, 16), "module.queue_ptr": torch.zeros(1, dtype=torch.long)}
     backbone = create_backbone("torchvision:resnet18")
@@ -86,8 +89,10 @@ def test_the_real_imagenet_base_sees_a_cat(lite0_file):
     backbone = create_backbone("timm:tf_efficientnet_lite0")
     load_into(backbone, state, "base")
     model = timm.create_model("tf_efficientnet_lite0", num_classes=1000)
-    model.load_state_dict(backbone.native_state_dict() | {"classifier.weight": state["_fc.weight"],
-                                                          "classifier.bias": state["_fc.bias"]}, strict=True)
+    model.load_state_dict(
+        backbone.native_state_dict() | {"classifier.weight": state["_fc.weight"], "classifier.bias": state["_fc.bias"]},
+        strict=True,
+    )
     image = Image.fromarray(skimage.data.chelsea()).resize((224, 224), Image.BICUBIC)
     x = torch.tensor(np.asarray(image)).permute(2, 0, 1).float().div(255).sub(0.5).div(0.5)[None]
     with torch.no_grad():

@@ -56,6 +56,10 @@ def test_multilabel_probe_reports_mean_auroc():
     torch.manual_seed(0)
     features = torch.randn(300, 8)
     targets = (features[:, :3] > 0).long()  # three labels, each readable from one feature
-    result = linear_probe((features[:200], targets[:200]), (features[200:250], targets[200:250]),
-                          (features[250:], targets[250:]), multilabel=True)
+    result = linear_probe(
+        (features[:200], targets[:200]),
+        (features[200:250], targets[200:250]),
+        (features[250:], targets[250:]),
+        multilabel=True,
+    )
     assert result["metrics"]["linear_mean_auroc"] > 0.98

@@ -11,14 +11,14 @@ import torch.nn.functional as F
 
 from hpt.backbones import create_backbone
 from hpt.config import BYOLConfig, SwAVConfig, load_config
+from hpt.core.ema import ema_update
+from hpt.core.schedule import cosine_schedule
 from hpt.losses.byol import byol_loss
 from hpt.losses.nt_xent import nt_xent_loss
 from hpt.losses.swav import sinkhorn, swapped_prediction_loss
 from hpt.methods import METHODS, build_method
 from hpt.methods.byol import BYOL
 from hpt.methods.swav import SwAV
-from hpt.core.ema import ema_update
-from hpt.core.schedule import cosine_schedule
 
 
 def naive_nt_xent(z1, z2, temperature):
@@ -102,8 +102,7 @@ def test_byol_momentum_schedule_hits_its_end_points():
 
 def test_swav_freezes_then_trains_normalised_prototypes_and_fills_its_queue():
     torch.manual_seed(0)
-    config = SwAVConfig(prototypes=10, hidden_dim=32, dim=8, small_crops=2, freeze_prototypes_steps=1,
-                        queue_size=6)
+    config = SwAVConfig(prototypes=10, hidden_dim=32, dim=8, small_crops=2, freeze_prototypes_steps=1, queue_size=6)
     method = SwAV(create_backbone("torchvision:resnet18"), config, image_size=32)
     assert method.small_size == round(32 * 96 / 224)
     views = [torch.randn(4, 3, 32, 32) for _ in range(2)] + [torch.randn(4, 3, 14, 14) for _ in range(2)]
@@ -124,8 +123,9 @@ def test_swav_views_are_two_large_and_n_small_crops():
     from hpt.data.views import pretrain_view
 
     method = SwAV(create_backbone("torchvision:resnet18"), SwAVConfig(small_crops=3, hidden_dim=8), image_size=64)
-    views = method.views(lambda size=None, scale=None: pretrain_view("full", size or 64, (0.5,) * 3, (0.5,) * 3,
-                                                                       scale or (0.2, 1.0)))
+    views = method.views(
+        lambda size=None, scale=None: pretrain_view("full", size or 64, (0.5,) * 3, (0.5,) * 3, scale or (0.2, 1.0))
+    )
     shapes = [tuple(v.shape) for v in views(Image.new("RGB", (80, 80)))]
     assert shapes == [(3, 64, 64)] * 2 + [(3, 27, 27)] * 3
 
@@ -135,10 +135,20 @@ def test_swav_views_are_two_large_and_n_small_crops():
 def test_every_method_trains_every_backbone_family(name, backbone):
     """One step on each registry entry: finite loss, gradients reach the backbone, nothing else needed."""
     torch.manual_seed(0)
-    config = load_config(overrides={"method": name, "data.image_size": 32, "mocov2.queue_size": 16,
-                                    "swav.prototypes": 16, "swav.small_crops": 2, "swav.hidden_dim": 64,
-                                    "swav.freeze_prototypes_steps": 0, "byol.hidden_dim": 64,
-                                    "simclr.hidden_dim": 64, "mocov2.hidden_dim": 64})
+    config = load_config(
+        overrides={
+            "method": name,
+            "data.image_size": 32,
+            "mocov2.queue_size": 16,
+            "swav.prototypes": 16,
+            "swav.small_crops": 2,
+            "swav.hidden_dim": 64,
+            "swav.freeze_prototypes_steps": 0,
+            "byol.hidden_dim": 64,
+            "simclr.hidden_dim": 64,
+            "mocov2.hidden_dim": 64,
+        }
+    )
     method = build_method(name, create_backbone(backbone), config)
     sizes = [32, 32] + ([14, 14] if name == "swav" else [])
     loss, embeddings = method([torch.randn(4, 3, s, s) for s in sizes])

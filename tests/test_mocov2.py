@@ -5,10 +5,10 @@ import torch.nn.functional as F
 
 from hpt.backbones import create_backbone
 from hpt.config import MoCoV2Config
-from hpt.methods.mocov2 import MoCoV2
-from hpt.methods.queue import KeyQueue
 from hpt.core.ema import ema_update
 from hpt.core.schedule import cosine_schedule
+from hpt.methods.mocov2 import MoCoV2
+from hpt.methods.queue import KeyQueue
 
 
 def test_queue_is_fifo_and_wraps_around():

@@ -20,9 +20,9 @@ import torch
 
 from hpt.checkpoints.files import read_tensors
 from hpt.config import load_config
+from hpt.core.run_files import read_metrics
 from hpt.errors import HptError
 from hpt.train.loop import pretrain
-from hpt.core.run_files import read_metrics
 
 TINY = "timm:test_resnet"  # a real 0.4M-parameter ResNet with BatchNorm: fast enough to kill many times
 
@@ -32,10 +32,37 @@ def _hpt(*args) -> list[str]:
 
 
 def _pretrain_args(data: Path, run: Path, method: str, steps: int) -> list:
-    return ["pretrain", "--data", data, "--out", run, "--backbone", TINY, "--method", method,
-            "--steps", steps, "--batch-size", "8", "--image-size", "16", "--workers", "0",
-            "--set", "train.log_every=1", "--set", "train.checkpoint_every=4", "--set", "mocov2.queue_size=32",
-            "--set", "swav.prototypes=10", "--set", "swav.queue_start_step=6", "--set", "swav.queue_size=32"]
+    return [
+        "pretrain",
+        "--data",
+        data,
+        "--out",
+        run,
+        "--backbone",
+        TINY,
+        "--method",
+        method,
+        "--steps",
+        steps,
+        "--batch-size",
+        "8",
+        "--image-size",
+        "16",
+        "--workers",
+        "0",
+        "--set",
+        "train.log_every=1",
+        "--set",
+        "train.checkpoint_every=4",
+        "--set",
+        "mocov2.queue_size=32",
+        "--set",
+        "swav.prototypes=10",
+        "--set",
+        "swav.queue_start_step=6",
+        "--set",
+        "swav.queue_size=32",
+    ]
 
 
 def _kill_at(args: list, run: Path, step: int) -> None:
@@ -67,8 +94,9 @@ def test_a_run_killed_at_random_steps_resumes_bit_for_bit(method, kills, digits,
     # loaded machine could let the run finish first).
     steps, kill_points = 48, range(5, 20)
     whole = tmp_path / "whole"
-    done = subprocess.run(_hpt(*_pretrain_args(digits["pretrain"], whole, method, steps)), capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        _hpt(*_pretrain_args(digits["pretrain"], whole, method, steps)), capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
 
     run = tmp_path / "killed"
@@ -85,14 +113,24 @@ def test_a_run_killed_at_random_steps_resumes_bit_for_bit(method, kills, digits,
     assert f"resuming from step {checkpoint_step} of {steps}" in resumed.stderr
 
     _assert_bitwise_equal(_weights(whole), _weights(run))  # model, momentum encoder, queue, optimiser, RNG
-    _assert_bitwise_equal(read_tensors(whole / "backbone.safetensors")[0], read_tensors(run / "backbone.safetensors")[0])
+    _assert_bitwise_equal(
+        read_tensors(whole / "backbone.safetensors")[0], read_tensors(run / "backbone.safetensors")[0]
+    )
     losses = {m["step"]: m["last_loss"] for m in read_metrics(whole)}
     assert {m["step"]: m["last_loss"] for m in read_metrics(run)} == losses  # the same steps, logged once each
 
 
 def _tiny_config(data: Path, **overrides):
-    settings = {"data.path": str(data), "data.image_size": 16, "data.num_workers": 0, "model.backbone": TINY,
-                "train.batch_size": 8, "train.log_every": 1, "mocov2.queue_size": 32, **overrides}
+    settings = {
+        "data.path": str(data),
+        "data.image_size": 16,
+        "data.num_workers": 0,
+        "model.backbone": TINY,
+        "train.batch_size": 8,
+        "train.log_every": 1,
+        "mocov2.queue_size": 32,
+        **overrides,
+    }
     return load_config(None, settings)
 
 
@@ -102,15 +140,21 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(digits, tmp_path
 
     def write(fd: int, data) -> int:  # the disk fills up once the first checkpoint is on it
         target = os.readlink(f"/proc/self/fd/{fd}")
-        if target.startswith(str(run / "checkpoint.safetensors.")) and target.endswith(".tmp") \
-                and (run / "checkpoint.safetensors").exists():
+        if (
+            target.startswith(str(run / "checkpoint.safetensors."))
+            and target.endswith(".tmp")
+            and (run / "checkpoint.safetensors").exists()
+        ):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_write(fd, data)
 
     config = _tiny_config(digits["pretrain"], **{"train.steps": 6, "train.checkpoint_every": 2})
     monkeypatch.setattr(os, "write", write)
-    with pytest.raises(HptError, match=r"could not write '.*checkpoint.safetensors' \(No space left on device\); "
-                                       "the previous file there is intact"):
+    with pytest.raises(
+        HptError,
+        match=r"could not write '.*checkpoint.safetensors' \(No space left on device\); "
+        "the previous file there is intact",
+    ):
         pretrain(config, run)
     monkeypatch.undo()
 
@@ -136,8 +180,9 @@ def test_a_run_skips_and_lists_the_bad_files_and_stops_when_there_are_too_many(d
     data = json.loads((run / "backbone.json").read_text())["data"]
     assert data["images"] == 256 and data["held_out"] == 0  # RankMe is logged only: nothing held out
 
-    strict = subprocess.run(_hpt(*args, "--overwrite", "--set", "data.max_bad_fraction=0.01"), capture_output=True,
-                            text=True, timeout=300)
+    strict = subprocess.run(
+        _hpt(*args, "--overwrite", "--set", "data.max_bad_fraction=0.01"), capture_output=True, text=True, timeout=300
+    )
     assert strict.returncode == 2 and len(strict.stderr.strip().splitlines()) == 1, strict.stderr
     assert "5 of 261 files cannot be used, more than data.max_bad_fraction (1%) allows" in strict.stderr
     assert (run / "skipped.txt").is_file() and (run / "backbone.safetensors").is_file()  # refused before any write
@@ -145,14 +190,21 @@ def test_a_run_skips_and_lists_the_bad_files_and_stops_when_there_are_too_many(d
 
 def test_a_run_that_diverges_stops_with_its_last_good_checkpoint(digits, tmp_path):
     run = tmp_path / "run"
-    args = [*_pretrain_args(digits["pretrain"], run, "simclr", steps=12), "--set", "optim.lr=1e8",
-            "--set", "train.checkpoint_every=1"]
+    args = [
+        *_pretrain_args(digits["pretrain"], run, "simclr", steps=12),
+        "--set",
+        "optim.lr=1e8",
+        "--set",
+        "train.checkpoint_every=1",
+    ]
     result = subprocess.run(_hpt(*args), capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     error = result.stderr.strip().splitlines()[-1]
-    found = re.search(r"the (loss|weights) became (nan|inf|-inf|non-finite) at step (\d+); the last good checkpoint "
-                      r"\(step (\d+)\) is intact in '.*checkpoint.safetensors'; start again with a lower learning rate",
-                      error)
+    found = re.search(
+        r"the (loss|weights) became (nan|inf|-inf|non-finite) at step (\d+); the last good checkpoint "
+        r"\(step (\d+)\) is intact in '.*checkpoint.safetensors'; start again with a lower learning rate",
+        error,
+    )
     assert found, error
     bad_step, good_step = int(found[3]), int(found[4])
     tensors, provenance = read_tensors(run / "checkpoint.safetensors")

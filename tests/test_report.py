@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from hpt.cli import main
-from hpt.report.speedup import describe, speedup, steps_to_reach
 from hpt.core.run_files import read_metrics, read_monitor
+from hpt.report.speedup import describe, speedup, steps_to_reach
 
 
 def test_speedup_on_hand_made_curves():
@@ -30,14 +30,47 @@ def test_speedup_on_hand_made_curves():
 @pytest.fixture(scope="module")
 def monitored_runs(digits, lite0_file, tmp_path_factory):
     root = tmp_path_factory.mktemp("monitored")
-    common = ["--data", str(digits["pretrain"]), "--backbone", "timm:tf_efficientnet_lite0", "--steps", "4",
-              "--batch-size", "16", "--image-size", "32", "--workers", "0", "--set", "mocov2.queue_size=32",
-              "--set", "train.log_every=2", "--monitor-train", str(digits["train"]), "--monitor-test",
-              str(digits["test"]), "--monitor-every", "2"]
+    common = [
+        "--data",
+        str(digits["pretrain"]),
+        "--backbone",
+        "timm:tf_efficientnet_lite0",
+        "--steps",
+        "4",
+        "--batch-size",
+        "16",
+        "--image-size",
+        "32",
+        "--workers",
+        "0",
+        "--set",
+        "mocov2.queue_size=32",
+        "--set",
+        "train.log_every=2",
+        "--monitor-train",
+        str(digits["train"]),
+        "--monitor-test",
+        str(digits["test"]),
+        "--monitor-every",
+        "2",
+    ]
     assert main(["pretrain", *common, "--init", "scratch", "--out", str(root / "scratch")]) == 0
     assert main(["pretrain", *common, "--base", str(lite0_file), "--out", str(root / "hpt")]) == 0
-    assert main(["eval", str(root / "hpt"), "--train", str(digits["train"]), "--test", str(digits["test"]),
-                 "--workers", "0"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(root / "hpt"),
+                "--train",
+                str(digits["train"]),
+                "--test",
+                str(digits["test"]),
+                "--workers",
+                "0",
+            ]
+        )
+        == 0
+    )
     return root
 
 
@@ -75,6 +108,22 @@ def test_select_ranks_candidates_and_states_its_budget(monitored_runs, digits, l
     text = describe(result)
     assert text.splitlines()[1].startswith("   1") and "600 forward passes at 32 px" in text
     out = tmp_path / "select.json"
-    assert main(["select", "--candidates", *candidates, "--data", str(digits["train"]), "--backbone",
-                 "timm:tf_efficientnet_lite0", "--image-size", "32", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "select",
+                "--candidates",
+                *candidates,
+                "--data",
+                str(digits["train"]),
+                "--backbone",
+                "timm:tf_efficientnet_lite0",
+                "--image-size",
+                "32",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert out.is_file()

@@ -16,8 +16,9 @@ def test_the_quick_robustness_study_writes_its_results(quick_benchmark):
         for runs in (results["policies"][name], results["fractions"][name]):
             assert all([c["step"] for c in run["curve"]] == [0, 2] for run in runs.values())
     assert len((out / "lists" / "0.01.txt").read_text().splitlines()) == 8  # 1% of 800
-    assert set((out / "lists" / "0.01.txt").read_text().splitlines()) <= \
-        set((out / "lists" / "0.10.txt").read_text().splitlines())  # the smaller fractions nest in the larger
+    assert set((out / "lists" / "0.01.txt").read_text().splitlines()) <= set(
+        (out / "lists" / "0.10.txt").read_text().splitlines()
+    )  # the smaller fractions nest in the larger
     assert results["summary"]["base"]["linear"] == results["policies"]["HPT"]["full"]["curve"][0]["linear"]
     assert (out / "robustness.png").read_bytes()[:4] == b"\x89PNG"
     assert "| HPT |" in (out / "results.md").read_text()

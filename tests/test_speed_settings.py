@@ -9,15 +9,27 @@ import pytest
 
 from hpt.checkpoints.files import read_tensors
 from hpt.config import load_config
-from hpt.train.loop import pretrain
 from hpt.core.run_files import read_metrics
+from hpt.train.loop import pretrain
 
 
 def _run(digits, out, **settings):
-    config = load_config(None, {"data.path": str(digits["pretrain"]), "data.image_size": 32, "data.num_workers": 0,
-                                "model.backbone": "timm:test_resnet", "train.steps": 3, "train.batch_size": 8,
-                                "train.log_every": 1, "mocov2.queue_size": 32, "monitor.label_free_sample": 0,
-                                "train.accelerator": "cpu", **settings})
+    config = load_config(
+        None,
+        {
+            "data.path": str(digits["pretrain"]),
+            "data.image_size": 32,
+            "data.num_workers": 0,
+            "model.backbone": "timm:test_resnet",
+            "train.steps": 3,
+            "train.batch_size": 8,
+            "train.log_every": 1,
+            "mocov2.queue_size": 32,
+            "monitor.label_free_sample": 0,
+            "train.accelerator": "cpu",
+            **settings,
+        },
+    )
     pretrain(config, out)
     exported = read_tensors(out / "backbone.safetensors")[0]
     return [m["loss"] for m in read_metrics(out)], exported

@@ -12,8 +12,13 @@ def test_the_quick_strategies_study_writes_its_results(quick_benchmark):
     runs = results["targets"]["mnist-5k"]["runs"]
     assert list(runs) == ["full", "weight scaling 1", "filter selection 0.25", "both", "batch 4", "batch 32"]
     assert {name: (run["batch"], run["steps"]) for name, run in runs.items()} == {
-        "full": (8, 4), "weight scaling 1": (8, 4), "filter selection 0.25": (8, 4), "both": (8, 4),
-        "batch 4": (4, 8), "batch 32": (32, 1)}
+        "full": (8, 4),
+        "weight scaling 1": (8, 4),
+        "filter selection 0.25": (8, 4),
+        "both": (8, 4),
+        "batch 4": (4, 8),
+        "batch 32": (32, 1),
+    }
     assert [c["step"] for c in runs["full"]["curve"]] == [0, 4]
     assert [c["step"] for c in runs["batch 4"]["curve"]] == [0, 8]
     summary = results["targets"]["mnist-5k"]["summary"]

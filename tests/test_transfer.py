@@ -7,11 +7,11 @@ import torch
 from safetensors.torch import load_file
 
 from hpt.checkpoints.sources import load_backbone
-from hpt.config import ModelConfig, MoCoV2Config, TransferConfig, load_config
+from hpt.config import MoCoV2Config, ModelConfig, TransferConfig, load_config
+from hpt.core.param_groups import param_groups
 from hpt.errors import HptError
 from hpt.methods.mocov2 import MoCoV2
 from hpt.train.loop import pretrain
-from hpt.core.param_groups import param_groups
 from hpt.transfer import check_strategy
 from hpt.transfer.bn_only import init_bn_only
 from hpt.transfer.filter_selection import measure_responses, select_filters
@@ -22,16 +22,29 @@ LITE0 = "timm:tf_efficientnet_lite0"
 
 
 def _bn_keys(backbone) -> set[str]:
-    return {f"{name}.{leaf}" for name, _ in batch_norms(backbone.model)
-            for leaf in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
+    return {
+        f"{name}.{leaf}"
+        for name, _ in batch_norms(backbone.model)
+        for leaf in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    }
 
 
 def test_bn_only_trains_batch_norm_alone(digits, lite0_file, tmp_path):
-    config = load_config(overrides={
-        "data.path": str(digits["pretrain"]), "data.image_size": 32, "data.num_workers": 0,
-        "model.base": str(lite0_file), "model.backbone": LITE0, "model.init": "bn-only",
-        "transfer.freeze_bn_statistics": False,  # HPT-BN as published: statistics re-estimated on the target
-        "train.steps": 4, "train.batch_size": 16, "mocov2.queue_size": 64, "optim.lr": 3.0})
+    config = load_config(
+        overrides={
+            "data.path": str(digits["pretrain"]),
+            "data.image_size": 32,
+            "data.num_workers": 0,
+            "model.base": str(lite0_file),
+            "model.backbone": LITE0,
+            "model.init": "bn-only",
+            "transfer.freeze_bn_statistics": False,  # HPT-BN as published: statistics re-estimated on the target
+            "train.steps": 4,
+            "train.batch_size": 16,
+            "mocov2.queue_size": 64,
+            "optim.lr": 3.0,
+        }
+    )
     pretrain(config, tmp_path / "run")
     base, _ = load_backbone(str(lite0_file), LITE0)
     before = base.native_state_dict()
@@ -49,10 +62,21 @@ def test_bn_only_trains_batch_norm_alone(digits, lite0_file, tmp_path):
 
 @pytest.mark.parametrize("init,frozen", [("full", None), ("full", False), ("bn-only", None)])
 def test_a_run_from_a_base_keeps_its_batch_norm_statistics_unless_told(init, frozen, digits, lite0_file, tmp_path):
-    config = load_config(overrides={
-        "data.path": str(digits["pretrain"]), "data.image_size": 32, "data.num_workers": 0, "model.init": init,
-        "model.base": str(lite0_file), "model.backbone": LITE0, "transfer.freeze_bn_statistics": frozen,
-        "train.steps": 2, "train.batch_size": 16, "mocov2.queue_size": 64, "monitor.export": "last"})
+    config = load_config(
+        overrides={
+            "data.path": str(digits["pretrain"]),
+            "data.image_size": 32,
+            "data.num_workers": 0,
+            "model.init": init,
+            "model.base": str(lite0_file),
+            "model.backbone": LITE0,
+            "transfer.freeze_bn_statistics": frozen,
+            "train.steps": 2,
+            "train.batch_size": 16,
+            "mocov2.queue_size": 64,
+            "monitor.export": "last",
+        }
+    )
     pretrain(config, tmp_path / "run")
     before = load_backbone(str(lite0_file), LITE0)[0].native_state_dict()
     after = load_file(str(tmp_path / "run" / "backbone.safetensors"))
@@ -67,7 +91,9 @@ def test_bn_only_optimiser_holds_only_batch_norm_and_head(lite0_file):
     backbone, _ = init_bn_only(ModelConfig(base=str(lite0_file), backbone=LITE0, init="bn-only"))
     method = MoCoV2(backbone, MoCoV2Config(queue_size=8))
     in_optimizer = {id(p) for group in param_groups(method, 1e-4) for p in group["params"]}
-    expected = {id(norm.weight) for _, norm in batch_norms(backbone)} | {id(norm.bias) for _, norm in batch_norms(backbone)}
+    expected = {id(norm.weight) for _, norm in batch_norms(backbone)} | {
+        id(norm.bias) for _, norm in batch_norms(backbone)
+    }
     expected |= {id(p) for p in method.head.parameters()}
     assert in_optimizer == expected
 
@@ -143,21 +169,49 @@ def test_adaptations_compose_with_full_through_the_cli(digits, lite0_file, tmp_p
     from hpt.cli import main
 
     run = tmp_path / "run"
-    code = main(["pretrain", "--data", str(digits["pretrain"]), "--out", str(run), "--base", str(lite0_file),
-                 "--backbone", LITE0, "--steps", "2", "--batch-size", "16", "--image-size", "32", "--workers", "0",
-                 "--weight-scaling", "2", "--filter-selection", "0.1", "--set", "transfer.target_sample=32",
-                 "--set", "mocov2.queue_size=32"])
+    code = main(
+        [
+            "pretrain",
+            "--data",
+            str(digits["pretrain"]),
+            "--out",
+            str(run),
+            "--base",
+            str(lite0_file),
+            "--backbone",
+            LITE0,
+            "--steps",
+            "2",
+            "--batch-size",
+            "16",
+            "--image-size",
+            "32",
+            "--workers",
+            "0",
+            "--weight-scaling",
+            "2",
+            "--filter-selection",
+            "0.1",
+            "--set",
+            "transfer.target_sample=32",
+            "--set",
+            "mocov2.queue_size=32",
+        ]
+    )
     assert code == 0
     adaptations = read_provenance(run / "backbone.safetensors")["adaptations"]
     assert adaptations["weight_scaling"]["factor"] == 2.0 and adaptations["weight_scaling"]["layers"] == 49
     assert adaptations["filter_selection"]["fraction"] == 0.1 and adaptations["filter_selection"]["layers"] > 0
 
 
-@pytest.mark.parametrize("model,transfer,message", [
-    (ModelConfig(init="bn-only"), TransferConfig(), "--init bn-only needs a --base"),
-    (ModelConfig(init="scratch"), TransferConfig(weight_scaling=2.0), "--init scratch has none"),
-    (ModelConfig(base="x.pth", init="scratch"), TransferConfig(filter_selection=0.1), "--init scratch has none"),
-])
+@pytest.mark.parametrize(
+    "model,transfer,message",
+    [
+        (ModelConfig(init="bn-only"), TransferConfig(), "--init bn-only needs a --base"),
+        (ModelConfig(init="scratch"), TransferConfig(weight_scaling=2.0), "--init scratch has none"),
+        (ModelConfig(base="x.pth", init="scratch"), TransferConfig(filter_selection=0.1), "--init scratch has none"),
+    ],
+)
 def test_strategies_that_make_no_sense_are_refused(model, transfer, message):
     with pytest.raises(HptError, match=message):
         check_strategy(model, transfer)

@@ -51,6 +51,7 @@ def whole_number(minimum: int):
         if value is None or value < minimum:
             raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, got {text!r}")
         return value
+
     return parse
 
 
@@ -81,14 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--config", type=Path, help="YAML file: a diff over the defaults")
     defaults = _flat(PretrainConfig().to_dict())
     for flag, key in PRETRAIN_FLAGS.items():
-        pretrain.add_argument(flag, dest=key, metavar=flag[2:].replace("-", "_").upper(),
-                              help=f"{key} (default: {defaults[key]})")
-    pretrain.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                          help="any other config key, e.g. --set mocov2.queue_size=4096")
+        pretrain.add_argument(
+            flag, dest=key, metavar=flag[2:].replace("-", "_").upper(), help=f"{key} (default: {defaults[key]})"
+        )
+    pretrain.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other config key, e.g. --set mocov2.queue_size=4096",
+    )
     pretrain.add_argument("--overwrite", action="store_true", help="replace the files of an existing run folder")
     pretrain.add_argument("--resume", action="store_true", help="continue a cut-off run from its last checkpoint")
-    pretrain.add_argument("--auto", action="store_true",
-                          help="short pilots of auto.recipes from --base, ranked by the monitor; the best runs in full")
+    pretrain.add_argument(
+        "--auto",
+        action="store_true",
+        help="short pilots of auto.recipes from --base, ranked by the monitor; the best runs in full",
+    )
 
     chain = commands.add_parser("chain", help="run a chain of stages: base -> source -> ... -> target")
     chain.add_argument("chain", type=Path, help="chain YAML file (see hpt.pipeline.chain)")
@@ -116,11 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--protocol", default="knn", help="knn (default), linear or finetune")
     evaluate.add_argument("--labels", default="10%", help="finetune: labels used, P%%, N-shot or all (default 10%%)")
     evaluate.add_argument("--finetune-steps", type=positive_int, default=100, help="finetune: SGD steps (default 100)")
-    evaluate.add_argument("--finetune-lr", type=positive_float, default=0.001,
-                          help="finetune: backbone learning rate; the head's is 100x (default 0.001)")
+    evaluate.add_argument(
+        "--finetune-lr",
+        type=positive_float,
+        default=0.001,
+        help="finetune: backbone learning rate; the head's is 100x (default 0.001)",
+    )
     evaluate.add_argument("--val", help="labelled validation images (linear: chooses the weight decay)")
-    evaluate.add_argument("--val-fraction", type=float, default=0.2,
-                          help="without --val: this share of each training class is held out (default 0.2)")
+    evaluate.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.2,
+        help="without --val: this share of each training class is held out (default 0.2)",
+    )
     evaluate.add_argument("--backbone", help="architecture of a foreign checkpoint, e.g. timm:tf_efficientnet_lite0")
     evaluate.add_argument("--image-size", type=positive_int, help="default: the run's own, else 224")
     evaluate.add_argument("--batch-size", type=positive_int, default=256)
@@ -183,8 +201,16 @@ def run(argv: list[str] | None = None) -> int:
         from hpt.eval.runner import EvalOptions, evaluate
 
         finetune = FinetuneSettings(labels=args.labels, steps=args.finetune_steps, lr=args.finetune_lr, seed=0)
-        options = EvalOptions(args.protocol, args.backbone, args.image_size, args.batch_size, args.workers,
-                              val=args.val, val_fraction=args.val_fraction, finetune=finetune)
+        options = EvalOptions(
+            args.protocol,
+            args.backbone,
+            args.image_size,
+            args.batch_size,
+            args.workers,
+            val=args.val,
+            val_fraction=args.val_fraction,
+            finetune=finetune,
+        )
         result = evaluate(args.model, args.train, args.test, options, args.out)
         metrics = "  ".join(f"{name} {value:.4f}" for name, value in result["metrics"].items())
         print(f"{args.model}: {metrics}")

@@ -79,7 +79,10 @@ def _read_weights_only(path: Path) -> dict[str, torch.Tensor]:
         ) from None
     state = _find_state_dict(obj)
     if state is None:
-        raise HptError(f"checkpoint '{path}': holds no dict of tensors (looked at the top level and {', '.join(_NESTED_STATE_KEYS)})")
+        raise HptError(
+            f"checkpoint '{path}': holds no dict of tensors "
+            f"(looked at the top level and {', '.join(_NESTED_STATE_KEYS)})"
+        )
     return state
 
 
@@ -123,7 +126,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -39,8 +39,12 @@ class LoadReport:
 
     def summary(self) -> str:
         parts = [f"layout {self.layout}", f"{self.loaded} tensors loaded"]
-        for label, keys in (("missing", self.missing), ("mis-shaped", self.mismatched),
-                            ("unexpected", self.unexpected), ("dropped", self.dropped)):
+        for label, keys in (
+            ("missing", self.missing),
+            ("mis-shaped", self.mismatched),
+            ("unexpected", self.unexpected),
+            ("dropped", self.dropped),
+        ):
             if keys:
                 parts.append(f"{len(keys)} {label} (first: {', '.join(keys[:3])})")
         return "; ".join(parts)
@@ -48,8 +52,9 @@ class LoadReport:
 
 # --- layouts: (name, detect(keys), convert(state, backbone) -> (converted, dropped)) -------------------
 
+
 def _strip_prefix(state: State, prefix: str) -> tuple[State, list[str]]:
-    kept = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    kept = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     dropped = [k for k in state if not k.startswith(prefix)]
     return kept, dropped
 
@@ -60,11 +65,24 @@ def _moco_prefix(keys: list[str]) -> str:
 
 # timm EfficientNet block parts, by the lukemelas names, for blocks with and without an expansion conv.
 _EFFNET_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
-_EFFNET_EXPANDED = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
-                    "_se_reduce": "se.conv_reduce", "_se_expand": "se.conv_expand", "_project_conv": "conv_pwl",
-                    "_bn2": "bn3"}
-_EFFNET_SEPARABLE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_se_reduce": "se.conv_reduce",
-                     "_se_expand": "se.conv_expand", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_EFFNET_EXPANDED = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_se_reduce": "se.conv_reduce",
+    "_se_expand": "se.conv_expand",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
+_EFFNET_SEPARABLE = {
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn1",
+    "_se_reduce": "se.conv_reduce",
+    "_se_expand": "se.conv_expand",
+    "_project_conv": "conv_pw",
+    "_bn2": "bn2",
+}
 
 
 def _lukemelas_efficientnet(state: State, backbone: Backbone) -> tuple[State, list[str]]:
@@ -73,8 +91,9 @@ def _lukemelas_efficientnet(state: State, backbone: Backbone) -> tuple[State, li
     lukemelas numbers blocks flat; timm nests them by stage. The N-th flat block is the N-th `blocks.S.I` of
     the timm model in order, which the backbone's own key names give.
     """
-    positions = sorted({tuple(int(p) for p in k.split(".")[1:3])
-                        for k in backbone.native_state_dict() if k.startswith("blocks.")})
+    positions = sorted(
+        {tuple(int(p) for p in k.split(".")[1:3]) for k in backbone.native_state_dict() if k.startswith("blocks.")}
+    )
     converted: State = {}
     for key, value in state.items():
         head, _, rest = key.partition(".")
@@ -99,16 +118,31 @@ Detect = Callable[[list[str]], bool]
 Convert = Callable[[State, Backbone], tuple[State, list[str]]]
 
 LAYOUTS: list[tuple[str, Detect, Convert]] = [
-    ("hpt-checkpoint", lambda keys: any(k.startswith("backbone.model.") for k in keys),
-     lambda s, b: _strip_prefix(s, "backbone.model.")),
-    ("moco", lambda keys: any(k.startswith(("module.encoder_q.", "encoder_q.")) for k in keys),
-     lambda s, b: _strip_prefix(s, _moco_prefix(list(s)))),
-    ("mmselfsup", lambda keys: any(k.startswith("backbone.") for k in keys),
-     lambda s, b: _strip_prefix(s, "backbone.")),
-    ("lukemelas-efficientnet", lambda keys: any(k.startswith(("_conv_stem.", "_blocks.")) for k in keys),
-     _lukemelas_efficientnet),
-    ("ddp-native", lambda keys: bool(keys) and all(k.startswith("module.") for k in keys),
-     lambda s, b: _strip_prefix(s, "module.")),
+    (
+        "hpt-checkpoint",
+        lambda keys: any(k.startswith("backbone.model.") for k in keys),
+        lambda s, b: _strip_prefix(s, "backbone.model."),
+    ),
+    (
+        "moco",
+        lambda keys: any(k.startswith(("module.encoder_q.", "encoder_q.")) for k in keys),
+        lambda s, b: _strip_prefix(s, _moco_prefix(list(s))),
+    ),
+    (
+        "mmselfsup",
+        lambda keys: any(k.startswith("backbone.") for k in keys),
+        lambda s, b: _strip_prefix(s, "backbone."),
+    ),
+    (
+        "lukemelas-efficientnet",
+        lambda keys: any(k.startswith(("_conv_stem.", "_blocks.")) for k in keys),
+        _lukemelas_efficientnet,
+    ),
+    (
+        "ddp-native",
+        lambda keys: bool(keys) and all(k.startswith("module.") for k in keys),
+        lambda s, b: _strip_prefix(s, "module."),
+    ),
     ("native", lambda keys: True, lambda s, b: (dict(s), [])),
 ]
 

@@ -44,8 +44,7 @@ class Origin:
     def to_dict(self) -> dict[str, Any]:
         record: dict[str, Any] = {"spec": self.spec, "source": self.source, "backbone": self.backbone}
         if self.source == "file":
-            record.update(path=self.path, sha256=self.sha256, load_report=self.load_report,
-                          provenance=self.provenance)
+            record.update(path=self.path, sha256=self.sha256, load_report=self.load_report, provenance=self.provenance)
         return record
 
 
@@ -82,8 +81,10 @@ def load_backbone(spec: str, backbone_name: str | None = None, role: str = "base
 
 
 def _not_found(spec: str, role: str) -> HptError:
-    return HptError(f"{role} '{spec}': no such file or folder, and not a hub name such as "
-                    "timm:tf_efficientnet_lite0 or torchvision:resnet50")
+    return HptError(
+        f"{role} '{spec}': no such file or folder, and not a hub name such as "
+        "timm:tf_efficientnet_lite0 or torchvision:resnet50"
+    )
 
 
 def architecture_of(spec: str, role: str = "base") -> str | None:
@@ -109,5 +110,6 @@ def _from_file(spec: str, path: Path, backbone_name: str | None, role: str) -> t
         raise HptError(f"{role} '{spec}': name its architecture with --backbone (e.g. timm:tf_efficientnet_lite0)")
     backbone = create_backbone(name)
     report = load_into(backbone, tensors, f"{role} '{spec}'")
-    return backbone, Origin("file", backbone.name, spec, str(path.resolve()), sha256_file(path), report.to_dict(),
-                            provenance)
+    return backbone, Origin(
+        "file", backbone.name, spec, str(path.resolve()), sha256_file(path), report.to_dict(), provenance
+    )

@@ -117,8 +117,7 @@ def gather_uneven(tensor: torch.Tensor) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def shuffled_forward(encoder: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
-                     *seed: int) -> torch.Tensor:
+def shuffled_forward(encoder: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, *seed: int) -> torch.Tensor:
     """`encoder(images)`, but each process encodes a random slice of the global batch: MoCo's shuffling BN.
 
     He et al., CVPR 2020, Sec. 3.3: with BatchNorm computed per process, a key encoder that sees the same
@@ -127,7 +126,6 @@ def shuffled_forward(encoder: Callable[[torch.Tensor], torch.Tensor], images: to
     drawn from `seed` (e.g. the run's seed and step), the same on every process, so nothing is broadcast."""
     if world_size() == 1:
         return encoder(images)
-    local = images.shape[0]
     everything = gather(images)
     order = torch.randperm(everything.shape[0], generator=torch.Generator().manual_seed(derived_seed(*seed)))
     order = order.to(images.device)

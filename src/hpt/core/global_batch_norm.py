@@ -44,8 +44,12 @@ def global_batch_norm(norm: _BatchNorm, x: torch.Tensor) -> torch.Tensor:
     centred = values - mean.view(shape)
     var = differentiable_sum((centred * centred).sum(dims)) / count  # biased, as BatchNorm normalises
     tracked = norm.num_batches_tracked
-    if norm.track_running_stats and norm.running_mean is not None and norm.running_var is not None and \
-            tracked is not None:
+    if (
+        norm.track_running_stats
+        and norm.running_mean is not None
+        and norm.running_var is not None
+        and tracked is not None
+    ):
         with torch.no_grad():
             tracked.add_(1)
             factor = 1.0 / float(tracked) if norm.momentum is None else norm.momentum

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def cosine_schedule(start: float, end: float, steps: int, warmup_steps: int = 0, warmup_start: float = 0.0,
-                    reach_end: bool = False) -> np.ndarray:
+def cosine_schedule(
+    start: float, end: float, steps: int, warmup_steps: int = 0, warmup_start: float = 0.0, reach_end: bool = False
+) -> np.ndarray:
     """`steps` values: linear warm-up from `warmup_start` towards `start`, then a half cosine from `start`
     towards `end`. Index i is the value for step i (0-based), as in DINO: the first cosine step uses
     `start`, and the value approaches `end` without a wasted final step at exactly `end` (a learning rate);

@@ -25,12 +25,12 @@ class ImageDataset(Dataset):
         return self.transform(load_rgb(self.images.paths[index])), label
 
 
-def sample_batches(images: ImageList, transform: Callable[[Any], Any], count: int, batch_size: int, seed: int,
-                   num_workers: int = 0) -> Iterator[Any]:
+def sample_batches(
+    images: ImageList, transform: Callable[[Any], Any], count: int, batch_size: int, seed: int, num_workers: int = 0
+) -> Iterator[Any]:
     """Batches of transformed images (no labels) from a fixed random sample of `count` images."""
     chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:count].tolist()
-    loader = DataLoader(Subset(ImageDataset(images, transform), chosen), batch_size=batch_size,
-                        num_workers=num_workers)
+    loader = DataLoader(Subset(ImageDataset(images, transform), chosen), batch_size=batch_size, num_workers=num_workers)
     for batch, _ in loader:
         yield batch
 

@@ -39,15 +39,25 @@ def crop_view(size: int, scale: tuple[float, float]) -> v2.Compose:
 class DeviceViews:
     """Turns the loader's uint8 crops of one step into normalised float views on their device."""
 
-    def __init__(self, policy: ViewPolicy, mean: tuple[float, ...], std: tuple[float, ...], seed: int,
-                 global_batch: int, part: int = 0, parts: int = 1) -> None:
+    def __init__(
+        self,
+        policy: ViewPolicy,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        seed: int,
+        global_batch: int,
+        part: int = 0,
+        parts: int = 1,
+    ) -> None:
         self.parts_of_policy = POLICIES[policy]
         self.mean, self.std, self.seed = torch.tensor(mean), torch.tensor(std), seed
         self.global_batch, self.mine = global_batch, batch_slice(global_batch, part, parts)
 
     def __call__(self, views: list[torch.Tensor], step: int) -> list[torch.Tensor]:
-        return [self.augment(view, torch.Generator().manual_seed(derived_seed(self.seed, step, index)))
-                for index, view in enumerate(views)]
+        return [
+            self.augment(view, torch.Generator().manual_seed(derived_seed(self.seed, step, index)))
+            for index, view in enumerate(views)
+        ]
 
     def augment(self, crops: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """crops: N x 3 x H x W uint8 (this process's slice of the global batch) -> normalised float."""
@@ -65,8 +75,17 @@ class DeviceViews:
 class ViewDraw:
     """The random parameters of a batch of views, one row per image."""
 
-    def __init__(self, jitter: torch.Tensor, factors: torch.Tensor, order: torch.Tensor, gray: torch.Tensor,
-                 blur: torch.Tensor, sigma: torch.Tensor, flip: torch.Tensor, kernel: int) -> None:
+    def __init__(
+        self,
+        jitter: torch.Tensor,
+        factors: torch.Tensor,
+        order: torch.Tensor,
+        gray: torch.Tensor,
+        blur: torch.Tensor,
+        sigma: torch.Tensor,
+        flip: torch.Tensor,
+        kernel: int,
+    ) -> None:
         self.jitter, self.factors, self.order = jitter, factors, order
         self.gray, self.blur, self.sigma, self.flip, self.kernel = gray, blur, sigma, flip, kernel
 
@@ -83,17 +102,40 @@ class ViewDraw:
         order = torch.argsort(torch.rand(n, 4, generator=generator), dim=1)  # a random permutation per image
         low_sigma, high_sigma = recipe.sigma_range(size)
         sigma = low_sigma + (high_sigma - low_sigma) * torch.rand(n, generator=generator)
-        return cls(jitter=chance(recipe.p_jitter, "color" in parts), factors=factors, order=order,
-                   gray=chance(recipe.p_grayscale, "grayscale" in parts), blur=chance(recipe.p_blur, "blur" in parts),
-                   sigma=sigma, flip=chance(recipe.p_flip), kernel=2 * math.ceil(3 * high_sigma) + 1)
+        return cls(
+            jitter=chance(recipe.p_jitter, "color" in parts),
+            factors=factors,
+            order=order,
+            gray=chance(recipe.p_grayscale, "grayscale" in parts),
+            blur=chance(recipe.p_blur, "blur" in parts),
+            sigma=sigma,
+            flip=chance(recipe.p_flip),
+            kernel=2 * math.ceil(3 * high_sigma) + 1,
+        )
 
     def slice(self, rows: slice) -> ViewDraw:
-        return ViewDraw(self.jitter[rows], self.factors[rows], self.order[rows], self.gray[rows], self.blur[rows],
-                        self.sigma[rows], self.flip[rows], self.kernel)
+        return ViewDraw(
+            self.jitter[rows],
+            self.factors[rows],
+            self.order[rows],
+            self.gray[rows],
+            self.blur[rows],
+            self.sigma[rows],
+            self.flip[rows],
+            self.kernel,
+        )
 
     def to(self, device: torch.device | str) -> ViewDraw:
-        return ViewDraw(self.jitter.to(device), self.factors.to(device), self.order.to(device), self.gray.to(device),
-                        self.blur.to(device), self.sigma.to(device), self.flip.to(device), self.kernel)
+        return ViewDraw(
+            self.jitter.to(device),
+            self.factors.to(device),
+            self.order.to(device),
+            self.gray.to(device),
+            self.blur.to(device),
+            self.sigma.to(device),
+            self.flip.to(device),
+            self.kernel,
+        )
 
 
 def _per_image(values: torch.Tensor) -> torch.Tensor:
@@ -178,9 +220,16 @@ def _hsv_to_rgb(hue: torch.Tensor, saturation: torch.Tensor, value: torch.Tensor
     p = (value * (1.0 - saturation)).clamp(0, 1)
     q = (value * (1.0 - saturation * fraction)).clamp(0, 1)
     t = (value * (1.0 - saturation * (1.0 - fraction))).clamp(0, 1)
-    table = torch.stack([  # per sector: (r, g, b)
-        torch.stack([value, t, p], 1), torch.stack([q, value, p], 1), torch.stack([p, value, t], 1),
-        torch.stack([p, q, value], 1), torch.stack([t, p, value], 1), torch.stack([value, p, q], 1)], 0)
+    table = torch.stack(
+        [  # per sector: (r, g, b)
+            torch.stack([value, t, p], 1),
+            torch.stack([q, value, p], 1),
+            torch.stack([p, value, t], 1),
+            torch.stack([p, q, value], 1),
+            torch.stack([t, p, value], 1),
+            torch.stack([value, p, q], 1),
+        ],
+        0,
+    )
     index = sector.view(1, sector.shape[0], 1, *sector.shape[1:]).expand(1, -1, 3, -1, -1)
     return table.gather(0, index).squeeze(0)
-

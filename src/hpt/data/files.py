@@ -33,16 +33,20 @@ class ImageList:
         return len(self.paths)
 
     def subset(self, keep: list[int]) -> ImageList:
-        return ImageList([self.paths[i] for i in keep],
-                         [self.labels[i] for i in keep] if self.labels is not None else None, self.classes,
-                         [self.multilabel[i] for i in keep] if self.multilabel is not None else None, self.skipped)
+        return ImageList(
+            [self.paths[i] for i in keep],
+            [self.labels[i] for i in keep] if self.labels is not None else None,
+            self.classes,
+            [self.multilabel[i] for i in keep] if self.multilabel is not None else None,
+            self.skipped,
+        )
 
     def without(self, bad: dict[Path, str]) -> ImageList:
         kept = self.subset([i for i, path in enumerate(self.paths) if path not in bad])
         return replace(kept, skipped={**self.skipped, **bad})
 
 
-def find_images(spec: str | Path, what: str = "data", policy: ScreenPolicy = ScreenPolicy()) -> ImageList:
+def find_images(spec: str | Path, what: str = "data", policy: ScreenPolicy | None = None) -> ImageList:
     path = Path(spec).expanduser()
     if path.is_dir():
         images = _from_folder(path, what)
@@ -54,7 +58,7 @@ def find_images(spec: str | Path, what: str = "data", policy: ScreenPolicy = Scr
         raise HptError(f"{what} '{spec}': expected a folder of images or a {'/'.join(LIST_SUFFIXES)} file list")
     else:
         raise HptError(f"{what} '{spec}' does not exist")
-    bad = screen(images.paths, f"{what} '{spec}'", policy)
+    bad = screen(images.paths, f"{what} '{spec}'", policy or ScreenPolicy())
     return images.without(bad) if bad else images
 
 

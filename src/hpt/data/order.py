@@ -26,8 +26,9 @@ class StepBatches(Sampler[list[tuple[int, int]]]):
     global batch; the view seeds are those of the global slots, so the processes together see exactly the
     batches, and the views, of one process with the whole batch."""
 
-    def __init__(self, num_images: int, batch_size: int, seed: int, start_step: int = 0, part: int = 0,
-                 parts: int = 1) -> None:
+    def __init__(
+        self, num_images: int, batch_size: int, seed: int, start_step: int = 0, part: int = 0, parts: int = 1
+    ) -> None:
         if num_images < batch_size:
             raise ValueError(f"{num_images} images cannot fill a batch of {batch_size}")
         if batch_size % parts or not 0 <= part < parts:
@@ -48,7 +49,7 @@ class StepBatches(Sampler[list[tuple[int, int]]]):
                 epoch = step // self.per_epoch
                 order = self.epoch_order(epoch)
             slot = step % self.per_epoch
-            chosen = order[slot * self.batch_size:(slot + 1) * self.batch_size].tolist()
+            chosen = order[slot * self.batch_size : (slot + 1) * self.batch_size].tolist()
             yield [(chosen[k], derived_seed(self.seed, step, k)) for k in self.mine]
             step += 1
 
@@ -66,4 +67,4 @@ class SeededItems(Dataset):
         index, seed = key
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(seed)  # the CPU generator the views draw from; torch.manual_seed
-            return self.dataset[index]                  # would also seed every accelerator: 0.8 ms an image
+            return self.dataset[index]  # would also seed every accelerator: 0.8 ms an image

@@ -75,8 +75,10 @@ def screen(paths: list[Path], what: str, policy: ScreenPolicy) -> dict[Path, str
         write_cached("screen", key, {str(p): reason for p, reason in bad.items()})
     if len(bad) > policy.max_bad_fraction * len(paths) or len(bad) == len(paths):
         first, reason = next(iter(bad.items()))
-        raise HptError(f"{what}: {len(bad)} of {len(paths)} files cannot be used, more than data.max_bad_fraction "
-                       f"({policy.max_bad_fraction:.0%}) allows; the first: '{first}': {reason}")
+        raise HptError(
+            f"{what}: {len(bad)} of {len(paths)} files cannot be used, more than data.max_bad_fraction "
+            f"({policy.max_bad_fraction:.0%}) allows; the first: '{first}': {reason}"
+        )
     return bad
 
 

@@ -20,6 +20,7 @@ from torchvision.transforms import v2
 
 from hpt.config import ViewPolicy
 
+
 @dataclass(frozen=True)
 class Recipe:
     """The numbers of an augmentation recipe, written once for both ways hpt makes views: per image on the CPU
@@ -39,8 +40,9 @@ class Recipe:
         return self.blur_sigma[0] * scale, self.blur_sigma[1] * scale
 
 
-MOCO_V2 = Recipe(jitter=(0.4, 0.4, 0.4, 0.1), p_jitter=0.8, p_grayscale=0.2, blur_sigma=(0.1, 2.0), p_blur=0.5,
-                 p_flip=0.5)
+MOCO_V2 = Recipe(
+    jitter=(0.4, 0.4, 0.4, 0.1), p_jitter=0.8, p_grayscale=0.2, blur_sigma=(0.1, 2.0), p_blur=0.5, p_flip=0.5
+)
 
 POLICIES: dict[str, frozenset[str]] = {
     "full": frozenset({"color", "grayscale", "blur"}),
@@ -64,8 +66,13 @@ def eval_view(image_size: int, mean: tuple[float, ...], std: tuple[float, ...]) 
     return v2.Compose([resize_crop(image_size), v2.Normalize(mean, std)])
 
 
-def pretrain_view(policy: ViewPolicy, image_size: int, mean: tuple[float, ...], std: tuple[float, ...],
-                  crop_scale: tuple[float, float] = (0.2, 1.0)) -> v2.Compose:
+def pretrain_view(
+    policy: ViewPolicy,
+    image_size: int,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    crop_scale: tuple[float, float] = (0.2, 1.0),
+) -> v2.Compose:
     parts = POLICIES[policy]
     steps: list[v2.Transform] = [v2.RandomResizedCrop(image_size, scale=crop_scale, antialias=True)]
     recipe = MOCO_V2

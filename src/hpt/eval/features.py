@@ -19,8 +19,13 @@ def eval_device() -> str:
 
 
 @torch.inference_mode()
-def extract_features(backbone: Backbone, dataset: Dataset, batch_size: int = 256, num_workers: int = 0,
-                     device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def extract_features(
+    backbone: Backbone,
+    dataset: Dataset,
+    batch_size: int = 256,
+    num_workers: int = 0,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(features N x num_features float32 on the CPU, labels N) with the backbone in eval mode."""
     was_training = backbone.training
     backbone.eval().to(device)
@@ -46,5 +51,5 @@ def _interleave(parts: list[torch.Tensor]) -> torch.Tensor:
     total = sum(part.shape[0] for part in parts)
     out = parts[0].new_empty((total, *parts[0].shape[1:]))
     for r, part in enumerate(parts):
-        out[r::len(parts)] = part
+        out[r :: len(parts)] = part
     return out.cpu()

@@ -18,13 +18,13 @@ from torch.utils.data import DataLoader, Subset
 from torchvision.transforms import v2
 
 from hpt.backbones import Backbone
+from hpt.core.param_groups import param_groups
+from hpt.core.schedule import cosine_schedule
 from hpt.data.dataset import ImageDataset, forever
 from hpt.data.files import ImageList
 from hpt.data.views import eval_view
 from hpt.errors import HptError
 from hpt.eval.features import extract_features
-from hpt.core.param_groups import param_groups
-from hpt.core.schedule import cosine_schedule
 
 HEAD_LR_MULTIPLIER = 100
 
@@ -69,20 +69,39 @@ def select_labels(labels: list[int], spec: str, seed: int = 0) -> list[int]:
     return sorted(chosen)
 
 
-def finetune(backbone: Backbone, train: ImageList, test: ImageList, image_size: int, mean, std,
-             settings: FinetuneSettings, device: torch.device | str = "cpu") -> tuple[dict[str, float], dict]:
+def finetune(
+    backbone: Backbone,
+    train: ImageList,
+    test: ImageList,
+    image_size: int,
+    mean,
+    std,
+    settings: FinetuneSettings,
+    device: torch.device | str = "cpu",
+) -> tuple[dict[str, float], dict]:
     if train.labels is None or train.classes is None:
         raise HptError("the finetune protocol needs one label per image")
     chosen = select_labels(train.labels, settings.labels, settings.seed)
     torch.manual_seed(settings.seed)
     model = copy.deepcopy(backbone).to(device).train()
     head = nn.Linear(model.num_features, len(train.classes)).to(device)
-    augment = v2.Compose([v2.RandomResizedCrop(image_size, scale=(0.5, 1.0), antialias=True),
-                          v2.RandomHorizontalFlip(), v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True),
-                          v2.Normalize(mean, std)])
+    augment = v2.Compose(
+        [
+            v2.RandomResizedCrop(image_size, scale=(0.5, 1.0), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.PILToTensor(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean, std),
+        ]
+    )
     batch_size = min(settings.batch_size, len(chosen))
-    loader = DataLoader(Subset(ImageDataset(train, augment), chosen), batch_size=batch_size, shuffle=True,
-                        drop_last=True, generator=torch.Generator().manual_seed(settings.seed))
+    loader = DataLoader(
+        Subset(ImageDataset(train, augment), chosen),
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(settings.seed),
+    )
     groups = param_groups(model, settings.weight_decay)
     for group in param_groups(head, settings.weight_decay):
         group["lr_scale"] = HEAD_LR_MULTIPLIER
@@ -103,8 +122,12 @@ def finetune(backbone: Backbone, train: ImageList, test: ImageList, image_size: 
     with torch.no_grad():
         predictions = head.eval()(features.to(device)).argmax(dim=1).cpu()
     top1 = float((predictions == labels).float().mean())
-    return {"finetune_top1": top1}, {"labels": settings.labels, "labelled_images": len(chosen),
-                                     "steps": settings.steps, "lr": settings.lr,
-                                     "head_lr_multiplier": HEAD_LR_MULTIPLIER, "batch_size": batch_size,
-                                     "seed": settings.seed}
-
+    return {"finetune_top1": top1}, {
+        "labels": settings.labels,
+        "labelled_images": len(chosen),
+        "steps": settings.steps,
+        "lr": settings.lr,
+        "head_lr_multiplier": HEAD_LR_MULTIPLIER,
+        "batch_size": batch_size,
+        "seed": settings.seed,
+    }

@@ -11,16 +11,22 @@ import torch
 import torch.nn.functional as F
 
 
-def knn_predict(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
-                k: int, temperature: float = 0.07, num_classes: int | None = None,
-                chunk: int = 1024) -> torch.Tensor:
+def knn_predict(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    k: int,
+    temperature: float = 0.07,
+    num_classes: int | None = None,
+    chunk: int = 1024,
+) -> torch.Tensor:
     """Predicted label for each test feature (N_test). `k` is capped at the number of training samples."""
     num_classes = num_classes or int(train_labels.max()) + 1
     k = min(k, train_features.shape[0])
     train = F.normalize(train_features.float(), dim=1)  # N_train x D
     predictions = []
     for start in range(0, test_features.shape[0], chunk):
-        test = F.normalize(test_features[start:start + chunk].float(), dim=1)  # B x D
+        test = F.normalize(test_features[start : start + chunk].float(), dim=1)  # B x D
         similarity = test @ train.T  # B x N_train
         top_sim, top_idx = similarity.topk(k, dim=1)  # B x k
         weights = (top_sim / temperature).exp()  # B x k
@@ -30,8 +36,14 @@ def knn_predict(train_features: torch.Tensor, train_labels: torch.Tensor, test_f
     return torch.cat(predictions)
 
 
-def knn_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
-                 test_labels: torch.Tensor, k: int, temperature: float = 0.07) -> float:
+def knn_accuracy(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    test_labels: torch.Tensor,
+    k: int,
+    temperature: float = 0.07,
+) -> float:
     num_classes = int(max(train_labels.max(), test_labels.max())) + 1
     predicted = knn_predict(train_features, train_labels, test_features, k, temperature, num_classes)
     return float((predicted == test_labels).float().mean())

@@ -38,8 +38,11 @@ class LabelledImages:
 
     def skipped(self) -> dict[str, dict[str, str]]:
         """Files screened out of each split (`data/screen.py`), by split: named so the figures can be trusted."""
-        return {role: {str(path): reason for path, reason in images.skipped.items()}
-                for role, images in self.splits.items() if images.skipped}
+        return {
+            role: {str(path): reason for path, reason in images.skipped.items()}
+            for role, images in self.splits.items()
+            if images.skipped
+        }
 
     def in_view(self, image_size: int, stats_sample: int = 5000) -> LabelledViews:
         stats = pixel_stats(self.train, image_size, stats_sample)
@@ -74,8 +77,10 @@ def read_labelled(train: str, others: dict[str, str | None], names: dict[str, st
 
 def labelled(images: ImageList, role: str, spec: str) -> ImageList:
     if images.labels is None and images.multilabel is None:
-        raise HptError(f"{role} '{spec}': evaluation needs labels (one sub-folder per class, a labelled file "
-                       "list, or a CSV of 0/1 columns)")
+        raise HptError(
+            f"{role} '{spec}': evaluation needs labels (one sub-folder per class, a labelled file "
+            "list, or a CSV of 0/1 columns)"
+        )
     return images
 
 

@@ -12,7 +12,6 @@ which is scikit-learn's LogisticRegression with C = 1 / (weight_decay * N).
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import Any
 
 import torch
@@ -33,8 +32,9 @@ class LinearProbe:
         return ((features.float() - self.mean) / self.std) @ self.weight.T + self.bias
 
 
-def fit_linear(features: torch.Tensor, targets: torch.Tensor, weight_decay: float, multilabel: bool = False,
-               max_iter: int = 500) -> LinearProbe:
+def fit_linear(
+    features: torch.Tensor, targets: torch.Tensor, weight_decay: float, multilabel: bool = False, max_iter: int = 500
+) -> LinearProbe:
     """`targets`: N class indices, or N x C multi-hot (multilabel)."""
     x = features.float()
     mean, std = x.mean(dim=0), x.std(dim=0).clamp_min(1e-6)
@@ -42,8 +42,15 @@ def fit_linear(features: torch.Tensor, targets: torch.Tensor, weight_decay: floa
     classes = targets.shape[1] if multilabel else int(targets.max()) + 1
     weight = torch.zeros(classes, x.shape[1], requires_grad=True)
     bias = torch.zeros(classes, requires_grad=True)
-    optimizer = torch.optim.LBFGS([weight, bias], lr=1, max_iter=max_iter, tolerance_grad=1e-7,
-                                  tolerance_change=1e-10, history_size=20, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(
+        [weight, bias],
+        lr=1,
+        max_iter=max_iter,
+        tolerance_grad=1e-7,
+        tolerance_change=1e-10,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
 
     def objective():
         optimizer.zero_grad()
@@ -87,9 +94,13 @@ def mean_auroc(probe: LinearProbe, features: torch.Tensor, targets: torch.Tensor
     return sum(valid) / len(valid)
 
 
-def linear_probe(train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
-                 test: tuple[torch.Tensor, torch.Tensor], multilabel: bool = False,
-                 weight_decays: tuple[float, ...] = WEIGHT_DECAYS) -> dict[str, Any]:
+def linear_probe(
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    multilabel: bool = False,
+    weight_decays: tuple[float, ...] = WEIGHT_DECAYS,
+) -> dict[str, Any]:
     """Fit one probe per weight decay on `train`, pick the best on `val`, report it on `test`."""
     score = mean_auroc if multilabel else accuracy
     name = "mean_auroc" if multilabel else "top1"
@@ -98,6 +109,11 @@ def linear_probe(train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tens
         probe = fit_linear(*train, weight_decay=weight_decay, multilabel=multilabel)
         results.append((score(probe, *val), weight_decay, probe))
     best_val, best_decay, best = max(results, key=lambda r: (r[0], r[1]))
-    return {"metrics": {f"linear_{name}": score(best, *test), f"linear_val_{name}": best_val},
-            "settings": {"weight_decay": best_decay, "weight_decays": list(weight_decays),
-                         "validation": {str(wd): v for v, wd, _ in results}}}
+    return {
+        "metrics": {f"linear_{name}": score(best, *test), f"linear_val_{name}": best_val},
+        "settings": {
+            "weight_decay": best_decay,
+            "weight_decays": list(weight_decays),
+            "validation": {str(wd): v for v, wd, _ in results},
+        },
+    }

@@ -51,7 +51,7 @@ class LabelledMonitor:
     def __call__(self, backbone: Backbone, device: torch.device | str) -> dict[str, float]:
         task = EvalTask(backbone, self.data, device, self.batch_size)  # `both`: one feature pass for the two
         metrics: dict[str, float] = {}
-        for protocol in (["knn", "linear"] if self.protocol == "both" else [self.protocol]):
+        for protocol in ["knn", "linear"] if self.protocol == "both" else [self.protocol]:
             metrics.update(PROTOCOLS[protocol](task)[0])
         return metrics
 
@@ -87,8 +87,9 @@ class Monitor:
         return scores
 
 
-def hold_out(images: ImageList, config: MonitorConfig, batch_size: int, seed: int) -> tuple[ImageList,
-                                                                                         ImageList | None]:
+def hold_out(
+    images: ImageList, config: MonitorConfig, batch_size: int, seed: int
+) -> tuple[ImageList, ImageList | None]:
     """(images to train on, the label-free score's sample or None), fixed by the seed.
 
     When the score picks the exported backbone (`label_free_pick`) its sample is held out of training, never
@@ -107,8 +108,9 @@ def hold_out(images: ImageList, config: MonitorConfig, batch_size: int, seed: in
     return images.subset([i for i in range(len(images)) if i not in chosen]), sample
 
 
-def build_monitor(config: MonitorConfig, image_size: int, batch_size: int, held_out: ImageList | None,
-                  view: Callable) -> Monitor | None:
+def build_monitor(
+    config: MonitorConfig, image_size: int, batch_size: int, held_out: ImageList | None, view: Callable
+) -> Monitor | None:
     if (config.train is None) != (config.test is None):
         raise HptError("monitor: give both monitor.train and monitor.test (labelled image folders)")
     labels = LabelledMonitor(config, image_size, batch_size) if config.train is not None else None

@@ -56,8 +56,9 @@ class EvalTask:
 
     def features(self, role: str) -> Split:
         if role not in self._features:
-            features, _ = extract_features(self.backbone, self.data.dataset(role), self.batch_size, self.num_workers,
-                                           self.device)
+            features, _ = extract_features(
+                self.backbone, self.data.dataset(role), self.batch_size, self.num_workers, self.device
+            )
             self._features[role] = Split(features, targets_of(self.data.images.splits[role]))
         return self._features[role]
 
@@ -90,8 +91,16 @@ def finetune_protocol(task: EvalTask) -> Result:
     if images.multilabel:
         raise HptError("the finetune protocol needs one label per image")
     stats = task.data.stats
-    metrics, settings = finetune(task.backbone, images.train, images.splits["test"], task.data.image_size, stats.mean,
-                                 stats.std, task.finetune, task.device)
+    metrics, settings = finetune(
+        task.backbone,
+        images.train,
+        images.splits["test"],
+        task.data.image_size,
+        stats.mean,
+        stats.std,
+        task.finetune,
+        task.device,
+    )
     return metrics, {**settings, "train_images": len(images.train), "test_images": len(images.splits["test"])}
 
 
@@ -108,14 +117,20 @@ def knn_scores(train: Split, test: Split) -> Result:
     """Weighted kNN (cosine similarity, temperature 0.07) at each of `KNN_KS`."""
     if train.multilabel:
         raise HptError("the knn protocol needs one label per image; use --protocol linear for multi-label data")
-    metrics = {f"knn_top1_k{k}": knn_accuracy(train.features, train.targets, test.features, test.targets, k,
-                                               KNN_TEMPERATURE) for k in KNN_KS}
+    metrics = {
+        f"knn_top1_k{k}": knn_accuracy(train.features, train.targets, test.features, test.targets, k, KNN_TEMPERATURE)
+        for k in KNN_KS
+    }
     return metrics, {"k": list(KNN_KS), "temperature": KNN_TEMPERATURE, "similarity": "cosine"}
 
 
 def linear_scores(train: Split, val: Split, test: Split) -> Result:
-    result = linear_probe((train.features, train.targets), (val.features, val.targets),
-                          (test.features, test.targets), multilabel=train.multilabel)
+    result = linear_probe(
+        (train.features, train.targets),
+        (val.features, val.targets),
+        (test.features, test.targets),
+        multilabel=train.multilabel,
+    )
     return result["metrics"], result["settings"]
 
 

@@ -47,8 +47,9 @@ def default_output(spec: str) -> Path:
     raise HptError(f"model '{spec}' is not a local run or file: say where to write results with --out")
 
 
-def evaluate(spec: str, train: str, test: str, options: EvalOptions = EvalOptions(),
-             out: Path | None = None) -> dict[str, Any]:
+def evaluate(
+    spec: str, train: str, test: str, options: EvalOptions = EvalOptions(), out: Path | None = None
+) -> dict[str, Any]:
     protocol = check_protocol(options.protocol)
     if not 0 < options.val_fraction < 1:
         raise HptError(f"--val-fraction {options.val_fraction}: expected a number between 0 and 1")
@@ -62,14 +63,22 @@ def evaluate(spec: str, train: str, test: str, options: EvalOptions = EvalOption
     task = EvalTask(backbone, data, eval_device(), options.batch_size, workers, options.val_fraction, options.finetune)
     metrics, settings = protocol(task)
 
-    context: dict[str, Any] = {"image_size": data.image_size,
-                               "normalisation": {"mean": data.stats.mean, "std": data.stats.std},
-                               "train": str(train), "test": str(test), "classes": images.train.classes,
-                               "multilabel": images.multilabel}
+    context: dict[str, Any] = {
+        "image_size": data.image_size,
+        "normalisation": {"mean": data.stats.mean, "std": data.stats.std},
+        "train": str(train),
+        "test": str(test),
+        "classes": images.train.classes,
+        "multilabel": images.multilabel,
+    }
     if images.skipped():  # screened out before evaluation (`data/screen.py`); named so the figures can be trusted
         context["skipped_files"] = images.skipped()
-    result = {"protocol": options.protocol, "metrics": metrics, "settings": {**settings, **context},
-              "model": {"spec": spec, "backbone": backbone.name, "path": origin.path, "sha256": origin.sha256}}
+    result = {
+        "protocol": options.protocol,
+        "metrics": metrics,
+        "settings": {**settings, **context},
+        "model": {"spec": spec, "backbone": backbone.name, "path": origin.path, "sha256": origin.sha256},
+    }
     _merge_into(out, options.protocol, result)
     return result
 

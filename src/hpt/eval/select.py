@@ -18,9 +18,15 @@ from hpt.eval.labelled import read_labelled, targets_of
 from hpt.eval.protocols import Split, knn_scores, linear_scores, split_validation
 
 
-
-def rank_candidates(candidates: list[str], data: str, backbone_name: str | None = None, image_size: int = 224,
-                    val_fraction: float = 0.3, batch_size: int = 256, num_workers: int = 0) -> dict[str, Any]:
+def rank_candidates(
+    candidates: list[str],
+    data: str,
+    backbone_name: str | None = None,
+    image_size: int = 224,
+    val_fraction: float = 0.3,
+    batch_size: int = 256,
+    num_workers: int = 0,
+) -> dict[str, Any]:
     labelled = read_labelled(data, {}, {"train": "data"})
     if labelled.multilabel:
         raise HptError(f"data '{data}': select needs one label per image (one sub-folder per class)")
@@ -34,24 +40,38 @@ def rank_candidates(candidates: list[str], data: str, backbone_name: str | None 
         backbone, _ = load_backbone(spec, name, role="candidate")
         features, _ = extract_features(backbone, dataset, batch_size, num_workers, device)
         train, val = split_validation(Split(features, targets_of(images)), val_fraction)
-        rows.append({"candidate": spec, "backbone": backbone.name,
-                     "linear_val_top1": linear_scores(train, val, val)[0]["linear_val_top1"],
-                     "knn_val_top1_k20": knn_scores(train, val)[0]["knn_top1_k20"],
-                     "seconds": round(time.perf_counter() - began, 2)})
+        rows.append(
+            {
+                "candidate": spec,
+                "backbone": backbone.name,
+                "linear_val_top1": linear_scores(train, val, val)[0]["linear_val_top1"],
+                "knn_val_top1_k20": knn_scores(train, val)[0]["knn_top1_k20"],
+                "seconds": round(time.perf_counter() - began, 2),
+            }
+        )
     rows.sort(key=lambda row: row["linear_val_top1"], reverse=True)
-    budget = {"candidates": len(candidates), "images": len(images), "forward_passes": len(images) * len(candidates),
-              "image_size": image_size, "val_fraction": val_fraction,
-              "seconds": round(time.perf_counter() - started, 2)}
+    budget = {
+        "candidates": len(candidates),
+        "images": len(images),
+        "forward_passes": len(images) * len(candidates),
+        "image_size": image_size,
+        "val_fraction": val_fraction,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
     return {"ranking": rows, "budget": budget}
 
 
 def describe(result: dict[str, Any]) -> str:
     lines = ["rank  linear(val)  kNN(val)  seconds  candidate"]
     for rank, row in enumerate(result["ranking"], start=1):
-        lines.append(f"{rank:>4}  {row['linear_val_top1']:>11.1%}  {row['knn_val_top1_k20']:>8.1%}  "
-                     f"{row['seconds']:>7.1f}  {row['candidate']} ({row['backbone']})")
+        lines.append(
+            f"{rank:>4}  {row['linear_val_top1']:>11.1%}  {row['knn_val_top1_k20']:>8.1%}  "
+            f"{row['seconds']:>7.1f}  {row['candidate']} ({row['backbone']})"
+        )
     b = result["budget"]
-    lines.append(f"budget: {b['candidates']} candidates x {b['images']} labelled images = {b['forward_passes']} "
-                 f"forward passes at {b['image_size']} px, {b['seconds']:.1f}s; {b['val_fraction']:.0%} of each class "
-                 "held out to score")
+    lines.append(
+        f"budget: {b['candidates']} candidates x {b['images']} labelled images = {b['forward_passes']} "
+        f"forward passes at {b['image_size']} px, {b['seconds']:.1f}s; {b['val_fraction']:.0%} of each class "
+        "held out to score"
+    )
     return "\n".join(lines)

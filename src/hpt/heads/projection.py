@@ -13,7 +13,9 @@ class ProjectionMLP(nn.Module):
     HPT copies only the backbone from the base and always starts a new head.
     """
 
-    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int = 2, batch_norm: bool = False) -> None:
+    def __init__(
+        self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int = 2, batch_norm: bool = False
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = in_dim

@@ -24,8 +24,9 @@ def syncs_batch_norm(config: PretrainConfig) -> bool:
 
 
 METHODS: dict[str, Callable[[Backbone, PretrainConfig], SSLMethod]] = {
-    "mocov2": lambda backbone, config: MoCoV2(backbone, config.mocov2, shuffle_keys=not syncs_batch_norm(config),
-                                              seed=config.train.seed),
+    "mocov2": lambda backbone, config: MoCoV2(
+        backbone, config.mocov2, shuffle_keys=not syncs_batch_norm(config), seed=config.train.seed
+    ),
     "simclr": lambda backbone, config: SimCLR(backbone, config.simclr),
     "byol": lambda backbone, config: BYOL(backbone, config.byol),
     "swav": lambda backbone, config: SwAV(backbone, config.swav, config.data.image_size),

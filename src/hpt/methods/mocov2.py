@@ -22,12 +22,12 @@ from torch import nn
 
 from hpt.backbones import Backbone
 from hpt.config import MoCoV2Config
+from hpt.core.distributed import gather, shuffled_forward
 from hpt.data.views import MultiView, two_views
 from hpt.heads import ProjectionMLP
 from hpt.losses import infonce_loss
 from hpt.methods.base import SSLMethod, StepOutput, ViewFactory
 from hpt.methods.queue import KeyQueue
-from hpt.core.distributed import gather, shuffled_forward
 
 
 class MoCoV2(SSLMethod):

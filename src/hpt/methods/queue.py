@@ -28,7 +28,7 @@ class KeyQueue(nn.Module):
     @torch.no_grad()
     def push(self, keys: torch.Tensor) -> None:
         """Enqueue N x C keys, overwriting the oldest (dequeue and enqueue in one write)."""
-        keys = keys[-self.size:]
+        keys = keys[-self.size :]
         n = keys.shape[0]
         slots = (self.ptr + torch.arange(n, device=keys.device)) % self.size
         self.keys[:, slots] = keys.T.to(self.keys.dtype)

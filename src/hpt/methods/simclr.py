@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from hpt.backbones import Backbone
 from hpt.config import SimCLRConfig
+from hpt.core.distributed import gather
 from hpt.data.views import MultiView, two_views
 from hpt.heads import ProjectionMLP
 from hpt.losses.nt_xent import nt_xent_loss
 from hpt.methods.base import SSLMethod, StepOutput, ViewFactory
-from hpt.core.distributed import gather
 
 
 class SimCLR(SSLMethod):
@@ -26,8 +26,9 @@ class SimCLR(SSLMethod):
         super().__init__()
         self.temperature = config.temperature
         self.backbone = backbone
-        self.head = ProjectionMLP(backbone.num_features, config.hidden_dim or backbone.num_features, config.dim,
-                                  batch_norm=True)
+        self.head = ProjectionMLP(
+            backbone.num_features, config.hidden_dim or backbone.num_features, config.dim, batch_norm=True
+        )
 
     def views(self, make_view: ViewFactory) -> MultiView:
         return two_views(make_view())

@@ -22,12 +22,12 @@ import torch.nn.functional as F
 
 from hpt.backbones import Backbone
 from hpt.config import SwAVConfig
+from hpt.core.distributed import world_size
 from hpt.data.views import MultiView
 from hpt.heads import ProjectionMLP
 from hpt.heads.prototypes import Prototypes
 from hpt.losses.swav import sinkhorn, swapped_prediction_loss
 from hpt.methods.base import SSLMethod, StepOutput, ViewFactory
-from hpt.core.distributed import world_size
 
 LARGE_CROPS = 2
 SMALL_MIN_SCALE = 0.05
@@ -67,8 +67,9 @@ class SwAV(SSLMethod):
         frozen = self.step < self.config.freeze_prototypes_steps
         scores = self.prototypes(embeddings, frozen=frozen).split(batch)  # (2+N) x [B x K]
 
-        use_queue = self.queue_size > 0 and self.step >= self.config.queue_start_step \
-            and int(self.queued) >= self.queue_size
+        use_queue = (
+            self.queue_size > 0 and self.step >= self.config.queue_start_step and int(self.queued) >= self.queue_size
+        )
         codes = []
         for i in range(LARGE_CROPS):
             crop_scores = scores[i].detach()

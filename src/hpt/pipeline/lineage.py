@@ -21,12 +21,19 @@ def lineage(spec: str) -> list[dict[str, Any]]:
         raise HptError(f"'{spec}': no such file or run folder")
     if not path.name.endswith(".safetensors"):
         return [{"path": str(path), "sha256": sha256_file(path), "provenance": None}]
-    levels: list[dict[str, Any]] = [{"path": str(path.resolve()), "sha256": sha256_file(path),
-                                     "provenance": read_provenance(path)}]
+    levels: list[dict[str, Any]] = [
+        {"path": str(path.resolve()), "sha256": sha256_file(path), "provenance": read_provenance(path)}
+    ]
     while (provenance := levels[-1]["provenance"]) and provenance.get("base"):
         base = provenance["base"]
-        levels.append({"path": base.get("path"), "sha256": base.get("sha256"), "origin": base,
-                       "provenance": base.get("provenance")})
+        levels.append(
+            {
+                "path": base.get("path"),
+                "sha256": base.get("sha256"),
+                "origin": base,
+                "provenance": base.get("provenance"),
+            }
+        )
     return levels
 
 
@@ -56,21 +63,27 @@ def describe(spec: str) -> str:
         if provenance:
             data = provenance.get("data", {})
             adapt = ", ".join(k for k in provenance.get("adaptations", {}) if k != "batch_norm_reestimated_on")
-            lines.append(f"   {provenance.get('format', 'hpt')}: {provenance['backbone']}, {provenance['method']}, "
-                         f"init {provenance['init']}{' + ' + adapt if adapt else ''}, {provenance['steps']} steps "
-                         f"on {data.get('images')} images of {data.get('path')}, {provenance.get('wall_time_s')}s, "
-                         f"{provenance.get('created')}")
+            lines.append(
+                f"   {provenance.get('format', 'hpt')}: {provenance['backbone']}, {provenance['method']}, "
+                f"init {provenance['init']}{' + ' + adapt if adapt else ''}, {provenance['steps']} steps "
+                f"on {data.get('images')} images of {data.get('path')}, {provenance.get('wall_time_s')}s, "
+                f"{provenance.get('created')}"
+            )
             parent = provenance.get("parent")
             if provenance.get("format") == "hpt-backbone" and parent:
                 lines.append(f"   exported from {parent['path']}{_check(parent['path'], parent['sha256'])}")
             selected = provenance.get("selected")
             if selected and selected.get("by") != "last":
-                lines.append(f"   the backbone of step {selected['step']}, the best by {selected['by']} "
-                             f"({selected['value']:.4f})")
+                lines.append(
+                    f"   the backbone of step {selected['step']}, the best by {selected['by']} "
+                    f"({selected['value']:.4f})"
+                )
         elif origin:
             report = origin.get("load_report", {})
-            lines.append(f"   foreign checkpoint of {origin.get('backbone')}: layout {report.get('layout')}, "
-                         f"{report.get('loaded')} tensors loaded, {len(report.get('dropped', []))} dropped")
+            lines.append(
+                f"   foreign checkpoint of {origin.get('backbone')}: layout {report.get('layout')}, "
+                f"{report.get('loaded')} tensors loaded, {len(report.get('dropped', []))} dropped"
+            )
         else:
             lines.append("   a file without hpt provenance")
     return "\n".join(lines)

@@ -13,9 +13,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from hpt.core.run_files import BACKBONE, read_monitor  # noqa: E402
 from hpt.errors import HptError  # noqa: E402
 from hpt.report.speedup import Curve, describe, speedup  # noqa: E402
-from hpt.core.run_files import BACKBONE, read_monitor  # noqa: E402
 
 CURVE_METRIC = "knn_top1_k20"
 
@@ -56,32 +56,51 @@ def build_report(paths: list[Path], out: Path) -> Path:
     runs = [load_run(path) for path in paths]
     out.mkdir(parents=True, exist_ok=True)
     columns = _metric_columns(runs)
-    lines = ["# hpt report", "", "| run | base | method | init | steps | wall time | "
-             + " | ".join(metric for _, metric in columns) + " |",
-             "|" + "---|" * (6 + len(columns))]
+    lines = [
+        "# hpt report",
+        "",
+        "| run | base | method | init | steps | wall time | " + " | ".join(metric for _, metric in columns) + " |",
+        "|" + "---|" * (6 + len(columns)),
+    ]
     for run in runs:
         p = run.provenance
         base = (p.get("base") or {}).get("spec") or "-"
-        cells = [run.name, Path(str(base)).name, p.get("method", "?"), run.init, str(p.get("steps")),
-                 f"{p.get('wall_time_s', 0):.0f} s"]
+        cells = [
+            run.name,
+            Path(str(base)).name,
+            p.get("method", "?"),
+            run.init,
+            str(p.get("steps")),
+            f"{p.get('wall_time_s', 0):.0f} s",
+        ]
         cells += [_percent(run.evals.get(protocol, {}).get("metrics", {}).get(metric)) for protocol, metric in columns]
         lines.append("| " + " | ".join(cells) + " |")
 
     curves = [run for run in runs if run.curve]
     if curves:
         _plot_curves(curves, out / "accuracy_vs_steps.png")
-        lines += ["", "![accuracy against pretraining steps](accuracy_vs_steps.png)", "",
-                  f"Curves: the online monitor's {CURVE_METRIC} (kNN, k=20) against pretraining steps; step 0 is "
-                  "each run's starting point, so a run from a base starts at the base as it is (dashed line)."]
+        lines += [
+            "",
+            "![accuracy against pretraining steps](accuracy_vs_steps.png)",
+            "",
+            f"Curves: the online monitor's {CURVE_METRIC} (kNN, k=20) against pretraining steps; step 0 is "
+            "each run's starting point, so a run from a base starts at the base as it is (dashed line).",
+        ]
     scratch = next((run for run in curves if run.init == "scratch"), None)
     if scratch is not None:
         best = max(accuracy for _, accuracy in scratch.curve)
         best_step = next(step for step, accuracy in scratch.curve if accuracy == best)
-        lines += ["", "## Speed-up", "",
-                  f"The from-scratch run `{scratch.name}` reached its best {CURVE_METRIC} of {best:.1%} at step "
-                  f"{best_step}; the speed-up is the steps it needed divided by the steps each run needed to reach "
-                  "that accuracy.", "",
-                  "| run | speed-up |", "|---|---|"]
+        lines += [
+            "",
+            "## Speed-up",
+            "",
+            f"The from-scratch run `{scratch.name}` reached its best {CURVE_METRIC} of {best:.1%} at step "
+            f"{best_step}; the speed-up is the steps it needed divided by the steps each run needed to reach "
+            "that accuracy.",
+            "",
+            "| run | speed-up |",
+            "|---|---|",
+        ]
         speedups = {run.name: speedup(scratch.curve, run.curve) for run in curves if run is not scratch}
         lines += [f"| {name} | {describe(value)} |" for name, value in speedups.items()]
         _plot_speedups(speedups, out / "speedup.png")
@@ -121,8 +140,9 @@ def _plot_speedups(speedups: dict[str, float | None], path: Path) -> None:
     heights = [0.0 if v is None or v != v else (ceiling if v == float("inf") else v) for v in speedups.values()]
     bars = axis.bar(names, heights, color="tab:blue")
     for bar, value in zip(bars, speedups.values()):
-        axis.annotate(describe(value), (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
-                      va="bottom", fontsize=8)
+        axis.annotate(
+            describe(value), (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8
+        )
     axis.set_ylabel("speed-up over scratch (x)")
     figure.tight_layout()
     figure.savefig(path, dpi=120)

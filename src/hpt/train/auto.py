@@ -21,10 +21,10 @@ from rich.console import Console
 
 from hpt.checkpoints.files import write_text_atomic
 from hpt.config import PretrainConfig, set_dotted, validate_config
-from hpt.errors import HptError
 from hpt.core.distributed import is_first_process
-from hpt.train.loop import RunSummary, pretrain
 from hpt.core.run_files import CONFIG, read_monitor
+from hpt.errors import HptError
+from hpt.train.loop import RunSummary, pretrain
 from hpt.train.run_dir import check_run_dir, is_finished
 
 AUTO_FILE = "auto.json"
@@ -48,8 +48,10 @@ RECIPES: dict[str, Recipe] = {
 def check_recipes(names: list[str]) -> None:
     unknown = [name for name in names if name not in RECIPES]
     if unknown or not names:
-        raise HptError(f"auto.recipes: {unknown[0] if unknown else 'an empty list'} is not a recipe; expected some "
-                       f"of {', '.join(RECIPES)}")
+        raise HptError(
+            f"auto.recipes: {unknown[0] if unknown else 'an empty list'} is not a recipe; expected some "
+            f"of {', '.join(RECIPES)}"
+        )
 
 
 def recipe_config(config: PretrainConfig, recipe: Recipe, steps: int | None = None) -> PretrainConfig:
@@ -62,16 +64,19 @@ def recipe_config(config: PretrainConfig, recipe: Recipe, steps: int | None = No
     return validate_config(raw)
 
 
-def pretrain_auto(config: PretrainConfig, out: Path, overwrite: bool = False, resume: bool = False,
-                  console: Console | None = None) -> RunSummary:
+def pretrain_auto(
+    config: PretrainConfig, out: Path, overwrite: bool = False, resume: bool = False, console: Console | None = None
+) -> RunSummary:
     console = console or Console(stderr=True, log_path=False, quiet=not is_first_process())
     if config.model.base is None:
         raise HptError("--auto compares ways of continuing from a base: give one with --base")
     check_recipes(config.auto.recipes)
     if config.monitor.train is None and not config.monitor.label_free_pick:
-        raise HptError("--auto ranks its pilots by the labelled monitor: give --monitor-train and --monitor-test (a few "
-                       "dozen labelled images per class); the label-free RankMe ranked recipes backwards on the "
-                       "benchmark targets (set monitor.label_free_pick=true to use it anyway)")
+        raise HptError(
+            "--auto ranks its pilots by the labelled monitor: give --monitor-train and --monitor-test (a few "
+            "dozen labelled images per class); the label-free RankMe ranked recipes backwards on the "
+            "benchmark targets (set monitor.label_free_pick=true to use it anyway)"
+        )
     if out.is_dir() and any(out.iterdir()) and not (overwrite or resume):
         check_run_dir(out, config, overwrite, resume)  # raises the one message for an occupied folder
     if overwrite and not resume and is_first_process():  # the other processes of a DDP run find it done
@@ -91,11 +96,16 @@ def pretrain_auto(config: PretrainConfig, out: Path, overwrite: bool = False, re
     by = pilots[0]["by"]
     chosen = max(pilots, key=lambda p: p["end"])  # the first listed wins a tie
     for p in pilots:
-        console.log(f"auto: {p['recipe']:<11} {by} {p['start']:.4f} at step 0 -> {p['end']:.4f} at step {pilot_steps}"
-                    + ("  [bold]chosen[/]" if p is chosen else ""))
+        console.log(
+            f"auto: {p['recipe']:<11} {by} {p['start']:.4f} at step 0 -> {p['end']:.4f} at step {pilot_steps}"
+            + ("  [bold]chosen[/]" if p is chosen else "")
+        )
     if is_first_process():
-        write_text_atomic(out / AUTO_FILE, json.dumps({"pilot_steps": pilot_steps, "by": by, "pilots": pilots,
-                                                        "chosen": chosen["recipe"]}, indent=2) + "\n")
+        write_text_atomic(
+            out / AUTO_FILE,
+            json.dumps({"pilot_steps": pilot_steps, "by": by, "pilots": pilots, "chosen": chosen["recipe"]}, indent=2)
+            + "\n",
+        )
     final = recipe_config(config, RECIPES[chosen["recipe"]])
     continuing = resume and (out / CONFIG).is_file()
     return pretrain(final, out, overwrite=not continuing, resume=continuing, console=console)
@@ -104,8 +114,9 @@ def pretrain_auto(config: PretrainConfig, out: Path, overwrite: bool = False, re
 def _score(name: str, folder: Path) -> dict[str, Any]:
     evaluations = read_monitor(folder)
     if len(evaluations) < 2:
-        raise HptError(f"--auto: pilot '{name}' has no monitor scores; give monitor.train and monitor.test, or "
-                       "keep monitor.label_free_sample above 0 with enough images")
+        raise HptError(
+            f"--auto: pilot '{name}' has no monitor scores; give monitor.train and monitor.test, or "
+            "keep monitor.label_free_sample above 0 with enough images"
+        )
     by = evaluations[-1]["monitor"]
-    return {"recipe": name, "by": by, "start": evaluations[0][by], "end": evaluations[-1][by],
-            "run": str(folder)}
+    return {"recipe": name, "by": by, "start": evaluations[0][by], "end": evaluations[-1][by], "run": str(folder)}

@@ -31,8 +31,9 @@ class BestBackbone:
         if self.best is not None and not value > self.best["value"]:
             return False
         self.best = {"step": step, "by": self.score, "value": value, "scores": scores}
-        save_tensors(self.path, backbone.native_state_dict(), {**provenance, "format": "hpt-backbone",
-                                                               "selected": self.best})
+        save_tensors(
+            self.path, backbone.native_state_dict(), {**provenance, "format": "hpt-backbone", "selected": self.best}
+        )
         return True
 
     def tensors(self) -> dict[str, torch.Tensor]:

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from hpt.backbones import Backbone
 from hpt.checkpoints.files import write_text_atomic
-from hpt.config import PretrainConfig, dump_config
+from hpt.config import dump_config
 from hpt.core.global_batch_norm import synchronise_batch_norm
 from hpt.core.param_groups import param_groups
 from hpt.core.run_files import BEST, CHECKPOINT, CONFIG, METRICS, SKIPPED
@@ -83,16 +83,27 @@ def build(fabric: Fabric, plan: Plan, console: Console) -> Training:
     _announce(plan, run, backbone.name, origin.spec, console, writes)
 
     loader = _loader(fabric, plan, method, resumed.steps if resumed else 0)
-    device_views = DeviceViews(config.views.policy, plan.stats.mean, plan.stats.std, config.train.seed,
-                               config.train.batch_size, fabric.global_rank,
-                               fabric.world_size) if config.views.on_device else None
+    device_views = (
+        DeviceViews(
+            config.views.policy,
+            plan.stats.mean,
+            plan.stats.std,
+            config.train.seed,
+            config.train.batch_size,
+            fabric.global_rank,
+            fabric.world_size,
+        )
+        if config.views.on_device
+        else None
+    )
 
     # SGD, the learning rate scaled linearly with the (global) batch, cosine to 0
     steps, base_lr = config.train.steps, config.optim.lr * config.train.batch_size / 256
     lr_at = cosine_schedule(base_lr, 0.0, steps, config.optim.warmup_steps)
     momentum_at = cosine_schedule(*method.momentum, steps, reach_end=True)
-    optimizer = torch.optim.SGD(param_groups(method, config.optim.weight_decay), lr=base_lr,
-                                momentum=config.optim.momentum)
+    optimizer = torch.optim.SGD(
+        param_groups(method, config.optim.weight_decay), lr=base_lr, momentum=config.optim.momentum
+    )
     on_gpu = fabric.device.type == "cuda"
     channels_last = config.train.channels_last if config.train.channels_last is not None else on_gpu
     if channels_last:
@@ -111,14 +122,38 @@ def build(fabric: Fabric, plan: Plan, console: Console) -> Training:
         resumed.restore_rng()
 
     data = TrainingData(config.data.path, len(plan.images), plan.held_out, plan.stats)
-    provenance = Provenance(config, backbone.name, plan.strategy.name, origin, data, adaptations,
-                            resumed.steps if resumed else 0, resumed.wall_time_s if resumed else 0.0)
+    provenance = Provenance(
+        config,
+        backbone.name,
+        plan.strategy.name,
+        origin,
+        data,
+        adaptations,
+        resumed.steps if resumed else 0,
+        resumed.wall_time_s if resumed else 0.0,
+    )
     selects_by = plan.monitor.selects_by if plan.monitor else None
     best = BestBackbone(run / BEST, selects_by, resumed.steps if resumed else None) if selects_by and writes else None
-    evaluations = Evaluations(plan.monitor, method, backbone, run, metrics, best, plan.freeze_statistics,
-                              fabric.device, console)
-    return Training(backbone, method, model, optimizer, batches, device_views, channels_last, lr_at, momentum_at,
-                    metrics, evaluations, provenance, resumed, writes, console)
+    evaluations = Evaluations(
+        plan.monitor, method, backbone, run, metrics, best, plan.freeze_statistics, fabric.device, console
+    )
+    return Training(
+        backbone,
+        method,
+        model,
+        optimizer,
+        batches,
+        device_views,
+        channels_last,
+        lr_at,
+        momentum_at,
+        metrics,
+        evaluations,
+        provenance,
+        resumed,
+        writes,
+        console,
+    )
 
 
 def _announce(plan: Plan, run: Path, backbone: str, base: str | None, console: Console, writes: bool) -> None:
@@ -128,10 +163,14 @@ def _announce(plan: Plan, run: Path, backbone: str, base: str | None, console: C
         dump_config(plan.config, run / CONFIG)
     if images.skipped and writes:
         write_text_atomic(run / SKIPPED, skipped_report(images.skipped))
-        console.log(f"[yellow]skipped {len(images.skipped)} unusable files[/] of {len(images) + len(images.skipped)}: "
-                    f"listed in {run / SKIPPED}")
-    console.log(f"[bold]hpt pretrain[/]: {plan.config.method} on {backbone}, init {plan.strategy.name} "
-                f"from {base or 'random weights'}; {len(images)} images -> {run}")
+        console.log(
+            f"[yellow]skipped {len(images.skipped)} unusable files[/] of {len(images) + len(images.skipped)}: "
+            f"listed in {run / SKIPPED}"
+        )
+    console.log(
+        f"[bold]hpt pretrain[/]: {plan.config.method} on {backbone}, init {plan.strategy.name} "
+        f"from {base or 'random weights'}; {len(images)} images -> {run}"
+    )
     if plan.held_out:
         console.log(f"{plan.held_out} images held out of training for the label-free monitor (RankMe)")
 
@@ -149,7 +188,11 @@ def _loader(fabric: Fabric, plan: Plan, method: SSLMethod, start_step: int) -> D
 
     workers, seed, batch_size = config.data.num_workers, config.train.seed, config.train.batch_size
     sampler = StepBatches(len(plan.images), batch_size, seed, start_step, fabric.global_rank, fabric.world_size)
-    return DataLoader(SeededItems(ImageDataset(plan.images, method.views(make_view))), num_workers=workers,
-                      batch_sampler=sampler, persistent_workers=workers > 0, pin_memory=fabric.device.type == "cuda",
-                      generator=torch.Generator().manual_seed(seed))
-
+    return DataLoader(
+        SeededItems(ImageDataset(plan.images, method.views(make_view))),
+        num_workers=workers,
+        batch_sampler=sampler,
+        persistent_workers=workers > 0,
+        pin_memory=fabric.device.type == "cuda",
+        generator=torch.Generator().manual_seed(seed),
+    )

@@ -43,13 +43,14 @@ class Checkpoint:
         return dict(self.provenance.get("adaptations", {}))
 
     def restore(self, method: SSLMethod, optimizer: torch.optim.Optimizer) -> None:
-        method.load_state_dict({k: v for k, v in self.tensors.items()
-                                if not k.startswith((OPTIMIZER_PREFIX, RNG_PREFIX))}, strict=True)
+        method.load_state_dict(
+            {k: v for k, v in self.tensors.items() if not k.startswith((OPTIMIZER_PREFIX, RNG_PREFIX))}, strict=True
+        )
         state = optimizer.state_dict()
         restored: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in self.tensors.items():
             if key.startswith(OPTIMIZER_PREFIX):
-                index, name = key[len(OPTIMIZER_PREFIX):].split(".", 1)
+                index, name = key[len(OPTIMIZER_PREFIX) :].split(".", 1)
                 restored.setdefault(int(index), {})[name] = value
         state["state"] = restored
         optimizer.load_state_dict(state)
@@ -58,8 +59,9 @@ class Checkpoint:
         """Last of all, so that nothing in the set-up shifts what the steps draw."""
         if f"{RNG_PREFIX}cpu" in self.tensors:  # checkpoints written before RNG states were saved
             torch.set_rng_state(self.tensors[f"{RNG_PREFIX}cpu"])
-        cuda = sorted((k for k in self.tensors if k.startswith(f"{RNG_PREFIX}cuda.")),
-                      key=lambda k: int(k.rsplit(".", 1)[1]))
+        cuda = sorted(
+            (k for k in self.tensors if k.startswith(f"{RNG_PREFIX}cuda.")), key=lambda k: int(k.rsplit(".", 1)[1])
+        )
         if cuda and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([self.tensors[k] for k in cuda])
 
@@ -74,8 +76,9 @@ def read_checkpoint(run: Path) -> Checkpoint | None:
     return Checkpoint(tensors, provenance)
 
 
-def save_checkpoint(run: Path, method: SSLMethod, optimizer: torch.optim.Optimizer, provenance: dict[str, Any],
-                    writes: bool = True) -> None:
+def save_checkpoint(
+    run: Path, method: SSLMethod, optimizer: torch.optim.Optimizer, provenance: dict[str, Any], writes: bool = True
+) -> None:
     """Only healthy weights are saved: a non-finite parameter stops the run (every process: their weights are
     the same) and leaves the last checkpoint; `writes`: this is the process that writes."""
     if not all_finite(method.parameters()):
@@ -97,6 +100,9 @@ def save_checkpoint(run: Path, method: SSLMethod, optimizer: torch.optim.Optimiz
 def unhealthy(what: str, step: int, run: Path) -> HptError:
     """The error that stops a run whose numbers stopped being finite, naming the checkpoint that is intact."""
     last = read_provenance(run / CHECKPOINT) if (run / CHECKPOINT).is_file() else None
-    kept = f"the last good checkpoint (step {last['steps']}) is intact in '{run / CHECKPOINT}'" if last else \
-        "no checkpoint had been written yet"
+    kept = (
+        f"the last good checkpoint (step {last['steps']}) is intact in '{run / CHECKPOINT}'"
+        if last
+        else "no checkpoint had been written yet"
+    )
     return HptError(f"{what} at step {step}; {kept}; start again with a lower learning rate (optim.lr)")

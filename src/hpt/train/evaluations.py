@@ -21,8 +21,18 @@ from hpt.transfer.frozen_statistics import hold_batch_norm_statistics
 
 
 class Evaluations:
-    def __init__(self, monitor: Monitor | None, method: SSLMethod, backbone: Backbone, run: Path, metrics: MetricsLog,
-                 best: BestBackbone | None, freeze_statistics: bool, device: torch.device, console: Console) -> None:
+    def __init__(
+        self,
+        monitor: Monitor | None,
+        method: SSLMethod,
+        backbone: Backbone,
+        run: Path,
+        metrics: MetricsLog,
+        best: BestBackbone | None,
+        freeze_statistics: bool,
+        device: torch.device,
+        console: Console,
+    ) -> None:
         self.monitor, self.method, self.backbone, self.run = monitor, method, backbone, run
         self.metrics, self.best, self.freeze_statistics = metrics, best, freeze_statistics
         self.device, self.console = device, console
@@ -42,8 +52,11 @@ class Evaluations:
         scores = self.monitor(self.backbone, self.device)
         self.metrics.write({"step": done, "monitor": self.selects_by or "unlabelled", **scores})
         kept = self.best is not None and self.best.offer(done, scores, self.backbone, provenance.to_dict())
-        self.console.log(f"step {done}: " + "  ".join(f"{name} {value:.4f}" for name, value in scores.items())
-                         + ("  (best so far)" if kept and done > 0 else ""))
+        self.console.log(
+            f"step {done}: "
+            + "  ".join(f"{name} {value:.4f}" for name, value in scores.items())
+            + ("  (best so far)" if kept and done > 0 else "")
+        )
         self.hold_statistics()  # the evaluation put the backbone back in train mode
 
     def hold_statistics(self) -> None:

@@ -24,8 +24,9 @@ def finish(fabric: Fabric, plan: Plan, training: Training, ended: Ended) -> floa
     run = t.evaluations.run
     if plan.strategy.reestimate_batch_norm and config.transfer.reestimate_batch_norm and not plan.freeze_statistics:
         seen = reestimate_batch_norm(t.backbone, plan.target_sample(), fabric.device)
-        t.provenance = replace(t.provenance, adaptations={**t.provenance.adaptations,
-                                                          "batch_norm_reestimated_on": seen})
+        t.provenance = replace(
+            t.provenance, adaptations={**t.provenance.adaptations, "batch_norm_reestimated_on": seen}
+        )
     t.evaluations(t.provenance.at(done, ended.clock()))
     wall_time = ended.clock()
     provenance = t.provenance.at(done, wall_time).to_dict()
@@ -40,25 +41,36 @@ def finish(fabric: Fabric, plan: Plan, training: Training, ended: Ended) -> floa
         exported, selected = best.tensors(), best.best
         _say_what_was_selected(console, selected, evaluations, done)
     elif best is None and t.provenance.origin.spec and done > 0:
-        console.log("[yellow]note[/]: without labelled monitor splits hpt cannot tell whether this backbone beats its "
-                    "starting point (the label-free RankMe is logged, but ranked checkpoints backwards on the "
-                    "benchmark targets); give --monitor-train and --monitor-test to keep the best")
-    save_tensors(run / BACKBONE, exported, {**provenance, "format": "hpt-backbone", "parent": parent,
-                                            "selected": selected, "monitor": evaluations})
-    console.log(f"done: {done} steps in {wall_time:.1f}s, final loss {ended.last_loss:.4f}; backbone of step "
-                f"{selected['step']} -> {run / BACKBONE}")
+        console.log(
+            "[yellow]note[/]: without labelled monitor splits hpt cannot tell whether this backbone beats its "
+            "starting point (the label-free RankMe is logged, but ranked checkpoints backwards on the "
+            "benchmark targets); give --monitor-train and --monitor-test to keep the best"
+        )
+    save_tensors(
+        run / BACKBONE,
+        exported,
+        {**provenance, "format": "hpt-backbone", "parent": parent, "selected": selected, "monitor": evaluations},
+    )
+    console.log(
+        f"done: {done} steps in {wall_time:.1f}s, final loss {ended.last_loss:.4f}; backbone of step "
+        f"{selected['step']} -> {run / BACKBONE}"
+    )
     fabric.barrier()
     return wall_time
 
 
-def _say_what_was_selected(console: Console, selected: dict[str, Any], evaluations: list[dict[str, Any]],
-                           done: int) -> None:
+def _say_what_was_selected(
+    console: Console, selected: dict[str, Any], evaluations: list[dict[str, Any]], done: int
+) -> None:
     by, at_end = selected["by"], next((e for e in reversed(evaluations) if e["step"] == done), None)
     end = f"{at_end[by]:.4f} at the end" if at_end else "the end not evaluated"
     if selected["step"] == 0 and done > 0:
-        console.log(f"[yellow]warning[/]: no evaluation beat the starting point by {by} ({selected['value']:.4f} at "
-                    f"step 0, {end}); backbone.safetensors holds the starting point (monitor.export=last: the "
-                    "last step)")
+        console.log(
+            f"[yellow]warning[/]: no evaluation beat the starting point by {by} ({selected['value']:.4f} at "
+            f"step 0, {end}); backbone.safetensors holds the starting point (monitor.export=last: the "
+            "last step)"
+        )
     elif selected["step"] != done:
-        console.log(f"backbone.safetensors holds step {selected['step']}, the best by {by} ({selected['value']:.4f}; "
-                    f"{end})")
+        console.log(
+            f"backbone.safetensors holds step {selected['step']}, the best by {by} ({selected['value']:.4f}; {end})"
+        )

@@ -24,19 +24,28 @@ def make_fabric(train: TrainConfig, unused_parameters: bool = False) -> Fabric:
     frozen), which DDP must be told."""
     processes = train.devices * train.num_nodes
     if train.batch_size % processes:
-        raise HptError(f"train.batch_size {train.batch_size} does not split evenly over {processes} processes "
-                       f"(train.devices {train.devices} x train.num_nodes {train.num_nodes}); the batch is global")
+        raise HptError(
+            f"train.batch_size {train.batch_size} does not split evenly over {processes} processes "
+            f"(train.devices {train.devices} x train.num_nodes {train.num_nodes}); the batch is global"
+        )
     strategy: str | DDPStrategy = "auto"
     if processes > 1 or train.strategy == "ddp":
         # Buffers stay each process's own: SwAV's queue holds this process's slice (BatchNorm statistics are
         # global with train.sync_batch_norm, and the backbone's are made rank 0's before each evaluation).
         strategy = DDPStrategy(find_unused_parameters=unused_parameters, forward_sync_buffers=False)
     try:
-        return Fabric(accelerator=train.accelerator, strategy=strategy, devices=train.devices,
-                      num_nodes=train.num_nodes, precision=train.precision)
+        return Fabric(
+            accelerator=train.accelerator,
+            strategy=strategy,
+            devices=train.devices,
+            num_nodes=train.num_nodes,
+            precision=train.precision,
+        )
     except (ValueError, RuntimeError, TypeError, ImportError) as exc:  # e.g. tpu without torch_xla
-        raise HptError(f"train.accelerator {train.accelerator!r}, train.devices {train.devices}, train.precision "
-                       f"{train.precision!r}: {str(exc).splitlines()[0]}") from None
+        raise HptError(
+            f"train.accelerator {train.accelerator!r}, train.devices {train.devices}, train.precision "
+            f"{train.precision!r}: {str(exc).splitlines()[0]}"
+        ) from None
 
 
 @contextmanager

@@ -30,8 +30,9 @@ class RunSummary:
     wall_time_s: float
 
 
-def pretrain(config: PretrainConfig, out: Path, overwrite: bool = False, resume: bool = False,
-             console: Console | None = None) -> RunSummary:
+def pretrain(
+    config: PretrainConfig, out: Path, overwrite: bool = False, resume: bool = False, console: Console | None = None
+) -> RunSummary:
     fabric = make_fabric(config.train, unused_parameters=config.method == "swav")
     with processes_stopped_on_failure(fabric):
         plan = plan_run(config, out, overwrite, resume)

@@ -48,8 +48,9 @@ class Plan:
     def target_sample(self) -> Iterator[torch.Tensor]:
         """A fixed sample of the target (`transfer.target_sample` images) in the measuring view."""
         config = self.config
-        return sample_batches(self.images, self.measure_view, config.transfer.target_sample, config.train.batch_size,
-                              config.train.seed)
+        return sample_batches(
+            self.images, self.measure_view, config.transfer.target_sample, config.train.batch_size, config.train.seed
+        )
 
 
 def plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool) -> Plan:
@@ -59,12 +60,23 @@ def plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool) -
     batch_size = config.train.batch_size
     images, held_out = hold_out(found, config.monitor, batch_size, config.train.seed)
     if len(images) < batch_size:
-        raise HptError(f"data '{config.data.path}' has {len(images)} images to train on, fewer than the batch size "
-                       f"{batch_size}")
+        raise HptError(
+            f"data '{config.data.path}' has {len(images)} images to train on, fewer than the batch size {batch_size}"
+        )
     strategy = check_strategy(config.model, config.transfer)
     stats = pixel_stats(found, config.data.image_size, config.data.stats_sample)
     measure_view = eval_view(config.data.image_size, stats.mean, stats.std)
     monitor = build_monitor(config.monitor, config.data.image_size, batch_size, held_out, measure_view)
     continuing = check_run_dir(out, config, overwrite, resume)
-    return Plan(config, out, found, images, stats, measure_view, monitor, strategy,
-                freezes_batch_norm_statistics(config.transfer, strategy.name), continuing)
+    return Plan(
+        config,
+        out,
+        found,
+        images,
+        stats,
+        measure_view,
+        monitor,
+        strategy,
+        freezes_batch_norm_statistics(config.transfer, strategy.name),
+        continuing,
+    )

@@ -7,7 +7,7 @@ the safetensors metadata); `hpt inspect` follows the `base` records back to the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import hpt
@@ -44,14 +44,19 @@ class Provenance:
     def to_dict(self) -> dict[str, Any]:
         return {
             "hpt_version": hpt.__version__,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "backbone": self.backbone,
             "method": self.config.method,
             "init": self.init,
             "steps": self.steps,
             "wall_time_s": round(self.wall_time_s, 3),
-            "data": {"path": self.data.path, "images": self.data.images, "held_out": self.data.held_out,
-                     "mean": self.data.stats.mean, "std": self.data.stats.std},
+            "data": {
+                "path": self.data.path,
+                "images": self.data.images,
+                "held_out": self.data.held_out,
+                "mean": self.data.stats.mean,
+                "std": self.data.stats.std,
+            },
             "adaptations": self.adaptations,
             "base": self.origin.to_dict(),
             "parent": self.origin.parent,

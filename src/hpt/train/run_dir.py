@@ -25,8 +25,10 @@ def check_run_dir(out: Path, config: PretrainConfig, overwrite: bool, resume: bo
     if not (out.is_dir() and any(out.iterdir())) or overwrite:
         return False
     if not resume:
-        raise HptError(f"--out '{out}' already holds files; pass --overwrite to replace them, --resume to continue "
-                       "them, or choose another folder")
+        raise HptError(
+            f"--out '{out}' already holds files; pass --overwrite to replace them, --resume to continue "
+            "them, or choose another folder"
+        )
     if not (out / CONFIG).is_file():
         raise HptError(f"--resume: '{out}' holds files but no {CONFIG}; it is not an hpt run")
     difference = first_difference(yaml.safe_load((out / CONFIG).read_text()), config.to_dict())

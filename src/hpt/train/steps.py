@@ -55,9 +55,15 @@ def run_steps(fabric: Fabric, config: PretrainConfig, training: Training) -> End
     t.evaluations.hold_statistics()
     if t.resumed is None:
         t.evaluations(t.provenance.at(0, wall_time.before))  # step 0 is a data point: the starting point as it is
-    progress = Progress(TextColumn("[bold]pretrain"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn(), console=console,
-                        disable=not console.is_terminal)
+    progress = Progress(
+        TextColumn("[bold]pretrain"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.3f}"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
     announce_every = max(config.train.log_every, steps // 10)
     monitor_every = config.monitor.interval(steps)
     with progress:
@@ -109,11 +115,22 @@ def _log(t: Training, done: int, lr: float, window: Window, collapse: CollapseWa
     """One line of `metrics.jsonl` over the window; warns when the embeddings collapse. Returns a new window."""
     now = time.perf_counter()
     spread, collapsing = collapse.flush()
-    t.metrics.write({"step": done, "loss": sum(window.losses) / len(window.losses), "last_loss": window.losses[-1],
-                     "lr": lr, "embedding_spread": spread, "images_per_s": window.images / (now - window.started),
-                     "data_wait_share": window.waiting / (now - window.started), "elapsed_s": now - start})
+    t.metrics.write(
+        {
+            "step": done,
+            "loss": sum(window.losses) / len(window.losses),
+            "last_loss": window.losses[-1],
+            "lr": lr,
+            "embedding_spread": spread,
+            "images_per_s": window.images / (now - window.started),
+            "data_wait_share": window.waiting / (now - window.started),
+            "elapsed_s": now - start,
+        }
+    )
     if collapsing:
-        t.console.log(f"[yellow]warning[/]: the embeddings are collapsing at step {done} (spread {spread:.3f} < "
-                      f"train.collapse_threshold {collapse.threshold}; 1 is evenly spread, 0 is one point): the "
-                      "representation is losing information; try a lower optim.lr")
+        t.console.log(
+            f"[yellow]warning[/]: the embeddings are collapsing at step {done} (spread {spread:.3f} < "
+            f"train.collapse_threshold {collapse.threshold}; 1 is evenly spread, 0 is one point): the "
+            "representation is losing information; try a lower optim.lr"
+        )
     return Window(now)

@@ -52,8 +52,9 @@ def check_strategy(model: ModelConfig, transfer: TransferConfig) -> Strategy:
     return strategy
 
 
-def adapt_backbone(backbone: Backbone, transfer: TransferConfig, target_batches: Callable[[], Iterable[torch.Tensor]],
-                   seed: int) -> dict[str, Any]:
+def adapt_backbone(
+    backbone: Backbone, transfer: TransferConfig, target_batches: Callable[[], Iterable[torch.Tensor]], seed: int
+) -> dict[str, Any]:
     """Filter selection (measured on the base as copied), then weight scaling; returns what was done."""
     record: dict[str, Any] = {}
     if transfer.filter_selection:

@@ -24,7 +24,9 @@ from hpt.transfer.layers import Layer, fresh_modules, tensor_of, weighted_layers
 
 
 @torch.no_grad()
-def measure_responses(backbone: Backbone, batches: Iterable[torch.Tensor], device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+def measure_responses(
+    backbone: Backbone, batches: Iterable[torch.Tensor], device: torch.device | str = "cpu"
+) -> dict[str, torch.Tensor]:
     """Mean post-activation response of every conv filter: {layer name: tensor[out_channels]}."""
     layers = [layer for layer in weighted_layers(backbone.model) if isinstance(layer.module, nn.Conv2d)]
     totals = {layer.name: torch.zeros(int(layer.module.weight.shape[0]), dtype=torch.float64) for layer in layers}
@@ -35,10 +37,13 @@ def measure_responses(backbone: Backbone, batches: Iterable[torch.Tensor], devic
             activation = output.relu() if after_norm else output.abs()  # N x C x H x W
             totals[name] += activation.double().mean(dim=(2, 3)).sum(dim=0).cpu()
             counts[name] += output.shape[0]
+
         return hook
 
-    handles = [(layer.norm or layer.module).register_forward_hook(record(layer.name, layer.norm is not None))
-               for layer in layers]
+    handles = [
+        (layer.norm or layer.module).register_forward_hook(record(layer.name, layer.norm is not None))
+        for layer in layers
+    ]
     was_training = backbone.training
     backbone.eval()
     try:
@@ -52,7 +57,9 @@ def measure_responses(backbone: Backbone, batches: Iterable[torch.Tensor], devic
 
 
 @torch.no_grad()
-def select_filters(backbone: Backbone, fraction: float, responses: dict[str, torch.Tensor], seed: int = 0) -> dict[str, object]:
+def select_filters(
+    backbone: Backbone, fraction: float, responses: dict[str, torch.Tensor], seed: int = 0
+) -> dict[str, object]:
     """Re-initialise the least-used `fraction` of filters per conv layer; returns {layer: chosen indices}."""
     fresh = fresh_modules(backbone, seed)
     chosen: dict[str, list[int]] = {}
