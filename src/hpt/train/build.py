@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader
 
 from hpt.backbones import Backbone
 from hpt.checkpoints.files import write_text_atomic
-from hpt.config import dump_config
+from hpt.checkpoints.sources import Origin
+from hpt.config import PretrainConfig, dump_config
 from hpt.core.global_batch_norm import synchronise_batch_norm
 from hpt.core.param_groups import param_groups
 from hpt.core.run_files import BEST, CHECKPOINT, CONFIG, METRICS, SKIPPED
@@ -68,13 +69,7 @@ class Training:
 def build(fabric: Fabric, plan: Plan, console: Console) -> Training:
     config, writes = plan.config, fabric.global_rank == 0
     torch.manual_seed(config.train.seed)
-    backbone, origin = plan.strategy.init(config.model)
-    resumed = read_checkpoint(plan.out) if plan.continuing else None
-    adaptations: dict[str, Any] = {}
-    if resumed is None:
-        adaptations = adapt_backbone(backbone, config.transfer, plan.target_sample, config.train.seed)
-        if plan.freeze_statistics:
-            adaptations["batch_norm_statistics"] = "frozen at the starting point's"
+    backbone, origin, resumed, adaptations = _starting_point(plan)
     method = build_method(config.method, backbone, config)
     if fabric.world_size > 1 and syncs_batch_norm(config):
         synchronise_batch_norm(method)
@@ -83,29 +78,10 @@ def build(fabric: Fabric, plan: Plan, console: Console) -> Training:
     _announce(plan, run, backbone.name, origin.spec, console, writes)
 
     loader = _loader(fabric, plan, method, resumed.steps if resumed else 0)
-    device_views = (
-        DeviceViews(
-            config.views.policy,
-            plan.stats.mean,
-            plan.stats.std,
-            config.train.seed,
-            config.train.batch_size,
-            fabric.global_rank,
-            fabric.world_size,
-        )
-        if config.views.on_device
-        else None
+    optimizer, lr_at, momentum_at = _optimiser(method, config)
+    channels_last = (
+        config.train.channels_last if config.train.channels_last is not None else fabric.device.type == "cuda"
     )
-
-    # SGD, the learning rate scaled linearly with the (global) batch, cosine to 0
-    steps, base_lr = config.train.steps, config.optim.lr * config.train.batch_size / 256
-    lr_at = cosine_schedule(base_lr, 0.0, steps, config.optim.warmup_steps)
-    momentum_at = cosine_schedule(*method.momentum, steps, reach_end=True)
-    optimizer = torch.optim.SGD(
-        param_groups(method, config.optim.weight_decay), lr=base_lr, momentum=config.optim.momentum
-    )
-    on_gpu = fabric.device.type == "cuda"
-    channels_last = config.train.channels_last if config.train.channels_last is not None else on_gpu
     if channels_last:
         method.to(memory_format=torch.channels_last)
     if config.train.compile:
@@ -116,43 +92,75 @@ def build(fabric: Fabric, plan: Plan, console: Console) -> Training:
         resumed.restore(method, optimizer)
         metrics.truncate_after(resumed.steps)
         adaptations = resumed.adaptations
-        console.log(f"resuming from step {resumed.steps} of {steps} ({run / CHECKPOINT})")
+        console.log(f"resuming from step {resumed.steps} of {config.train.steps} ({run / CHECKPOINT})")
     batches = iter(fabric.setup_dataloaders(loader, use_distributed_sampler=False))
     if resumed:
         resumed.restore_rng()
 
     data = TrainingData(config.data.path, len(plan.images), plan.held_out, plan.stats)
-    provenance = Provenance(
-        config,
-        backbone.name,
-        plan.strategy.name,
-        origin,
-        data,
-        adaptations,
-        resumed.steps if resumed else 0,
-        resumed.wall_time_s if resumed else 0.0,
-    )
+    steps, wall_time = (resumed.steps, resumed.wall_time_s) if resumed else (0, 0.0)
+    provenance = Provenance(config, backbone.name, plan.strategy.name, origin, data, adaptations, steps, wall_time)
     selects_by = plan.monitor.selects_by if plan.monitor else None
-    best = BestBackbone(run / BEST, selects_by, resumed.steps if resumed else None) if selects_by and writes else None
+    best = BestBackbone(run / BEST, selects_by, steps if resumed else None) if selects_by and writes else None
     evaluations = Evaluations(
         plan.monitor, method, backbone, run, metrics, best, plan.freeze_statistics, fabric.device, console
     )
     return Training(
-        backbone,
-        method,
-        model,
-        optimizer,
-        batches,
-        device_views,
-        channels_last,
-        lr_at,
-        momentum_at,
-        metrics,
-        evaluations,
-        provenance,
-        resumed,
-        writes,
-        console,
+        backbone=backbone,
+        method=method,
+        model=model,
+        optimizer=optimizer,
+        batches=batches,
+        device_views=_device_views(fabric, plan),
+        channels_last=channels_last,
+        lr_at=lr_at,
+        momentum_at=momentum_at,
+        metrics=metrics,
+        evaluations=evaluations,
+        provenance=provenance,
+        resumed=resumed,
+        writes=writes,
+        console=console,
+    )
+
+
+def _starting_point(plan: Plan) -> tuple[Backbone, Origin, Checkpoint | None, dict[str, Any]]:
+    """The strategy's backbone with its origin; on `--resume` the checkpoint it continues from (its weights
+    are loaded once the method is set up), else the adaptations made to the copied base, and their record."""
+    config = plan.config
+    backbone, origin = plan.strategy.init(config.model)
+    resumed = read_checkpoint(plan.out) if plan.continuing else None
+    adaptations: dict[str, Any] = {}
+    if resumed is None:
+        adaptations = adapt_backbone(backbone, config.transfer, plan.target_sample, config.train.seed)
+        if plan.freeze_statistics:
+            adaptations["batch_norm_statistics"] = "frozen at the starting point's"
+    return backbone, origin, resumed, adaptations
+
+
+def _optimiser(method: SSLMethod, config: PretrainConfig) -> tuple[torch.optim.Optimizer, np.ndarray, np.ndarray]:
+    """SGD, the learning rate scaled linearly with the (global) batch and on a cosine to 0; the method's EMA
+    momentum on a cosine. The schedules are indexed by step."""
+    steps, base_lr = config.train.steps, config.optim.lr * config.train.batch_size / 256
+    lr_at = cosine_schedule(base_lr, 0.0, steps, config.optim.warmup_steps)
+    momentum_at = cosine_schedule(*method.momentum, steps, reach_end=True)
+    groups = param_groups(method, config.optim.weight_decay)
+    return torch.optim.SGD(groups, lr=base_lr, momentum=config.optim.momentum), lr_at, momentum_at
+
+
+def _device_views(fabric: Fabric, plan: Plan) -> DeviceViews | None:
+    """With `views.on_device`, the part of the views that runs in batches on the training device."""
+    config = plan.config
+    if not config.views.on_device:
+        return None
+    return DeviceViews(
+        config.views.policy,
+        plan.stats.mean,
+        plan.stats.std,
+        config.train.seed,
+        config.train.batch_size,
+        fabric.global_rank,
+        fabric.world_size,
     )
 
 
