@@ -106,7 +106,66 @@ def test_device_views_follow_the_cpu_views_distribution_on_real_photos():
     assert abs(ours["grey"].mean() - theirs["grey"].mean()) < 0.05 and 0.1 < ours["grey"].mean() < 0.3
 
 
-def test_a_run_with_views_on_the_device(digits, tmp_path):
+def test_quarter_turns_and_flips_are_exact_and_all_drawn_on_both_paths():
+    """`rotate`: the CPU and device paths turn by exact multiples of 90 degrees, each about as often (400 draws:
+    100 expected per turn, sd 8.7; the bounds are 4.6 sd away), and the device path's vertical flip and turns
+    are those of torch.rot90/flip row by row."""
+    from hpt.data.views import RandomQuarterTurns
+
+    photo = np.arange(5 * 5 * 3, dtype=np.uint8).reshape(5, 5, 3)  # no two symmetries of it are equal
+    turned = {k: np.rot90(photo, k).copy() for k in range(4)}
+    seen = {k: 0 for k in range(4)}
+    torch.manual_seed(0)
+    for _ in range(400):
+        out = np.asarray(RandomQuarterTurns()(Image.fromarray(photo)))
+        seen[next(k for k, image in turned.items() if np.array_equal(out, image))] += 1
+    assert all(60 < count < 140 for count in seen.values()), seen
+
+    crops = (torch.arange(400 * 3 * 5 * 5).reshape(400, 3, 5, 5) % 251).to(torch.uint8)
+    views = dv.DeviceViews("crop-only", (0.0,) * 3, (1.0,) * 3, seed=0, global_batch=400)
+    views.parts_of_policy = frozenset({"rotate"})  # only the symmetries, so that rows compare exactly
+    draw = dv.ViewDraw.sample(400, 5, frozenset({"rotate"}), torch.Generator().manual_seed(7))  # what it draws
+    assert set(draw.turns.tolist()) == {0, 1, 2, 3} and 0 < int(draw.vflip.sum()) < 400
+    images, expected = crops.float() / 255, []
+    for i in range(400):
+        row = images[i].flip(-1) if draw.flip[i] else images[i]
+        row = row.flip(-2) if draw.vflip[i] else row
+        expected.append(row.rot90(int(draw.turns[i]), dims=(-2, -1)))
+    torch.testing.assert_close(views.augment(crops, torch.Generator().manual_seed(7)), torch.stack(expected))
+
+
+def test_the_scan_policy_jitters_brightness_and_contrast_only():
+    """On colour photos, `scan` changes no hue: each view's pixels keep the crop's ratios between channel
+    differences, (R - G) : (G - B), up to the 8-bit rounding of the CPU path."""
+    from skimage import data as photos
+
+    cpu_view = pretrain_view("scan", 32, (0.0,) * 3, (1.0,) * 3, crop_scale=(1.0, 1.0))
+    jitters = [t for t in cpu_view.transforms if type(t).__name__ == "RandomApply"]
+    colour = [t for r in jitters for t in r.transforms if type(t).__name__ == "ColorJitter"]
+    assert len(colour) == 1 and colour[0].saturation is None and colour[0].hue is None
+    assert not any(type(t).__name__ == "RandomGrayscale" for t in cpu_view.transforms)
+
+    draw = dv.ViewDraw.sample(50, 32, frozenset({"tone"}), torch.Generator().manual_seed(0))
+    assert bool(draw.jitter.any()) and not bool(draw.gray.any())
+    assert bool((draw.factors[:, 2] == 1).all()) and bool((draw.factors[:, 3] == 0).all())
+    photo = torch.from_numpy(photos.coffee()[::8, ::8].copy()).permute(2, 0, 1).float() / 255
+    images = photo.unsqueeze(0).expand(50, -1, -1, -1).contiguous()
+    draw.jitter[:] = True
+    jittered = dv.color_jitter(images, draw)
+    expected = []
+    for i in range(50):  # brightness and contrast in the image's own order, torchvision's formulas
+        image = images[i]
+        for which in draw.order[i].tolist():
+            if which < 2:
+                image = getattr(TF, ("adjust_brightness", "adjust_contrast")[which])(
+                    image, float(draw.factors[i, which])
+                )
+        expected.append(image)
+    torch.testing.assert_close(jittered, torch.stack(expected), atol=2e-6, rtol=0)
+
+
+@pytest.mark.parametrize("policy", ["full", "scan-rotation"])
+def test_a_run_with_views_on_the_device(digits, tmp_path, policy):
     config = load_config(
         None,
         {
@@ -119,6 +178,7 @@ def test_a_run_with_views_on_the_device(digits, tmp_path):
             "train.log_every": 1,
             "mocov2.queue_size": 32,
             "views.on_device": True,
+            "views.policy": policy,
             "monitor.label_free_sample": 0,
         },
     )

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hpt.errors import HptError
 
-ViewPolicy = Literal["full", "no-color", "no-grayscale", "crop-blur", "crop-only"]
+ViewPolicy = Literal["full", "no-color", "no-grayscale", "crop-blur", "crop-only", "rotation", "scan", "scan-rotation"]
 Init = Literal["full", "scratch", "bn-only"]
 Method = Literal["mocov2", "simclr", "byol", "swav"]
 Precision = Literal["32-true", "32", "bf16-mixed", "16-mixed"]
@@ -47,7 +47,10 @@ class ViewConfig(Section):
     """MoCo v2's augmentation (data/views.py) and the named policies of HPT's robustness study."""
 
     policy: ViewPolicy = "full"
-    """Which augmentations the views use: MoCo v2's `full` set, or one with a part left out."""
+    """Which augmentations the views use: MoCo v2's `full` set, or one with a part left out (HPT's robustness
+    study); `rotation` adds random 90-degree rotations and vertical flips (aerial, pathology, microscopy: images
+    without an "up"); `scan` jitters brightness and contrast only (no hue, saturation or grayscale: greyscale
+    scans such as X-rays); `scan-rotation` is both."""
     crop_min_scale: float = Field(0.2, gt=0.0, le=1.0)
     """Smallest share of the image a random resized crop covers."""
     on_device: bool = False

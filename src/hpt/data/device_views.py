@@ -6,10 +6,10 @@ its random resized crop (kept as uint8: a quarter of the bytes to move, pinned),
 runs here on whole batches, each image with its own random parameters, exactly as `views.py` composes it, with the
 same numbers (`views.MOCO_V2`): colour jitter (its four adjustments in a random order per image), grayscale,
 Gaussian blur (sigma scaled by the view's size / 224, a kernel of +-3 sigma, reflect padding: the Gaussian PIL's
-blur approximates), horizontal flip, then normalisation with the dataset's statistics. The formulas are
-torchvision's tensor ones (`transforms.v2.functional`), batched with a factor per image; the only difference from
-the CPU path is that values are not rounded to 8 bits between operations (tests/test_device_views.py holds the two
-to the same distribution).
+blur approximates), horizontal flip, the `rotate` part's vertical flip and quarter turns, then normalisation
+with the dataset's statistics. The formulas are torchvision's tensor ones (`transforms.v2.functional`), batched
+with a factor per image; the only difference from the CPU path is that values are not rounded to 8 bits between
+operations (tests/test_device_views.py holds the two to the same distribution).
 
 The random parameters of step `s` and view `v` are drawn for the whole global batch from (seed, s, v), and each
 process takes its slice: the same views on any number of processes, and after `--resume`.
@@ -68,6 +68,9 @@ class DeviceViews:
         images = torch.where(_per_image(draw.gray), grayscale(images), images)
         images = torch.where(_per_image(draw.blur), gaussian_blur(images, draw.sigma, draw.kernel), images)
         images = torch.where(_per_image(draw.flip), images.flip(-1), images)
+        images = torch.where(_per_image(draw.vflip), images.flip(-2), images)
+        for turns in (1, 2, 3):  # square crops: a quarter turn keeps the shape
+            images = torch.where(_per_image(draw.turns == turns), images.rot90(turns, dims=(-2, -1)), images)
         mean, std = self.mean.to(images.device).view(1, -1, 1, 1), self.std.to(images.device).view(1, -1, 1, 1)
         return (images - mean) / std
 
@@ -85,9 +88,12 @@ class ViewDraw:
         sigma: torch.Tensor,
         flip: torch.Tensor,
         kernel: int,
+        vflip: torch.Tensor,
+        turns: torch.Tensor,
     ) -> None:
         self.jitter, self.factors, self.order = jitter, factors, order
         self.gray, self.blur, self.sigma, self.flip, self.kernel = gray, blur, sigma, flip, kernel
+        self.vflip, self.turns = vflip, turns
 
     @classmethod
     def sample(cls, n: int, size: int, parts: frozenset[str], generator: torch.Generator) -> ViewDraw:
@@ -102,15 +108,28 @@ class ViewDraw:
         order = torch.argsort(torch.rand(n, 4, generator=generator), dim=1)  # a random permutation per image
         low_sigma, high_sigma = recipe.sigma_range(size)
         sigma = low_sigma + (high_sigma - low_sigma) * torch.rand(n, generator=generator)
+        if "tone" in parts and "color" not in parts:  # brightness and contrast only: the others at identity
+            factors[:, 2], factors[:, 3] = 1.0, 0.0
+        jitter = chance(recipe.p_jitter, "color" in parts or "tone" in parts)
+        gray, blur, flip = (
+            chance(recipe.p_grayscale, "grayscale" in parts),
+            chance(recipe.p_blur, "blur" in parts),
+            chance(recipe.p_flip),
+        )
+        # Drawn last, so that the policies without rotation draw exactly what they drew before it existed.
+        rotates = "rotate" in parts
+        vflip, turns = chance(recipe.p_flip, rotates), torch.randint(4, (n,), generator=generator) * rotates
         return cls(
-            jitter=chance(recipe.p_jitter, "color" in parts),
+            jitter=jitter,
             factors=factors,
             order=order,
-            gray=chance(recipe.p_grayscale, "grayscale" in parts),
-            blur=chance(recipe.p_blur, "blur" in parts),
+            gray=gray,
+            blur=blur,
             sigma=sigma,
-            flip=chance(recipe.p_flip),
+            flip=flip,
             kernel=2 * math.ceil(3 * high_sigma) + 1,
+            vflip=vflip,
+            turns=turns,
         )
 
     def slice(self, rows: slice) -> ViewDraw:
@@ -123,6 +142,8 @@ class ViewDraw:
             self.sigma[rows],
             self.flip[rows],
             self.kernel,
+            self.vflip[rows],
+            self.turns[rows],
         )
 
     def to(self, device: torch.device | str) -> ViewDraw:
@@ -135,6 +156,8 @@ class ViewDraw:
             self.sigma.to(device),
             self.flip.to(device),
             self.kernel,
+            self.vflip.to(device),
+            self.turns.to(device),
         )
 
 
@@ -176,9 +199,10 @@ ADJUSTMENTS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue
 def color_jitter(images: torch.Tensor, draw: ViewDraw) -> torch.Tensor:
     """Each jittered image gets its four adjustments in its own order (ColorJitter's random permutation)."""
     images = images.clone()
+    identity = draw.factors == draw.factors.new_tensor([1.0, 1.0, 1.0, 0.0])  # `tone` leaves hue and saturation
     for position in range(4):
         for which, adjust in enumerate(ADJUSTMENTS):
-            rows = torch.nonzero(draw.jitter & (draw.order[:, position] == which)).flatten()
+            rows = torch.nonzero(draw.jitter & (draw.order[:, position] == which) & ~identity[:, which]).flatten()
             if rows.numel():
                 images[rows] = adjust(images[rows], draw.factors[rows, which])
     return images

@@ -50,7 +50,13 @@ POLICIES: dict[str, frozenset[str]] = {
     "no-grayscale": frozenset({"color", "blur"}),
     "crop-blur": frozenset({"blur"}),
     "crop-only": frozenset(),
+    "rotation": frozenset({"color", "grayscale", "blur", "rotate"}),
+    "scan": frozenset({"tone", "blur"}),
+    "scan-rotation": frozenset({"tone", "blur", "rotate"}),
 }
+"""Each policy's parts besides the crop and the horizontal flip: `color` (MoCo v2's colour jitter), `tone` (its
+brightness and contrast only), `grayscale`, `blur`, `rotate` (a random multiple of 90 degrees and a vertical
+flip, each with its own chance; with the horizontal flip all eight symmetries of the square are drawn)."""
 
 
 def _to_tensor() -> list[v2.Transform]:
@@ -78,11 +84,16 @@ def pretrain_view(
     recipe = MOCO_V2
     if "color" in parts:
         steps.append(v2.RandomApply([v2.ColorJitter(*recipe.jitter)], p=recipe.p_jitter))
+    if "tone" in parts:
+        brightness, contrast, _, _ = recipe.jitter
+        steps.append(v2.RandomApply([v2.ColorJitter(brightness, contrast)], p=recipe.p_jitter))
     if "grayscale" in parts:
         steps.append(v2.RandomGrayscale(p=recipe.p_grayscale))
     if "blur" in parts:
         steps.append(v2.RandomApply([PILGaussianBlur(*recipe.sigma_range(image_size))], p=recipe.p_blur))
     steps.append(v2.RandomHorizontalFlip(p=recipe.p_flip))
+    if "rotate" in parts:
+        steps += [v2.RandomVerticalFlip(p=recipe.p_flip), RandomQuarterTurns()]
     return v2.Compose([*steps, *_to_tensor(), v2.Normalize(mean, std)])
 
 
@@ -96,6 +107,16 @@ class PILGaussianBlur(torch.nn.Module):
     def forward(self, image: Image.Image) -> Image.Image:
         sigma = self.low + (self.high - self.low) * float(torch.rand(()))
         return image.filter(ImageFilter.GaussianBlur(radius=sigma))
+
+
+class RandomQuarterTurns(torch.nn.Module):
+    """Rotate by 0, 90, 180 or 270 degrees, each as likely (torch's RNG); exact, no interpolation."""
+
+    TURNS = (None, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
+
+    def forward(self, image: Image.Image) -> Image.Image:
+        turn = self.TURNS[int(torch.randint(4, ()))]
+        return image if turn is None else image.transpose(turn)
 
 
 class MultiView:
