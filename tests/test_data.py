@@ -81,6 +81,28 @@ def test_file_lists_with_and_without_labels(tmp_path):
         find_images(tmp_path / "mixed.txt")
 
 
+def test_csv_lists_with_a_header(tmp_path):
+    """`path,label` and `path` CSVs (any column order of rows, quoted paths with commas) beside the .txt list."""
+    _png(tmp_path / "img" / "a, first.png")
+    _png(tmp_path / "img" / "b.png")
+    (tmp_path / "labelled.csv").write_text('path,label\n"img/a, first.png",dog\nimg/b.png,cat\n')
+    images = find_images(tmp_path / "labelled.csv")
+    assert images.classes == ["cat", "dog"] and images.labels == [1, 0]
+    assert images.paths == [tmp_path / "img" / "a, first.png", tmp_path / "img" / "b.png"]
+    (tmp_path / "plain.csv").write_text(f"PATH\n{tmp_path / 'img' / 'b.png'}\nimg/a, first.png\n")
+    with pytest.raises(HptError, match="plain.csv' line 3: expected a path"):
+        find_images(tmp_path / "plain.csv")  # an unquoted comma makes two fields
+    (tmp_path / "plain.csv").write_text(f'PATH\n{tmp_path / "img" / "b.png"}\n"img/a, first.png"\n')
+    plain = find_images(tmp_path / "plain.csv")
+    assert plain.labels is None and plain.multilabel is None and len(plain) == 2
+    (tmp_path / "missing.csv").write_text("path,label\nimg/a, first.png,dog\nimg/b.png,\n")
+    with pytest.raises(HptError, match="missing.csv' line 2: expected a path and a label"):
+        find_images(tmp_path / "missing.csv")
+    (tmp_path / "noheader.csv").write_text("img/b.png,cat\n")
+    with pytest.raises(HptError, match="expected a header 'path', 'path,label'"):
+        find_images(tmp_path / "noheader.csv")
+
+
 @pytest.mark.parametrize(
     "setup,message",
     [

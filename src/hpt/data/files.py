@@ -83,8 +83,7 @@ def _from_list(list_file: Path, what: str) -> ImageList:
             continue
         if len(fields) > 2:
             raise HptError(f"{what} '{list_file}' line {number}: expected 'PATH [LABEL]', got {len(fields)} fields")
-        path = Path(fields[0]).expanduser()
-        paths.append(path if path.is_absolute() else list_file.parent / path)
+        paths.append(_relative_to(list_file, fields[0]))
         names.append(fields[1] if len(fields) == 2 else "")
     if not paths:
         raise HptError(f"{what} '{list_file}' lists no images")
@@ -98,19 +97,44 @@ def _from_list(list_file: Path, what: str) -> ImageList:
 
 
 def _from_table(table: Path, what: str) -> ImageList:
-    """A multi-label CSV (CheXpert-style): a header `path,NAME,NAME,...`, then one image and 0/1 per name."""
+    """A CSV with a header. `path` or `path,label`: one image per row, with its class name in the `label`
+    column (a plain list, as the `.txt` list). `path,NAME,NAME,...` with other names: multi-label
+    (CheXpert-style), one 0/1 value per name. Paths are relative to the CSV's folder unless absolute."""
     with open(table, newline="") as f:
-        rows = list(csv.reader(f))
-    if len(rows) < 2 or len(rows[0]) < 2:
-        raise HptError(f"{what} '{table}': expected a header 'path,LABEL,...' and one row per image")
-    classes = [name.strip() for name in rows[0][1:]]
+        rows = [row for row in csv.reader(f) if row]
+    header = [name.strip() for name in rows[0]] if rows else []
+    if len(rows) < 2 or not header or header[0].lower() != "path":
+        raise HptError(
+            f"{what} '{table}': expected a header 'path', 'path,label' or 'path,NAME,...' (0/1 columns) and "
+            "one row per image"
+        )
+    if [name.lower() for name in header] in (["path"], ["path", "label"]):
+        return _plain_table(table, what, rows)
+    classes = header[1:]
     paths, targets = [], []
     for number, row in enumerate(rows[1:], start=2):
-        if not row:
-            continue
-        if len(row) != len(rows[0]) or any(v.strip() not in ("0", "1") for v in row[1:]):
+        if len(row) != len(header) or any(v.strip() not in ("0", "1") for v in row[1:]):
             raise HptError(f"{what} '{table}' line {number}: expected a path and {len(classes)} values of 0 or 1")
-        path = Path(row[0].strip()).expanduser()
-        paths.append(path if path.is_absolute() else table.parent / path)
+        paths.append(_relative_to(table, row[0]))
         targets.append([int(v) for v in row[1:]])
     return ImageList(paths, None, classes, targets)
+
+
+def _plain_table(table: Path, what: str, rows: list[list[str]]) -> ImageList:
+    width = len(rows[0])
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != width or not row[0].strip() or (width == 2 and not row[1].strip()):
+            expected = "a path and a label" if width == 2 else "a path"
+            raise HptError(f"{what} '{table}' line {number}: expected {expected}")
+    paths = [_relative_to(table, row[0]) for row in rows[1:]]
+    if width == 1:
+        return ImageList(paths, None, None)
+    names = [row[1].strip() for row in rows[1:]]
+    classes = sorted(set(names))
+    index = {name: i for i, name in enumerate(classes)}
+    return ImageList(paths, [index[n] for n in names], classes)
+
+
+def _relative_to(list_file: Path, entry: str) -> Path:
+    path = Path(entry.strip()).expanduser()
+    return path if path.is_absolute() else list_file.parent / path
