@@ -28,6 +28,7 @@ PRETRAIN_FLAGS: dict[str, str] = {
     "--init": "model.init",
     "--method": "method",
     "--views": "views.policy",
+    "--intensity": "data.intensity",
     "--steps": "train.steps",
     "--batch-size": "train.batch_size",
     "--seed": "train.seed",
@@ -56,6 +57,15 @@ def whole_number(minimum: int):
 
 
 positive_int, count = whole_number(1), whole_number(0)
+
+
+def intensity(text: str) -> Any:
+    from hpt.config import intensity_setting
+
+    try:
+        return intensity_setting(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def positive_float(text: str) -> float:
@@ -141,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--backbone", help="architecture of a foreign checkpoint, e.g. timm:tf_efficientnet_lite0")
     evaluate.add_argument("--image-size", type=positive_int, help="default: the run's own, else 224")
+    evaluate.add_argument(
+        "--intensity",
+        type=intensity,
+        help="high-bit images: auto, full-range, per-image or LOW,HIGH (default: the run's own window, else auto)",
+    )
     evaluate.add_argument("--batch-size", type=positive_int, default=256)
     evaluate.add_argument("--workers", type=count, help="data-loading processes (default: up to 4)")
     evaluate.add_argument("--out", type=Path, help="where to write eval.json (default: beside the model)")
@@ -210,6 +225,7 @@ def run(argv: list[str] | None = None) -> int:
             val=args.val,
             val_fraction=args.val_fraction,
             finetune=finetune,
+            intensity=args.intensity,
         )
         result = evaluate(args.model, args.train, args.test, options, args.out)
         metrics = "  ".join(f"{name} {value:.4f}" for name, value in result["metrics"].items())

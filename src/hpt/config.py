@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hpt.errors import HptError
 
@@ -28,7 +28,8 @@ class Section(BaseModel):
 
 class DataConfig(Section):
     path: str | None = None
-    """A folder of images (searched recursively) or a .txt file list (`path [label]` per line)."""
+    """A folder of images (searched recursively), a .txt file list (`path [label]` per line) or a CSV with a
+    header (`path` or `path,label`)."""
     image_size: int = Field(224, ge=8, le=4096)
     """Side of the square crops the model sees, in pixels."""
     num_workers: int = Field(default_factory=lambda: min(8, os.cpu_count() or 1), ge=0)
@@ -41,6 +42,35 @@ class DataConfig(Section):
     max_image_pixels: int = Field(89_478_485, ge=1)
     """Images whose header claims more pixels are skipped unread (decompression bombs); PIL's default
     (Image.MAX_IMAGE_PIXELS, 0.25 GB of RGB)."""
+    intensity: Literal["auto", "full-range", "per-image"] | tuple[float, float] = "auto"
+    """How 12/16-bit, float and DICOM values map to 0-255 (data/intensity.py): `auto` (the 0.5-99.5th
+    percentiles of a sample of the dataset, one window for every image), `full-range` (the type's range),
+    `per-image` (each image's min-max), or `[low, high]` in the images' own values (`--intensity LOW,HIGH`)."""
+
+    @field_validator("intensity", mode="before")
+    @classmethod
+    def _intensity(cls, value: Any) -> Any:
+        return intensity_setting(value)
+
+
+def intensity_setting(value: Any) -> Any:
+    """`data.intensity` (and `hpt eval --intensity`): a mode name, [low, high], or the flag's 'LOW,HIGH'."""
+    if value in ("auto", "full-range", "per-image"):
+        return value
+    if isinstance(value, str) and "," in value:  # the flag: --intensity LOW,HIGH
+        try:
+            value = [float(part) for part in value.split(",")]
+        except ValueError:
+            pass
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) != 2
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    ):
+        raise ValueError("expected auto, full-range, per-image or a window [low, high] of two numbers")
+    if not value[0] < value[1]:
+        raise ValueError(f"a window [low, high] needs low < high, got [{value[0]:g}, {value[1]:g}]")
+    return (float(value[0]), float(value[1]))
 
 
 class ViewConfig(Section):

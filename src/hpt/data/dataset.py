@@ -10,27 +10,35 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from hpt.data.decode import load_rgb
 from hpt.data.files import ImageList
+from hpt.data.intensity import FULL_RANGE, Window
 
 
 class ImageDataset(Dataset):
-    def __init__(self, images: ImageList, transform: Callable[[Any], Any]) -> None:
+    def __init__(self, images: ImageList, transform: Callable[[Any], Any], window: Window = FULL_RANGE) -> None:
         self.images = images
         self.transform = transform
+        self.window = window
+        """The dataset's intensity window for high-bit images (`intensity.py`)."""
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
         label = self.images.labels[index] if self.images.labels is not None else -1
-        return self.transform(load_rgb(self.images.paths[index])), label
+        return self.transform(load_rgb(self.images.paths[index], self.window)), label
 
 
 def sample_batches(
-    images: ImageList, transform: Callable[[Any], Any], count: int, batch_size: int, seed: int, num_workers: int = 0
+    images: ImageList,
+    transform: Callable[[Any], Any],
+    count: int,
+    batch_size: int,
+    seed: int,
+    window: Window = FULL_RANGE,
 ) -> Iterator[Any]:
     """Batches of transformed images (no labels) from a fixed random sample of `count` images."""
     chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:count].tolist()
-    loader = DataLoader(Subset(ImageDataset(images, transform), chosen), batch_size=batch_size, num_workers=num_workers)
+    loader = DataLoader(Subset(ImageDataset(images, transform, window), chosen), batch_size=batch_size)
     for batch, _ in loader:
         yield batch
 

@@ -21,7 +21,9 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from hpt.config import DataConfig
+from hpt.data import dicom
 from hpt.data.cache import files_key, read_cached, write_cached
+from hpt.data.decode import DICOM_SUFFIX
 from hpt.errors import HptError, first_line
 
 
@@ -42,6 +44,9 @@ def problem_with(path: Path, max_image_pixels: int = ScreenPolicy.max_image_pixe
     try:
         if os.stat(path).st_size == 0:
             return "empty file"
+        if path.suffix.lower() == DICOM_SUFFIX:
+            dicom.read(path, max_image_pixels)
+            return None
         with Image.open(path) as image:
             width, height = image.size
             if width * height > max_image_pixels:
@@ -55,6 +60,8 @@ def problem_with(path: Path, max_image_pixels: int = ScreenPolicy.max_image_pixe
         return "permission denied"
     except UnidentifiedImageError:
         return "not an image"
+    except dicom.DicomProblem as exc:
+        return str(exc)
     except Image.DecompressionBombError as exc:
         return f"decompression bomb ({first_line(exc)})"
     except Exception as exc:  # noqa: BLE001 - a file from a user may break a decoder in any way

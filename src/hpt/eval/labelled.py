@@ -14,6 +14,7 @@ import torch
 
 from hpt.data.dataset import ImageDataset
 from hpt.data.files import ImageList, find_images
+from hpt.data.intensity import FULL_RANGE, Window
 from hpt.data.stats import PixelStats, pixel_stats
 from hpt.data.views import eval_view
 from hpt.errors import HptError
@@ -44,21 +45,23 @@ class LabelledImages:
             if images.skipped
         }
 
-    def in_view(self, image_size: int, stats_sample: int = 5000) -> LabelledViews:
-        stats = pixel_stats(self.train, image_size, stats_sample)
-        return LabelledViews(self, image_size, stats, eval_view(image_size, stats.mean, stats.std))
+    def in_view(self, image_size: int, stats_sample: int = 5000, window: Window = FULL_RANGE) -> LabelledViews:
+        stats = pixel_stats(self.train, image_size, stats_sample, window=window)
+        return LabelledViews(self, image_size, window, stats, eval_view(image_size, stats.mean, stats.std))
 
 
 @dataclass(frozen=True)
 class LabelledViews:
     images: LabelledImages
     image_size: int
+    window: Window
+    """The intensity window every split is decoded through (`data/intensity.py`)."""
     stats: PixelStats
     """Of the training split: every split is normalised with them."""
     view: Callable[[Any], torch.Tensor]
 
     def dataset(self, role: str) -> ImageDataset:
-        return ImageDataset(self.images.splits[role], self.view)
+        return ImageDataset(self.images.splits[role], self.view, self.window)
 
 
 def read_labelled(train: str, others: dict[str, str | None], names: dict[str, str] | None = None) -> LabelledImages:

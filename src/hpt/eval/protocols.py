@@ -100,6 +100,7 @@ def finetune_protocol(task: EvalTask) -> Result:
         stats.std,
         task.finetune,
         task.device,
+        task.data.window,
     )
     return metrics, {**settings, "train_images": len(images.train), "test_images": len(images.splits["test"])}
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from hpt.checkpoints.files import write_text_atomic
 from hpt.checkpoints.sources import load_backbone
+from hpt.data.files import ImageList
+from hpt.data.intensity import Setting, Window, resolve_window
 from hpt.errors import HptError
 from hpt.eval.features import eval_device
 from hpt.eval.finetune import FinetuneSettings
@@ -36,6 +38,9 @@ class EvalOptions:
     """A labelled validation split for the linear probe's weight decay; without one, `val_fraction` of train."""
     val_fraction: float = 0.2
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
+    intensity: Setting | None = None
+    """How high-bit images map to 0-255 (`data/intensity.py`); None: the window the model was pretrained with
+    (from its provenance), else `auto` on the training split."""
 
 
 def default_output(spec: str) -> Path:
@@ -57,8 +62,10 @@ def evaluate(
     images = read_labelled(train, {"test": test, "val": options.val})
     backbone, origin = load_backbone(spec, options.backbone, role="model")
 
-    recorded = (origin.provenance or {}).get("config", {}).get("data", {}).get("image_size")
-    data = images.in_view(options.image_size or recorded or DEFAULT_IMAGE_SIZE, options.stats_sample)
+    provenance = origin.provenance or {}
+    recorded = provenance.get("config", {}).get("data", {}).get("image_size")
+    window = _window(options.intensity, provenance, images.train)
+    data = images.in_view(options.image_size or recorded or DEFAULT_IMAGE_SIZE, options.stats_sample, window)
     workers = min(4, os.cpu_count() or 1) if options.num_workers is None else options.num_workers
     task = EvalTask(backbone, data, eval_device(), options.batch_size, workers, options.val_fraction, options.finetune)
     metrics, settings = protocol(task)
@@ -70,6 +77,7 @@ def evaluate(
         "test": str(test),
         "classes": images.train.classes,
         "multilabel": images.multilabel,
+        "intensity": window.to_dict(),
     }
     if images.skipped():  # screened out before evaluation (`data/screen.py`); named so the figures can be trusted
         context["skipped_files"] = images.skipped()
@@ -81,6 +89,14 @@ def evaluate(
     }
     _merge_into(out, options.protocol, result)
     return result
+
+
+def _window(setting: Setting | None, provenance: dict[str, Any], train: ImageList) -> Window:
+    """The model's own window when it records one and none is asked for: the pixels it learnt on."""
+    recorded = provenance.get("data", {}).get("intensity")
+    if setting is None and recorded:
+        return Window.from_dict(recorded)
+    return resolve_window(train, setting or "auto")
 
 
 def _merge_into(out: Path, protocol: str, result: dict[str, Any]) -> None:

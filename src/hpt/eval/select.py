@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from hpt.checkpoints.sources import architecture_of, load_backbone
+from hpt.data.intensity import resolve_window
 from hpt.errors import HptError
 from hpt.eval.features import eval_device, extract_features
 from hpt.eval.labelled import read_labelled, targets_of
@@ -30,7 +31,9 @@ def rank_candidates(
     labelled = read_labelled(data, {}, {"train": "data"})
     if labelled.multilabel:
         raise HptError(f"data '{data}': select needs one label per image (one sub-folder per class)")
-    images, dataset = labelled.train, labelled.in_view(image_size).dataset("train")
+    images = labelled.train
+    window = resolve_window(images, "auto")  # one window for every candidate: they are compared on the same pixels
+    dataset = labelled.in_view(image_size, window=window).dataset("train")
     device = eval_device()
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -56,6 +59,7 @@ def rank_candidates(
         "forward_passes": len(images) * len(candidates),
         "image_size": image_size,
         "val_fraction": val_fraction,
+        "intensity": window.to_dict(),
         "seconds": round(time.perf_counter() - started, 2),
     }
     return {"ranking": rows, "budget": budget}

@@ -97,7 +97,7 @@ def build(fabric: Fabric, plan: Plan, console: Console) -> Training:
     if resumed:
         resumed.restore_rng()
 
-    data = TrainingData(config.data.path, len(plan.images), plan.held_out, plan.stats)
+    data = TrainingData(config.data.path, len(plan.images), plan.held_out, plan.stats, plan.window)
     steps, wall_time = (resumed.steps, resumed.wall_time_s) if resumed else (0, 0.0)
     provenance = Provenance(config, backbone.name, plan.strategy.name, origin, data, adaptations, steps, wall_time)
     selects_by = plan.monitor.selects_by if plan.monitor else None
@@ -181,6 +181,8 @@ def _announce(plan: Plan, run: Path, backbone: str, base: str | None, console: C
     )
     if plan.held_out:
         console.log(f"{plan.held_out} images held out of training for the label-free monitor (RankMe)")
+    if plan.window.mode != "full-range" or plan.window.source == "data.intensity":
+        console.log(f"high-bit images: {plan.window.describe()}")
 
 
 def _loader(fabric: Fabric, plan: Plan, method: SSLMethod, start_step: int) -> DataLoader:
@@ -197,7 +199,7 @@ def _loader(fabric: Fabric, plan: Plan, method: SSLMethod, start_step: int) -> D
     workers, seed, batch_size = config.data.num_workers, config.train.seed, config.train.batch_size
     sampler = StepBatches(len(plan.images), batch_size, seed, start_step, fabric.global_rank, fabric.world_size)
     return DataLoader(
-        SeededItems(ImageDataset(plan.images, method.views(make_view))),
+        SeededItems(ImageDataset(plan.images, method.views(make_view), plan.window)),
         num_workers=workers,
         batch_sampler=sampler,
         persistent_workers=workers > 0,

@@ -14,6 +14,7 @@ import torch
 from hpt.config import PretrainConfig
 from hpt.data.dataset import sample_batches
 from hpt.data.files import ImageList, find_images
+from hpt.data.intensity import Window, resolve_window
 from hpt.data.screen import ScreenPolicy
 from hpt.data.stats import PixelStats, pixel_stats
 from hpt.data.views import eval_view
@@ -32,6 +33,8 @@ class Plan:
     """Every usable image of `data.path`."""
     images: ImageList
     """Those trained on: `found` less the label-free monitor's held-out sample, if it picks the backbone."""
+    window: Window
+    """The intensity window of high-bit images (`data/intensity.py`): training, statistics and monitor alike."""
     stats: PixelStats
     measure_view: Callable[[Any], torch.Tensor]
     """The evaluation view in the data's own statistics: what the monitor and the adaptations measure with."""
@@ -49,7 +52,12 @@ class Plan:
         """A fixed sample of the target (`transfer.target_sample` images) in the measuring view."""
         config = self.config
         return sample_batches(
-            self.images, self.measure_view, config.transfer.target_sample, config.train.batch_size, config.train.seed
+            self.images,
+            self.measure_view,
+            config.transfer.target_sample,
+            config.train.batch_size,
+            config.train.seed,
+            self.window,
         )
 
 
@@ -64,15 +72,17 @@ def plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool) -
             f"data '{config.data.path}' has {len(images)} images to train on, fewer than the batch size {batch_size}"
         )
     strategy = check_strategy(config.model, config.transfer)
-    stats = pixel_stats(found, config.data.image_size, config.data.stats_sample)
+    window = resolve_window(found, config.data.intensity, config.train.seed)
+    stats = pixel_stats(found, config.data.image_size, config.data.stats_sample, window=window)
     measure_view = eval_view(config.data.image_size, stats.mean, stats.std)
-    monitor = build_monitor(config.monitor, config.data.image_size, batch_size, held_out, measure_view)
+    monitor = build_monitor(config.monitor, config.data.image_size, batch_size, held_out, measure_view, window)
     continuing = check_run_dir(out, config, overwrite, resume)
     return Plan(
         config,
         out,
         found,
         images,
+        window,
         stats,
         measure_view,
         monitor,
