@@ -215,3 +215,31 @@ def test_screening_skips_a_few_bad_files_and_refuses_a_folder_of_them(tmp_path, 
         find_images(tmp_path / "data")
     images = find_images(tmp_path / "data", policy=ScreenPolicy(max_bad_fraction=0.2))
     assert len(images) == 40 and sorted(p.name for p in images.skipped) == sorted(expected)
+
+
+def test_screening_remembers_each_file_so_one_new_file_is_screened_alone(tmp_path, monkeypatch):
+    """The per-file cache (`screen.sqlite`): a second pass decodes nothing, a new file is decoded alone, and a
+    file that changed (cut short) is screened again and now named. Counted by wrapping the real screening."""
+    from hpt.data import screen as screening
+
+    for i in range(30):
+        _png(tmp_path / "data" / f"{i:02}.png", i)
+    real, decoded = screening.problem_with, []
+
+    def counting(path, *args):
+        decoded.append(path.name)
+        return real(path, *args)
+
+    monkeypatch.setattr(screening, "problem_with", counting)
+    assert len(find_images(tmp_path / "data")) == 30 and len(decoded) == 30
+    decoded.clear()
+    assert len(find_images(tmp_path / "data")) == 30 and decoded == []
+    _png(tmp_path / "data" / "new.png", 99)
+    assert len(find_images(tmp_path / "data")) == 31 and decoded == ["new.png"]
+    decoded.clear()
+    whole = (tmp_path / "data" / "05.png").read_bytes()
+    (tmp_path / "data" / "05.png").write_bytes(whole[: len(whole) // 2])
+    images = find_images(tmp_path / "data", policy=ScreenPolicy(max_bad_fraction=0.1))
+    assert decoded == ["05.png"] and [p.name for p in images.skipped] == ["05.png"]
+    assert (cache_dir() / "screen.sqlite").is_file()
+

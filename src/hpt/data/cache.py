@@ -1,6 +1,7 @@
 """What hpt learns about a dataset once and keeps: small JSON files in `$HPT_CACHE_DIR` (default
-`~/.cache/hpt`), one folder per kind (`stats`, `screen`), named by a key over the files' paths, sizes and
-modification times, so that a changed file means a new key and nothing stale is ever read."""
+`~/.cache/hpt`), one folder per kind (`stats`, `window`), named by a key over the files' paths, sizes and
+modification times, so that a changed file means a new key and nothing stale is ever read. (Screening keeps
+its results per file, in `screen.sqlite` beside them: `screen.py`.)"""
 
 from __future__ import annotations
 

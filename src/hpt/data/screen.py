@@ -2,10 +2,13 @@
 
 Real folders hold empty files, files cut short by a failed copy, HTML pages saved as `.jpg`, files the job
 may not read, and images whose header claims billions of pixels (decompression bombs). Each file is opened
-and decoded once, in threads: a bomb is caught from its header alone, before any pixel is decoded; JPEGs
-are decoded at reduced scale (PIL's draft mode reads all of the compressed data, so a truncated file still
-fails, at a fraction of the cost). What was found is cached in `$HPT_CACHE_DIR/screen` under a key made of
-every file's path, size and modification time, so a dataset is screened once, not once per run.
+and decoded once, in a thread per core (PIL decodes without holding the interpreter lock): a bomb is caught
+from its header alone, before any pixel is decoded; JPEGs are decoded at reduced scale (PIL's draft mode reads
+all of the compressed data, so a truncated file still fails, at a fraction of the cost).
+
+What was found is remembered per file in `$HPT_CACHE_DIR/screen.sqlite`, keyed by the file's resolved path,
+size, modification time and permissions (and the pixel limit): a dataset is screened once, not once per run,
+and adding or changing one file of a screened folder screens that file alone.
 
 A run goes on without the bad files when they are at most `max_bad_fraction` of the data; above that the
 data is probably not what the user meant, and the run stops before it starts, naming the first bad file.
@@ -14,6 +17,7 @@ data is probably not what the user meant, and the run stops before it starts, na
 from __future__ import annotations
 
 import os
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from hpt.config import DataConfig
 from hpt.data import dicom
-from hpt.data.cache import files_key, read_cached, write_cached
+from hpt.data.cache import cache_dir
 from hpt.data.decode import DICOM_SUFFIX
 from hpt.errors import HptError, first_line
 
@@ -71,15 +75,19 @@ def problem_with(path: Path, max_image_pixels: int = ScreenPolicy.max_image_pixe
 
 def screen(paths: list[Path], what: str, policy: ScreenPolicy) -> dict[Path, str]:
     """The unusable files among `paths`, each with its reason; an error when too many of them are bad."""
-    key = files_key(paths, "screen", policy.max_image_pixels)
-    cached = read_cached("screen", key)
-    if cached is not None:
-        bad = {Path(p): reason for p, reason in cached.items()}
-    else:
-        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-            problems = pool.map(lambda p: problem_with(p, policy.max_image_pixels), paths, chunksize=64)
-            bad = {path: reason for path, reason in zip(paths, problems, strict=True) if reason is not None}
-        write_cached("screen", key, {str(p): reason for p, reason in bad.items()})
+    keys = {path: _key(path, policy.max_image_pixels) for path in paths}
+    reasons: dict[Path, str | None] = {}
+    with ScreenCache() as cache:
+        known = cache.lookup([key for key in keys.values() if key is not None])
+        for path, key in keys.items():
+            if key is not None and key in known:
+                reasons[path] = known[key]
+        todo = [path for path in keys if path not in reasons]
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            found = list(pool.map(lambda path: problem_with(path, policy.max_image_pixels), todo, chunksize=64))
+        reasons.update(zip(todo, found, strict=True))
+        cache.store([(key, reasons[path]) for path in todo if (key := keys[path]) is not None])
+    bad = {path: reason for path in paths if (reason := reasons[path]) is not None}
     if len(bad) > policy.max_bad_fraction * len(paths) or len(bad) == len(paths):
         first, reason = next(iter(bad.items()))
         raise HptError(
@@ -87,6 +95,60 @@ def screen(paths: list[Path], what: str, policy: ScreenPolicy) -> dict[Path, str
             f"({policy.max_bad_fraction:.0%}) allows; the first: '{first}': {reason}"
         )
     return bad
+
+
+def _key(path: Path, max_image_pixels: int) -> str | None:
+    """What a file's screening result depends on; None when it cannot even be stat-ed (screened every time)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_mode}\0{max_image_pixels}"
+
+
+class ScreenCache:
+    """Screening results by file (see the module's docstring). An unusable cache (read-only home, a damaged
+    database) costs re-screening, nothing else; several processes may use it at once (SQLite's locking)."""
+
+    BATCH = 900  # SQLite's limit on parameters per statement is 999 in older builds
+
+    def __init__(self) -> None:
+        self.db: sqlite3.Connection | None = None
+        try:
+            cache_dir().mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(cache_dir() / "screen.sqlite", timeout=60)
+            self.db.execute("CREATE TABLE IF NOT EXISTS screened (key TEXT PRIMARY KEY, reason TEXT)")
+        except (sqlite3.Error, OSError):
+            self.db = None
+
+    def __enter__(self) -> ScreenCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.db is not None:
+            self.db.close()
+
+    def lookup(self, keys: list[str]) -> dict[str, str | None]:
+        found: dict[str, str | None] = {}
+        if self.db is None:
+            return found
+        try:
+            for start in range(0, len(keys), self.BATCH):
+                chunk = keys[start : start + self.BATCH]
+                marks = ",".join("?" * len(chunk))
+                found.update(self.db.execute(f"SELECT key, reason FROM screened WHERE key IN ({marks})", chunk))
+        except sqlite3.Error:
+            return {}
+        return found
+
+    def store(self, results: list[tuple[str, str | None]]) -> None:
+        if self.db is None or not results:
+            return
+        try:
+            with self.db:
+                self.db.executemany("INSERT OR REPLACE INTO screened (key, reason) VALUES (?, ?)", results)
+        except sqlite3.Error:
+            pass
 
 
 def skipped_report(bad: dict[Path, str]) -> str:
