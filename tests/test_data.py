@@ -242,4 +242,3 @@ def test_screening_remembers_each_file_so_one_new_file_is_screened_alone(tmp_pat
     images = find_images(tmp_path / "data", policy=ScreenPolicy(max_bad_fraction=0.1))
     assert decoded == ["05.png"] and [p.name for p in images.skipped] == ["05.png"]
     assert (cache_dir() / "screen.sqlite").is_file()
-

@@ -47,6 +47,11 @@ class DataConfig(Section):
     percentiles of a sample of the dataset, one window for every image), `full-range` (the type's range),
     `per-image` (each image's min-max), or `[low, high]` in the images' own values (`--intensity LOW,HIGH`)."""
 
+    channels: Literal["auto"] | int = Field("auto", ge=1, le=64)
+    """Bands per image (data/bands.py): 3 reads every image as RGB; another number reads multi-band TIFFs and
+    .npy arrays as they are (the first convolution adapted). `auto`: the count most files have; files with
+    another count are skipped and listed."""
+
     @field_validator("intensity", mode="before")
     @classmethod
     def _intensity(cls, value: Any) -> Any:

@@ -1,6 +1,6 @@
 """Registry of backbone families, addressed as `family:model`, e.g. `torchvision:resnet50`, `timm:resnet18`.
 
-A family is a factory `(model_name, pretrained) -> Backbone` plus a check that a model name exists, so that a
+A family is a factory `(model_name, pretrained, in_chans) -> Backbone` plus a check that a model name exists, so that a
 misspelt name fails before anything is downloaded or built.
 """
 
@@ -15,7 +15,8 @@ from hpt.errors import HptError
 
 @dataclass(frozen=True)
 class Family:
-    create: Callable[[str, bool], Backbone]
+    create: Callable[[str, bool, int], Backbone]
+    """(model name, pretrained, input channels) -> the backbone."""
     exists: Callable[[str], bool]
     examples: str
 
@@ -44,15 +45,16 @@ def is_backbone_name(name: str) -> bool:
     return bool(sep and model) and family in _FAMILIES
 
 
-def create_backbone(name: str, pretrained: bool = False) -> Backbone:
-    """Build a backbone by registry name; `pretrained` downloads the family's hub weights (network)."""
+def create_backbone(name: str, pretrained: bool = False, in_chans: int = 3) -> Backbone:
+    """Build a backbone by registry name; `pretrained` downloads the family's hub weights (network);
+    `in_chans`: input channels (3 for RGB; another number adapts the first convolution, `input_channels.py`)."""
     family_name, model = split_name(name)
     family = _FAMILIES.get(family_name)
     if family is None:
         raise HptError(f"backbone '{name}': unknown family '{family_name}' (known: {', '.join(family_names())})")
     if not family.exists(model):
         raise HptError(f"backbone '{name}': no such {family_name} model (e.g. {family.examples})")
-    return family.create(model, pretrained)
+    return family.create(model, pretrained, in_chans)
 
 
 def _register_builtin() -> None:

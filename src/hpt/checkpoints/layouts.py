@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from hpt.backbones import Backbone
+from hpt.backbones.input_channels import adapt_input_conv
 from hpt.errors import HptError
 
 State = dict[str, torch.Tensor]
@@ -29,6 +30,8 @@ class LoadReport:
     mismatched: list[str] = field(default_factory=list)
     filled: list[str] = field(default_factory=list)
     """Bookkeeping buffers absent from the file (`num_batches_tracked`), kept at the model's value."""
+    adapted: list[str] = field(default_factory=list)
+    """Tensors changed to fit: an RGB first convolution adapted to an N-band backbone."""
 
     @property
     def ok(self) -> bool:
@@ -161,6 +164,7 @@ def to_native(state: State, backbone: Backbone) -> tuple[State, LoadReport]:
     converted = {k: v for k, v in converted.items() if not k.startswith(backbone.classifier_prefix)}
 
     target = backbone.native_state_dict()
+    input_conv = backbone.input_conv_key if backbone.in_chans != 3 else None
     report = LoadReport(layout=layout, dropped=dropped)
     native: State = {}
     for key, want in target.items():
@@ -168,6 +172,15 @@ def to_native(state: State, backbone: Backbone) -> tuple[State, LoadReport]:
         if got is None:
             (report.filled if key.endswith("num_batches_tracked") else report.missing).append(key)
             native[key] = want
+        elif (
+            key == input_conv
+            and got.ndim == 4
+            and got.shape[1] == 3
+            and got.shape[2:] == want.shape[2:]
+            and (got.shape[0] == want.shape[0] and want.shape[1] != 3)
+        ):  # an RGB base for an N-band backbone: its first filters adapted (backbones/input_channels.py)
+            native[key] = adapt_input_conv(got, want.shape[1]).to(want.dtype)
+            report.adapted.append(f"{key}: 3 -> {want.shape[1]} input channels")
         elif tuple(got.shape) != tuple(want.shape):
             report.mismatched.append(f"{key} {tuple(got.shape)} vs {tuple(want.shape)}")
         else:

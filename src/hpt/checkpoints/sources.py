@@ -59,19 +59,23 @@ def resolve_path(spec: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def load_backbone(spec: str, backbone_name: str | None = None, role: str = "base") -> tuple[Backbone, Origin]:
+def load_backbone(
+    spec: str, backbone_name: str | None = None, role: str = "base", in_chans: int | None = None
+) -> tuple[Backbone, Origin]:
     """Build the backbone `spec` describes and load its weights; return it with a record of its origin.
 
     `backbone_name` names the architecture for foreign files; hpt's own files carry it in their provenance.
+    `in_chans`: the input channels wanted (an RGB base's first convolution is adapted); None: the file's own
+    (hpt files record it), else 3.
     """
     path = resolve_path(spec)
     if path is not None:
-        return _from_file(spec, path, backbone_name, role)
+        return _from_file(spec, path, backbone_name, role, in_chans)
     if is_backbone_name(spec):
         if backbone_name and backbone_name != spec:
             raise HptError(f"{role} '{spec}' is a {spec} model but --backbone says {backbone_name}")
         try:  # the name is validated before anything is downloaded
-            backbone = create_backbone(spec, pretrained=True)
+            backbone = create_backbone(spec, pretrained=True, in_chans=in_chans or 3)
         except HptError:
             raise
         except Exception as exc:  # noqa: BLE001 - network and hub failures are reported, not raised
@@ -100,7 +104,9 @@ def architecture_of(spec: str, role: str = "base") -> str | None:
     return None
 
 
-def _from_file(spec: str, path: Path, backbone_name: str | None, role: str) -> tuple[Backbone, Origin]:
+def _from_file(
+    spec: str, path: Path, backbone_name: str | None, role: str, in_chans: int | None
+) -> tuple[Backbone, Origin]:
     tensors, provenance = read_tensors(path)
     recorded = provenance.get("backbone") if provenance else None
     if recorded and backbone_name and recorded != backbone_name:
@@ -108,7 +114,8 @@ def _from_file(spec: str, path: Path, backbone_name: str | None, role: str) -> t
     name = backbone_name or recorded
     if name is None:
         raise HptError(f"{role} '{spec}': name its architecture with --backbone (e.g. timm:tf_efficientnet_lite0)")
-    backbone = create_backbone(name)
+    recorded_chans = int((provenance or {}).get("data", {}).get("channels", 3))
+    backbone = create_backbone(name, in_chans=in_chans or recorded_chans)
     report = load_into(backbone, tensors, f"{role} '{spec}'")
     return backbone, Origin(
         "file", backbone.name, spec, str(path.resolve()), sha256_file(path), report.to_dict(), provenance

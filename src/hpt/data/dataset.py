@@ -8,24 +8,23 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from hpt.data.decode import load_rgb
+from hpt.data.decode import RGB, Decoding
 from hpt.data.files import ImageList
-from hpt.data.intensity import FULL_RANGE, Window
 
 
 class ImageDataset(Dataset):
-    def __init__(self, images: ImageList, transform: Callable[[Any], Any], window: Window = FULL_RANGE) -> None:
+    def __init__(self, images: ImageList, transform: Callable[[Any], Any], decoding: Decoding = RGB) -> None:
         self.images = images
         self.transform = transform
-        self.window = window
-        """The dataset's intensity window for high-bit images (`intensity.py`)."""
+        self.decoding = decoding
+        """How the dataset's files become pixels (`decode.py`): its intensity window and band count."""
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
         label = self.images.labels[index] if self.images.labels is not None else -1
-        return self.transform(load_rgb(self.images.paths[index], self.window)), label
+        return self.transform(self.decoding(self.images.paths[index])), label
 
 
 def sample_batches(
@@ -34,11 +33,11 @@ def sample_batches(
     count: int,
     batch_size: int,
     seed: int,
-    window: Window = FULL_RANGE,
+    decoding: Decoding = RGB,
 ) -> Iterator[Any]:
     """Batches of transformed images (no labels) from a fixed random sample of `count` images."""
     chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:count].tolist()
-    loader = DataLoader(Subset(ImageDataset(images, transform, window), chosen), batch_size=batch_size)
+    loader = DataLoader(Subset(ImageDataset(images, transform, decoding), chosen), batch_size=batch_size)
     for batch, _ in loader:
         yield batch
 

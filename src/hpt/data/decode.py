@@ -4,26 +4,59 @@
 - high-bit images (16- and 32-bit integers, floats) go through the dataset's intensity window
   (`intensity.py`; `full-range` when none is given), the same for every image so relative brightness is kept;
 - DICOM (`.dcm`) through its modality LUT and VOI (`dicom.py`);
+- multi-band images (`.npy`, TIFFs with more than RGB) become C x H x W uint8 tensors (`bands.py`) when the
+  dataset is multi-band (`Decoding.channels`);
 - alpha (RGBA, LA, palette with transparency) is composited onto black, i.e. transparent pixels are 0;
 - everything else (CMYK, YCbCr, P) goes through PIL's own conversion to RGB.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 
-from hpt.data import dicom
+from hpt.data import bands, dicom
 from hpt.data.intensity import FULL_RANGE, Window, is_high_bit, type_high
 
 DICOM_SUFFIX = ".dcm"
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """How a dataset's files become pixels, the same for every image of it and for every use of it (training,
+    statistics, the monitor, `hpt eval`): the intensity window of high-bit values, and the number of bands
+    (3: every image as 8-bit RGB; another number: multi-band arrays, as C x H x W uint8 tensors)."""
+
+    window: Window = FULL_RANGE
+    channels: int = 3
+
+    def __call__(self, path: Path) -> Image.Image | torch.Tensor:
+        if self.channels == 3:  # files with another band count were left out when the dataset was listed
+            return load_rgb(path, self.window)
+        return bands.load_bands(path, self.window)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"intensity": self.window.to_dict(), "channels": self.channels}
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Decoding:
+        return cls(Window.from_dict(record["intensity"]), int(record.get("channels", 3)))
+
+
+RGB = Decoding()
+
+
 def load_rgb(path: Path, window: Window = FULL_RANGE) -> Image.Image:
     if path.suffix.lower() == DICOM_SUFFIX:
         return Image.fromarray(dicom.to_rgb_array(path, window), mode="RGB")
+    if path.suffix.lower() in bands.ARRAY_SUFFIXES:  # a 1- or 3-band array in an RGB dataset
+        values = bands.load_bands(path, window).expand(3, -1, -1)  # one band: grey, replicated
+        return Image.fromarray(values.permute(1, 2, 0).contiguous().numpy(), mode="RGB")
     with Image.open(path) as image:
         image.load()
         return to_rgb(image, window)
@@ -49,6 +82,10 @@ def high_bit_values(path: Path) -> np.ndarray | None:
     DICOM files that bring their own window, and for files that cannot be read (screening names those)."""
     if path.suffix.lower() == DICOM_SUFFIX:
         return dicom.values_for_window(path)
+    if path.suffix.lower() in bands.ARRAY_SUFFIXES or (
+        path.suffix.lower() in bands.TIFF_SUFFIXES and _quietly(bands.is_multiband, path)
+    ):
+        return bands.multiband_values(path)
     try:
         with Image.open(path) as image:
             if not is_high_bit(image):
@@ -57,3 +94,10 @@ def high_bit_values(path: Path) -> np.ndarray | None:
             return np.asarray(image)
     except Exception:  # noqa: BLE001 - a user's file may break a decoder in any way; screening reports it
         return None
+
+
+def _quietly(check: Any, path: Path) -> bool:
+    try:
+        return bool(check(path))
+    except Exception:  # noqa: BLE001 - a user's file may break a reader in any way; screening reports it
+        return False

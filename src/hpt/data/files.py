@@ -14,7 +14,7 @@ from pathlib import Path
 from hpt.data.screen import ScreenPolicy, screen
 from hpt.errors import HptError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".dcm")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".dcm", ".npy")
 LIST_SUFFIXES = (".txt", ".lst")
 TABLE_SUFFIXES = (".csv",)
 

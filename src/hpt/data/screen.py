@@ -25,7 +25,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from hpt.config import DataConfig
-from hpt.data import dicom
+from hpt.data import bands, dicom
 from hpt.data.cache import cache_dir
 from hpt.data.decode import DICOM_SUFFIX
 from hpt.errors import HptError, first_line
@@ -51,6 +51,10 @@ def problem_with(path: Path, max_image_pixels: int = ScreenPolicy.max_image_pixe
         if path.suffix.lower() == DICOM_SUFFIX:
             dicom.read(path, max_image_pixels)
             return None
+        if path.suffix.lower() in bands.ARRAY_SUFFIXES or (
+            path.suffix.lower() in bands.TIFF_SUFFIXES and bands.band_count(path) != 3
+        ):
+            return _bands_problem(path, max_image_pixels)
         with Image.open(path) as image:
             width, height = image.size
             if width * height > max_image_pixels:
@@ -70,6 +74,16 @@ def problem_with(path: Path, max_image_pixels: int = ScreenPolicy.max_image_pixe
         return f"decompression bomb ({first_line(exc)})"
     except Exception as exc:  # noqa: BLE001 - a file from a user may break a decoder in any way
         return f"truncated or corrupt ({type(exc).__name__}: {first_line(exc)})"
+    return None
+
+
+def _bands_problem(path: Path, max_image_pixels: int) -> str | None:
+    values = bands.read_bands(path)
+    height, width = values.shape[:2]
+    if height * width > max_image_pixels:
+        return f"{width} x {height} pixels, over the limit of {max_image_pixels} (data.max_image_pixels)"
+    if values.dtype.kind not in "uif":
+        return f"an array of {values.dtype}, not numbers"
     return None
 
 

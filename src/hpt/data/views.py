@@ -12,6 +12,7 @@ MoCo v2's and a 32-pixel run blurs by the same fraction of the image.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -79,6 +80,10 @@ def pretrain_view(
     std: tuple[float, ...],
     crop_scale: tuple[float, float] = (0.2, 1.0),
 ) -> v2.Compose:
+    """The views of RGB images (PIL in, as MoCo v2's code); with statistics of another length, of multi-band
+    images (`bands_view`)."""
+    if len(mean) != 3:
+        return bands_view(policy, image_size, mean, std, crop_scale)
     parts = POLICIES[policy]
     steps: list[v2.Transform] = [v2.RandomResizedCrop(image_size, scale=crop_scale, antialias=True)]
     recipe = MOCO_V2
@@ -95,6 +100,54 @@ def pretrain_view(
     if "rotate" in parts:
         steps += [v2.RandomVerticalFlip(p=recipe.p_flip), RandomQuarterTurns()]
     return v2.Compose([*steps, *_to_tensor(), v2.Normalize(mean, std)])
+
+
+def bands_view(
+    policy: ViewPolicy,
+    image_size: int,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    crop_scale: tuple[float, float] = (0.2, 1.0),
+) -> v2.Compose:
+    """The same policy on a C x H x W uint8 tensor of any number of bands: colour jitter and grayscale are RGB
+    operations, so `color` and `tone` become brightness and contrast jitter with a factor per band
+    (`BandJitter`); the blur is torchvision's tensor blur with MoCo v2's sigma range."""
+    parts = POLICIES[policy]
+    recipe = MOCO_V2
+    steps: list[v2.Transform] = [
+        v2.RandomResizedCrop(image_size, scale=crop_scale, antialias=True),
+        v2.ToDtype(torch.float32, scale=True),
+    ]
+    if "color" in parts or "tone" in parts:
+        brightness, contrast, _, _ = recipe.jitter
+        steps.append(v2.RandomApply([BandJitter(brightness, contrast)], p=recipe.p_jitter))
+    if "blur" in parts:
+        low, high = recipe.sigma_range(image_size)
+        kernel = 2 * math.ceil(3 * high) + 1
+        steps.append(v2.RandomApply([v2.GaussianBlur(kernel, (low, high))], p=recipe.p_blur))
+    steps.append(v2.RandomHorizontalFlip(p=recipe.p_flip))
+    if "rotate" in parts:
+        steps += [v2.RandomVerticalFlip(p=recipe.p_flip), RandomQuarterTurns()]
+    return v2.Compose([*steps, v2.Normalize(mean, std)])
+
+
+class BandJitter(torch.nn.Module):
+    """Brightness and contrast jitter with its own factors for each band, in a random order: brightness scales a
+    band, contrast blends it with its own mean (ColorJitter's formulas, per band); values stay in [0, 1]."""
+
+    def __init__(self, brightness: float, contrast: float) -> None:
+        super().__init__()
+        self.brightness, self.contrast = brightness, contrast
+
+    def forward(self, bands: torch.Tensor) -> torch.Tensor:
+        c = bands.shape[0]
+        scale = 1 - self.brightness + 2 * self.brightness * torch.rand(c, 1, 1)
+        blend = 1 - self.contrast + 2 * self.contrast * torch.rand(c, 1, 1)
+        brightness_first = float(torch.rand(())) < 0.5
+        if brightness_first:
+            bands = (bands * scale).clamp(0, 1)
+        bands = (blend * bands + (1 - blend) * bands.mean(dim=(1, 2), keepdim=True)).clamp(0, 1)
+        return bands if brightness_first else (bands * scale).clamp(0, 1)
 
 
 class PILGaussianBlur(torch.nn.Module):
@@ -114,8 +167,11 @@ class RandomQuarterTurns(torch.nn.Module):
 
     TURNS = (None, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
 
-    def forward(self, image: Image.Image) -> Image.Image:
-        turn = self.TURNS[int(torch.randint(4, ()))]
+    def forward(self, image: Image.Image | torch.Tensor) -> Image.Image | torch.Tensor:
+        turns = int(torch.randint(4, ()))
+        if isinstance(image, torch.Tensor):  # C x H x W (multi-band views); counter-clockwise, as PIL's
+            return image.rot90(turns, dims=(-2, -1))
+        turn = self.TURNS[turns]
         return image if turn is None else image.transpose(turn)
 
 

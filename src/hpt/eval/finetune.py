@@ -21,8 +21,8 @@ from hpt.backbones import Backbone
 from hpt.core.param_groups import param_groups
 from hpt.core.schedule import cosine_schedule
 from hpt.data.dataset import ImageDataset, forever
+from hpt.data.decode import RGB, Decoding
 from hpt.data.files import ImageList
-from hpt.data.intensity import FULL_RANGE, Window
 from hpt.data.views import eval_view
 from hpt.errors import HptError
 from hpt.eval.features import extract_features
@@ -79,7 +79,7 @@ def finetune(
     std,
     settings: FinetuneSettings,
     device: torch.device | str = "cpu",
-    window: Window = FULL_RANGE,
+    decoding: Decoding = RGB,
 ) -> tuple[dict[str, float], dict]:
     if train.labels is None or train.classes is None:
         raise HptError("the finetune protocol needs one label per image")
@@ -98,7 +98,7 @@ def finetune(
     )
     batch_size = min(settings.batch_size, len(chosen))
     loader = DataLoader(
-        Subset(ImageDataset(train, augment, window), chosen),
+        Subset(ImageDataset(train, augment, decoding), chosen),
         batch_size=batch_size,
         shuffle=True,
         drop_last=True,
@@ -120,7 +120,7 @@ def finetune(
         loss.backward()
         optimizer.step()
 
-    test_images = ImageDataset(test, eval_view(image_size, mean, std), window)
+    test_images = ImageDataset(test, eval_view(image_size, mean, std), decoding)
     features, labels = extract_features(model, test_images, 256, 0, device)
     with torch.no_grad():
         predictions = head.eval()(features.to(device)).argmax(dim=1).cpu()

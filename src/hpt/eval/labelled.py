@@ -12,9 +12,10 @@ from typing import Any
 
 import torch
 
+from hpt.data.bands import dataset_channels
 from hpt.data.dataset import ImageDataset
+from hpt.data.decode import RGB, Decoding
 from hpt.data.files import ImageList, find_images
-from hpt.data.intensity import FULL_RANGE, Window
 from hpt.data.stats import PixelStats, pixel_stats
 from hpt.data.views import eval_view
 from hpt.errors import HptError
@@ -45,23 +46,31 @@ class LabelledImages:
             if images.skipped
         }
 
-    def in_view(self, image_size: int, stats_sample: int = 5000, window: Window = FULL_RANGE) -> LabelledViews:
-        stats = pixel_stats(self.train, image_size, stats_sample, window=window)
-        return LabelledViews(self, image_size, window, stats, eval_view(image_size, stats.mean, stats.std))
+    def with_channels(self, channels: int) -> LabelledImages:
+        """Each split without the files whose band count is not `channels` (named in its skipped files)."""
+        splits = {}
+        for role, images in self.splits.items():
+            _, other = dataset_channels(images.paths, channels, f"{role} '{self.specs[role]}'")
+            splits[role] = images.without(other) if other else images
+        return LabelledImages(splits, self.specs)
+
+    def in_view(self, image_size: int, stats_sample: int = 5000, decoding: Decoding = RGB) -> LabelledViews:
+        stats = pixel_stats(self.train, image_size, stats_sample, decoding=decoding)
+        return LabelledViews(self, image_size, decoding, stats, eval_view(image_size, stats.mean, stats.std))
 
 
 @dataclass(frozen=True)
 class LabelledViews:
     images: LabelledImages
     image_size: int
-    window: Window
-    """The intensity window every split is decoded through (`data/intensity.py`)."""
+    decoding: Decoding
+    """How every split's files become pixels (`data/decode.py`): the model's window and bands."""
     stats: PixelStats
     """Of the training split: every split is normalised with them."""
     view: Callable[[Any], torch.Tensor]
 
     def dataset(self, role: str) -> ImageDataset:
-        return ImageDataset(self.images.splits[role], self.view, self.window)
+        return ImageDataset(self.images.splits[role], self.view, self.decoding)
 
 
 def read_labelled(train: str, others: dict[str, str | None], names: dict[str, str] | None = None) -> LabelledImages:

@@ -25,8 +25,8 @@ import torch
 from hpt.backbones import Backbone
 from hpt.config import MonitorConfig
 from hpt.data.dataset import ImageDataset
+from hpt.data.decode import RGB, Decoding
 from hpt.data.files import ImageList
-from hpt.data.intensity import FULL_RANGE, Window
 from hpt.errors import HptError
 from hpt.eval.features import extract_features
 from hpt.eval.labelled import read_labelled
@@ -46,14 +46,14 @@ class LabelledMonitor:
         image_size: int,
         batch_size: int = 256,
         stats_sample: int = 5000,
-        window: Window = FULL_RANGE,
+        decoding: Decoding = RGB,
     ) -> None:
         assert config.train is not None and config.test is not None
         images = read_labelled(config.train, {"test": config.test}, {"train": "monitor.train", "test": "monitor.test"})
         if images.multilabel:
             raise HptError("monitor: the monitor needs one label per image (one sub-folder per class)")
         self.protocol = config.protocol
-        self.data = images.in_view(image_size, stats_sample, window)  # the run's own intensity window
+        self.data = images.in_view(image_size, stats_sample, decoding)  # decoded as the run's own images
         self.batch_size = batch_size
 
     def __call__(self, backbone: Backbone, device: torch.device | str) -> dict[str, float]:
@@ -65,8 +65,8 @@ class LabelledMonitor:
 
 
 class RankMeMonitor:
-    def __init__(self, images: ImageList, view: Callable, batch_size: int = 256, window: Window = FULL_RANGE) -> None:
-        self.images = ImageDataset(images, view, window)
+    def __init__(self, images: ImageList, view: Callable, batch_size: int = 256, decoding: Decoding = RGB) -> None:
+        self.images = ImageDataset(images, view, decoding)
         self.batch_size = batch_size
 
     def __call__(self, backbone: Backbone, device: torch.device | str) -> dict[str, float]:
@@ -122,10 +122,10 @@ def build_monitor(
     batch_size: int,
     held_out: ImageList | None,
     view: Callable,
-    window: Window = FULL_RANGE,
+    decoding: Decoding = RGB,
 ) -> Monitor | None:
     if (config.train is None) != (config.test is None):
         raise HptError("monitor: give both monitor.train and monitor.test (labelled image folders)")
-    labels = LabelledMonitor(config, image_size, batch_size, window=window) if config.train is not None else None
-    label_free = RankMeMonitor(held_out, view, batch_size, window) if held_out is not None else None
+    labels = LabelledMonitor(config, image_size, batch_size, decoding=decoding) if config.train is not None else None
+    label_free = RankMeMonitor(held_out, view, batch_size, decoding) if held_out is not None else None
     return Monitor(labels, label_free, config.label_free_pick) if labels or label_free else None

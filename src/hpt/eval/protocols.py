@@ -100,7 +100,7 @@ def finetune_protocol(task: EvalTask) -> Result:
         stats.std,
         task.finetune,
         task.device,
-        task.data.window,
+        task.data.decoding,
     )
     return metrics, {**settings, "train_images": len(images.train), "test_images": len(images.splits["test"])}
 

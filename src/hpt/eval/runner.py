@@ -13,6 +13,7 @@ from typing import Any
 
 from hpt.checkpoints.files import write_text_atomic
 from hpt.checkpoints.sources import load_backbone
+from hpt.data.decode import Decoding
 from hpt.data.files import ImageList
 from hpt.data.intensity import Setting, Window, resolve_window
 from hpt.errors import HptError
@@ -64,8 +65,9 @@ def evaluate(
 
     provenance = origin.provenance or {}
     recorded = provenance.get("config", {}).get("data", {}).get("image_size")
-    window = _window(options.intensity, provenance, images.train)
-    data = images.in_view(options.image_size or recorded or DEFAULT_IMAGE_SIZE, options.stats_sample, window)
+    images = images.with_channels(backbone.in_chans)
+    decoding = Decoding(_window(options.intensity, provenance, images.train), backbone.in_chans)
+    data = images.in_view(options.image_size or recorded or DEFAULT_IMAGE_SIZE, options.stats_sample, decoding)
     workers = min(4, os.cpu_count() or 1) if options.num_workers is None else options.num_workers
     task = EvalTask(backbone, data, eval_device(), options.batch_size, workers, options.val_fraction, options.finetune)
     metrics, settings = protocol(task)
@@ -77,7 +79,7 @@ def evaluate(
         "test": str(test),
         "classes": images.train.classes,
         "multilabel": images.multilabel,
-        "intensity": window.to_dict(),
+        **decoding.to_dict(),
     }
     if images.skipped():  # screened out before evaluation (`data/screen.py`); named so the figures can be trusted
         context["skipped_files"] = images.skipped()

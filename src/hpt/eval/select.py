@@ -12,6 +12,8 @@ import time
 from typing import Any
 
 from hpt.checkpoints.sources import architecture_of, load_backbone
+from hpt.data.bands import dataset_channels
+from hpt.data.decode import Decoding
 from hpt.data.intensity import resolve_window
 from hpt.errors import HptError
 from hpt.eval.features import eval_device, extract_features
@@ -31,16 +33,19 @@ def rank_candidates(
     labelled = read_labelled(data, {}, {"train": "data"})
     if labelled.multilabel:
         raise HptError(f"data '{data}': select needs one label per image (one sub-folder per class)")
+    channels, _ = dataset_channels(labelled.train.paths, "auto", f"data '{data}'")
+    labelled = labelled.with_channels(channels)
     images = labelled.train
-    window = resolve_window(images, "auto")  # one window for every candidate: they are compared on the same pixels
-    dataset = labelled.in_view(image_size, window=window).dataset("train")
+    # one decoding for every candidate: they are compared on the same pixels
+    decoding = Decoding(resolve_window(images, "auto"), channels)
+    dataset = labelled.in_view(image_size, decoding=decoding).dataset("train")
     device = eval_device()
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     for spec in candidates:
         began = time.perf_counter()
         name = None if architecture_of(spec, role="candidate") else backbone_name
-        backbone, _ = load_backbone(spec, name, role="candidate")
+        backbone, _ = load_backbone(spec, name, role="candidate", in_chans=channels)
         features, _ = extract_features(backbone, dataset, batch_size, num_workers, device)
         train, val = split_validation(Split(features, targets_of(images)), val_fraction)
         rows.append(
@@ -59,7 +64,7 @@ def rank_candidates(
         "forward_passes": len(images) * len(candidates),
         "image_size": image_size,
         "val_fraction": val_fraction,
-        "intensity": window.to_dict(),
+        **decoding.to_dict(),
         "seconds": round(time.perf_counter() - started, 2),
     }
     return {"ranking": rows, "budget": budget}

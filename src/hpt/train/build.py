@@ -97,7 +97,7 @@ def build(fabric: Fabric, plan: Plan, console: Console) -> Training:
     if resumed:
         resumed.restore_rng()
 
-    data = TrainingData(config.data.path, len(plan.images), plan.held_out, plan.stats, plan.window)
+    data = TrainingData(config.data.path, len(plan.images), plan.held_out, plan.stats, plan.decoding)
     steps, wall_time = (resumed.steps, resumed.wall_time_s) if resumed else (0, 0.0)
     provenance = Provenance(config, backbone.name, plan.strategy.name, origin, data, adaptations, steps, wall_time)
     selects_by = plan.monitor.selects_by if plan.monitor else None
@@ -128,7 +128,7 @@ def _starting_point(plan: Plan) -> tuple[Backbone, Origin, Checkpoint | None, di
     """The strategy's backbone with its origin; on `--resume` the checkpoint it continues from (its weights
     are loaded once the method is set up), else the adaptations made to the copied base, and their record."""
     config = plan.config
-    backbone, origin = plan.strategy.init(config.model)
+    backbone, origin = plan.strategy.init(config.model, plan.decoding.channels)
     resumed = read_checkpoint(plan.out) if plan.continuing else None
     adaptations: dict[str, Any] = {}
     if resumed is None:
@@ -181,8 +181,12 @@ def _announce(plan: Plan, run: Path, backbone: str, base: str | None, console: C
     )
     if plan.held_out:
         console.log(f"{plan.held_out} images held out of training for the label-free monitor (RankMe)")
-    if plan.window.mode != "full-range" or plan.window.source == "data.intensity":
-        console.log(f"high-bit images: {plan.window.describe()}")
+    window = plan.decoding.window
+    if window.mode != "full-range" or window.source == "data.intensity":
+        console.log(f"high-bit images: {window.describe()}")
+    if plan.decoding.channels != 3:
+        bands = plan.decoding.channels
+        console.log(f"{bands}-band images: the backbone's first convolution takes {bands} channels")
 
 
 def _loader(fabric: Fabric, plan: Plan, method: SSLMethod, start_step: int) -> DataLoader:
@@ -199,7 +203,7 @@ def _loader(fabric: Fabric, plan: Plan, method: SSLMethod, start_step: int) -> D
     workers, seed, batch_size = config.data.num_workers, config.train.seed, config.train.batch_size
     sampler = StepBatches(len(plan.images), batch_size, seed, start_step, fabric.global_rank, fabric.world_size)
     return DataLoader(
-        SeededItems(ImageDataset(plan.images, method.views(make_view), plan.window)),
+        SeededItems(ImageDataset(plan.images, method.views(make_view), plan.decoding)),
         num_workers=workers,
         batch_sampler=sampler,
         persistent_workers=workers > 0,

@@ -12,9 +12,11 @@ from typing import Any
 import torch
 
 from hpt.config import PretrainConfig
+from hpt.data.bands import dataset_channels
 from hpt.data.dataset import sample_batches
+from hpt.data.decode import Decoding
 from hpt.data.files import ImageList, find_images
-from hpt.data.intensity import Window, resolve_window
+from hpt.data.intensity import resolve_window
 from hpt.data.screen import ScreenPolicy
 from hpt.data.stats import PixelStats, pixel_stats
 from hpt.data.views import eval_view
@@ -33,8 +35,8 @@ class Plan:
     """Every usable image of `data.path`."""
     images: ImageList
     """Those trained on: `found` less the label-free monitor's held-out sample, if it picks the backbone."""
-    window: Window
-    """The intensity window of high-bit images (`data/intensity.py`): training, statistics and monitor alike."""
+    decoding: Decoding
+    """How files become pixels (`data/decode.py`: intensity window, bands): training, statistics, monitor alike."""
     stats: PixelStats
     measure_view: Callable[[Any], torch.Tensor]
     """The evaluation view in the data's own statistics: what the monitor and the adaptations measure with."""
@@ -57,7 +59,7 @@ class Plan:
             config.transfer.target_sample,
             config.train.batch_size,
             config.train.seed,
-            self.window,
+            self.decoding,
         )
 
 
@@ -65,6 +67,13 @@ def plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool) -
     if config.data.path is None:
         raise HptError("no data: pass --data DIR (a folder of images or a file list)")
     found = find_images(config.data.path, policy=ScreenPolicy.of(config.data))
+    channels, other_bands = dataset_channels(found.paths, config.data.channels, f"data '{config.data.path}'")
+    found = found.without(other_bands) if other_bands else found
+    if channels != 3 and config.views.on_device:
+        raise HptError(
+            f"views.on_device makes RGB views; data '{config.data.path}' has {channels}-band images: "
+            "set views.on_device false (the CPU views handle any number of bands)"
+        )
     batch_size = config.train.batch_size
     images, held_out = hold_out(found, config.monitor, batch_size, config.train.seed)
     if len(images) < batch_size:
@@ -72,17 +81,17 @@ def plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool) -
             f"data '{config.data.path}' has {len(images)} images to train on, fewer than the batch size {batch_size}"
         )
     strategy = check_strategy(config.model, config.transfer)
-    window = resolve_window(found, config.data.intensity, config.train.seed)
-    stats = pixel_stats(found, config.data.image_size, config.data.stats_sample, window=window)
+    decoding = Decoding(resolve_window(found, config.data.intensity, config.train.seed), channels)
+    stats = pixel_stats(found, config.data.image_size, config.data.stats_sample, decoding=decoding)
     measure_view = eval_view(config.data.image_size, stats.mean, stats.std)
-    monitor = build_monitor(config.monitor, config.data.image_size, batch_size, held_out, measure_view, window)
+    monitor = build_monitor(config.monitor, config.data.image_size, batch_size, held_out, measure_view, decoding)
     continuing = check_run_dir(out, config, overwrite, resume)
     return Plan(
         config,
         out,
         found,
         images,
-        window,
+        decoding,
         stats,
         measure_view,
         monitor,

@@ -13,7 +13,7 @@ from typing import Any
 import hpt
 from hpt.checkpoints.sources import Origin
 from hpt.config import PretrainConfig
-from hpt.data.intensity import FULL_RANGE, Window
+from hpt.data.decode import RGB, Decoding
 from hpt.data.stats import PixelStats
 
 
@@ -25,8 +25,8 @@ class TrainingData:
     held_out: int
     """Images held out of training for the label-free monitor."""
     stats: PixelStats
-    window: Window = FULL_RANGE
-    """How high-bit values were mapped to 0-255: whoever uses the backbone must map them the same way."""
+    decoding: Decoding = RGB
+    """How files became pixels (intensity window, bands): whoever uses the backbone must do the same."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Provenance:
                 "held_out": self.data.held_out,
                 "mean": self.data.stats.mean,
                 "std": self.data.stats.std,
-                "intensity": self.data.window.to_dict(),
+                **self.data.decoding.to_dict(),
             },
             "adaptations": self.adaptations,
             "base": self.origin.to_dict(),

@@ -27,7 +27,8 @@ from hpt.transfer.weight_scaling import scale_weights
 @dataclass(frozen=True)
 class Strategy:
     name: str
-    init: Callable[[ModelConfig], tuple[Backbone, Origin]]
+    init: Callable[[ModelConfig, int], tuple[Backbone, Origin]]
+    """(the model config, the images' channels) -> the starting backbone and where it came from."""
     needs_base: bool
     reestimate_batch_norm: bool = False
     """Recompute BN running statistics on the target after training (HPT-BN)."""

@@ -20,9 +20,9 @@ from hpt.config import ModelConfig
 from hpt.transfer.layers import batch_norms
 
 
-def init_bn_only(model: ModelConfig) -> tuple[Backbone, Origin]:
+def init_bn_only(model: ModelConfig, in_chans: int = 3) -> tuple[Backbone, Origin]:
     assert model.base is not None
-    backbone, origin = load_backbone(model.base, model.backbone, role="base")
+    backbone, origin = load_backbone(model.base, model.backbone, role="base", in_chans=in_chans)
     freeze_all_but_batch_norm(backbone)
     return backbone, origin
 

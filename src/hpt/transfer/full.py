@@ -12,6 +12,6 @@ from hpt.checkpoints.sources import Origin, load_backbone
 from hpt.config import ModelConfig
 
 
-def init_full(model: ModelConfig) -> tuple[Backbone, Origin]:
+def init_full(model: ModelConfig, in_chans: int = 3) -> tuple[Backbone, Origin]:
     assert model.base is not None
-    return load_backbone(model.base, model.backbone, role="base")
+    return load_backbone(model.base, model.backbone, role="base", in_chans=in_chans)

@@ -53,7 +53,7 @@ def fresh_modules(backbone: Backbone, seed: int) -> dict[str, nn.Module]:
     """The modules of a newly initialised backbone of the same architecture, the same for the same seed."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        fresh = create_backbone(backbone.name, pretrained=False)
+        fresh = create_backbone(backbone.name, pretrained=False, in_chans=backbone.in_chans)
     return dict(fresh.model.named_modules())
 
 

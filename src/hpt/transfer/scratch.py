@@ -13,7 +13,7 @@ from hpt.config import ModelConfig
 DEFAULT_BACKBONE = "torchvision:resnet50"
 
 
-def init_scratch(model: ModelConfig) -> tuple[Backbone, Origin]:
+def init_scratch(model: ModelConfig, in_chans: int = 3) -> tuple[Backbone, Origin]:
     name = model.backbone or (architecture_of(model.base) if model.base else None) or DEFAULT_BACKBONE
-    backbone = create_backbone(name, pretrained=False)
+    backbone = create_backbone(name, pretrained=False, in_chans=in_chans)
     return backbone, Origin.scratch(backbone.name)
