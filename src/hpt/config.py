@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -47,7 +47,7 @@ class DataConfig(Section):
     percentiles of a sample of the dataset, one window for every image), `full-range` (the type's range),
     `per-image` (each image's min-max), or `[low, high]` in the images' own values (`--intensity LOW,HIGH`)."""
 
-    channels: Literal["auto"] | int = Field("auto", ge=1, le=64)
+    channels: Literal["auto"] | Annotated[int, Field(ge=1, le=64)] = "auto"
     """Bands per image (data/bands.py): 3 reads every image as RGB; another number reads multi-band TIFFs and
     .npy arrays as they are (the first convolution adapted). `auto`: the count most files have; files with
     another count are skipped and listed."""
@@ -337,16 +337,37 @@ def validate_config(raw: dict[str, Any], source: str = "config") -> PretrainConf
 
 
 def describe_validation_error(exc: ValidationError, source: str) -> str:
-    """The first problem as one line that names the key and what it accepts."""
-    err = exc.errors()[0]
-    key = ".".join(str(p) for p in err["loc"])
+    """The first problem as one line that names the key and what it accepts (for a key that takes one of
+    several kinds of value, e.g. `auto` or a number, what each kind wants)."""
+    errors = exc.errors()
+    err = errors[0]
     if err["type"] == "extra_forbidden":
+        key = ".".join(str(p) for p in err["loc"])
         section = _section_at(err["loc"][:-1])
         known = ", ".join(section.model_fields) if section else ""
         return f"{source}: unknown key '{key}' (known here: {known})"
+    path = _field_path(err["loc"])
+    reasons = dict.fromkeys(_reason(e) for e in errors if _field_path(e["loc"]) == path)
+    return f"{source}: '{'.'.join(path)}' got {err['input']!r}; {', or '.join(reasons)}"
+
+
+def _reason(err: Any) -> str:
     if err["type"] == "literal_error":
-        return f"{source}: '{key}' got {err['input']!r}; expected {err['ctx']['expected']}"
-    return f"{source}: '{key}' got {err['input']!r}; {err['msg'][0].lower()}{err['msg'][1:]}"
+        return f"expected {err['ctx']['expected']}"
+    return f"{err['msg'][0].lower()}{err['msg'][1:]}"
+
+
+def _field_path(loc: tuple) -> list[str]:
+    """The config key an error is about: `loc` without pydantic's union-branch tags (`literal[...]`, `int`)."""
+    path: list[str] = []
+    model: type[Section] | None = PretrainConfig
+    for part in loc:
+        if model is None or str(part) not in model.model_fields:
+            break
+        path.append(str(part))
+        annotation = model.model_fields[str(part)].annotation
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, Section) else None
+    return path or [str(p) for p in loc]
 
 
 def _section_at(loc: tuple) -> type[Section] | None:
