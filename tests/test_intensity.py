@@ -70,12 +70,10 @@ def test_each_window_mode_maps_values_as_documented(tmp_path):
     assert resolve_window(find_images(tmp_path), (10.0, 20.0)) == Window("fixed", 10, 20, "data.intensity")
 
 
-def test_a_run_records_its_window_and_hpt_eval_applies_it(high_bit, tmp_path, capsys):
+def test_a_run_records_its_window_and_hpt_eval_applies_it(high_bit, tmp_path, capsys, tiny_pretrain):
     folders = high_bit[TWELVE_BIT[0]]
     run = tmp_path / "run"
-    args = ["pretrain", "--data", str(folders["pretrain"]), "--out", str(run), "--backbone", "timm:test_resnet"]
-    args += ["--steps", "2", "--batch-size", "8", "--image-size", "16", "--workers", "0"]
-    assert main([*args, "--set", "mocov2.queue_size=32", "--set", "monitor.label_free_sample=0"]) == 0
+    assert tiny_pretrain(folders["pretrain"], run, 2) == 0
     assert "high-bit images: intensity window [0, 4095]" in " ".join(capsys.readouterr().err.split())
     recorded = read_provenance(run / "backbone.safetensors")["data"]["intensity"]
     assert recorded["mode"] == "fixed" and (recorded["low"], recorded["high"]) == (0.0, 4095.0)

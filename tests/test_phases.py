@@ -11,7 +11,7 @@ from rich.console import Console
 
 from hpt.backbones import create_backbone
 from hpt.checkpoints.files import read_provenance
-from hpt.config import MoCoV2Config, load_config
+from hpt.config import MoCoV2Config
 from hpt.core.param_groups import param_groups
 from hpt.core.run_files import BACKBONE, CHECKPOINT, CONFIG, read_metrics
 from hpt.errors import HptError
@@ -26,25 +26,15 @@ from hpt.train.steps import run_steps
 TINY = "timm:test_resnet"
 
 
-def _config(data, **overrides):
-    return load_config(
-        None,
-        {
-            "data.path": str(data),
-            "data.image_size": 16,
-            "data.num_workers": 0,
-            "model.backbone": TINY,
-            "train.batch_size": 8,
-            "train.steps": 4,
-            "train.log_every": 2,
-            "mocov2.queue_size": 32,
-            "monitor.label_free_sample": 0,
-            **overrides,
-        },
+def _steps(tiny_config):
+    """Four steps, logged every two, without the label-free monitor."""
+    return lambda data, **overrides: tiny_config(
+        data, **{"train.steps": 4, "monitor.label_free_sample": 0, **overrides}
     )
 
 
-def test_the_plan_checks_its_inputs_and_writes_nothing(digits, tmp_path):
+def test_the_plan_checks_its_inputs_and_writes_nothing(digits, tmp_path, tiny_config):
+    _config = _steps(tiny_config)
     out = tmp_path / "run"
     plan = plan_run(_config(digits["pretrain"]), out, overwrite=False, resume=False)
     assert plan.strategy.name == "scratch" and not plan.freeze_statistics and not plan.continuing
@@ -58,7 +48,8 @@ def test_the_plan_checks_its_inputs_and_writes_nothing(digits, tmp_path):
     assert not out.exists()
 
 
-def test_build_steps_and_finish_each_hand_on_what_the_next_needs(digits, tmp_path):
+def test_build_steps_and_finish_each_hand_on_what_the_next_needs(digits, tmp_path, tiny_config):
+    _config = _steps(tiny_config)
     out = tmp_path / "run"
     config = _config(digits["pretrain"])
     plan = plan_run(config, out, overwrite=False, resume=False)
