@@ -4,6 +4,7 @@ ImageNet base, exported and reloaded strictly with 4 input channels; mixed folde
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,7 +92,8 @@ def test_pretrain_export_and_eval_with_four_bands(four_band, lite0_file, tmp_pat
 
 
 def test_a_mixed_folder_keeps_the_band_count_most_files_have(four_band, tmp_path, tiny_pretrain):
-    """4-band TIFFs with an RGB PNG, a grey PNG (read as RGB: 3 bands) and a 1-band array among them."""
+    """4-band TIFFs with an RGB PNG, a grey PNG (read as RGB: 3 bands), a 1-band array and a cut-off TIFF among
+    them: each of those is skipped with its reason, and the run goes on with the 4-band images."""
     import shutil
 
     from PIL import Image
@@ -101,6 +103,8 @@ def test_a_mixed_folder_keeps_the_band_count_most_files_have(four_band, tmp_path
     Image.fromarray(photos.astronaut()[:32, :32]).save(folder / "rgb.png")
     Image.fromarray(photos.camera()[:32, :32]).save(folder / "grey.png")
     np.save(folder / "one-band.npy", photos.camera()[:32, :32])
+    whole = (folder / "000.tif").read_bytes()
+    (folder / "cut.tif").write_bytes(whole[: len(whole) // 2])  # a 4-band TIFF cut off by a failed copy
     channels, other = dataset_channels(find_images(folder).paths, "auto", "data")
     assert channels == 4
     assert {p.name: r for p, r in other.items()} == {
@@ -110,8 +114,9 @@ def test_a_mixed_folder_keeps_the_band_count_most_files_have(four_band, tmp_path
     }
     run = tmp_path / "run"
     assert tiny_pretrain(folder, run, 1) == 0
-    skipped = (run / SKIPPED).read_text()
-    assert all(name in skipped for name in ("rgb.png", "grey.png", "one-band.npy")) and "\tone" not in skipped
+    skipped = dict(line.split("\t") for line in (run / SKIPPED).read_text().splitlines())
+    assert {Path(p).name for p in skipped} == {"rgb.png", "grey.png", "one-band.npy", "cut.tif"}
+    assert next(r for p, r in skipped.items() if p.endswith("cut.tif")).startswith("truncated or corrupt")
 
 
 def test_an_array_of_objects_is_refused_and_never_unpickled(tmp_path):
