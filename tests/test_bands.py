@@ -75,9 +75,11 @@ def test_pretrain_export_and_eval_with_four_bands(four_band, lite0_file, tmp_pat
     run = tmp_path / "run"
     args = ["pretrain", "--data", str(four_band / "pretrain"), "--out", str(run), "--base", str(lite0_file)]
     args += ["--backbone", LITE0, "--steps", "2", "--batch-size", "8", "--image-size", "32", "--workers", "0"]
+    args += ["--monitor-train", str(four_band / "train"), "--monitor-test", str(four_band / "test")]
     assert main([*args, "--set", "mocov2.queue_size=32", "--set", "monitor.label_free_sample=0"]) == 0
     assert "4-band images" in capsys.readouterr().err
     provenance = read_provenance(run / "backbone.safetensors")
+    assert [e["step"] for e in provenance["monitor"]] == [0, 1, 2]  # the monitor scored 4-band images too
     assert provenance["data"]["channels"] == 4 and len(provenance["data"]["mean"]) == 4
     assert provenance["base"]["load_report"]["adapted"]  # the RGB base's first convolution, adapted
 

@@ -53,6 +53,7 @@ class LabelledMonitor:
         if images.multilabel:
             raise HptError("monitor: the monitor needs one label per image (one sub-folder per class)")
         self.protocol = config.protocol
+        images = images.with_channels(decoding.channels)  # the run's band count: other files are left out
         self.data = images.in_view(image_size, stats_sample, decoding)  # decoded as the run's own images
         self.batch_size = batch_size
 
