@@ -4,8 +4,9 @@ The target's images (Fashion-MNIST, else MNIST-5k) are written twice: as 8-bit P
 (values 0-4095 in 16-bit PNGs, as X-ray and CT scans are stored), unlabelled and labelled splits alike. MoCo v2
 continues from the real ImageNet EfficientNet-Lite0 on each, with no flag (`data.intensity: auto`), for
 `--steps` steps and several seeds; the monitor's linear probe and kNN (on the same kind of images) score the
-base at step 0 and the run at its end. hpt 0.1 mapped the 12-bit copies' full 16-bit range to 0-255, leaving
-them about 17 grey levels; the window gives them all 256 back.
+base at step 0 and the run at its end. A third run per seed reads the 12-bit copies as hpt 0.1 did
+(`full-range`: the 16-bit type's range onto 0-255, about 17 grey levels left); the window gives them all 256
+back.
 
     .venv/bin/python benchmarks/high_bit.py --out benchmarks/results/high_bit
     .venv/bin/python benchmarks/high_bit.py --quick --out /tmp/high_bit          # the suite's
@@ -60,13 +61,17 @@ def main() -> None:
         "train.batch_size": args.batch_size,
         "mocov2.queue_size": 4096 if not args.quick else 64,
     }
-    runs: dict[str, list[dict]] = {"8-bit": [], "12-bit": []}
+    variants = {  # name: (images, data.intensity)
+        "8-bit": (originals, "auto"),
+        "12-bit": (copies, "auto"),
+        "12-bit, full-range (hpt 0.1)": (copies, "full-range"),
+    }
+    runs: dict[str, list[dict]] = {name: [] for name in variants}
     for seed in args.seeds:
-        for name, data in (("8-bit", originals), ("12-bit", copies)):
-            run = args.out / "runs" / f"{name}-seed{seed}"
-            result = scored_run(
-                data, str(data / "pretrain"), run, "full", args.steps, args.steps, {**settings, "train.seed": seed}
-            )
+        for name, (data, intensity) in variants.items():
+            run = args.out / "runs" / f"{name.split(',')[0]}-{intensity}-seed{seed}"
+            extra = {**settings, "train.seed": seed, "data.intensity": intensity}
+            result = scored_run(data, str(data / "pretrain"), run, "full", args.steps, args.steps, extra)
             window = read_provenance(run / "backbone.safetensors")["data"]["intensity"]
             runs[name].append({"seed": seed, **result, "intensity": window})
     table = {
