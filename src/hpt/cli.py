@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
-
-from hpt.config import PretrainConfig
+from hpt.config import PretrainConfig, parse_yaml
+from hpt.core.run_files import CONFIG
 from hpt.errors import HptError
+from hpt.train.guard import Stopped
 
 # flag -> config key; the type is the config's, so values are parsed there.
 PRETRAIN_FLAGS: dict[str, str] = {
@@ -178,7 +178,7 @@ def pretrain_overrides(args: argparse.Namespace) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise HptError(f"--set '{item}': expected KEY=VALUE, e.g. optim.lr=0.01")
-        overrides[key] = yaml.safe_load(value) if value else None
+        overrides[key] = parse_yaml(value, f"--set '{item}'") if value else None
     return overrides
 
 
@@ -189,7 +189,11 @@ def run(argv: list[str] | None = None) -> int:
         from hpt.train.auto import pretrain_auto
         from hpt.train.loop import pretrain  # imported on use: `hpt --help` stays fast
 
-        config = load_config(args.config, pretrain_overrides(args))
+        # --resume needs nothing but the folder: its config.yaml is the starting point, and any flag given must
+        # agree with it (check_run_dir refuses a difference, naming the key)
+        folder_config = args.out / CONFIG if args.resume and args.config is None else None
+        base = folder_config if folder_config is not None and folder_config.is_file() else args.config
+        config = load_config(base, pretrain_overrides(args))
         (pretrain_auto if args.auto else pretrain)(config, args.out, overwrite=args.overwrite, resume=args.resume)
     elif args.command == "chain":
         from hpt.pipeline.chain import run_chain
@@ -243,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     except HptError as exc:
         print(f"hpt: error: {exc}", file=sys.stderr)
         return 2
+    except Stopped as stop:  # a stop signal: the run saved its step and can be resumed
+        if stop.speaks:
+            print(f"hpt: {stop}", file=sys.stderr)
+        return stop.exit_code
     except KeyboardInterrupt:
         print("hpt: interrupted", file=sys.stderr)
         return 130

@@ -232,6 +232,9 @@ class TrainConfig(Section):
     """Images and weights in channels-last memory layout; None: on with a GPU (faster convolutions there)."""
     compile: bool = False
     """`torch.compile` the backbone (in place: file layouts do not change)."""
+    stop_signals: list[str] = Field(default_factory=lambda: ["SIGTERM", "SIGUSR1"])
+    """Signals that stop a run cleanly after the current step, with a checkpoint (train/guard.py): what
+    clusters send before pre-empting a job. SIGINT (Ctrl-C) stops at once."""
     collapse_threshold: float = Field(0.1, ge=0.0, le=1.0)
     """Warn when the embeddings' spread (`train/health.py`: 1 evenly spread, 0 collapsed) falls under this."""
 
@@ -304,18 +307,78 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     return validate_config(raw, source=str(path) if path else "config")
 
 
+PATH_KEYS = ("data.path", "model.base", "monitor.train", "monitor.test")
+"""Config keys that may name local files or folders (a base may also be a hub name)."""
+
+
+def with_resolved_paths(raw: dict[str, Any]) -> dict[str, Any]:
+    """A config tree (as `to_dict` gives it) whose local paths are absolute and resolved, so that the same
+    folder named two ways is the same config; hub names and paths that do not exist stay as given."""
+    tree = {section: dict(values) if isinstance(values, dict) else values for section, values in raw.items()}
+    for dotted in PATH_KEYS:
+        section, key = dotted.split(".")
+        value = tree.get(section, {}).get(key) if isinstance(tree.get(section), dict) else None
+        if isinstance(value, str) and value and Path(value).expanduser().exists():
+            tree[section][key] = str(Path(value).expanduser().resolve())
+    return tree
+
+
+def resolve_paths(config: PretrainConfig) -> PretrainConfig:
+    return PretrainConfig.model_validate(with_resolved_paths(config.to_dict()))
+
+
+MAX_YAML_BYTES = 1 << 20
+"""Config and chain files are a few hundred bytes; anything over a mebibyte is not one."""
+MAX_YAML_NODES = 100_000
+"""Values after aliases are expanded: a config has a few hundred; an alias bomb (`&a [*b, *b, ...]` nested)
+has billions and would take minutes and gigabytes to build."""
+
+
 def read_yaml_mapping(path: Path, what: str = "config file") -> dict[str, Any]:
     if not path.is_file():
         raise HptError(f"{what} '{path}' does not exist")
+    if path.stat().st_size > MAX_YAML_BYTES:
+        raise HptError(f"{what} '{path}' is {path.stat().st_size} bytes; a config holds at most {MAX_YAML_BYTES}")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        where = f" at line {line + 1}" if line is not None else ""
-        raise HptError(f"{what} '{path}' is not valid YAML{where}") from None
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise HptError(f"{what} '{path}' is not a text file") from None
+    raw = parse_yaml(text, f"{what} '{path}'") or {}
     if not isinstance(raw, dict):
         raise HptError(f"{what} '{path}' must hold a mapping of keys, not {type(raw).__name__}")
     return raw
+
+
+def parse_yaml(text: str, what: str) -> Any:
+    """Safe YAML (no Python objects), bounded: a document that expands to more than `MAX_YAML_NODES` values
+    is refused before it is built. Errors are one line naming `what`."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None and _expanded_size(node) > MAX_YAML_NODES:
+            raise HptError(
+                f"{what} expands to more than {MAX_YAML_NODES} values (aliases repeat nodes); a config is a few hundred"
+            )
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" at line {line + 1}" if line is not None else ""
+        raise HptError(f"{what} is not valid YAML{where}") from None
+    except RecursionError:
+        raise HptError(f"{what} nests too deeply to be a config") from None
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many values the document holds with every alias expanded, counted up to just past the limit."""
+    count, stack = 0, [root]
+    while stack and count <= MAX_YAML_NODES:
+        node = stack.pop()
+        count += 1
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.extend((key, value))
+    return count
 
 
 def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:

@@ -14,6 +14,8 @@ BACKBONE = "backbone.safetensors"
 """The exported backbone: what a finished run is, and what a later stage or `hpt eval` loads from the folder."""
 SKIPPED = "skipped.txt"
 BEST = "best.safetensors"
+LOCK = ".lock"
+"""Held by the process that writes the run (`train/guard.py`): one writer per folder."""
 
 
 def read_metrics(run: Path) -> list[dict[str, Any]]:

@@ -4,7 +4,8 @@ Four phases, one module each: the plan (`plan.py`: every input resolved and chec
 started or a file written), the build (`build.py`: backbone, method, data, optimiser, the same on every
 process), the steps (`steps.py`) and the finish (`finish.py`: re-estimation, last evaluation, export). It runs
 on a laptop CPU without a process group; Fabric carries the same code to a GPU and to DDP over several
-(`launch.py`), where rank 0 alone writes files.
+(`launch.py`), where rank 0 alone writes files, holding the run folder's lock, and a stop signal ends the
+run cleanly after a step (`guard.py`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from rich.console import Console
 from hpt.config import PretrainConfig
 from hpt.train.build import build
 from hpt.train.finish import finish
+from hpt.train.guard import StopRequests, run_lock
 from hpt.train.launch import make_fabric, processes_stopped_on_failure
 from hpt.train.plan import plan_run
 from hpt.train.steps import run_steps
@@ -38,8 +40,9 @@ def pretrain(
         plan = plan_run(config, out, overwrite, resume)
         if fabric.global_rank != 0:
             console = Console(stderr=True, quiet=True)  # every process computes; one speaks and writes
-        fabric.launch()  # from here on every process runs the same code on its slice of each batch
-        training = build(fabric, plan, console or Console(stderr=True, log_path=False))
-        ended = run_steps(fabric, config, training)
-        wall_time = finish(fabric, plan, training, ended)
+        with run_lock(out, enabled=fabric.global_rank == 0), StopRequests(config.train.stop_signals) as stops:
+            fabric.launch()  # from here on every process runs the same code on its slice of each batch
+            training = build(fabric, plan, console or Console(stderr=True, log_path=False))
+            ended = run_steps(fabric, config, training, stops)
+            wall_time = finish(fabric, plan, training, ended)
         return RunSummary(out, ended.steps, ended.last_loss, wall_time)

@@ -10,11 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hpt.checkpoints.files import TMP_SUFFIX, sidecar_path, write_text_atomic
-from hpt.config import PretrainConfig
-from hpt.core.run_files import BACKBONE, BEST, CHECKPOINT, CONFIG, METRICS, SKIPPED, records
+from hpt.config import PretrainConfig, read_yaml_mapping, with_resolved_paths
+from hpt.core.run_files import BACKBONE, BEST, CHECKPOINT, CONFIG, LOCK, METRICS, SKIPPED, records
 from hpt.errors import HptError
 
 
@@ -22,7 +20,7 @@ def check_run_dir(out: Path, config: PretrainConfig, overwrite: bool, resume: bo
     """Whether `out` may be written; True when there is an earlier attempt of this same run to continue."""
     if out.exists() and not out.is_dir():
         raise HptError(f"--out '{out}' exists and is not a folder")
-    if not (out.is_dir() and any(out.iterdir())) or overwrite:
+    if not (out.is_dir() and any(p.name != LOCK for p in out.iterdir())) or overwrite:
         return False
     if not resume:
         raise HptError(
@@ -31,7 +29,8 @@ def check_run_dir(out: Path, config: PretrainConfig, overwrite: bool, resume: bo
         )
     if not (out / CONFIG).is_file():
         raise HptError(f"--resume: '{out}' holds files but no {CONFIG}; it is not an hpt run")
-    difference = first_difference(yaml.safe_load((out / CONFIG).read_text()), config.to_dict())
+    then = with_resolved_paths(read_yaml_mapping(out / CONFIG, f"--resume: '{out}''s"))
+    difference = first_difference(then, with_resolved_paths(config.to_dict()))
     if difference:
         raise HptError(f"--resume: '{out}' was started with another config ({difference}); use a new --out")
     return True

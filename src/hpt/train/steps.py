@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import signal
 import time
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ from hpt.core.distributed import mean_over_processes
 from hpt.core.ema import ema_update
 from hpt.train.build import Training
 from hpt.train.checkpoint import save_checkpoint, unhealthy
+from hpt.train.guard import Stopped, StopRequests
 from hpt.train.health import CollapseWatch
 
 
@@ -47,7 +49,8 @@ class Window:
     losses: list[float] = field(default_factory=list)
 
 
-def run_steps(fabric: Fabric, config: PretrainConfig, training: Training) -> Ended:
+def run_steps(fabric: Fabric, config: PretrainConfig, training: Training, stops: StopRequests | None = None) -> Ended:
+    """`stops`: the stop signals received so far; one stops the run cleanly after its step (`guard.py`)."""
     t, steps, console = training, config.train.steps, training.console
     run, wall_time = t.evaluations.run, Clock(t.provenance.wall_time_s)
     window, collapse = Window(wall_time.started), CollapseWatch(config.train.collapse_threshold)
@@ -84,7 +87,16 @@ def run_steps(fabric: Fabric, config: PretrainConfig, training: Training) -> End
                 t.evaluations(t.provenance.at(done, wall_time()))
             if done % config.train.checkpoint_every == 0 and done < steps:
                 save_checkpoint(run, t.method, t.optimizer, t.provenance.at(done, wall_time()).to_dict(), t.writes)
+            if stops is not None and done < steps and _stop_agreed(fabric, stops.received is not None):
+                save_checkpoint(run, t.method, t.optimizer, t.provenance.at(done, wall_time()).to_dict(), t.writes)
+                fabric.barrier()  # the checkpoint is on disk before any process leaves
+                raise Stopped(stops.received or signal.SIGTERM, done, run, speaks=t.writes)
     return Ended(done, loss_value, wall_time)
+
+
+def _stop_agreed(fabric: Fabric, here: bool) -> bool:
+    """Whether any process received a stop signal: all of them stop at the same step."""
+    return here if fabric.world_size == 1 else mean_over_processes(float(here), fabric.device) > 0
 
 
 def _step(fabric: Fabric, t: Training, step: int, window: Window, collapse: CollapseWatch) -> float:
