@@ -57,6 +57,7 @@ def hpt_run(digits, lite0_file, tmp_path_factory) -> Path:
 
 def test_pretrain_writes_the_run_folder(hpt_run, lite0_file):
     assert sorted(p.name for p in hpt_run.iterdir()) == [
+        ".lock",  # the writer's lock (train/guard.py): released, left in place
         "backbone.json",
         "backbone.safetensors",
         "checkpoint.json",

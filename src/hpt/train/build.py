@@ -32,6 +32,7 @@ from hpt.methods import SSLMethod, build_method, syncs_batch_norm
 from hpt.train.best import BestBackbone
 from hpt.train.checkpoint import Checkpoint, read_checkpoint
 from hpt.train.evaluations import Evaluations
+from hpt.train.guard import RunLock
 from hpt.train.plan import Plan
 from hpt.train.provenance import Provenance, TrainingData
 from hpt.train.run_dir import MetricsLog, create_run_dir
@@ -66,7 +67,8 @@ class Training:
         return self.resumed.steps if self.resumed else 0
 
 
-def build(fabric: Fabric, plan: Plan, console: Console) -> Training:
+def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = None) -> Training:
+    """`lock`: the run folder's, taken here, just before the folder is first changed (`guard.py`)."""
     config, writes = plan.config, fabric.global_rank == 0
     torch.manual_seed(config.train.seed)
     backbone, origin, resumed, adaptations = _starting_point(plan)
@@ -74,6 +76,8 @@ def build(fabric: Fabric, plan: Plan, console: Console) -> Training:
     if fabric.world_size > 1 and syncs_batch_norm(config):
         synchronise_batch_norm(method)
     fabric.barrier()  # every process has read what it needs (the checkpoint) before rank 0 changes the folder
+    if lock is not None:
+        lock.acquire()
     run = create_run_dir(plan.out, continuing=resumed is not None) if writes else plan.out
     _announce(plan, run, backbone.name, origin.spec, console, writes)
 

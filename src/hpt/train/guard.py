@@ -18,43 +18,53 @@ import fcntl
 import os
 import signal
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 from hpt.core.run_files import LOCK
 from hpt.errors import HptError
 
 
-@contextmanager
-def run_lock(run: Path, enabled: bool = True) -> Iterator[None]:
-    """Hold the exclusive lock on `run` for the duration (`enabled`: this process writes the run)."""
-    if not enabled:
-        yield
-        return
-    try:
-        run.mkdir(parents=True, exist_ok=True)
-        handle = open(run / LOCK, "a+")  # noqa: SIM115 - held open for the whole run, closed below
-    except OSError as exc:
-        raise HptError(f"--out '{run}' cannot be created ({exc.strerror or exc})") from None
-    try:
+class RunLock:
+    """The exclusive lock on a run folder, taken (`acquire`) just before the run first changes the folder and
+    held until the `with` block ends; `enabled`: this process writes the run (rank 0)."""
+
+    def __init__(self, run: Path, enabled: bool = True) -> None:
+        self.run, self.enabled = run, enabled
+        self.handle: IO[str] | None = None
+
+    def acquire(self) -> None:
+        if not self.enabled or self.handle is not None:
+            return
+        try:
+            self.run.mkdir(parents=True, exist_ok=True)
+            handle = open(self.run / LOCK, "a+")  # noqa: SIM115 - held open for the whole run, closed on exit
+        except OSError as exc:
+            raise HptError(f"--out '{self.run}' cannot be created ({exc.strerror or exc})") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
+            handle.close()
             raise HptError(
-                f"--out '{run}' is in use by {holder}: one run writes a folder at a time (wait for it, or "
+                f"--out '{self.run}' is in use by {holder}: one run writes a folder at a time (wait for it, or "
                 "choose another --out)"
             ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"process {os.getpid()} on {socket.gethostname()}")
         handle.flush()
-        yield
-    finally:
-        handle.close()  # releases the lock
+        self.handle = handle
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.handle is not None:
+            self.handle.close()  # releases the lock
+            self.handle = None
 
 
 class StopRequests:

@@ -18,7 +18,7 @@ from rich.console import Console
 from hpt.config import PretrainConfig
 from hpt.train.build import build
 from hpt.train.finish import finish
-from hpt.train.guard import StopRequests, run_lock
+from hpt.train.guard import RunLock, StopRequests
 from hpt.train.launch import make_fabric, processes_stopped_on_failure
 from hpt.train.plan import plan_run
 from hpt.train.steps import run_steps
@@ -40,9 +40,9 @@ def pretrain(
         plan = plan_run(config, out, overwrite, resume)
         if fabric.global_rank != 0:
             console = Console(stderr=True, quiet=True)  # every process computes; one speaks and writes
-        with run_lock(out, enabled=fabric.global_rank == 0), StopRequests(config.train.stop_signals) as stops:
+        with RunLock(out, enabled=fabric.global_rank == 0) as lock, StopRequests(config.train.stop_signals) as stops:
             fabric.launch()  # from here on every process runs the same code on its slice of each batch
-            training = build(fabric, plan, console or Console(stderr=True, log_path=False))
+            training = build(fabric, plan, console or Console(stderr=True, log_path=False), lock)
             ended = run_steps(fabric, config, training, stops)
             wall_time = finish(fabric, plan, training, ended)
         return RunSummary(out, ended.steps, ended.last_loss, wall_time)
