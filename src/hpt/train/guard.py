@@ -68,7 +68,7 @@ class RunLock:
 
 
 class StopRequests:
-    """Records the stop signals that arrive while installed; the step loop asks `requested` between steps."""
+    """Records the stop signals that arrive while installed (`received`); the step loop looks between steps."""
 
     def __init__(self, names: list[str]) -> None:
         self.signals = [_signal(name) for name in names]
