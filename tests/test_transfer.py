@@ -233,3 +233,40 @@ def test_batch_norm_reestimation_is_the_exact_target_average():
     per_batch_var = torch.stack([s.var(dim=(0, 2, 3), unbiased=True) for s in stem.split(4)])
     assert torch.allclose(backbone.model.bn1.running_var, per_batch_var.mean(0), rtol=1e-4)
     assert backbone.model.bn1.momentum == 0.1  # restored
+
+
+def _vit_base(tmp_path):
+    """A real (tiny, randomly initialised) timm ViT saved as a base file: LayerNorm only, no BatchNorm."""
+    from hpt.backbones import create_backbone
+    from hpt.checkpoints.files import save_tensors
+
+    torch.manual_seed(0)
+    vit = create_backbone("timm:test_vit")
+    save_tensors(tmp_path / "vit.safetensors", vit.native_state_dict(), {"backbone": vit.name})
+    return tmp_path / "vit.safetensors", vit.native_state_dict()
+
+
+def test_bn_only_refuses_a_backbone_without_batch_norm_and_names_norm_only(tmp_path):
+    base, _ = _vit_base(tmp_path)
+    with pytest.raises(
+        HptError, match=r"timm:test_vit has no BatchNorm layer \(its normalisation: LayerNorm\).*--init norm-only"
+    ):
+        init_bn_only(ModelConfig(base=str(base), init="bn-only"))
+
+
+def test_norm_only_trains_the_normalisation_layers_and_nothing_else(digits, tmp_path, tiny_config):
+    """Two real steps of MoCo v2 on a ViT: every LayerNorm weight or bias may move, every other tensor of the
+    backbone comes back bit for bit; and some LayerNorm did move."""
+    from hpt.checkpoints.files import read_tensors
+
+    base, before = _vit_base(tmp_path)
+    run = tmp_path / "run"
+    config = tiny_config(
+        digits["pretrain"],
+        **{"model.base": str(base), "model.backbone": None, "model.init": "norm-only", "train.steps": 2,
+           "optim.lr": 3.0, "monitor.label_free_sample": 0},
+    )  # fmt: skip
+    pretrain(config, run)
+    after = read_tensors(run / "backbone.safetensors")[0]
+    moved = {key for key in before if not torch.equal(before[key], after[key])}
+    assert moved and all("norm" in key for key in moved), sorted(moved)[:5]

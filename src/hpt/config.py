@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hpt.errors import HptError
 
 ViewPolicy = Literal["full", "no-color", "no-grayscale", "crop-blur", "crop-only", "rotation", "scan", "scan-rotation"]
-Init = Literal["full", "scratch", "bn-only"]
+Init = Literal["full", "scratch", "bn-only", "norm-only"]
 Method = Literal["mocov2", "simclr", "byol", "swav"]
 Precision = Literal["32-true", "32", "bf16-mixed", "16-mixed"]
 Strategy = Literal["auto", "ddp"]
@@ -102,7 +102,8 @@ class ModelConfig(Section):
     (.safetensors, .pth/.pt) or an hpt run folder. None: no base."""
     init: Init | None = None
     """`full` (HPT: copy the backbone, new head), `bn-only` (HPT-BN: copy it, train only BatchNorm affine
-    parameters and the head) or `scratch`. None: `full` when a base is given."""
+    parameters and the head), `norm-only` (the same for every normalisation layer: LayerNorm and GroupNorm
+    networks such as ViTs and ConvNeXts) or `scratch`. None: `full` when a base is given."""
 
 
 class TransferConfig(Section):

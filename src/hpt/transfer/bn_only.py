@@ -17,12 +17,19 @@ import torch
 from hpt.backbones import Backbone
 from hpt.checkpoints.sources import Origin, load_backbone
 from hpt.config import ModelConfig
+from hpt.errors import HptError
 from hpt.transfer.layers import batch_norms
 
 
 def init_bn_only(model: ModelConfig, in_chans: int = 3) -> tuple[Backbone, Origin]:
     assert model.base is not None
     backbone, origin = load_backbone(model.base, model.backbone, role="base", in_chans=in_chans)
+    if not batch_norms(backbone):
+        kinds = sorted({type(m).__name__ for m in backbone.modules() if "Norm" in type(m).__name__}) or ["none"]
+        raise HptError(
+            f"--init bn-only: {backbone.name} has no BatchNorm layer (its normalisation: {', '.join(kinds)}), so "
+            "nothing in it would train; --init norm-only trains the affine parameters of its normalisation layers"
+        )
     freeze_all_but_batch_norm(backbone)
     return backbone, origin
 
