@@ -105,3 +105,18 @@ def test_the_imagenet_base_scores_high_bit_copies_as_it_scores_the_originals(dig
     for name in (TWELVE_BIT[0], NARROW[0]):
         copy = scores(high_bit[name], name)
         assert abs(copy[0] - original[0]) <= 0.01 and abs(copy[1] - original[1]) <= 0.01, (name, copy, original)
+
+
+def test_a_12_bit_rgb_tiff_goes_through_the_window_too(tmp_path):
+    """PIL would read a 16-bit RGB TIFF at 8 bits with its own scaling (value / 257: a 12-bit photo would be
+    left 16 levels per channel); hpt reads it with tifffile, through the dataset's window."""
+    import tifffile
+    from skimage import data as photos
+
+    twelve_bit = np.round(photos.astronaut()[:64, :64].astype(np.float64) * 4095 / 255)
+    tifffile.imwrite(tmp_path / "photo.tif", twelve_bit.astype(np.uint16), photometric="rgb")
+    window = resolve_window(find_images(tmp_path), "auto")
+    decoded = np.asarray(load_rgb(tmp_path / "photo.tif", window), dtype=int)
+    low, high = window.low, window.high  # the photo's 0.5-99.5th percentiles, in 12-bit values
+    expected = np.clip(np.floor((twelve_bit - low) * 255 / (high - low) + 0.5), 0, 255)
+    assert np.array_equal(decoded, expected.astype(int)) and len(np.unique(decoded)) > 200

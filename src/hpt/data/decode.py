@@ -1,7 +1,7 @@
 """Decoding any image to 8-bit RGB the same way every time.
 
 - grey (L, 1-bit) is replicated to three channels;
-- high-bit images (16- and 32-bit integers, floats) go through the dataset's intensity window
+- high-bit images (16- and 32-bit integers, floats; grey, and RGB TIFFs) go through the dataset's intensity window
   (`intensity.py`; `full-range` when none is given), the same for every image so relative brightness is kept;
 - DICOM (`.dcm`) through its modality LUT and VOI (`dicom.py`);
 - multi-band images (`.npy`, TIFFs with more than RGB) become C x H x W uint8 tensors (`bands.py`) when the
@@ -54,7 +54,7 @@ RGB = Decoding()
 def load_rgb(path: Path, window: Window = FULL_RANGE) -> Image.Image:
     if path.suffix.lower() == DICOM_SUFFIX:
         return Image.fromarray(dicom.to_rgb_array(path, window), mode="RGB")
-    if path.suffix.lower() in bands.ARRAY_SUFFIXES:  # a 1- or 3-band array in an RGB dataset
+    if path.suffix.lower() in bands.ARRAY_SUFFIXES or bands.is_high_bit_rgb(path):  # 1 or 3 bands, as RGB
         values = bands.load_bands(path, window).expand(3, -1, -1)  # one band: grey, replicated
         return Image.fromarray(values.permute(1, 2, 0).contiguous().numpy(), mode="RGB")
     with Image.open(path) as image:
@@ -83,7 +83,8 @@ def high_bit_values(path: Path) -> np.ndarray | None:
     if path.suffix.lower() == DICOM_SUFFIX:
         return dicom.values_for_window(path)
     if path.suffix.lower() in bands.ARRAY_SUFFIXES or (
-        path.suffix.lower() in bands.TIFF_SUFFIXES and _quietly(bands.is_multiband, path)
+        path.suffix.lower() in bands.TIFF_SUFFIXES
+        and (bands.is_high_bit_rgb(path) or _quietly(bands.is_multiband, path))
     ):
         return bands.multiband_values(path)
     try:
