@@ -46,20 +46,6 @@ def band_count(path: Path) -> int:
     return 3
 
 
-def is_high_bit_rgb(path: Path) -> bool:
-    """A 3-sample TIFF with more than 8 bits per sample (PIL would read it at 8 bits with its own scaling)."""
-    if path.suffix.lower() not in TIFF_SUFFIXES:
-        return False
-    try:
-        import tifffile
-
-        with tifffile.TiffFile(path) as tiff:
-            page = tiff.pages.first
-            return int(page.samplesperpixel) == 3 and page.dtype is not None and page.dtype.itemsize > 1
-    except Exception:  # noqa: BLE001 - unreadable files are screening's to name
-        return False
-
-
 def is_multiband(path: Path) -> bool:
     return path.suffix.lower() in ARRAY_SUFFIXES or band_count(path) != 3
 

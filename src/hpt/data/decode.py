@@ -54,12 +54,24 @@ RGB = Decoding()
 def load_rgb(path: Path, window: Window = FULL_RANGE) -> Image.Image:
     if path.suffix.lower() == DICOM_SUFFIX:
         return Image.fromarray(dicom.to_rgb_array(path, window), mode="RGB")
-    if path.suffix.lower() in bands.ARRAY_SUFFIXES or bands.is_high_bit_rgb(path):  # 1 or 3 bands, as RGB
-        values = bands.load_bands(path, window).expand(3, -1, -1)  # one band: grey, replicated
-        return Image.fromarray(values.permute(1, 2, 0).contiguous().numpy(), mode="RGB")
+    if path.suffix.lower() in bands.ARRAY_SUFFIXES:  # a 1- or 3-band array in an RGB dataset
+        return _bands_as_rgb(path, window)
     with Image.open(path) as image:
+        if _high_bit_rgb_tiff(image):  # PIL would read it at 8 bits with its own scaling (value / 257)
+            return _bands_as_rgb(path, window)
         image.load()
         return to_rgb(image, window)
+
+
+def _bands_as_rgb(path: Path, window: Window) -> Image.Image:
+    values = bands.load_bands(path, window).expand(3, -1, -1)  # one band: grey, replicated
+    return Image.fromarray(values.permute(1, 2, 0).contiguous().numpy(), mode="RGB")
+
+
+def _high_bit_rgb_tiff(image: Image.Image) -> bool:
+    """A TIFF with three samples of more than 8 bits, from the header PIL has already read."""
+    bits = image.tag_v2.get(258, ()) if image.format == "TIFF" else ()  # type: ignore[attr-defined]
+    return len(bits) == 3 and max(bits) > 8
 
 
 def to_rgb(image: Image.Image, window: Window = FULL_RANGE) -> Image.Image:
@@ -83,12 +95,13 @@ def high_bit_values(path: Path) -> np.ndarray | None:
     if path.suffix.lower() == DICOM_SUFFIX:
         return dicom.values_for_window(path)
     if path.suffix.lower() in bands.ARRAY_SUFFIXES or (
-        path.suffix.lower() in bands.TIFF_SUFFIXES
-        and (bands.is_high_bit_rgb(path) or _quietly(bands.is_multiband, path))
+        path.suffix.lower() in bands.TIFF_SUFFIXES and _quietly(bands.is_multiband, path)
     ):
         return bands.multiband_values(path)
     try:
         with Image.open(path) as image:
+            if _high_bit_rgb_tiff(image):
+                return bands.multiband_values(path)
             if not is_high_bit(image):
                 return None
             image.load()
