@@ -21,6 +21,7 @@ _API = {
     "evaluate": "hpt.eval.runner",
     "EvalOptions": "hpt.eval.runner",
     "lineage": "hpt.pipeline.lineage",
+    "register_backbone": "hpt.backbones.module_family",
 }
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 from torch import nn
 
 from hpt.backbones.input_channels import first_conv
+from hpt.errors import HptError
 
 
 class Backbone(nn.Module):
@@ -17,21 +20,41 @@ class Backbone(nn.Module):
     """
 
     def __init__(
-        self, name: str, model: nn.Module, num_features: int, classifier_prefix: str, in_chans: int = 3
+        self,
+        name: str,
+        model: nn.Module,
+        num_features: int,
+        classifier_prefix: str | None,
+        in_chans: int = 3,
+        fixed_input_size: int | None = None,
     ) -> None:
         super().__init__()
         self.name = name
         self.model = model
         self.num_features = num_features
         self.classifier_prefix = classifier_prefix
-        """Key prefix of the native classifier, which foreign checkpoints carry and hpt drops."""
+        """Key prefix of the native classifier, which foreign checkpoints carry and hpt drops (None: none)."""
         self.in_chans = in_chans
         """Input channels: 3 for RGB; another number for multi-band images (`input_channels.py`)."""
+        self.fixed_input_size = fixed_input_size
+        """The one image size the model takes (ViTs' position embeddings), or None for any size."""
+
+    def is_classifier_key(self, key: str) -> bool:
+        return self.classifier_prefix is not None and key.startswith(self.classifier_prefix)
 
     @property
     def input_conv_key(self) -> str:
         """The native key of the first convolution's weight: the one tensor that depends on `in_chans`."""
         return f"{first_conv(self.model)[0]}.weight"
+
+    def check_image_size(self, image_size: int, where: str) -> None:
+        """Refuse, in one line, an image size the model cannot take."""
+        if self.fixed_input_size is not None and image_size != self.fixed_input_size:
+            raise HptError(
+                f"{self.name} takes {self.fixed_input_size}-px images only (its position embeddings or windows are "
+                f"built for that size) but {where} is {image_size}: set it to {self.fixed_input_size}, or use a model "
+                "that takes any size (a CNN, or a timm ViT, which resamples its embeddings)"
+            )
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)  # N x num_features
@@ -43,4 +66,12 @@ class Backbone(nn.Module):
         return {k: v.detach() for k, v in self.model.state_dict().items()}
 
     def load_native_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.model.load_state_dict(state, strict=True)
+        self.model.load_state_dict(with_module_versions(self.model, state), strict=True)
+
+
+def with_module_versions(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`state` with `model`'s per-module format versions attached, as `state_dict()` attaches them: files hold
+    tensors only, and some modules (torchvision's MNASNet) refuse a state without its version."""
+    versioned = OrderedDict(state)
+    versioned._metadata = getattr(model.state_dict(), "_metadata", OrderedDict())  # type: ignore[attr-defined]
+    return versioned

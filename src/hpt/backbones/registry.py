@@ -58,10 +58,11 @@ def create_backbone(name: str, pretrained: bool = False, in_chans: int = 3) -> B
 
 
 def _register_builtin() -> None:
-    from hpt.backbones import timm_family, torchvision_family
+    from hpt.backbones import module_family, timm_family, torchvision_family
 
     register_family("torchvision", torchvision_family.FAMILY)
     register_family("timm", timm_family.FAMILY)
+    register_family("module", module_family.FAMILY)
 
 
 _register_builtin()

@@ -160,8 +160,8 @@ def to_native(state: State, backbone: Backbone) -> tuple[State, LoadReport]:
     layout = detect_layout(state)
     convert = next(conv for name, _, conv in LAYOUTS if name == layout)
     converted, dropped = convert(state, backbone)
-    dropped += [k for k in converted if k.startswith(backbone.classifier_prefix)]
-    converted = {k: v for k, v in converted.items() if not k.startswith(backbone.classifier_prefix)}
+    dropped += [k for k in converted if backbone.is_classifier_key(k)]
+    converted = {k: v for k, v in converted.items() if not backbone.is_classifier_key(k)}
 
     target = backbone.native_state_dict()
     input_conv = backbone.input_conv_key if backbone.in_chans != 3 else None

@@ -18,11 +18,12 @@ from hpt.errors import HptError
 
 @dataclass(frozen=True)
 class Origin:
-    """Where a backbone's starting weights came from: a hub's pretrained weights, a file, or none (scratch).
+    """Where a backbone's starting weights came from: a hub's pretrained weights, a module registered through
+    the Python API (`module:NAME`), a file, or none (scratch).
 
     Recorded as the `base` of every file made from it (`to_dict`), so a file's lineage reaches back to it."""
 
-    source: Literal["hub", "file", "scratch"]
+    source: Literal["hub", "module", "file", "scratch"]
     backbone: str
     spec: str | None = None
     """What the user named: a hub name or a path; None for a random initialisation."""
@@ -80,7 +81,7 @@ def load_backbone(
             raise
         except Exception as exc:  # noqa: BLE001 - network and hub failures are reported, not raised
             raise HptError(f"{role} '{spec}': could not fetch its pretrained weights from the hub ({exc})") from None
-        return backbone, Origin("hub", backbone.name, spec)
+        return backbone, Origin("module" if spec.startswith("module:") else "hub", backbone.name, spec)
     raise _not_found(spec, role)
 
 

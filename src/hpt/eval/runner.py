@@ -67,7 +67,9 @@ def evaluate(
     recorded = provenance.get("config", {}).get("data", {}).get("image_size")
     images = images.with_channels(backbone.in_chans)
     decoding = Decoding(_window(options.intensity, provenance, images.train), backbone.in_chans)
-    data = images.in_view(options.image_size or recorded or DEFAULT_IMAGE_SIZE, options.stats_sample, decoding)
+    image_size = options.image_size or recorded or backbone.fixed_input_size or DEFAULT_IMAGE_SIZE
+    backbone.check_image_size(image_size, "--image-size")
+    data = images.in_view(image_size, options.stats_sample, decoding)
     workers = min(4, os.cpu_count() or 1) if options.num_workers is None else options.num_workers
     task = EvalTask(backbone, data, eval_device(), options.batch_size, workers, options.val_fraction, options.finetune)
     metrics, settings = protocol(task)

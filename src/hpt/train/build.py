@@ -133,6 +133,7 @@ def _starting_point(plan: Plan) -> tuple[Backbone, Origin, Checkpoint | None, di
     are loaded once the method is set up), else the adaptations made to the copied base, and their record."""
     config = plan.config
     backbone, origin = plan.strategy.init(config.model, plan.decoding.channels)
+    backbone.check_image_size(config.data.image_size, "data.image_size")
     resumed = read_checkpoint(plan.out) if plan.continuing else None
     adaptations: dict[str, Any] = {}
     if resumed is None:
