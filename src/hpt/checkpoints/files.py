@@ -10,9 +10,11 @@ or a pulled plug leaves either the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,13 @@ TMP_SUFFIX = ".tmp"
 PICKLE_SUFFIXES = (".pth", ".pt", ".pth.tar", ".ckpt", ".bin")
 PROVENANCE_KEY = "hpt"
 _NESTED_STATE_KEYS = ("state_dict", "model", "module", "network", "backbone")
+# Copies of the weights a method evaluates and releases, taken before the raw ones when a file holds both:
+# DINO/iBOT's teacher (not the student), a timm training checkpoint's EMA (not `state_dict`).
+_PREFERRED_STATE_KEYS = {
+    "teacher": "the teacher (the student is not used)",
+    "state_dict_ema": "state_dict_ema, the EMA weights (the raw state_dict is not used)",
+    "model_ema": "model_ema, the EMA weights (the raw model is not used)",
+}
 
 
 def sha256_file(path: Path) -> str:
@@ -36,13 +45,28 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class FileWeights:
+    tensors: dict[str, torch.Tensor]
+    provenance: dict[str, Any] | None
+    """hpt's provenance; None for foreign files."""
+    taken_from: str | None = None
+    """Which state dict of several was read (`teacher`, `state_dict_ema`), said in the load report."""
+
+
 def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
     """The flat tensor dict in `path` and its hpt provenance (None for foreign files)."""
+    weights = read_weights(path)
+    return weights.tensors, weights.provenance
+
+
+def read_weights(path: Path) -> FileWeights:
+    """The weights in `path`, with its provenance and, for a file of several state dicts, which was read."""
     name = path.name.lower()
     if name.endswith(".safetensors"):
-        return _read_safetensors(path)
+        return FileWeights(*_read_safetensors(path))
     if name.endswith(PICKLE_SUFFIXES):
-        return _read_weights_only(path), None
+        return _read_weights_only(path)
     raise HptError(f"checkpoint '{path}': unknown format; expected .safetensors or one of {', '.join(PICKLE_SUFFIXES)}")
 
 
@@ -70,20 +94,27 @@ def _parse_provenance(path: Path, metadata: dict[str, str]) -> dict[str, Any] | 
         raise HptError(f"checkpoint '{path}': its hpt provenance is not valid JSON") from None
 
 
-def _read_weights_only(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+def _read_weights_only(path: Path) -> FileWeights:
+    try:  # training scripts (DINO's, timm's) store their argparse options beside the weights: a plain record
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure of an untrusted file is the user's input error
         raise HptError(
-            f"checkpoint '{path}': refused; it is not a plain-tensor PyTorch file ({first_line(exc)})"
+            f"checkpoint '{path}': refused; it is not a plain-tensor PyTorch file ({first_line(exc)}); "
+            "save the weights alone with torch.save(model.state_dict(), PATH)"
         ) from None
+    if isinstance(obj, dict):
+        for key, said in _PREFERRED_STATE_KEYS.items():
+            state = _find_state_dict(obj.get(key))
+            if state:
+                return FileWeights(state, None, said)
     state = _find_state_dict(obj)
     if state is None:
         raise HptError(
             f"checkpoint '{path}': holds no dict of tensors "
-            f"(looked at the top level and {', '.join(_NESTED_STATE_KEYS)})"
+            f"(looked at the top level and {', '.join((*_PREFERRED_STATE_KEYS, *_NESTED_STATE_KEYS))})"
         )
-    return state
+    return FileWeights(state, None)
 
 
 def _find_state_dict(obj: Any) -> dict[str, torch.Tensor] | None:

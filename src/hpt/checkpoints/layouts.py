@@ -7,7 +7,6 @@ backbone tensor is an error, and the report lists exactly what was missing, unex
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -32,6 +31,10 @@ class LoadReport:
     """Bookkeeping buffers absent from the file (`num_batches_tracked`), kept at the model's value."""
     adapted: list[str] = field(default_factory=list)
     """Tensors changed to fit: an RGB first convolution adapted to an N-band backbone."""
+    taken_from: str | None = None
+    """Which of the file's state dicts was read, when it held several (`teacher`, `state_dict_ema`)."""
+    identified: str | None = None
+    """How the architecture was found when the file did not name it (`identify.py`)."""
 
     @property
     def ok(self) -> bool:
@@ -42,6 +45,8 @@ class LoadReport:
 
     def summary(self) -> str:
         parts = [f"layout {self.layout}", f"{self.loaded} tensors loaded"]
+        if self.taken_from:
+            parts.insert(0, f"read {self.taken_from}")
         for label, keys in (
             ("missing", self.missing),
             ("mis-shaped", self.mismatched),
@@ -53,7 +58,23 @@ class LoadReport:
         return "; ".join(parts)
 
 
-# --- layouts: (name, detect(keys), convert(state, backbone) -> (converted, dropped)) -------------------
+# --- layouts ------------------------------------------------------------------------------------------------
+# A file is read as wrappers around a body. Wrappers are key prefixes that training code puts around a backbone
+# (DDP's `module.`, a Lightning module's `model.`, a method's `backbone.` or MoCo's `encoder_q.`): each is peeled
+# off in turn, keeping the tensors under it and dropping (and reporting) the rest, until the keys are the
+# backbone's own. The body is then the native layout, or one of two explicit conversions: lukemelas's
+# EfficientNet names, or an `nn.Sequential` of the model's children (`0.weight`, `4.0.conv1.weight`).
+
+WRAPPERS: list[tuple[str, str]] = [
+    ("hpt-checkpoint", "backbone.model."),
+    ("moco", "module.encoder_q."),
+    ("moco", "encoder_q."),
+    ("moco-v3", "base_encoder."),
+    ("lightning", "model."),
+    ("backbone", "backbone."),
+    ("ddp", "module."),
+]
+"""(name, prefix), tried in this order: the more specific prefix first."""
 
 
 def _strip_prefix(state: State, prefix: str) -> tuple[State, list[str]]:
@@ -62,8 +83,37 @@ def _strip_prefix(state: State, prefix: str) -> tuple[State, list[str]]:
     return kept, dropped
 
 
-def _moco_prefix(keys: list[str]) -> str:
-    return "module.encoder_q." if any(k.startswith("module.encoder_q.") for k in keys) else "encoder_q."
+def _fits(state: State, target: State) -> bool:
+    """Most of the backbone's own keys are in `state`: nothing to peel or convert."""
+    return sum(key in state for key in target) >= max(1, len(target) // 2)
+
+
+def _wrapper(state: State) -> tuple[str, str] | None:
+    for name, prefix in WRAPPERS:
+        under = sum(key.startswith(prefix) for key in state)
+        if under and (name != "ddp" or under == len(state)):  # `module.` wraps everything or is a model's name
+            return name, prefix
+    return None
+
+
+def _sequential_children(state: State, backbone: Backbone) -> State:
+    """`nn.Sequential(*list(model.children())[:k])`'s keys (`I.rest`) to the model's (`CHILD_I.rest`), by order.
+
+    Refused when the order cannot be the model's: an index past its children, or one whose child holds no
+    tensors (a slice that did not start at the first child); shapes are checked by the audit after this."""
+    children = list(backbone.model.named_children())
+    holding = {name for name, child in children if any(True for _ in child.state_dict())}
+    converted: State = {}
+    for key, value in state.items():
+        index, _, rest = key.partition(".")
+        if int(index) >= len(children) or children[int(index)][0] not in holding:
+            raise HptError(
+                f"keys '{index}.*' of a Sequential of children cannot be {backbone.name}'s: it has "
+                f"{len(children)} children and child {index} holds no tensors; save the backbone with its own "
+                "key names (model.state_dict())"
+            )
+        converted[f"{children[int(index)][0]}.{rest}"] = value
+    return converted
 
 
 # timm EfficientNet block parts, by the lukemelas names, for blocks with and without an expansion conv.
@@ -88,7 +138,7 @@ _EFFNET_SEPARABLE = {
 }
 
 
-def _lukemelas_efficientnet(state: State, backbone: Backbone) -> tuple[State, list[str]]:
+def _lukemelas_efficientnet(state: State, backbone: Backbone) -> State:
     """lukemelas/EfficientNet-PyTorch names (`_blocks.N._depthwise_conv`) to timm's (`blocks.S.I.conv_dw`).
 
     lukemelas numbers blocks flat; timm nests them by stage. The N-th flat block is the N-th `blocks.S.I` of
@@ -114,58 +164,48 @@ def _lukemelas_efficientnet(state: State, backbone: Backbone) -> tuple[State, li
             converted[f"{_EFFNET_TOP[head]}.{rest}"] = value
             continue
         converted[key] = value  # unknown: reported as unexpected
-    return converted, []
+    return converted
 
 
-Detect = Callable[[list[str]], bool]
-Convert = Callable[[State, Backbone], tuple[State, list[str]]]
-
-LAYOUTS: list[tuple[str, Detect, Convert]] = [
-    (
-        "hpt-checkpoint",
-        lambda keys: any(k.startswith("backbone.model.") for k in keys),
-        lambda s, b: _strip_prefix(s, "backbone.model."),
-    ),
-    (
-        "moco",
-        lambda keys: any(k.startswith(("module.encoder_q.", "encoder_q.")) for k in keys),
-        lambda s, b: _strip_prefix(s, _moco_prefix(list(s))),
-    ),
-    (
-        "mmselfsup",
-        lambda keys: any(k.startswith("backbone.") for k in keys),
-        lambda s, b: _strip_prefix(s, "backbone."),
-    ),
-    (
-        "lukemelas-efficientnet",
-        lambda keys: any(k.startswith(("_conv_stem.", "_blocks.")) for k in keys),
-        _lukemelas_efficientnet,
-    ),
-    (
-        "ddp-native",
-        lambda keys: bool(keys) and all(k.startswith("module.") for k in keys),
-        lambda s, b: _strip_prefix(s, "module."),
-    ),
-    ("native", lambda keys: True, lambda s, b: (dict(s), [])),
-]
-
-
-def detect_layout(state: State) -> str:
+def _body(state: State, backbone: Backbone, target: State) -> tuple[str, State]:
     keys = list(state)
-    return next(name for name, detect, _ in LAYOUTS if detect(keys))
+    if not _fits(state, target) and any(k.startswith(("_conv_stem.", "_blocks.")) for k in keys):
+        return "lukemelas-efficientnet", _lukemelas_efficientnet(state, backbone)
+    if not _fits(state, target) and keys and all(k.partition(".")[0].isdigit() for k in keys):
+        return "sequential-children", _sequential_children(state, backbone)
+    return "native", dict(state)
 
 
-def to_native(state: State, backbone: Backbone) -> tuple[State, LoadReport]:
-    """Convert `state` to `backbone`'s native keys and audit it; the caller decides what a failure means."""
-    layout = detect_layout(state)
-    convert = next(conv for name, _, conv in LAYOUTS if name == layout)
-    converted, dropped = convert(state, backbone)
+def _read_layout(state: State, backbone: Backbone, target: State) -> tuple[str, State, list[str]]:
+    """The layout's name, the state in native keys, and what the wrappers dropped."""
+    names: list[str] = []
+    dropped: list[str] = []
+    peeled = ""  # the prefixes peeled so far: dropped keys are reported as the file names them
+    while not _fits(state, target) and len(names) < len(WRAPPERS):
+        found = _wrapper(state)
+        if found is None:
+            break
+        name, prefix = found
+        state, outside = _strip_prefix(state, prefix)
+        dropped += [peeled + key for key in outside]
+        peeled += prefix
+        names.append(name)
+    body, native = _body(state, backbone, target)
+    if body != "native" or not names:
+        names.append(body)
+    return "+".join(names), native, dropped
+
+
+def to_native(state: State, backbone: Backbone, taken_from: str | None = None) -> tuple[State, LoadReport]:
+    """Convert `state` to `backbone`'s native keys and audit it; the caller decides what a failure means.
+    `taken_from`: which of the file's state dicts `state` is, when it held several (`files.py`)."""
+    target = backbone.native_state_dict()
+    layout, converted, dropped = _read_layout(state, backbone, target)
     dropped += [k for k in converted if backbone.is_classifier_key(k)]
     converted = {k: v for k, v in converted.items() if not backbone.is_classifier_key(k)}
 
-    target = backbone.native_state_dict()
     input_conv = backbone.input_conv_key if backbone.in_chans != 3 else None
-    report = LoadReport(layout=layout, dropped=dropped)
+    report = LoadReport(layout=layout, dropped=dropped, taken_from=taken_from)
     native: State = {}
     for key, want in target.items():
         got = converted.get(key)
@@ -190,9 +230,9 @@ def to_native(state: State, backbone: Backbone) -> tuple[State, LoadReport]:
     return native, report
 
 
-def load_into(backbone: Backbone, state: State, what: str) -> LoadReport:
+def load_into(backbone: Backbone, state: State, what: str, taken_from: str | None = None) -> LoadReport:
     """Load `state` (any known layout) into `backbone` strictly, or raise a one-line `HptError`."""
-    native, report = to_native(state, backbone)
+    native, report = to_native(state, backbone, taken_from)
     if not report.ok:
         raise HptError(f"{what} does not fit {backbone.name}: {report.summary()}")
     backbone.load_native_state_dict(native)

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hpt.backbones import Backbone, create_backbone, is_backbone_name
-from hpt.checkpoints.files import read_provenance, read_tensors, sha256_file
+from hpt.checkpoints.files import read_provenance, read_weights, sha256_file
+from hpt.checkpoints.identify import identify
 from hpt.checkpoints.layouts import load_into
 from hpt.core.run_files import BACKBONE
 from hpt.errors import HptError
@@ -93,7 +94,8 @@ def _not_found(spec: str, role: str) -> HptError:
 
 
 def architecture_of(spec: str, role: str = "base") -> str | None:
-    """The backbone name `spec` implies without loading weights: a hub name, or an hpt file's provenance."""
+    """The backbone name `spec` names without building it: a hub name, or an hpt file's provenance (None for
+    a foreign file, which names nothing; `identify.py` finds its architecture from its keys)."""
     if is_backbone_name(spec):
         return spec
     path = resolve_path(spec)
@@ -105,19 +107,32 @@ def architecture_of(spec: str, role: str = "base") -> str | None:
     return None
 
 
+def find_architecture(spec: str, role: str = "base") -> str:
+    """The architecture `spec` holds: what it names (`architecture_of`), else for a foreign file what its keys
+    and shapes identify."""
+    named = architecture_of(spec, role)
+    if named:
+        return named
+    path = resolve_path(spec)
+    assert path is not None  # architecture_of names every hub name and refuses what is neither
+    return identify(read_weights(path).tensors, f"{role} '{spec}'")[0]
+
+
 def _from_file(
     spec: str, path: Path, backbone_name: str | None, role: str, in_chans: int | None
 ) -> tuple[Backbone, Origin]:
-    tensors, provenance = read_tensors(path)
+    weights = read_weights(path)
+    provenance = weights.provenance
     recorded = provenance.get("backbone") if provenance else None
     if recorded and backbone_name and recorded != backbone_name:
         raise HptError(f"{role} '{spec}' holds a {recorded} backbone but --backbone says {backbone_name}")
-    name = backbone_name or recorded
-    if name is None:
-        raise HptError(f"{role} '{spec}': name its architecture with --backbone (e.g. timm:tf_efficientnet_lite0)")
     recorded_chans = int((provenance or {}).get("data", {}).get("channels", 3))
+    name, identified = backbone_name or recorded, None
+    if name is None:
+        name, identified = identify(weights.tensors, f"{role} '{spec}'", recorded_chans)
     backbone = create_backbone(name, in_chans=in_chans or recorded_chans)
-    report = load_into(backbone, tensors, f"{role} '{spec}'")
+    report = load_into(backbone, weights.tensors, f"{role} '{spec}'", weights.taken_from)
+    report.identified = identified
     return backbone, Origin(
         "file", backbone.name, spec, str(path.resolve()), sha256_file(path), report.to_dict(), provenance
     )

@@ -79,7 +79,7 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
     if lock is not None:
         lock.acquire()
     run = create_run_dir(plan.out, continuing=resumed is not None) if writes else plan.out
-    _announce(plan, run, backbone.name, origin.spec, console, writes)
+    _announce(plan, run, backbone.name, origin, console, writes)
 
     loader = _loader(fabric, plan, method, resumed.steps if resumed else 0)
     optimizer, lr_at, momentum_at = _optimiser(method, config)
@@ -169,7 +169,7 @@ def _device_views(fabric: Fabric, plan: Plan) -> DeviceViews | None:
     )
 
 
-def _announce(plan: Plan, run: Path, backbone: str, base: str | None, console: Console, writes: bool) -> None:
+def _announce(plan: Plan, run: Path, backbone: str, origin: Origin, console: Console, writes: bool) -> None:
     """The run's config and skipped files into the folder; what is about to happen onto the console."""
     images = plan.images
     if writes:
@@ -182,8 +182,12 @@ def _announce(plan: Plan, run: Path, backbone: str, base: str | None, console: C
         )
     console.log(
         f"[bold]hpt pretrain[/]: {plan.config.method} on {backbone}, init {plan.strategy.name} "
-        f"from {base or 'random weights'}; {len(images)} images -> {run}"
+        f"from {origin.spec or 'random weights'}; {len(images)} images -> {run}"
     )
+    report = origin.load_report or {}
+    for said in ("taken_from", "identified"):
+        if report.get(said):
+            console.log(f"base {origin.spec}: {'read ' if said == 'taken_from' else ''}{report[said]}")
     if plan.held_out:
         console.log(f"{plan.held_out} images held out of training for the label-free monitor (RankMe)")
     window = plan.decoding.window
