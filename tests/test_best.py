@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from hpt.checkpoints.files import read_provenance, read_tensors
+from hpt.checkpoints.lineage import describe
 from hpt.config import load_config
 from hpt.core.run_files import read_monitor
 from hpt.eval.runner import EvalOptions, evaluate
-from hpt.pipeline.lineage import describe
 from hpt.train import plan
 from hpt.train.loop import pretrain
 

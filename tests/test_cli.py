@@ -58,12 +58,15 @@ def hpt_run(digits, lite0_file, tmp_path_factory) -> Path:
 def test_pretrain_writes_the_run_folder(hpt_run, lite0_file):
     assert sorted(p.name for p in hpt_run.iterdir()) == [
         ".lock",  # the writer's lock (train/guard.py): released, left in place
+        "README.md",  # the model card, and the two files beside it for timm and model hubs
         "backbone.json",
         "backbone.safetensors",
         "checkpoint.json",
         "checkpoint.safetensors",
+        "config.json",
         "config.yaml",
         "metrics.jsonl",
+        "model.safetensors",
     ]  # no best.safetensors: without labels there is no score to trust
     config = yaml.safe_load((hpt_run / "config.yaml").read_text())
     assert config["train"]["steps"] == 6 and config["model"]["backbone"] == LITE0
@@ -98,6 +101,80 @@ def test_exported_backbone_is_native_trained_and_traceable(hpt_run, lite0_file):
     assert provenance["selected"] == {"step": 6, "by": "last"}  # monitor.export=last
     assert provenance["adaptations"]["batch_norm_statistics"] == "frozen at the starting point's"
     assert [e["step"] for e in provenance["monitor"]] == list(range(7))  # RankMe at step 0 and every step
+
+
+def test_the_run_folder_loads_in_timm_with_the_runs_own_preprocessing(hpt_run):
+    """timm itself reads the folder: `local-dir:` builds the headless model from config.json and loads
+    model.safetensors (the same file as backbone.safetensors), and its data config is the run's, not ImageNet's."""
+    import os
+
+    assert os.path.samefile(hpt_run / "model.safetensors", hpt_run / "backbone.safetensors")
+    model = timm.create_model(f"local-dir:{hpt_run}", pretrained=True)
+    exported = load_file(str(hpt_run / "backbone.safetensors"))
+    assert model.num_classes == 0 and model.state_dict().keys() == exported.keys()
+    assert all(torch.equal(value, exported[key]) for key, value in model.state_dict().items())
+    provenance = read_provenance(hpt_run / "backbone.safetensors")
+    data = timm.data.resolve_data_config({}, model=model)
+    assert list(data["mean"]) == provenance["data"]["mean"] and list(data["std"]) == provenance["data"]["std"]
+    assert data["input_size"] == (3, 32, 32) and data["interpolation"] == "bilinear" and data["crop_pct"] == 1.0
+    # the issue's own spelling: a timm name, the file as the pretrained weights
+    overlay = timm.create_model(
+        "tf_efficientnet_lite0", pretrained=True, num_classes=0,
+        pretrained_cfg_overlay={"file": str(hpt_run / "backbone.safetensors")},
+    )  # fmt: skip
+    assert torch.equal(overlay.conv_stem.weight, exported["conv_stem.weight"])
+
+
+def test_the_model_card_is_in_the_hub_format_and_says_what_was_done(hpt_run, lite0_file):
+    text = (hpt_run / "README.md").read_text()
+    _, front, body = text.split("---\n", 2)
+    front = yaml.safe_load(front)
+    assert front["library_name"] == "timm" and front["pipeline_tag"] == "image-feature-extraction"
+    assert {"hpt", "mocov2", "timm"} <= set(front["tags"]) and "base_model" not in front  # a file, not a hub id
+    for section in ("## Recipe", "## Data", "## Evaluations", "## Lineage", "## Use"):
+        assert section in body
+    assert "| steps | 6 |" in body and "| initialisation | full |" in body and "| images | 256 |" in body
+    assert str(lite0_file) in body  # the lineage reaches the base file
+    assert "label-free, on held-out images" in body and "| 0 | " in body and "| 6 | " in body
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_writes_a_file_that_computes_the_same_features(hpt_run, digits, fmt, tmp_path, capsys):
+    """The file, run by onnxruntime or torch.jit on real images in the run's preprocessing, gives PyTorch's
+    features to 1e-4: float32 kernels summing in another order differ by ~1e-6 relative per layer; a wrong
+    export (a missed layer, train-mode BatchNorm) differs by far more."""
+    from hpt.checkpoints.sources import load_backbone
+    from hpt.data.files import find_images
+    from hpt.data.views import eval_view
+
+    out = tmp_path / f"lite0.{fmt}"
+    assert main(["export", str(hpt_run), "--format", fmt, "--out", str(out)]) == 0
+    assert "largest difference from PyTorch" in capsys.readouterr().out
+    provenance = read_provenance(hpt_run / "backbone.safetensors")
+    view = eval_view(32, tuple(provenance["data"]["mean"]), tuple(provenance["data"]["std"]))
+    from PIL import Image
+
+    images = torch.stack([view(Image.open(p).convert("RGB")) for p in find_images(digits["test"]).paths[:5]])
+    backbone, _ = load_backbone(str(hpt_run))
+    with torch.no_grad():
+        expected = backbone.eval()(images)
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        got = torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
+    else:
+        got = torch.jit.load(str(out))(images)
+    assert got.shape == (5, 1280) and (got - expected).abs().max() <= 1e-4 * max(1.0, float(expected.abs().max()))
+
+
+def test_export_refuses_what_is_not_a_run_in_one_line(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "nothing"), "--format", "onnx"]) == 2
+    assert main(["export", str(tmp_path), "--format", "onnx"]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert errors[0].endswith("expected a run folder (hpt export reads its backbone.safetensors)")
+    assert "is a folder without backbone.safetensors: not a finished hpt run" in errors[1]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_eval_knn_on_the_run(hpt_run, digits):

@@ -20,7 +20,7 @@ _API = {
     "run_chain": "hpt.pipeline.chain",
     "evaluate": "hpt.eval.runner",
     "EvalOptions": "hpt.eval.runner",
-    "lineage": "hpt.pipeline.lineage",
+    "lineage": "hpt.checkpoints.lineage",
     "register_backbone": "hpt.backbones.module_family",
 }
 

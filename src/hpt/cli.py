@@ -1,4 +1,4 @@
-"""The `hpt` command line: `hpt pretrain | chain | eval | select | report | inspect`.
+"""The `hpt` command line: `hpt pretrain | chain | eval | select | report | inspect | export`.
 
 Flags are a thin diff over the typed config (`hpt.config`): each flag names one config key, `--set KEY=VALUE`
 reaches any other, and `--config FILE` supplies a YAML diff beneath them. Any `HptError` is printed as one
@@ -129,6 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="print the lineage of a run or checkpoint back to its base")
     inspect.add_argument("model", help="run folder or .safetensors file")
 
+    export = commands.add_parser("export", help="write a run's backbone for downstream tools: hub, onnx, torchscript")
+    export.add_argument("model", help="run folder")
+    export.add_argument(
+        "--format",
+        default="hub",
+        choices=["hub", "onnx", "torchscript"],
+        help="hub: config.json, model.safetensors, README.md (rewritten; a run writes them itself); onnx or "
+        "torchscript: one file, checked against PyTorch (default hub)",
+    )
+    export.add_argument("--image-size", type=positive_int, help="onnx, torchscript: input size (default: the run's)")
+    export.add_argument("--out", type=Path, help="onnx, torchscript: the file (default: in the run folder)")
+
     evaluate = commands.add_parser("eval", help="evaluate a run, checkpoint or hub model on labelled images")
     evaluate.add_argument("model", help="run folder, checkpoint file, or hub name (timm:NAME, torchvision:NAME)")
     evaluate.add_argument("--train", required=True, help="labelled images the classifier is fitted on")
@@ -212,9 +224,13 @@ def run(argv: list[str] | None = None) -> int:
 
         print(build_report(args.runs, args.out))
     elif args.command == "inspect":
-        from hpt.pipeline.lineage import describe
+        from hpt.checkpoints.lineage import describe
 
         print(describe(args.model))
+    elif args.command == "export":
+        from hpt.export.command import export_run
+
+        print("\n".join(export_run(args.model, args.format, args.image_size, args.out)))
     elif args.command == "eval":
         from hpt.eval.finetune import FinetuneSettings
         from hpt.eval.runner import EvalOptions, evaluate

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from hpt.checkpoints.files import save_tensors, sha256_file
 from hpt.core.run_files import BACKBONE, CHECKPOINT, read_monitor
+from hpt.export.hub import write_hub_files
 from hpt.train.build import Training
 from hpt.train.checkpoint import save_checkpoint
 from hpt.train.plan import Plan
@@ -51,9 +52,10 @@ def finish(fabric: Fabric, plan: Plan, training: Training, ended: Ended) -> floa
         exported,
         {**provenance, "format": "hpt-backbone", "parent": parent, "selected": selected, "monitor": evaluations},
     )
+    write_hub_files(run, t.backbone.num_features)  # config.json, model.safetensors, README.md
     console.log(
         f"done: {done} steps in {wall_time:.1f}s, final loss {ended.last_loss:.4f}; backbone of step "
-        f"{selected['step']} -> {run / BACKBONE}"
+        f"{selected['step']} -> {run / BACKBONE} (with config.json and a model card for timm and model hubs)"
     )
     fabric.barrier()
     return wall_time

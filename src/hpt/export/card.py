@@ -1,0 +1,159 @@
+"""A model card (`README.md`) in the Hugging Face format: YAML front matter (library, base model, tags) and
+the recipe, the data, the step-0 and final evaluations and the lineage, all read from the exported file's
+provenance, so that the run folder can be uploaded to a hub as it is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import timm
+import yaml
+
+from hpt.backbones import split_name
+
+
+def model_card(provenance: dict[str, Any], lineage: str) -> str:
+    config, data = provenance["config"], provenance["data"]
+    backbone = provenance["backbone"]
+    family, model = split_name(backbone)
+    front: dict[str, Any] = {
+        "library_name": "timm" if family == "timm" else "pytorch",
+        "pipeline_tag": "image-feature-extraction",
+        "tags": ["hpt", "self-supervised-learning", "image-feature-extraction", provenance["method"], family],
+    }
+    hub_id = _base_hub_id(provenance.get("base") or {})
+    if hub_id:
+        front["base_model"] = hub_id
+    base = (provenance.get("base") or {}).get("spec") or "random initialisation"
+    lines = [
+        "---",
+        yaml.safe_dump(front, sort_keys=False).strip(),
+        "---",
+        "",
+        f"# {backbone}, {provenance['method']} continued on {data.get('path') or 'the data below'}",
+        "",
+        f"A headless {backbone} (pooled features, no classifier) made by "
+        f"hpt {provenance.get('hpt_version')}: self-supervised pretraining ("
+        f"{provenance['method']}, init `{provenance['init']}`) continued from `{base}`.",
+        "",
+        "## Recipe",
+        "",
+        *_table(
+            [
+                ("method", provenance["method"]),
+                ("initialisation", provenance["init"]),
+                ("steps", provenance["steps"]),
+                ("batch size", config["train"]["batch_size"]),
+                ("learning rate", config["optim"]["lr"]),
+                ("image size", config["data"]["image_size"]),
+                ("views", config["views"]["policy"]),
+                ("wall time", f"{provenance['wall_time_s']:.0f} s"),
+                ("backbone of step", (provenance.get("selected") or {}).get("step", provenance["steps"])),
+            ]
+        ),
+        "",
+        "## Data",
+        "",
+        *_table(
+            [
+                ("images", data["images"]),
+                ("held out for the monitor", data["held_out"]),
+                ("channels", data.get("channels", 3)),
+                ("intensity window", _window(data.get("intensity") or {})),
+                ("mean", _numbers(data["mean"])),
+                ("std", _numbers(data["std"])),
+            ]
+        ),
+        "",
+        "Inputs are the image's pixels in [0, 1] (after the intensity window), the shorter side resized to the "
+        "image size, centre-cropped, then normalised with the mean and std above (`config.json` holds them "
+        "for timm).",
+        "",
+        "## Evaluations",
+        "",
+        *_evaluations(provenance.get("monitor") or []),
+        "",
+        "## Lineage",
+        "",
+        "```",
+        lineage.rstrip(),
+        "```",
+        "",
+        "## Use",
+        "",
+        *_use(family, model, backbone),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _base_hub_id(base: dict[str, Any]) -> str | None:
+    """The Hugging Face id of a timm hub base (timm's own weights are hosted there); None otherwise."""
+    spec = base.get("spec") or ""
+    if base.get("source") != "hub" or not spec.startswith("timm:"):
+        return None
+    default: Any = timm.models.get_pretrained_cfg(split_name(spec)[1])
+    return getattr(default, "hf_hub_id", None) if default is not None else None
+
+
+def _table(rows: list[tuple[str, Any]]) -> list[str]:
+    return ["| | |", "|---|---|", *[f"| {key} | {value} |" for key, value in rows]]
+
+
+def _numbers(values: list[float]) -> str:
+    return ", ".join(f"{v:.4f}" for v in values)
+
+
+def _window(window: dict[str, Any]) -> str:
+    if not window or window.get("mode") == "full-range":
+        return "none (the file's full range)"
+    return ", ".join(f"{key} {value}" for key, value in window.items())
+
+
+def _evaluations(records: list[dict[str, Any]]) -> list[str]:
+    if not records:
+        return ["No labelled monitor was given: this run was not evaluated (`hpt eval RUN --train ... --test ...`)."]
+    shown = [records[0]] if len(records) == 1 else [records[0], records[-1]]
+    columns = [k for k, v in records[0].items() if k not in ("step", "monitor") and isinstance(v, int | float)]
+    rows = [f"| {r['step']} | " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in shown]
+    kind = records[0].get("monitor")
+    what = "label-free, on held-out images" if kind == "unlabelled" else f"on its labelled splits, selecting by {kind}"
+    return [
+        f"The run's monitor ({what}) at the start (step 0) and at the end:",
+        "",
+        "| step | " + " | ".join(columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+        *rows,
+    ]
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _use(family: str, model: str, backbone: str) -> list[str]:
+    if family == "timm":
+        load = [
+            "import timm",
+            'model = timm.create_model("local-dir:PATH/TO/THIS/FOLDER", pretrained=True)  # or "hf-hub:USER/REPO"',
+            "config = timm.data.resolve_data_config(model=model)  # this run's mean, std and size",
+        ]
+    elif family == "torchvision":
+        load = [
+            "import torch, torchvision",
+            "from safetensors.torch import load_file",
+            f'model = torchvision.models.get_model("{model}")',
+            "# the final classifying layer is not in the file: replace it by torch.nn.Identity() first",
+            'model.load_state_dict(load_file("backbone.safetensors"), strict=False)',
+        ]
+    else:
+        load = [
+            "from safetensors.torch import load_file",
+            f"model.load_state_dict(load_file('backbone.safetensors'))  # model: your {backbone} module",
+        ]
+    return [
+        "```python",
+        *load,
+        "```",
+        "",
+        "ONNX and TorchScript: `hpt export PATH/TO/THIS/FOLDER --format onnx` (or `torchscript`).",
+    ]
