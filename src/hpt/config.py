@@ -18,7 +18,7 @@ from hpt.errors import HptError
 ViewPolicy = Literal["full", "no-color", "no-grayscale", "crop-blur", "crop-only", "rotation", "scan", "scan-rotation"]
 Init = Literal["full", "scratch", "bn-only", "norm-only"]
 Method = Literal["mocov2", "simclr", "byol", "swav"]
-Precision = Literal["32-true", "32", "bf16-mixed", "16-mixed"]
+Precision = Literal["auto", "32-true", "32", "bf16-mixed", "16-mixed"]
 Strategy = Literal["auto", "ddp"]
 
 
@@ -224,8 +224,9 @@ class TrainConfig(Section):
     """Machines; `devices` processes on each."""
     strategy: Strategy = "auto"
     """`auto`: one process on one device, DDP across several; `ddp`: DDP even on one."""
-    precision: Precision = "32-true"
-    """`bf16-mixed` or `16-mixed` run the forward passes under autocast on a GPU."""
+    precision: Precision = "auto"
+    """`auto`: `bf16-mixed` on a GPU that has bfloat16 (Ampere and later), else `32-true`; the run's
+    config.yaml records the one chosen. `bf16-mixed` or `16-mixed` run the forward passes under autocast."""
     sync_batch_norm: bool | None = None
     """Across processes, BatchNorm statistics over the global batch. None: on for SimCLR, BYOL and SwAV (as
     their papers train); off for MoCo v2, which shuffles the key encoder's batch across processes instead."""

@@ -11,12 +11,33 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import torch
 from lightning_fabric import Fabric
 from lightning_fabric.strategies import DDPStrategy
 
-from hpt.config import TrainConfig
+from hpt.config import PretrainConfig, TrainConfig
 from hpt.errors import HptError
+
+
+def resolve_precision(config: PretrainConfig) -> PretrainConfig:
+    """`train.precision: auto` made concrete for this machine, so that the run records what it ran with."""
+    train = config.train
+    return config.model_copy(update={"train": train.model_copy(update={"precision": _concrete(train)})})
+
+
+def _concrete(train: TrainConfig) -> Any:
+    if train.precision != "auto":
+        return train.precision
+    cuda = train.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return auto_precision(cuda, cuda and torch.cuda.is_bf16_supported())
+
+
+def auto_precision(cuda: bool, bf16: bool) -> str:
+    """bfloat16 autocast where the GPU computes in it (same range as float32, so no loss scaling; SSL recipes
+    train in it), float32 elsewhere: a CPU's bfloat16 is slower than its float32."""
+    return "bf16-mixed" if cuda and bf16 else "32-true"
 
 
 def make_fabric(train: TrainConfig, unused_parameters: bool = False) -> Fabric:
@@ -39,7 +60,7 @@ def make_fabric(train: TrainConfig, unused_parameters: bool = False) -> Fabric:
             strategy=strategy,
             devices=train.devices,
             num_nodes=train.num_nodes,
-            precision=train.precision,
+            precision=_concrete(train),
         )
     except (ValueError, RuntimeError, TypeError, ImportError) as exc:  # e.g. tpu without torch_xla
         raise HptError(

@@ -19,7 +19,7 @@ from hpt.config import PretrainConfig
 from hpt.train.build import build
 from hpt.train.finish import finish
 from hpt.train.guard import RunLock, StopRequests
-from hpt.train.launch import make_fabric, processes_stopped_on_failure
+from hpt.train.launch import make_fabric, processes_stopped_on_failure, resolve_precision
 from hpt.train.plan import plan_run
 from hpt.train.steps import run_steps
 
@@ -35,6 +35,7 @@ class RunSummary:
 def pretrain(
     config: PretrainConfig, out: Path, overwrite: bool = False, resume: bool = False, console: Console | None = None
 ) -> RunSummary:
+    config = resolve_precision(config)  # recorded as chosen: config.yaml says what the run ran with
     fabric = make_fabric(config.train, unused_parameters=config.method == "swav")
     with processes_stopped_on_failure(fabric):
         plan = plan_run(config, out, overwrite, resume)
