@@ -142,8 +142,12 @@ def test_any_module_is_a_backbone_through_the_api():
     base = create_backbone(name, pretrained=True)  # the registered weights, found as a base
     assert base.num_features == 16 and base.native_state_dict().keys() == module.state_dict().keys()
     assert all(torch.equal(v, module.state_dict()[k]) for k, v in base.native_state_dict().items())
+    registered = {k: v.clone() for k, v in module.state_dict().items()}
+    with torch.no_grad():
+        module.mix.weight.zero_()  # what happens to the module after registration does not reach the base
+    assert not torch.equal(create_backbone(name, pretrained=True).native_state_dict()["mix.weight"], module.mix.weight)
     scratch = create_backbone(name)  # re-drawn: the scratch baseline
-    assert not torch.equal(scratch.native_state_dict()["mix.weight"], module.mix.weight)
+    assert not torch.equal(scratch.native_state_dict()["mix.weight"], registered["mix.weight"])
     assert create_backbone(name, in_chans=5).native_state_dict()["stem.0.weight"].shape == (8, 5, 3, 3)
 
 

@@ -326,6 +326,8 @@ def _bad_cases(digits, lite0_file, tmp_path):
     (broken / "photo.png").write_text("this is text, not a PNG")
     bad_yaml = tmp_path / "bad.yaml"
     bad_yaml.write_text("optim:\n  lrr: 0.1\n")
+    odd = tmp_path / "odd.pth"
+    torch.save({"encoder.weight": torch.zeros(3, 3)}, odd)  # no --backbone, and no architecture has these keys
     data = ["--data", str(digits["pretrain"])]
     return {
         "missing data": (["--data", str(tmp_path / "nowhere")], "does not exist"),
@@ -336,6 +338,11 @@ def _bad_cases(digits, lite0_file, tmp_path):
         "other architecture": (
             [*data, "--base", str(lite0_file), "--backbone", "torchvision:resnet18"],
             "does not fit torchvision:resnet18",
+        ),
+        "unidentifiable file": ([*data, "--base", str(odd)], "fit none of the"),
+        "size the model cannot take": (
+            [*data, "--backbone", "torchvision:vit_b_32", "--image-size", "64"],
+            "takes 224-px images only",
         ),
         "unknown config key": ([*data, "--set", "optim.lrr=0.1"], "unknown key 'optim.lrr'"),
         "unknown key in file": ([*data, "--config", str(bad_yaml)], "unknown key 'optim.lrr'"),
@@ -351,6 +358,8 @@ CASES = [
     "unknown base name",
     "missing base file",
     "other architecture",
+    "unidentifiable file",
+    "size the model cannot take",
     "unknown config key",
     "unknown key in file",
     "bad value",

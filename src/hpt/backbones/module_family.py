@@ -38,7 +38,11 @@ def register_backbone(name: str, module: nn.Module | Callable[[], nn.Module], im
     `image_size`: a size the module accepts, for the one forward pass that finds its feature size."""
     if not name or ":" in name:
         raise HptError(f"backbone name '{name}': expected a non-empty name without ':'")
-    make = (lambda: copy.deepcopy(module)) if isinstance(module, nn.Module) else module
+    if isinstance(module, nn.Module):
+        snapshot = copy.deepcopy(module)  # the weights as registered, whatever happens to `module` later
+        make: Callable[[], nn.Module] = lambda: copy.deepcopy(snapshot)  # noqa: E731
+    else:
+        make = module
     num_features = _feature_size(make(), image_size, f"module:{name}")
     _MODULES[name] = _Registered(make, num_features, image_size)
     return f"module:{name}"

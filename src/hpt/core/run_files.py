@@ -17,6 +17,8 @@ HUB_CONFIG = "config.json"
 HUB_WEIGHTS = "model.safetensors"
 """The exported backbone under the name timm and model hubs load (a hard link to `BACKBONE`)."""
 MODEL_CARD = "README.md"
+EXPORTS = {"onnx": "backbone.onnx", "torchscript": "backbone.torchscript.pt"}
+"""`hpt export RUN --format F`'s file in the run folder, by format."""
 SKIPPED = "skipped.txt"
 BEST = "best.safetensors"
 LOCK = ".lock"

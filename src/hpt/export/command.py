@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from hpt.checkpoints.sources import load_backbone
+from hpt.core.run_files import EXPORTS
 from hpt.errors import HptError
-from hpt.export.formats import SUFFIX, export_backbone
+from hpt.export.formats import export_backbone
 from hpt.export.hub import write_hub_files
 
 
@@ -20,7 +21,7 @@ def export_run(spec: str, fmt: str, image_size: int | None = None, out: Path | N
         return [f"wrote {path}" for path in write_hub_files(run, backbone.num_features)]
     recorded = ((origin.provenance or {}).get("config") or {}).get("data", {}).get("image_size")
     size = image_size or recorded or backbone.fixed_input_size or 224
-    exported = export_backbone(backbone, fmt, size, out or run / f"backbone{SUFFIX[fmt]}")
+    exported = export_backbone(backbone, fmt, size, out or run / EXPORTS[fmt])
     return [
         f"wrote {exported.path}: N x {backbone.in_chans} x {size} x {size} normalised images -> N x "
         f"{backbone.num_features} features; largest difference from PyTorch {exported.max_difference:.1e} "

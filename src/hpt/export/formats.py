@@ -21,7 +21,6 @@ from hpt.backbones import Backbone
 from hpt.errors import HptError
 
 FORMATS = ("onnx", "torchscript")
-SUFFIX = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 TOLERANCE = 1e-4
 """Largest difference from PyTorch's features allowed, relative to the largest feature (at least 1)."""
 

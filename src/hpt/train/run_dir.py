@@ -12,7 +12,20 @@ from typing import Any
 
 from hpt.checkpoints.files import TMP_SUFFIX, sidecar_path, write_text_atomic
 from hpt.config import PretrainConfig, read_yaml_mapping, with_resolved_paths
-from hpt.core.run_files import BACKBONE, BEST, CHECKPOINT, CONFIG, LOCK, METRICS, SKIPPED, records
+from hpt.core.run_files import (
+    BACKBONE,
+    BEST,
+    CHECKPOINT,
+    CONFIG,
+    EXPORTS,
+    HUB_CONFIG,
+    HUB_WEIGHTS,
+    LOCK,
+    METRICS,
+    MODEL_CARD,
+    SKIPPED,
+    records,
+)
 from hpt.errors import HptError
 
 
@@ -55,7 +68,8 @@ def create_run_dir(out: Path, continuing: bool) -> Path:
         leftover.unlink()  # half a write from an attempt that was killed; the file it was replacing is intact
     if not continuing:
         tensor_files = [out / name for name in (CHECKPOINT, BACKBONE, BEST)]
-        for path in [*tensor_files, *map(sidecar_path, tensor_files), out / METRICS, out / SKIPPED, out / "eval.json"]:
+        derived = [out / name for name in (HUB_CONFIG, HUB_WEIGHTS, MODEL_CARD, *EXPORTS.values(), "eval.json")]
+        for path in [*tensor_files, *map(sidecar_path, tensor_files), out / METRICS, out / SKIPPED, *derived]:
             path.unlink(missing_ok=True)  # what an earlier run wrote here would no longer be true
         (out / METRICS).write_text("")
     return out
