@@ -58,6 +58,13 @@ class LoadReport:
         return "; ".join(parts)
 
 
+def load_notes(report: dict) -> list[str]:
+    """What a recorded load report says beyond its counts: which state dict was read, how the architecture
+    was found (for the run's console and `hpt inspect`)."""
+    notes = [f"read {report['taken_from']}"] if report.get("taken_from") else []
+    return notes + ([report["identified"]] if report.get("identified") else [])
+
+
 # --- layouts ------------------------------------------------------------------------------------------------
 # A file is read as wrappers around a body. Wrappers are key prefixes that training code puts around a backbone
 # (DDP's `module.`, a Lightning module's `model.`, a method's `backbone.` or MoCo's `encoder_q.`): each is peeled

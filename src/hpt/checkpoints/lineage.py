@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hpt.checkpoints.files import read_provenance, sha256_file
+from hpt.checkpoints.layouts import load_notes
 from hpt.checkpoints.sources import resolve_path
 from hpt.errors import HptError
 
@@ -84,6 +85,7 @@ def describe(spec: str) -> str:
                 f"   foreign checkpoint of {origin.get('backbone')}: layout {report.get('layout')}, "
                 f"{report.get('loaded')} tensors loaded, {len(report.get('dropped', []))} dropped"
             )
+            lines += [f"   {note}" for note in load_notes(report)]
         else:
             lines.append("   a file without hpt provenance")
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from hpt.backbones import Backbone
 from hpt.checkpoints.files import write_text_atomic
+from hpt.checkpoints.layouts import load_notes
 from hpt.checkpoints.sources import Origin
 from hpt.config import PretrainConfig, dump_config
 from hpt.core.global_batch_norm import synchronise_batch_norm
@@ -184,10 +185,8 @@ def _announce(plan: Plan, run: Path, backbone: str, origin: Origin, console: Con
         f"[bold]hpt pretrain[/]: {plan.config.method} on {backbone}, init {plan.strategy.name} "
         f"from {origin.spec or 'random weights'}; {len(images)} images -> {run}"
     )
-    report = origin.load_report or {}
-    for said in ("taken_from", "identified"):
-        if report.get(said):
-            console.log(f"base {origin.spec}: {'read ' if said == 'taken_from' else ''}{report[said]}")
+    for note in load_notes(origin.load_report or {}):
+        console.log(f"base {origin.spec}: {note}")
     if plan.held_out:
         console.log(f"{plan.held_out} images held out of training for the label-free monitor (RankMe)")
     window = plan.decoding.window
