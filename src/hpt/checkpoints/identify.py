@@ -12,6 +12,7 @@ asks for `--backbone`.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -44,7 +45,9 @@ def identify(state: State, what: str, in_chans: int = 3) -> tuple[str, str]:
     """The architecture `state` holds, and a sentence that says how it was found; a one-line `HptError` when
     none or several different ones match."""
     names = candidates()
-    fits = [name for name in names if _fits_exactly(state, name, in_chans)]
+    with warnings.catch_warnings():  # building candidates: torchvision's notes on their initialisation are noise here
+        warnings.simplefilter("ignore")
+        fits = [name for name in names if _fits_exactly(state, name, in_chans)]
     if not fits:
         raise HptError(
             f"{what}: its keys and shapes fit none of the {len(names)} architectures hpt compares with "

@@ -61,7 +61,9 @@ def describe(spec: str) -> str:
             continue
         checked = _check(level["path"], level["sha256"]) if depth else ""
         lines.append(f"{arrow}{level['path']}  sha256 {str(level['sha256'])[:16]}{checked}")
-        if provenance:
+        if provenance and "method" not in provenance:  # written by other code that recorded the architecture only
+            lines.append(f"   a file that names its architecture ({provenance.get('backbone')}) and nothing more")
+        elif provenance:
             data = provenance.get("data", {})
             adapt = ", ".join(k for k in provenance.get("adaptations", {}) if k != "batch_norm_reestimated_on")
             lines.append(

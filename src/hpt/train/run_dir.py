@@ -27,6 +27,7 @@ from hpt.core.run_files import (
     records,
 )
 from hpt.errors import HptError
+from hpt.train.launch import resolve_precision
 
 
 def check_run_dir(out: Path, config: PretrainConfig, overwrite: bool, resume: bool) -> bool:
@@ -43,7 +44,8 @@ def check_run_dir(out: Path, config: PretrainConfig, overwrite: bool, resume: bo
     if not (out / CONFIG).is_file():
         raise HptError(f"--resume: '{out}' holds files but no {CONFIG}; it is not an hpt run")
     then = with_resolved_paths(read_yaml_mapping(out / CONFIG, f"--resume: '{out}''s"))
-    difference = first_difference(then, with_resolved_paths(config.to_dict()))
+    now = resolve_precision(config)  # `auto` as this machine resolves it: what the folder's config records
+    difference = first_difference(then, with_resolved_paths(now.to_dict()))
     if difference:
         raise HptError(f"--resume: '{out}' was started with another config ({difference}); use a new --out")
     return True
