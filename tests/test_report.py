@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 
 import pytest
@@ -89,11 +90,58 @@ def test_report_writes_markdown_and_images(monitored_runs, tmp_path):
     assert "| scratch | - | mocov2 | scratch | 4 |" in text
     assert "| hpt | efficientnet-lite0-57934424.pth | mocov2 | full | 4 |" in text
     assert "## Speed-up" in text and "| hpt |" in text.split("## Speed-up")[1]
-    for name in ("accuracy_vs_steps.png", "speedup.png"):
+    for name in ("training.png", "accuracy_vs_steps.png", "speedup.png"):
         with Image.open(out / name) as image:
             image.verify()
             assert image.format == "PNG" and image.size[0] > 400
     assert main(["report", str(tmp_path), "--out", str(out)]) == 2  # not a run: one clear error
+
+
+def test_tensorboard_holds_every_scalar_of_the_run_and_the_view_grid(monitored_runs):
+    """TensorBoard's own event reader finds, at their steps, the same numbers as metrics.jsonl (float32 in the
+    event file: equal to 1e-6 relative), and the start's view grid as an image."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = monitored_runs / "hpt"
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    train = {f"train/{k}" for k in ("loss", "lr", "images_per_s", "data_wait_share", "embedding_spread")}
+    monitor = {f"monitor/{k}" for k in ("knn_top1_k20", "rankme", "alpha_req")}
+    assert train | monitor <= scalars and events.Tags()["images"] == ["views"]
+    for group, lines in (("train", read_metrics(run)), ("monitor", read_monitor(run))):
+        for key in ("loss", "lr") if group == "train" else ("knn_top1_k20", "rankme"):
+            logged = {e.step: e.value for e in events.Scalars(f"{group}/{key}")}
+            assert sorted(logged) == [line["step"] for line in lines]
+            assert all(logged[line["step"]] == pytest.approx(line[key], rel=1e-6) for line in lines)
+    with Image.open(run / "views.png") as grid:  # 8 images, 2 a row, each beside 2 views: 4 rows of 6 tiles
+        assert grid.size == (6 * 98 + 2, 4 * 98 + 2)  # 32-px images shown at 96 px, 2-px borders
+
+
+def test_other_loggers_and_none(digits, tmp_path, tiny_config):
+    from hpt.train.loop import pretrain
+
+    base = {"train.steps": 2, "train.log_every": 1, "monitor.label_free_sample": 0, "train.view_grid": 0}
+    pretrain(tiny_config(digits["pretrain"], **base, **{"train.loggers": "csv"}), tmp_path / "csv")
+    with open(tmp_path / "csv" / "csv" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["train/loss"]) for r in rows] == [m["loss"] for m in read_metrics(tmp_path / "csv")]
+    pretrain(tiny_config(digits["pretrain"], **base, **{"train.loggers": "none"}), tmp_path / "none")
+    assert not (tmp_path / "none" / "tensorboard").exists() and not (tmp_path / "none" / "views.png").exists()
+
+
+def test_report_draws_the_curves_of_a_run_without_labels(digits, tmp_path, tiny_config):
+    from hpt.train.loop import pretrain
+
+    config = tiny_config(digits["pretrain"], **{"train.steps": 4, "monitor.label_free_sample": 32, "monitor.every": 2})
+    pretrain(config, tmp_path / "unlabelled")
+    out = tmp_path / "report"
+    assert main(["report", str(tmp_path / "unlabelled"), "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert "![training curves](training.png)" in text and "accuracy_vs_steps" not in text
+    with Image.open(out / "training.png") as image:
+        image.verify()
+        assert image.format == "PNG" and image.size[0] > 800
 
 
 def test_select_ranks_candidates_and_states_its_budget(monitored_runs, digits, lite0_file, tmp_path):

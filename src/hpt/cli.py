@@ -37,6 +37,7 @@ PRETRAIN_FLAGS: dict[str, str] = {
     "--num-nodes": "train.num_nodes",
     "--strategy": "train.strategy",
     "--precision": "train.precision",
+    "--logger": "train.loggers",
     "--lr": "optim.lr",
     "--weight-scaling": "transfer.weight_scaling",
     "--filter-selection": "transfer.filter_selection",

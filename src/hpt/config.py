@@ -20,6 +20,7 @@ Init = Literal["full", "scratch", "bn-only", "norm-only"]
 Method = Literal["mocov2", "simclr", "byol", "swav"]
 Precision = Literal["auto", "32-true", "32", "bf16-mixed", "16-mixed"]
 Strategy = Literal["auto", "ddp"]
+LoggerName = Literal["tensorboard", "csv"]
 
 
 class Section(BaseModel):
@@ -239,6 +240,20 @@ class TrainConfig(Section):
     clusters send before pre-empting a job. SIGINT (Ctrl-C) stops at once."""
     collapse_threshold: float = Field(0.1, ge=0.0, le=1.0)
     """Warn when the embeddings' spread (`train/health.py`: 1 evenly spread, 0 collapsed) falls under this."""
+    loggers: list[LoggerName] = Field(default_factory=lambda: list[LoggerName](["tensorboard"]))
+    """Where every scalar of `metrics.jsonl` also goes, through Lightning Fabric's loggers: `tensorboard`
+    (`RUN/tensorboard/`: `tensorboard --logdir RUN`), `csv` (`RUN/csv/metrics.csv`). A comma-separated list;
+    `none` or empty: `metrics.jsonl` only."""
+    view_grid: int = Field(8, ge=0, le=64)
+    """Images drawn at the start, each beside two of its training views (`RUN/views.png`, and TensorBoard):
+    whether the view policy suits the data, at a glance. 0: none."""
+
+    @field_validator("loggers", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [] if value.strip() in ("", "none") else [part.strip() for part in value.split(",")]
+        return value
 
 
 class MonitorConfig(Section):

@@ -20,6 +20,8 @@ MODEL_CARD = "README.md"
 EXPORTS = {"onnx": "backbone.onnx", "torchscript": "backbone.torchscript.pt"}
 """`hpt export RUN --format F`'s file in the run folder, by format."""
 SKIPPED = "skipped.txt"
+VIEWS = "views.png"
+"""Images beside two of their training views, drawn at the start (`train.view_grid`)."""
 BEST = "best.safetensors"
 LOCK = ".lock"
 """Held by the process that writes the run (`train/guard.py`): one writer per folder."""

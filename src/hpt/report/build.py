@@ -1,5 +1,6 @@
-"""`hpt report RUN... --out DIR`: `report.md` with the table of runs, and PNG plots of accuracy against
-pretraining steps (the online monitor's curves, the base as it is drawn as a line) and of the speed-up."""
+"""`hpt report RUN... --out DIR`: `report.md` with the table of runs, and PNG plots: the training curves of
+every run, labelled or not (loss, learning rate, embedding spread, RankMe), the monitor's accuracy against
+pretraining steps for whichever protocol it ran (the base as it is drawn as a line), and the speed-up."""
 
 from __future__ import annotations
 
@@ -13,11 +14,17 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from hpt.core.run_files import BACKBONE, read_monitor  # noqa: E402
+from hpt.core.run_files import BACKBONE, read_metrics, read_monitor  # noqa: E402
 from hpt.errors import HptError  # noqa: E402
 from hpt.report.speedup import Curve, describe, speedup  # noqa: E402
 
-CURVE_METRIC = "knn_top1_k20"
+TRAINING_CURVES = (
+    ("loss", "training loss", "train"),
+    ("lr", "learning rate", "train"),
+    ("embedding_spread", "embedding spread (1 even, 0 collapsed)", "train"),
+    ("rankme", "RankMe (label-free)", "monitor"),
+)
+"""(key, axis label, which records): the panels of `training.png`, drawn for every run."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,10 @@ class RunRecord:
     provenance: dict[str, Any]
     evals: dict[str, Any]
     curve: Curve
+    """The monitor's selecting score against steps (empty for a run without labelled monitor splits)."""
+    curve_metric: str | None
+    training: list[dict[str, Any]]
+    monitor: list[dict[str, Any]]
 
     @property
     def init(self) -> str:
@@ -38,8 +49,10 @@ def load_run(path: Path) -> RunRecord:
         raise HptError(f"report: '{path}' is not a finished hpt run (no {BACKBONE})")
     provenance = json.loads((path / "backbone.json").read_text())
     evals = json.loads((path / "eval.json").read_text()) if (path / "eval.json").is_file() else {}
-    curve = [(int(r["step"]), float(r[CURVE_METRIC])) for r in read_monitor(path) if CURVE_METRIC in r]
-    return RunRecord(path.name, path, provenance, evals, curve)
+    monitor = read_monitor(path)
+    metric = next((r["monitor"] for r in monitor if r.get("monitor") not in (None, "unlabelled")), None)
+    curve = [(int(r["step"]), float(r[metric])) for r in monitor if metric in r] if metric else []
+    return RunRecord(path.name, path, provenance, evals, curve, metric, read_metrics(path), monitor)
 
 
 def _metric_columns(runs: list[RunRecord]) -> list[tuple[str, str]]:
@@ -59,7 +72,7 @@ def build_report(paths: list[Path], out: Path) -> Path:
     lines = [
         "# hpt report",
         "",
-        "| run | base | method | init | steps | wall time | " + " | ".join(metric for _, metric in columns) + " |",
+        "| " + " | ".join(["run", "base", "method", "init", "steps", "wall time", *(m for _, m in columns)]) + " |",
         "|" + "---|" * (6 + len(columns)),
     ]
     for run in runs:
@@ -76,16 +89,28 @@ def build_report(paths: list[Path], out: Path) -> Path:
         cells += [_percent(run.evals.get(protocol, {}).get("metrics", {}).get(metric)) for protocol, metric in columns]
         lines.append("| " + " | ".join(cells) + " |")
 
-    curves = [run for run in runs if run.curve]
+    _plot_training(runs, out / "training.png")
+    lines += [
+        "",
+        "![training curves](training.png)",
+        "",
+        "Training curves of every run: the loss and learning rate of each logged step, the embedding spread "
+        "(`metrics.jsonl`), and the label-free RankMe of each evaluation (step 0 is the starting point).",
+    ]
+    metrics = sorted({run.curve_metric for run in runs if run.curve_metric})
+    curves = [run for run in runs if run.curve and run.curve_metric == (metrics[0] if metrics else None)]
+    curve_metric = metrics[0] if metrics else ""
     if curves:
-        _plot_curves(curves, out / "accuracy_vs_steps.png")
+        _plot_curves(curves, curve_metric, out / "accuracy_vs_steps.png")
         lines += [
             "",
             "![accuracy against pretraining steps](accuracy_vs_steps.png)",
             "",
-            f"Curves: the online monitor's {CURVE_METRIC} (kNN, k=20) against pretraining steps; step 0 is "
-            "each run's starting point, so a run from a base starts at the base as it is (dashed line).",
+            f"Curves: the online monitor's {curve_metric} against pretraining steps; step 0 is each run's "
+            "starting point, so a run from a base starts at the base as it is (dashed line).",
         ]
+        if len(metrics) > 1:
+            lines += ["", f"Runs monitored by another score ({', '.join(metrics[1:])}) are not on this plot."]
     scratch = next((run for run in curves if run.init == "scratch"), None)
     if scratch is not None:
         best = max(accuracy for _, accuracy in scratch.curve)
@@ -94,7 +119,7 @@ def build_report(paths: list[Path], out: Path) -> Path:
             "",
             "## Speed-up",
             "",
-            f"The from-scratch run `{scratch.name}` reached its best {CURVE_METRIC} of {best:.1%} at step "
+            f"The from-scratch run `{scratch.name}` reached its best {curve_metric} of {best:.1%} at step "
             f"{best_step}; the speed-up is the steps it needed divided by the steps each run needed to reach "
             "that accuracy.",
             "",
@@ -114,7 +139,24 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-def _plot_curves(runs: list[RunRecord], path: Path) -> None:
+def _plot_training(runs: list[RunRecord], path: Path) -> None:
+    figure, axes = plt.subplots(2, 2, figsize=(10, 6.5))
+    for axis, (key, label, source) in zip(axes.flat, TRAINING_CURVES):
+        for run in runs:
+            points = [(r["step"], r[key]) for r in (run.training if source == "train" else run.monitor) if key in r]
+            if points:
+                steps, values = zip(*points)
+                axis.plot(steps, values, marker="o" if len(points) < 30 else None, label=f"{run.name} ({run.init})")
+        axis.set_xlabel("pretraining steps")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def _plot_curves(runs: list[RunRecord], metric: str, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(7, 4.5))
     base_drawn = False
     for run in runs:
@@ -124,7 +166,7 @@ def _plot_curves(runs: list[RunRecord], path: Path) -> None:
             axis.axhline(accuracies[0], color="grey", linestyle="--", label="base as it is")
             base_drawn = True
     axis.set_xlabel("pretraining steps")
-    axis.set_ylabel(f"kNN accuracy ({CURVE_METRIC})")
+    axis.set_ylabel(metric)
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()

@@ -14,6 +14,7 @@ from lightning_fabric import Fabric
 from rich.console import Console
 from torch import nn
 from torch.utils.data import DataLoader
+from torchvision.utils import save_image
 
 from hpt.backbones import Backbone
 from hpt.checkpoints.files import write_text_atomic
@@ -22,18 +23,20 @@ from hpt.checkpoints.sources import Origin
 from hpt.config import PretrainConfig, dump_config
 from hpt.core.global_batch_norm import synchronise_batch_norm
 from hpt.core.param_groups import param_groups
-from hpt.core.run_files import BEST, CHECKPOINT, CONFIG, METRICS, SKIPPED
+from hpt.core.run_files import BEST, CHECKPOINT, CONFIG, METRICS, SKIPPED, VIEWS
 from hpt.core.schedule import cosine_schedule
 from hpt.data.dataset import ImageDataset
 from hpt.data.device_views import DeviceViews, crop_view
 from hpt.data.order import SeededItems, StepBatches
 from hpt.data.screen import skipped_report
+from hpt.data.view_grid import view_grid
 from hpt.data.views import pretrain_view
 from hpt.methods import SSLMethod, build_method, syncs_batch_norm
 from hpt.train.best import BestBackbone
 from hpt.train.checkpoint import Checkpoint, read_checkpoint
 from hpt.train.evaluations import Evaluations
 from hpt.train.guard import RunLock
+from hpt.train.loggers import log_image, make_loggers
 from hpt.train.plan import Plan
 from hpt.train.provenance import Provenance, TrainingData
 from hpt.train.run_dir import MetricsLog, create_run_dir
@@ -92,7 +95,10 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
     if config.train.compile:
         backbone.model.compile()  # in place: the state-dict keys stay the library's own
     model, optimizer = fabric.setup(method, optimizer)
-    metrics = MetricsLog(run / METRICS, enabled=writes)
+    loggers = make_loggers(config.train.loggers, run) if writes else []
+    metrics = MetricsLog(run / METRICS, enabled=writes, loggers=loggers)
+    if writes and not resumed:
+        _draw_views(plan, run, metrics, console)
     if resumed:
         resumed.restore(method, optimizer)
         metrics.truncate_after(resumed.steps)
@@ -152,6 +158,19 @@ def _optimiser(method: SSLMethod, config: PretrainConfig) -> tuple[torch.optim.O
     momentum_at = cosine_schedule(*method.momentum, steps, reach_end=True)
     groups = param_groups(method, config.optim.weight_decay)
     return torch.optim.SGD(groups, lr=base_lr, momentum=config.optim.momentum), lr_at, momentum_at
+
+
+def _draw_views(plan: Plan, run: Path, metrics: MetricsLog, console: Console) -> None:
+    """`views.png` and TensorBoard's `views`: a few images beside two of their training views."""
+    config, stats = plan.config, plan.stats
+    if not config.train.view_grid or plan.decoding.channels != 3:
+        return  # multi-band views have no picture to draw (yet)
+    scale = (config.views.crop_min_scale, 1.0)
+    view = pretrain_view(config.views.policy, config.data.image_size, stats.mean, stats.std, scale)
+    grid = view_grid(plan.images, plan.decoding, view, config.train.view_grid, config.train.seed, stats.mean, stats.std)
+    save_image(grid, run / VIEWS)
+    log_image(metrics.loggers, "views", grid)
+    console.log(f"{config.train.view_grid} images beside two of their training views: {run / VIEWS}")
 
 
 def _device_views(fabric: Fabric, plan: Plan) -> DeviceViews | None:

@@ -14,6 +14,7 @@ from hpt.core.run_files import BACKBONE, CHECKPOINT, read_monitor
 from hpt.export.hub import write_hub_files
 from hpt.train.build import Training
 from hpt.train.checkpoint import save_checkpoint
+from hpt.train.loggers import close
 from hpt.train.plan import Plan
 from hpt.train.steps import Ended
 from hpt.transfer import reestimate_batch_norm
@@ -32,6 +33,7 @@ def finish(fabric: Fabric, plan: Plan, training: Training, ended: Ended) -> floa
     wall_time = ended.clock()
     provenance = t.provenance.at(done, wall_time).to_dict()
     save_checkpoint(run, t.method, t.optimizer, provenance, t.writes)
+    close(t.metrics.loggers)
     if not t.writes:
         fabric.barrier()  # rank 0 exports
         return wall_time

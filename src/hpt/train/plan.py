@@ -23,6 +23,7 @@ from hpt.data.views import eval_view
 from hpt.errors import HptError
 from hpt.eval.monitor import Monitor, build_monitor, hold_out
 from hpt.train.guard import StopRequests
+from hpt.train.loggers import check_loggers
 from hpt.train.run_dir import check_run_dir
 from hpt.transfer import Strategy, check_strategy
 from hpt.transfer.frozen_statistics import freezes_batch_norm_statistics
@@ -67,6 +68,7 @@ class Plan:
 def plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool) -> Plan:
     config = resolve_paths(config)  # recorded absolute: the same folder named two ways is the same run
     StopRequests(config.train.stop_signals)  # the signal names, checked before anything starts
+    check_loggers(config.train.loggers)
     if config.data.path is None:
         raise HptError("no data: pass --data DIR (a folder of images or a file list)")
     found = find_images(config.data.path, policy=ScreenPolicy.of(config.data))

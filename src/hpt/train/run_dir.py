@@ -7,8 +7,11 @@ A folder that already holds files is refused unless the user says `--overwrite` 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
+
+from lightning_fabric.loggers import Logger
 
 from hpt.checkpoints.files import TMP_SUFFIX, sidecar_path, write_text_atomic
 from hpt.config import PretrainConfig, read_yaml_mapping, with_resolved_paths
@@ -24,10 +27,12 @@ from hpt.core.run_files import (
     METRICS,
     MODEL_CARD,
     SKIPPED,
+    VIEWS,
     records,
 )
 from hpt.errors import HptError
 from hpt.train.launch import resolve_precision
+from hpt.train.loggers import FOLDERS, log_record
 
 
 def check_run_dir(out: Path, config: PretrainConfig, overwrite: bool, resume: bool) -> bool:
@@ -73,6 +78,9 @@ def create_run_dir(out: Path, continuing: bool) -> Path:
         derived = [out / name for name in (HUB_CONFIG, HUB_WEIGHTS, MODEL_CARD, *EXPORTS.values(), "eval.json")]
         for path in [*tensor_files, *map(sidecar_path, tensor_files), out / METRICS, out / SKIPPED, *derived]:
             path.unlink(missing_ok=True)  # what an earlier run wrote here would no longer be true
+        (out / VIEWS).unlink(missing_ok=True)
+        for folder in FOLDERS.values():
+            shutil.rmtree(out / folder, ignore_errors=True)
         (out / METRICS).write_text("")
     return out
 
@@ -85,8 +93,10 @@ class MetricsLog:
     """`metrics.jsonl`: one JSON object per logged step, appended and flushed as it happens. Not `enabled`:
     a process of a multi-process run that is not the one that writes."""
 
-    def __init__(self, path: Path, enabled: bool = True) -> None:
+    def __init__(self, path: Path, enabled: bool = True, loggers: list[Logger] | None = None) -> None:
         self.path, self.enabled = path, enabled
+        self.loggers = loggers or []
+        """Fabric's loggers (`loggers.py`), which get every record's numbers too."""
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
@@ -96,6 +106,7 @@ class MetricsLog:
                 f.write(json.dumps(record) + "\n")
         except OSError as exc:
             raise HptError(f"could not append to '{self.path}' ({exc.strerror or exc})") from None
+        log_record(self.loggers, record)
 
     def truncate_after(self, step: int) -> None:
         """Drop lines logged after `step` (an attempt that was cut off after its last checkpoint). A line cut
