@@ -6,6 +6,7 @@ import csv
 import math
 
 import pytest
+import torch
 from PIL import Image
 
 from hpt.cli import main
@@ -175,3 +176,47 @@ def test_select_ranks_candidates_and_states_its_budget(monitored_runs, digits, l
         == 0
     )
     assert out.is_file()
+
+
+def test_embed_writes_features_a_map_and_neighbours_for_base_and_run(monitored_runs, lite0_file, digits, tmp_path):
+    """The real ImageNet base and a run on real digits: the feature files load, their rows are the backbone's
+    features of the images in paths.txt, and the base's nearest neighbours share the query's digit far more
+    often than chance (10%): the features, the order and the neighbour search are what they say."""
+    import numpy as np
+
+    from hpt.checkpoints.sources import load_backbone
+    from hpt.data.files import find_images
+    from hpt.eval.embed import nearest
+
+    out = tmp_path / "embed"
+    base, run = str(lite0_file), str(monitored_runs / "hpt")
+    code = main(["embed", base, run, "--data", str(digits["test"]), "--out", str(out),
+                 "--backbone", "timm:tf_efficientnet_lite0", "--queries", "4"])  # fmt: skip
+    assert code == 0
+    images = find_images(digits["test"])
+    paths = (out / "paths.txt").read_text().splitlines()
+    assert paths == [str(p) for p in images.paths]
+    labels = (out / "labels.txt").read_text().splitlines()
+    assert labels == [images.classes[label] for label in images.labels]
+    features = {name: np.load(out / f"{name}.npy") for name in ("efficientnet-lite0-57934424", "hpt")}
+    assert all(f.shape == (len(paths), 1280) and f.dtype == np.float32 for f in features.values())
+    assert not np.array_equal(features["efficientnet-lite0-57934424"], features["hpt"])
+
+    # the run's first row, computed here from the file alone: the run's own size (32 px) and the data's statistics
+    from hpt.data.stats import pixel_stats
+    from hpt.data.views import eval_view
+
+    backbone, _ = load_backbone(run)
+    stats = pixel_stats(images, 32, 5000)
+    image = eval_view(32, stats.mean, stats.std)(Image.open(images.paths[0]).convert("RGB"))
+    with torch.no_grad():
+        first = backbone.eval()(image[None])[0].numpy()
+    assert np.abs(first - features["hpt"][0]).max() <= 1e-4 * max(1.0, float(np.abs(first).max()))  # batch 1 vs 256
+
+    found = nearest(torch.from_numpy(features["efficientnet-lite0-57934424"]), list(range(len(paths))), 8)
+    same = (torch.tensor(images.labels)[found] == torch.tensor(images.labels)[:, None]).float().mean()
+    assert same > 0.3, float(same)
+    for name in ("map.png", "neighbours.png"):
+        with Image.open(out / name) as picture:
+            picture.verify()
+            assert picture.format == "PNG" and picture.size[0] > 800  # two models side by side

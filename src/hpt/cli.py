@@ -1,4 +1,4 @@
-"""The `hpt` command line: `hpt pretrain | chain | eval | select | report | inspect | export`.
+"""The `hpt` command line: `hpt pretrain | chain | eval | select | report | inspect | export | embed`.
 
 Flags are a thin diff over the typed config (`hpt.config`): each flag names one config key, `--set KEY=VALUE`
 reaches any other, and `--config FILE` supplies a YAML diff beneath them. Any `HptError` is printed as one
@@ -142,6 +142,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--image-size", type=positive_int, help="onnx, torchscript: input size (default: the run's)")
     export.add_argument("--out", type=Path, help="onnx, torchscript: the file (default: in the run folder)")
 
+    embed = commands.add_parser("embed", help="features of every image, a 2-D map and nearest neighbours, per model")
+    embed.add_argument("models", nargs="+", help="run folders, checkpoint files or hub names, drawn side by side")
+    embed.add_argument("--data", required=True, help="images (a folder; one sub-folder per class colours the map)")
+    embed.add_argument(
+        "--out", required=True, type=Path, help="folder for NAME.npy, paths.txt, map.png, neighbours.png"
+    )
+    embed.add_argument("--backbone", help="architecture of foreign checkpoints (else found from their keys)")
+    embed.add_argument("--image-size", type=positive_int, help="default: each model's own, else 224")
+    embed.add_argument("--queries", type=positive_int, default=8, help="query images in neighbours.png (default 8)")
+    embed.add_argument("--neighbours", type=positive_int, default=8, help="neighbours of each query (default 8)")
+
     evaluate = commands.add_parser("eval", help="evaluate a run, checkpoint or hub model on labelled images")
     evaluate.add_argument("model", help="run folder, checkpoint file, or hub name (timm:NAME, torchvision:NAME)")
     evaluate.add_argument("--train", required=True, help="labelled images the classifier is fitted on")
@@ -232,6 +243,11 @@ def run(argv: list[str] | None = None) -> int:
         from hpt.export.command import export_run
 
         print("\n".join(export_run(args.model, args.format, args.image_size, args.out)))
+    elif args.command == "embed":
+        from hpt.eval.embed import embed
+
+        written = embed(args.models, args.data, args.out, args.backbone, args.image_size, args.queries, args.neighbours)
+        print("\n".join(f"wrote {path}" for path in written))
     elif args.command == "eval":
         from hpt.eval.finetune import FinetuneSettings
         from hpt.eval.runner import EvalOptions, evaluate

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpt.backbones import Backbone
 from hpt.checkpoints.files import write_text_atomic
 from hpt.checkpoints.sources import load_backbone
 from hpt.data.decode import Decoding
@@ -64,11 +65,10 @@ def evaluate(
     backbone, origin = load_backbone(spec, options.backbone, role="model")
 
     provenance = origin.provenance or {}
-    recorded = provenance.get("config", {}).get("data", {}).get("image_size")
+
     images = images.with_channels(backbone.in_chans)
-    decoding = Decoding(_window(options.intensity, provenance, images.train), backbone.in_chans)
-    image_size = options.image_size or recorded or backbone.fixed_input_size or DEFAULT_IMAGE_SIZE
-    backbone.check_image_size(image_size, "--image-size")
+    decoding = Decoding(model_window(options.intensity, provenance, images.train), backbone.in_chans)
+    image_size = model_image_size(backbone, provenance, options.image_size)
     data = images.in_view(image_size, options.stats_sample, decoding)
     workers = min(4, os.cpu_count() or 1) if options.num_workers is None else options.num_workers
     task = EvalTask(backbone, data, eval_device(), options.batch_size, workers, options.val_fraction, options.finetune)
@@ -95,7 +95,15 @@ def evaluate(
     return result
 
 
-def _window(setting: Setting | None, provenance: dict[str, Any], train: ImageList) -> Window:
+def model_image_size(backbone: Backbone, provenance: dict[str, Any], asked: int | None) -> int:
+    """The size asked for, else the one the model was pretrained at, else its only one, else 224."""
+    recorded = provenance.get("config", {}).get("data", {}).get("image_size")
+    size = asked or recorded or backbone.fixed_input_size or DEFAULT_IMAGE_SIZE
+    backbone.check_image_size(size, "--image-size")
+    return int(size)
+
+
+def model_window(setting: Setting | None, provenance: dict[str, Any], train: ImageList) -> Window:
     """The model's own window when it records one and none is asked for: the pixels it learnt on."""
     recorded = provenance.get("data", {}).get("intensity")
     if setting is None and recorded:

@@ -1,0 +1,158 @@
+"""`hpt embed MODEL... --data DIR --out DIR`: what a backbone learnt, for people without labels.
+
+For each model: the features of every image (`NAME.npy`, float32 N x F, rows in the order of `paths.txt`;
+`labels.txt` beside them when the folder has one sub-folder per class). Then two pictures a domain expert
+can judge, the models side by side so that the change continued pretraining made is visible:
+`map.png`, a 2-D map of the features (UMAP where `umap-learn` is installed, PCA otherwise), coloured by label
+when there are labels; and `neighbours.png`, a fixed set of query images (the same for every model), each
+followed by its nearest neighbours by cosine similarity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import torch
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from torchvision.utils import make_grid  # noqa: E402
+
+from hpt.checkpoints.files import write_text_atomic  # noqa: E402
+from hpt.checkpoints.sources import architecture_of, load_backbone  # noqa: E402
+from hpt.data.dataset import ImageDataset  # noqa: E402
+from hpt.data.decode import Decoding  # noqa: E402
+from hpt.data.files import ImageList, find_images  # noqa: E402
+from hpt.data.stats import pixel_stats  # noqa: E402
+from hpt.data.views import eval_view, resize_crop  # noqa: E402
+from hpt.errors import HptError  # noqa: E402
+from hpt.eval.features import eval_device, extract_features  # noqa: E402
+from hpt.eval.runner import model_image_size, model_window  # noqa: E402
+
+THUMBNAIL = 64
+"""Pixels a side of each image in `neighbours.png`."""
+
+
+@dataclass(frozen=True)
+class Embedding:
+    name: str
+    features: torch.Tensor
+    """N x F, float32, rows in the order of the data's images."""
+
+
+def embed(
+    specs: list[str],
+    data: str,
+    out: Path,
+    backbone_name: str | None = None,
+    image_size: int | None = None,
+    queries: int = 8,
+    neighbours: int = 8,
+    seed: int = 0,
+) -> list[Path]:
+    """Write the feature files and the two pictures; return the paths written."""
+    images = find_images(data)
+    if len(images) <= neighbours:
+        raise HptError(f"--data '{data}' has {len(images)} images: more than --neighbours {neighbours} are needed")
+    embeddings = [_embed_one(spec, images, backbone_name, image_size) for spec in specs]
+    names = _unique([e.name for e in embeddings])
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, embedding in zip(names, embeddings):
+        np.save(out / f"{name}.npy", embedding.features.numpy())
+        written.append(out / f"{name}.npy")
+    write_text_atomic(out / "paths.txt", "".join(f"{path}\n" for path in images.paths))
+    written.append(out / "paths.txt")
+    if images.labels is not None and images.classes is not None:
+        classes = images.classes
+        write_text_atomic(out / "labels.txt", "".join(f"{classes[label]}\n" for label in images.labels))
+        written.append(out / "labels.txt")
+    written.append(_draw_map(names, embeddings, images, out / "map.png"))
+    chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:queries].tolist()
+    written.append(_draw_neighbours(names, embeddings, images, chosen, neighbours, out / "neighbours.png"))
+    return written
+
+
+def _embed_one(spec: str, images: ImageList, backbone_name: str | None, image_size: int | None) -> Embedding:
+    named = architecture_of(spec, role="model")  # runs and hub names carry theirs; --backbone is for the others
+    backbone, origin = load_backbone(spec, None if named else backbone_name, role="model")
+    provenance = origin.provenance or {}
+    decoding = Decoding(model_window(None, provenance, images), backbone.in_chans)
+    size = model_image_size(backbone, provenance, image_size)
+    stats = pixel_stats(images, size, 5000, decoding=decoding)  # the data's own, as hpt eval normalises
+    dataset = ImageDataset(images, eval_view(size, stats.mean, stats.std), decoding)
+    features, _ = extract_features(backbone, dataset, device=eval_device())
+    return Embedding(_name(spec), features)
+
+
+def _name(spec: str) -> str:
+    path = Path(spec)
+    if path.is_dir():
+        return path.name
+    return path.name.split(".")[0] if path.is_file() else spec.replace(":", "-").replace("/", "-")
+
+
+def _unique(names: list[str]) -> list[str]:
+    return [name if names.count(name) == 1 else f"{i + 1}-{name}" for i, name in enumerate(names)]
+
+
+def _map_2d(features: torch.Tensor) -> tuple[np.ndarray, str]:
+    try:
+        import umap
+    except ImportError:
+        centred = features - features.mean(0)
+        _, _, v = torch.linalg.svd(centred, full_matrices=False)
+        return (centred @ v[:2].T).numpy(), "PCA"
+    return umap.UMAP(n_components=2, random_state=0).fit_transform(features.numpy()), "UMAP"
+
+
+def _draw_map(names: list[str], embeddings: list[Embedding], images: ImageList, path: Path) -> Path:
+    figure, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4.8), squeeze=False)
+    colours = np.asarray(images.labels) if images.labels is not None else None
+    for axis, name, embedding in zip(axes[0], names, embeddings):
+        points, method = _map_2d(embedding.features)
+        scatter = axis.scatter(points[:, 0], points[:, 1], c=colours, cmap="tab10", s=6)
+        axis.set_title(f"{name} ({method})")
+        axis.set_xticks([])
+        axis.set_yticks([])
+    if colours is not None and images.classes is not None:
+        handles, _ = scatter.legend_elements()
+        axes[0][-1].legend(handles, images.classes, fontsize=7, loc="best")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def nearest(features: torch.Tensor, queries: list[int], count: int) -> torch.Tensor:
+    """len(queries) x count: each query's nearest other images by cosine similarity, nearest first."""
+    unit = torch.nn.functional.normalize(features, dim=1)
+    similarity = unit[queries] @ unit.T
+    similarity[torch.arange(len(queries)), queries] = -2.0  # never the query itself
+    return similarity.topk(count, dim=1).indices
+
+
+def _draw_neighbours(
+    names: list[str], embeddings: list[Embedding], images: ImageList, queries: list[int], count: int, path: Path
+) -> Path:
+    thumbnail = resize_crop(THUMBNAIL)
+    decoding = Decoding()  # shown as RGB pictures, whatever the models were fed
+
+    def tile(index: int) -> torch.Tensor:
+        return thumbnail(decoding(images.paths[index]))
+
+    figure, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 0.5 * len(queries) + 1), squeeze=False)
+    for axis, name, embedding in zip(axes[0], names, embeddings):
+        found = nearest(embedding.features, queries, count)
+        tiles = [tile(i) for q, row in zip(queries, found.tolist()) for i in (q, *row)]
+        grid = make_grid(torch.stack(tiles), nrow=count + 1, padding=2, pad_value=1.0)
+        axis.imshow(grid.permute(1, 2, 0).numpy())
+        axis.set_title(f"{name}: query, then its {count} nearest")
+        axis.axis("off")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
