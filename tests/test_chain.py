@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -81,6 +82,12 @@ def test_chain_runs_survives_a_kill_between_stages_and_reads_back(tmp_path, digi
     runs = [out / "01-source", out / "02-middle", out / "03-target"]
     assert all((run / "backbone.safetensors").is_file() for run in runs)
     assert [m["step"] for m in read_metrics(out / "03-target")] == [3]
+    # stage 3 starts with the pace of stage 2 known: the chain's time left is said; the report covers every stage
+    assert re.search(
+        r"stage 3/3 'target': 3 steps on .*; the chain has about \d+ s left", " ".join(second.stderr.split())
+    )
+    report = (out / "report" / "report.md").read_text()
+    assert all(f"| {run.name} |" in report for run in runs) and (out / "report" / "training.png").is_file()
 
     # Each stage starts from the one before: the recorded parent is the previous stage's exported backbone.
     target = json.loads((out / "03-target" / "backbone.json").read_text())

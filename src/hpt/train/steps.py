@@ -59,7 +59,7 @@ def run_steps(fabric: Fabric, config: PretrainConfig, training: Training, stops:
     if t.resumed is None:
         t.evaluations(t.provenance.at(0, wall_time.before))  # step 0 is a data point: the starting point as it is
     progress = Progress(
-        TextColumn("[bold]pretrain"),
+        TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.3f}"),
@@ -70,7 +70,7 @@ def run_steps(fabric: Fabric, config: PretrainConfig, training: Training, stops:
     announce_every = max(config.train.log_every, steps // 10)
     monitor_every = config.monitor.interval(steps)
     with progress:
-        task = progress.add_task("pretrain", total=steps, completed=t.start_step, loss=math.nan)
+        task = progress.add_task(run.name, total=steps, completed=t.start_step, loss=math.nan)
         for step in range(t.start_step, steps):
             loss_value = _step(fabric, t, step, window, collapse)
             if not math.isfinite(loss_value):
