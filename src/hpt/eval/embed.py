@@ -122,7 +122,7 @@ def _draw_map(names: list[str], embeddings: list[Embedding], images: ImageList, 
         handles, _ = scatter.legend_elements()
         axes[0][-1].legend(handles, images.classes, fontsize=7, loc="best")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(figure)
     return path
 
@@ -150,9 +150,9 @@ def _draw_neighbours(
         tiles = [tile(i) for q, row in zip(queries, found.tolist()) for i in (q, *row)]
         grid = make_grid(torch.stack(tiles), nrow=count + 1, padding=2, pad_value=1.0)
         axis.imshow(grid.permute(1, 2, 0).numpy())
-        axis.set_title(f"{name}: query, then its {count} nearest")
+        axis.set_title(f"{name}: query, {count} nearest", fontsize=9)
         axis.axis("off")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(figure)
     return path
