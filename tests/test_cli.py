@@ -67,6 +67,8 @@ def test_pretrain_writes_the_run_folder(hpt_run, lite0_file):
         "config.yaml",
         "metrics.jsonl",
         "model.safetensors",
+        "tensorboard",  # every scalar, for `tensorboard --logdir RUN` (test_report reads it back)
+        "views.png",
     ]  # no best.safetensors: without labels there is no score to trust
     config = yaml.safe_load((hpt_run / "config.yaml").read_text())
     assert config["train"]["steps"] == 6 and config["model"]["backbone"] == LITE0
