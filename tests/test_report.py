@@ -131,6 +131,26 @@ def test_other_loggers_and_none(digits, tmp_path, tiny_config):
     assert not (tmp_path / "none" / "tensorboard").exists() and not (tmp_path / "none" / "views.png").exists()
 
 
+def test_mlflow_logs_every_scalar_to_the_runs_own_database(digits, tmp_path, tiny_config, monkeypatch):
+    """Read back with MLflow's own client: one MLflow run named after the folder, `train/loss` at every logged
+    step equal to metrics.jsonl's (MLflow stores float64: equal to 1e-12 relative)."""
+    from mlflow.tracking import MlflowClient
+
+    from hpt.train.loop import pretrain
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    overrides = {"train.steps": 2, "train.log_every": 1, "monitor.label_free_sample": 32, "monitor.every": 1}
+    pretrain(tiny_config(digits["pretrain"], **overrides, **{"train.loggers": "mlflow"}), tmp_path / "ml")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'ml' / 'mlflow.db'}")
+    (found,) = client.search_runs([client.get_experiment_by_name("hpt").experiment_id])
+    assert found.info.run_name == "ml"
+    lines = read_metrics(tmp_path / "ml")
+    history = {m.step: m.value for m in client.get_metric_history(found.info.run_id, "train/loss")}
+    assert history == pytest.approx({line["step"]: line["loss"] for line in lines}, rel=1e-12)
+    rankme = client.get_metric_history(found.info.run_id, "monitor/rankme")
+    assert sorted(m.step for m in rankme) == [line["step"] for line in read_monitor(tmp_path / "ml")]
+
+
 def test_report_draws_the_curves_of_a_run_without_labels(digits, tmp_path, tiny_config):
     from hpt.train.loop import pretrain
 

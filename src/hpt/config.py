@@ -20,7 +20,7 @@ Init = Literal["full", "scratch", "bn-only", "norm-only"]
 Method = Literal["mocov2", "simclr", "byol", "swav"]
 Precision = Literal["auto", "32-true", "32", "bf16-mixed", "16-mixed"]
 Strategy = Literal["auto", "ddp"]
-LoggerName = Literal["tensorboard", "csv"]
+LoggerName = Literal["tensorboard", "csv", "mlflow"]
 
 
 class Section(BaseModel):
@@ -242,7 +242,8 @@ class TrainConfig(Section):
     """Warn when the embeddings' spread (`train/health.py`: 1 evenly spread, 0 collapsed) falls under this."""
     loggers: list[LoggerName] = Field(default_factory=lambda: list[LoggerName](["tensorboard"]))
     """Where every scalar of `metrics.jsonl` also goes, through Lightning Fabric's loggers: `tensorboard`
-    (`RUN/tensorboard/`: `tensorboard --logdir RUN`), `csv` (`RUN/csv/metrics.csv`). A comma-separated list;
+    (`RUN/tensorboard/`: `tensorboard --logdir RUN`), `csv` (`RUN/csv/metrics.csv`), `mlflow`
+    (`$MLFLOW_TRACKING_URI`, else `RUN/mlflow.db`; `pip install 'hpt[mlflow]'`). A comma-separated list;
     `none` or empty: `metrics.jsonl` only."""
     view_grid: int = Field(8, ge=0, le=64)
     """Images drawn at the start, each beside two of its training views (`RUN/views.png`, and TensorBoard):

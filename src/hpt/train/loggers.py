@@ -1,12 +1,16 @@
-"""Where a run's scalars go besides `metrics.jsonl`: Lightning Fabric's own loggers (`train.loggers`).
+"""Where a run's scalars go besides `metrics.jsonl`: Lightning's own loggers (`train.loggers`).
 
-TensorBoard (on by default) writes `RUN/tensorboard/`; CSV writes `RUN/csv/metrics.csv`. Training lines are
-logged as `train/NAME`, the monitor's evaluations (step 0 included: the starting point) as `monitor/NAME`,
-each at its step; the start's view grid as the image `views`. Only the process that writes the run logs.
+TensorBoard (on by default) writes `RUN/tensorboard/`; CSV writes `RUN/csv/metrics.csv`; MLflow
+(`pip install 'hpt[mlflow]'`, Lightning's `MLFlowLogger`) logs to `$MLFLOW_TRACKING_URI` when set, else to
+`RUN/mlflow.db` (SQLite: `mlflow ui --backend-store-uri sqlite:///RUN/mlflow.db`), experiment `hpt`, one MLflow
+run per attempt named after the folder. Training lines are logged as `train/NAME`, the monitor's evaluations
+(step 0 included: the starting point) as `monitor/NAME`, each at its step; the start's view grid as the image
+`views`. Only the process that writes the run logs.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,27 +20,39 @@ from lightning_fabric.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from hpt.errors import HptError
 
-FOLDERS = {"tensorboard": "tensorboard", "csv": "csv"}
-"""Each logger's folder in the run folder."""
+FILES = {"tensorboard": "tensorboard", "csv": "csv", "mlflow": "mlflow.db"}
+"""What each logger writes in the run folder (a folder, or MLflow's database)."""
+_NEEDS = {
+    "tensorboard": ("tensorboard", "pip install tensorboard"),
+    "mlflow": ("mlflow", "pip install 'hpt[mlflow]'"),
+}
 
 
 def check_loggers(names: Sequence[str]) -> None:
     """Refuse, before anything starts, a logger whose package is missing."""
-    if "tensorboard" in names:
-        try:
-            import tensorboard  # noqa: F401 - Fabric's TensorBoardLogger writes through it
-        except ImportError:
-            raise HptError("train.loggers: tensorboard needs its package: pip install tensorboard") from None
+    for name in names:
+        if name in _NEEDS:
+            package, install = _NEEDS[name]
+            try:
+                __import__(package)
+            except ImportError:
+                raise HptError(f"train.loggers: {name} needs its package: {install}") from None
 
 
 def make_loggers(names: Sequence[str], run: Path) -> list[Logger]:
     check_loggers(names)
-    return [
-        TensorBoardLogger(root_dir=run, name=FOLDERS[name], version="")
-        if name == "tensorboard"
-        else CSVLogger(root_dir=run, name=FOLDERS[name], version="")
-        for name in names
-    ]
+    return [_make(name, run) for name in names]
+
+
+def _make(name: str, run: Path) -> Logger:
+    if name == "tensorboard":
+        return TensorBoardLogger(root_dir=run, name=FILES[name], version="")
+    if name == "csv":
+        return CSVLogger(root_dir=run, name=FILES[name], version="")
+    from pytorch_lightning.loggers import MLFlowLogger  # the hpt[mlflow] extra
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(run / FILES[name]).resolve()}"
+    return MLFlowLogger(experiment_name="hpt", run_name=run.name, tracking_uri=uri)
 
 
 def scalars(record: dict[str, Any]) -> dict[str, float]:

@@ -32,7 +32,7 @@ from hpt.core.run_files import (
 )
 from hpt.errors import HptError
 from hpt.train.launch import resolve_precision
-from hpt.train.loggers import FOLDERS, log_record
+from hpt.train.loggers import FILES, log_record
 
 
 def check_run_dir(out: Path, config: PretrainConfig, overwrite: bool, resume: bool) -> bool:
@@ -79,8 +79,11 @@ def create_run_dir(out: Path, continuing: bool) -> Path:
         for path in [*tensor_files, *map(sidecar_path, tensor_files), out / METRICS, out / SKIPPED, *derived]:
             path.unlink(missing_ok=True)  # what an earlier run wrote here would no longer be true
         (out / VIEWS).unlink(missing_ok=True)
-        for folder in FOLDERS.values():
-            shutil.rmtree(out / folder, ignore_errors=True)
+        for name in FILES.values():  # the loggers' records of the earlier run
+            if (out / name).is_dir():
+                shutil.rmtree(out / name)
+            else:
+                (out / name).unlink(missing_ok=True)
         (out / METRICS).write_text("")
     return out
 
