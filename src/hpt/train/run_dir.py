@@ -75,10 +75,9 @@ def create_run_dir(out: Path, continuing: bool) -> Path:
         leftover.unlink()  # half a write from an attempt that was killed; the file it was replacing is intact
     if not continuing:
         tensor_files = [out / name for name in (CHECKPOINT, BACKBONE, BEST)]
-        derived = [out / name for name in (HUB_CONFIG, HUB_WEIGHTS, MODEL_CARD, *EXPORTS.values(), "eval.json")]
+        derived = [out / name for name in (HUB_CONFIG, HUB_WEIGHTS, MODEL_CARD, VIEWS, *EXPORTS.values(), "eval.json")]
         for path in [*tensor_files, *map(sidecar_path, tensor_files), out / METRICS, out / SKIPPED, *derived]:
             path.unlink(missing_ok=True)  # what an earlier run wrote here would no longer be true
-        (out / VIEWS).unlink(missing_ok=True)
         for name in FILES.values():  # the loggers' records of the earlier run
             if (out / name).is_dir():
                 shutil.rmtree(out / name)
