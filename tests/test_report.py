@@ -151,6 +151,53 @@ def test_mlflow_logs_every_scalar_to_the_runs_own_database(digits, tmp_path, tin
     assert sorted(m.step for m in rankme) == [line["step"] for line in read_monitor(tmp_path / "ml")]
 
 
+def _wandb_history(run_file):
+    """The history records of an offline W&B run file: a LevelDB-style log (a 7-byte file header, 32 KiB blocks
+    of chunks with a 7-byte header: crc32, length, type full/first/middle/last) of protobuf `Record`s."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    data, position, records, pending = run_file.read_bytes(), 7, [], b""
+    while position + 7 <= len(data):
+        left_in_block = 32768 - position % 32768
+        _, length, kind = struct.unpack("<IHB", data[position : position + 7])
+        if left_in_block < 7 or (length == 0 and kind == 0):  # block padding
+            position += left_in_block
+            continue
+        chunk, position = data[position + 7 : position + 7 + length], position + 7 + length
+        pending = chunk if kind in (1, 2) else pending + chunk
+        if kind in (1, 4):
+            records.append(pending)
+    history = []
+    for raw in records:
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(raw)
+        if record.WhichOneof("record_type") == "history":
+            history.append({item.key or "/".join(item.nested_key): item.value_json for item in record.history.item})
+    return history
+
+
+def test_wandb_logs_every_scalar_offline(digits, tmp_path, tiny_config, monkeypatch):
+    """W&B in offline mode (no account, no network): the run file, read back, holds `train/loss` at every logged
+    step, equal to metrics.jsonl's (W&B stores the JSON of a float64: equal to 1e-12 relative)."""
+    import json
+
+    from hpt.train.loop import pretrain
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    overrides = {"train.steps": 2, "train.log_every": 1, "monitor.label_free_sample": 0}
+    pretrain(tiny_config(digits["pretrain"], **overrides, **{"train.loggers": "wandb"}), tmp_path / "wb")
+    (run_file,) = (tmp_path / "wb" / "wandb").glob("offline-run-*/run-*.wandb")
+    logged = {
+        int(json.loads(h["trainer/global_step"])): json.loads(h["train/loss"])
+        for h in _wandb_history(run_file)
+        if "train/loss" in h
+    }
+    assert logged == pytest.approx({line["step"]: line["loss"] for line in read_metrics(tmp_path / "wb")}, rel=1e-12)
+
+
 def test_report_draws_the_curves_of_a_run_without_labels(digits, tmp_path, tiny_config):
     from hpt.train.loop import pretrain
 

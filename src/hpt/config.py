@@ -20,7 +20,7 @@ Init = Literal["full", "scratch", "bn-only", "norm-only"]
 Method = Literal["mocov2", "simclr", "byol", "swav"]
 Precision = Literal["auto", "32-true", "32", "bf16-mixed", "16-mixed"]
 Strategy = Literal["auto", "ddp"]
-LoggerName = Literal["tensorboard", "csv", "mlflow"]
+LoggerName = Literal["tensorboard", "csv", "mlflow", "wandb"]
 
 
 class Section(BaseModel):
@@ -243,7 +243,8 @@ class TrainConfig(Section):
     loggers: list[LoggerName] = Field(default_factory=lambda: list[LoggerName](["tensorboard"]))
     """Where every scalar of `metrics.jsonl` also goes, through Lightning Fabric's loggers: `tensorboard`
     (`RUN/tensorboard/`: `tensorboard --logdir RUN`), `csv` (`RUN/csv/metrics.csv`), `mlflow`
-    (`$MLFLOW_TRACKING_URI`, else `RUN/mlflow.db`; `pip install 'hpt[mlflow]'`). A comma-separated list;
+    (`$MLFLOW_TRACKING_URI`, else `RUN/mlflow.db`; `pip install 'hpt[mlflow]'`), `wandb` (project
+    `$WANDB_PROJECT` or `hpt`, files in `RUN/wandb/`; `pip install 'hpt[wandb]'`). A comma-separated list;
     `none` or empty: `metrics.jsonl` only."""
     view_grid: int = Field(8, ge=0, le=64)
     """Images drawn at the start, each beside two of its training views (`RUN/views.png`, and TensorBoard):

@@ -5,7 +5,9 @@ TensorBoard (on by default) writes `RUN/tensorboard/`; CSV writes `RUN/csv/metri
 `RUN/mlflow.db` (SQLite: `mlflow ui --backend-store-uri sqlite:///RUN/mlflow.db`), experiment `hpt`, one MLflow
 run per attempt named after the folder. Training lines are logged as `train/NAME`, the monitor's evaluations
 (step 0 included: the starting point) as `monitor/NAME`, each at its step; the start's view grid as the image
-`views`. Only the process that writes the run logs.
+`views`. Weights & Biases (`pip install 'hpt[wandb]'`, Lightning's `WandbLogger`) logs to project
+`$WANDB_PROJECT` (default `hpt`), the W&B run named after the folder, its files in `RUN/wandb/`; `WANDB_MODE=offline`
+keeps it on the machine. Only the process that writes the run logs.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from lightning_fabric.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from hpt.errors import HptError
 
-FILES = {"tensorboard": "tensorboard", "csv": "csv", "mlflow": "mlflow.db"}
+FILES = {"tensorboard": "tensorboard", "csv": "csv", "mlflow": "mlflow.db", "wandb": "wandb"}
 """What each logger writes in the run folder (a folder, or MLflow's database)."""
 _NEEDS = {
     "tensorboard": ("tensorboard", "pip install tensorboard"),
     "mlflow": ("mlflow", "pip install 'hpt[mlflow]'"),
+    "wandb": ("wandb", "pip install 'hpt[wandb]'"),
 }
 
 
@@ -49,6 +52,10 @@ def _make(name: str, run: Path) -> Logger:
         return TensorBoardLogger(root_dir=run, name=FILES[name], version="")
     if name == "csv":
         return CSVLogger(root_dir=run, name=FILES[name], version="")
+    if name == "wandb":
+        from pytorch_lightning.loggers import WandbLogger  # the hpt[wandb] extra
+
+        return WandbLogger(save_dir=str(run), project=os.environ.get("WANDB_PROJECT", "hpt"), name=run.name)
     from pytorch_lightning.loggers import MLFlowLogger  # the hpt[mlflow] extra
 
     uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(run / FILES[name]).resolve()}"
@@ -83,3 +90,5 @@ def log_image(loggers: list[Logger], tag: str, image: torch.Tensor) -> None:
 def close(loggers: list[Logger]) -> None:
     for logger in loggers:
         logger.finalize("success")
+        if logger.__class__.__name__ == "WandbLogger":  # its class is in the optional extra
+            getattr(logger, "experiment").finish()  # noqa: B009 - else the process's next run logs into this one
