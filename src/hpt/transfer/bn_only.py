@@ -19,13 +19,14 @@ from hpt.checkpoints.sources import Origin, load_backbone
 from hpt.config import ModelConfig
 from hpt.errors import HptError
 from hpt.transfer.layers import batch_norms
+from hpt.transfer.norm_only import norm_layers
 
 
 def init_bn_only(model: ModelConfig, in_chans: int = 3) -> tuple[Backbone, Origin]:
     assert model.base is not None
     backbone, origin = load_backbone(model.base, model.backbone, role="base", in_chans=in_chans)
     if not batch_norms(backbone):
-        kinds = sorted({type(m).__name__ for m in backbone.modules() if "Norm" in type(m).__name__}) or ["none"]
+        kinds = sorted({type(layer).__name__ for _, layer in norm_layers(backbone)}) or ["none"]
         raise HptError(
             f"--init bn-only: {backbone.name} has no BatchNorm layer (its normalisation: {', '.join(kinds)}), so "
             "nothing in it would train; --init norm-only trains the affine parameters of its normalisation layers"
