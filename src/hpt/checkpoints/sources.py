@@ -86,6 +86,15 @@ def load_backbone(
     raise _not_found(spec, role)
 
 
+def load_one_of_several(
+    spec: str, backbone_name: str | None, role: str, in_chans: int | None = None
+) -> tuple[Backbone, Origin]:
+    """`load_backbone` for one of several models given together with one `--backbone`: it names the
+    architecture of the foreign files among them; hub names and hpt files keep their own."""
+    named = architecture_of(spec, role)
+    return load_backbone(spec, None if named else backbone_name, role, in_chans)
+
+
 def _not_found(spec: str, role: str) -> HptError:
     return HptError(
         f"{role} '{spec}': no such file or folder, and not a hub name such as "

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
 from hpt.checkpoints.files import write_text_atomic  # noqa: E402
-from hpt.checkpoints.sources import architecture_of, load_backbone  # noqa: E402
+from hpt.checkpoints.sources import load_one_of_several  # noqa: E402
 from hpt.data.dataset import ImageDataset  # noqa: E402
 from hpt.data.decode import Decoding  # noqa: E402
 from hpt.data.files import ImageList, find_images  # noqa: E402
@@ -77,8 +77,7 @@ def embed(
 
 
 def _embed_one(spec: str, images: ImageList, backbone_name: str | None, image_size: int | None) -> Embedding:
-    named = architecture_of(spec, role="model")  # runs and hub names carry theirs; --backbone is for the others
-    backbone, origin = load_backbone(spec, None if named else backbone_name, role="model")
+    backbone, origin = load_one_of_several(spec, backbone_name, "model")
     provenance = origin.provenance or {}
     decoding = Decoding(model_window(None, provenance, images), backbone.in_chans)
     size = model_image_size(backbone, provenance, image_size)

@@ -65,7 +65,6 @@ def evaluate(
     backbone, origin = load_backbone(spec, options.backbone, role="model")
 
     provenance = origin.provenance or {}
-
     images = images.with_channels(backbone.in_chans)
     decoding = Decoding(model_window(options.intensity, provenance, images.train), backbone.in_chans)
     image_size = model_image_size(backbone, provenance, options.image_size)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from hpt.checkpoints.sources import architecture_of, load_backbone
+from hpt.checkpoints.sources import load_one_of_several
 from hpt.data.bands import dataset_channels
 from hpt.data.decode import Decoding
 from hpt.data.intensity import resolve_window
@@ -44,8 +44,7 @@ def rank_candidates(
     started = time.perf_counter()
     for spec in candidates:
         began = time.perf_counter()
-        name = None if architecture_of(spec, role="candidate") else backbone_name
-        backbone, _ = load_backbone(spec, name, role="candidate", in_chans=channels)
+        backbone, _ = load_one_of_several(spec, backbone_name, "candidate", channels)
         features, _ = extract_features(backbone, dataset, batch_size, num_workers, device)
         train, val = split_validation(Split(features, targets_of(images)), val_fraction)
         rows.append(

@@ -7,6 +7,7 @@ from pathlib import Path
 from hpt.checkpoints.sources import load_backbone
 from hpt.core.run_files import EXPORTS
 from hpt.errors import HptError
+from hpt.eval.runner import model_image_size
 from hpt.export.formats import export_backbone
 from hpt.export.hub import write_hub_files
 
@@ -19,8 +20,7 @@ def export_run(spec: str, fmt: str, image_size: int | None = None, out: Path | N
     backbone, origin = load_backbone(spec, role="model")
     if fmt == "hub":
         return [f"wrote {path}" for path in write_hub_files(run, backbone.num_features)]
-    recorded = ((origin.provenance or {}).get("config") or {}).get("data", {}).get("image_size")
-    size = image_size or recorded or backbone.fixed_input_size or 224
+    size = model_image_size(backbone, origin.provenance or {}, image_size)
     exported = export_backbone(backbone, fmt, size, out or run / EXPORTS[fmt])
     return [
         f"wrote {exported.path}: N x {backbone.in_chans} x {size} x {size} normalised images -> N x "
