@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -160,13 +161,24 @@ def _optimiser(method: SSLMethod, config: PretrainConfig) -> tuple[torch.optim.O
     return torch.optim.SGD(groups, lr=base_lr, momentum=config.optim.momentum), lr_at, momentum_at
 
 
+def _training_view(
+    plan: Plan, size: int | None = None, scale: tuple[float, float] | None = None, on_device: bool = False
+) -> Any:
+    """A training view, by default at the run's size and crop scale: the view policy in the data's statistics,
+    or with `on_device` only its crop (the rest runs in batches on the device)."""
+    config, stats = plan.config, plan.stats
+    size, scale = size or config.data.image_size, scale or (config.views.crop_min_scale, 1.0)
+    if on_device:
+        return crop_view(size, scale)
+    return pretrain_view(config.views.policy, size, stats.mean, stats.std, scale)
+
+
 def _draw_views(plan: Plan, run: Path, metrics: MetricsLog, console: Console) -> None:
     """`views.png` and TensorBoard's `views`: a few images beside two of their training views."""
     config, stats = plan.config, plan.stats
     if not config.train.view_grid or plan.decoding.channels != 3:
         return  # multi-band views have no picture to draw (yet)
-    scale = (config.views.crop_min_scale, 1.0)
-    view = pretrain_view(config.views.policy, config.data.image_size, stats.mean, stats.std, scale)
+    view = _training_view(plan)
     grid = view_grid(plan.images, plan.decoding, view, config.train.view_grid, config.train.seed, stats.mean, stats.std)
     save_image(grid, run / VIEWS)
     log_image(metrics.loggers, "views", grid)
@@ -219,13 +231,8 @@ def _announce(plan: Plan, run: Path, backbone: str, origin: Origin, console: Con
 def _loader(fabric: Fabric, plan: Plan, method: SSLMethod, start_step: int) -> DataLoader:
     """The method's views of the training images, batches in the seeded order from `start_step` on, this
     process's slice of each. With `views.on_device` only the crop happens here, the rest on the device."""
-    config, stats = plan.config, plan.stats
-
-    def make_view(size: int | None = None, scale: tuple[float, float] | None = None) -> Any:
-        size, scale = size or config.data.image_size, scale or (config.views.crop_min_scale, 1.0)
-        if config.views.on_device:
-            return crop_view(size, scale)
-        return pretrain_view(config.views.policy, size, stats.mean, stats.std, scale)
+    config = plan.config
+    make_view = partial(_training_view, plan, on_device=config.views.on_device)
 
     workers, seed, batch_size = config.data.num_workers, config.train.seed, config.train.batch_size
     sampler = StepBatches(len(plan.images), batch_size, seed, start_step, fabric.global_rank, fabric.world_size)
