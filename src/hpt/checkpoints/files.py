@@ -146,12 +146,19 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode())
 
 
+def temporary_path(path: Path) -> Path:
+    """Where `path` is written before it is renamed into place: beside it (the rename stays on one file
+    system), named by process so that processes writing the same file at once do not write into each other's,
+    and ending in `TMP_SUFFIX` so that a killed attempt's leftovers are found and removed (`run_dir.py`)."""
+    return path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Replace `path` by `data` all at once; on any write error (a full disk, a lost mount, no permission) the
     temporary file is removed, `path` is left as it was, and the error names both. The temporary file is
     named by process, so that processes writing the same file at once (a shared cache under `torchrun`) do not
     write into each other's."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
+    tmp = temporary_path(path)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from hpt.backbones import Backbone
+from hpt.checkpoints.files import temporary_path
 from hpt.errors import HptError
 
 FORMATS = ("onnx", "torchscript")
@@ -42,7 +43,7 @@ def export_backbone(backbone: Backbone, fmt: str, image_size: int, out: Path) ->
     model = backbone.model.eval()
     example = torch.randn(2, backbone.in_chans, image_size, image_size, generator=torch.Generator().manual_seed(0))
     probe = torch.randn(3, backbone.in_chans, image_size, image_size, generator=torch.Generator().manual_seed(1))
-    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(out)
     try:
         with torch.no_grad():
             expected = model(probe)

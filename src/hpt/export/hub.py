@@ -10,7 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
-from hpt.checkpoints.files import read_provenance, write_text_atomic
+from hpt.checkpoints.files import read_provenance, temporary_path, write_text_atomic
 from hpt.checkpoints.lineage import describe
 from hpt.core.run_files import BACKBONE, HUB_CONFIG, HUB_WEIGHTS, MODEL_CARD
 from hpt.errors import HptError
@@ -32,7 +32,7 @@ def write_hub_files(run: Path, num_features: int) -> list[Path]:
 
 def _link(source: Path, name: Path) -> None:
     """`name` becomes `source`'s file (replaced, never half-written: linked or copied beside it, then renamed)."""
-    tmp = name.with_name(f"{name.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(name)
     tmp.unlink(missing_ok=True)
     try:
         os.link(source, tmp)
