@@ -92,6 +92,19 @@ def test_pretrain_export_and_eval_with_four_bands(four_band, lite0_file, tmp_pat
     result = json.loads((run / "eval.json").read_text())["knn"]
     assert result["settings"]["channels"] == 4 and result["settings"]["test_images"] == 8
 
+    # downstream: timm reads the folder with its 4 bands and their statistics; ONNX takes 4 bands; embed draws them
+    hub = timm.create_model(f"local-dir:{run}", pretrained=True)
+    assert hub.conv_stem.weight.shape[1] == 4 and timm.data.resolve_data_config({}, model=hub)["input_size"] == (
+        4,
+        32,
+        32,
+    )
+    assert main(["export", str(run), "--format", "onnx"]) == 0
+    assert "N x 4 x 32 x 32 normalised images -> N x 1280 features" in capsys.readouterr().out
+    out = tmp_path / "embed"
+    assert main(["embed", str(run), "--data", str(four_band / "test"), "--out", str(out), "--neighbours", "3"]) == 0
+    assert np.load(out / "run.npy").shape == (8, 1280) and (out / "neighbours.png").is_file()
+
 
 def test_a_mixed_folder_keeps_the_band_count_most_files_have(four_band, tmp_path, tiny_pretrain):
     """4-band TIFFs with an RGB PNG, a grey PNG (read as RGB: 3 bands), a 1-band array and a cut-off TIFF among

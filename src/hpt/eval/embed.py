@@ -41,6 +41,8 @@ class Embedding:
     name: str
     features: torch.Tensor
     """N x F, float32, rows in the order of the data's images."""
+    decoding: Decoding
+    """How the model saw the files (intensity window, bands): the pictures show them the same way."""
 
 
 def embed(
@@ -84,7 +86,7 @@ def _embed_one(spec: str, images: ImageList, backbone_name: str | None, image_si
     stats = pixel_stats(images, size, 5000, decoding=decoding)  # the data's own, as hpt eval normalises
     dataset = ImageDataset(images, eval_view(size, stats.mean, stats.std), decoding)
     features, _ = extract_features(backbone, dataset, device=eval_device())
-    return Embedding(_name(spec), features)
+    return Embedding(_name(spec), features, decoding)
 
 
 def _name(spec: str) -> str:
@@ -138,10 +140,13 @@ def _draw_neighbours(
     names: list[str], embeddings: list[Embedding], images: ImageList, queries: list[int], count: int, path: Path
 ) -> Path:
     thumbnail = resize_crop(THUMBNAIL)
-    decoding = Decoding()  # shown as RGB pictures, whatever the models were fed
+    decoding = embeddings[0].decoding  # the first model's window: a 12-bit scan at the 16-bit range is black
 
     def tile(index: int) -> torch.Tensor:
-        return thumbnail(decoding(images.paths[index]))
+        pixels = decoding(images.paths[index])
+        if isinstance(pixels, torch.Tensor):  # multi-band: its first three bands as RGB (fewer: the first, grey)
+            pixels = pixels[:3] if pixels.shape[0] >= 3 else pixels[:1].expand(3, -1, -1)
+        return thumbnail(pixels)
 
     figure, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 0.5 * len(queries) + 1), squeeze=False)
     for axis, name, embedding in zip(axes[0], names, embeddings):
