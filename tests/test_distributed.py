@@ -327,6 +327,32 @@ def test_moco_shuffled_keys_come_back_in_order_and_evaluation_gathers_every_feat
     assert two["labels"].tolist() == list(range(7))
 
 
+def _split_batch_norm_keys(rank: int) -> dict[str, torch.Tensor]:
+    from hpt.core.distributed import gather, shuffled_forward
+
+    model = _layers()  # BatchNorm in training mode: each process normalises with its own slice's statistics
+    images = _images()[rank * 4 : (rank + 1) * 4]
+    return {"keys": gather(shuffled_forward(model, images, 0, 7)), "queries": gather(model(images))}
+
+
+def test_one_process_in_slices_emulates_the_shuffled_keys_of_two(tmp_path):
+    """MoCo's shuffling BN on one process (its single-GPU demo's SplitBatchNorm): encoding the batch in 2 slices,
+    the key encoder's batch shuffled by the same draw, gives what 2 processes with a slice each give, BatchNorm
+    statistics per slice included. Both are the same arithmetic on the same slices, so only float summation
+    order may differ (tolerance of float32 BatchNorm over 4 images, as the global BatchNorm test above)."""
+    from hpt.core.distributed import shuffled_forward, split_forward
+
+    _in_two_processes(_split_batch_norm_keys, tmp_path / "two.pt")
+    two = torch.load(tmp_path / "two.pt")
+    model = _layers()
+    keys, queries = shuffled_forward(model, _images(), 0, 7, splits=2), split_forward(model, _images(), 2)
+    torch.testing.assert_close(keys, two["keys"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(queries, two["queries"], rtol=1e-4, atol=1e-5)
+    # the statistics matter: on the whole batch, or on the unshuffled slices, the keys are other numbers
+    assert not torch.allclose(model(_images()), keys, atol=1e-3)
+    assert not torch.allclose(queries, keys, atol=1e-3)
+
+
 def test_an_accelerator_that_cannot_be_used_is_one_line(digits, tmp_path):
     """An accelerator whose library is missing (tpu without torch_xla): one line naming the settings, exit 2."""
     result = _pretrain(digits["pretrain"], tmp_path / "run", "simclr", 1, "--backbone", TINY, "--accelerator", "tpu")

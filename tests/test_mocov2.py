@@ -7,7 +7,8 @@ from hpt.backbones import create_backbone
 from hpt.config import MoCoV2Config
 from hpt.core.ema import ema_update
 from hpt.core.schedule import cosine_schedule
-from hpt.methods.mocov2 import MoCoV2
+from hpt.methods import build_method
+from hpt.methods.mocov2 import MoCoV2, default_splits
 from hpt.methods.queue import KeyQueue
 
 
@@ -31,9 +32,23 @@ def test_queue_keeps_the_newest_keys_when_a_batch_is_larger_than_it():
     assert sorted(queue.keys[0].tolist()) == [4.0, 5.0, 6.0]
 
 
-def test_queue_starts_with_unit_keys():
-    queue = KeyQueue(dim=16, size=10)
-    assert torch.allclose(queue.keys.norm(dim=0), torch.ones(10))
+def test_only_slots_that_hold_keys_are_negatives():
+    """An empty queue offers no negatives (MoCo's random start vectors are not keys); then exactly the keys
+    pushed, until it is full."""
+    queue = KeyQueue(dim=2, size=5)
+    assert queue.negatives().shape == (2, 0)
+    keys = torch.arange(6, dtype=torch.float32).reshape(3, 2)
+    queue.push(keys)
+    assert torch.equal(queue.negatives(), keys.T)
+    queue.push(keys)
+    assert queue.negatives().shape == (2, 5)
+
+
+def test_a_queue_saved_before_it_counted_its_keys_loads_as_full():
+    queue = KeyQueue(dim=2, size=5)
+    state = {k: v for k, v in queue.state_dict().items() if k != "filled"}
+    queue.load_state_dict(state)
+    assert queue.negatives().shape == (2, 5)
 
 
 def test_ema_update_follows_the_formula_exactly():
@@ -63,6 +78,8 @@ def test_mocov2_step_trains_the_query_encoder_only_and_enqueues_the_keys():
     with torch.no_grad():  # train-mode BN normalises with batch statistics, so the keys recompute exactly
         keys = F.normalize(method.momentum_head(method.momentum_backbone(views[1])), dim=1)
     assert torch.allclose(method.queue.keys[:, :4].T, keys, atol=1e-6)
+    assert loss.item() == 0  # the first batch had no negatives yet: the queue was empty
+    assert method(views).loss.item() > 0  # the next one has the first batch's keys
 
 
 def test_mocov2_defaults_follow_hpt():
@@ -79,3 +96,21 @@ def test_cosine_schedule_warmup_and_decay():
     assert all(a >= b for a, b in zip(values[2:], values[3:]))
     assert 0.0 < values[-1] < 0.1
     assert len(cosine_schedule(0.5, 0.5, steps=3)) == 3 and set(cosine_schedule(0.5, 0.5, 3)) == {0.5}
+
+
+def test_one_process_emulates_shuffling_batch_norm_only_while_statistics_train(tiny_config, digits):
+    """From scratch (BatchNorm learning its statistics) MoCo encodes a one-process batch in slices, the keys
+    shuffled; once the statistics are frozen (a base's, by default) there is nothing to leak and no slicing."""
+    from hpt.backbones import create_backbone as make
+    from hpt.transfer.frozen_statistics import hold_batch_norm_statistics
+
+    config = tiny_config(digits["pretrain"], method="mocov2")
+    method = build_method("mocov2", make(config.model.backbone), config)
+    assert method.splits == default_splits(config.train.batch_size) == 2  # batch 8: 2 slices of 4
+    assert method.train()._splits() == 2
+    hold_batch_norm_statistics(method)
+    assert method._splits() == 1
+
+
+def test_default_slices_hold_64_images_and_never_fewer_than_two():
+    assert [default_splits(n) for n in (2, 3, 4, 8, 64, 128, 256, 512, 1000)] == [1, 1, 2, 2, 2, 2, 4, 8, 15]

@@ -138,6 +138,12 @@ class MoCoV2Config(Section):
     """EMA momentum of the key encoder."""
     temperature: float = Field(0.2, gt=0.0)
     """Softmax temperature of the InfoNCE loss."""
+    bn_splits: int | None = Field(None, ge=1)
+    """On one process, the slices that emulate MoCo's shuffling BN (its single-GPU demo's SplitBatchNorm): the
+    query encoder encodes the batch in this many slices, the key encoder a shuffled batch in as many, so a
+    query and its key do not share BatchNorm statistics. Only while the backbone's BatchNorm layers learn
+    their statistics (from scratch; a base's are frozen by default). None: one slice per 64 images, at least
+    2; 1: off (the key encoder sees the query encoder's batch)."""
 
 
 class SimCLRConfig(Section):

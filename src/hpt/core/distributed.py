@@ -117,20 +117,40 @@ def gather_uneven(tensor: torch.Tensor) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def shuffled_forward(encoder: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, *seed: int) -> torch.Tensor:
+def shuffled_forward(
+    encoder: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, *seed: int, splits: int = 1
+) -> torch.Tensor:
     """`encoder(images)`, but each process encodes a random slice of the global batch: MoCo's shuffling BN.
 
     He et al., CVPR 2020, Sec. 3.3: with BatchNorm computed per process, a key encoder that sees the same
     sub-batch as the query encoder leaks which sample is the positive through the batch statistics; shuffling
     the samples across processes for the key encoder (and back afterwards) removes that. The permutation is
-    drawn from `seed` (e.g. the run's seed and step), the same on every process, so nothing is broadcast."""
+    drawn from `seed` (e.g. the run's seed and step), the same on every process, so nothing is broadcast.
+
+    On one process with `splits` > 1, what `splits` processes would do (MoCo's single-GPU demo emulates
+    shuffling BN so, with its SplitBatchNorm): the batch permuted by the same draw, encoded in `splits`
+    slices (`split_forward`), and put back in order."""
+    order_seed = torch.Generator().manual_seed(derived_seed(*seed))
     if world_size() == 1:
-        return encoder(images)
+        if splits == 1:
+            return encoder(images)
+        order = torch.randperm(images.shape[0], generator=order_seed).to(images.device)
+        encoded = split_forward(encoder, images[order], splits)
+        restored = torch.empty_like(encoded)
+        restored[order] = encoded
+        return restored
     everything = gather(images)
-    order = torch.randperm(everything.shape[0], generator=torch.Generator().manual_seed(derived_seed(*seed)))
-    order = order.to(images.device)
+    order = torch.randperm(everything.shape[0], generator=order_seed).to(images.device)
     mine = batch_slice(everything.shape[0], rank(), world_size())
     encoded = gather(encoder(everything[order[mine]]))
     restored = torch.empty_like(encoded)
     restored[order] = encoded  # row order[i] of the batch was encoded at position i
     return restored[mine]
+
+
+def split_forward(encoder: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, splits: int) -> torch.Tensor:
+    """`encoder` on `splits` near-equal, contiguous slices of the batch in turn, concatenated: in training mode
+    each slice's BatchNorm statistics are its own, as on `splits` processes with a slice each."""
+    if splits == 1:
+        return encoder(images)
+    return torch.cat([encoder(part) for part in images.tensor_split(splits)])

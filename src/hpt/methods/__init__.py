@@ -8,7 +8,7 @@ from hpt.backbones import Backbone
 from hpt.config import PretrainConfig
 from hpt.methods.base import SSLMethod, StepOutput, ViewFactory
 from hpt.methods.byol import BYOL
-from hpt.methods.mocov2 import MoCoV2
+from hpt.methods.mocov2 import MoCoV2, default_splits
 from hpt.methods.simclr import SimCLR
 from hpt.methods.swav import SwAV
 
@@ -25,7 +25,11 @@ def syncs_batch_norm(config: PretrainConfig) -> bool:
 
 METHODS: dict[str, Callable[[Backbone, PretrainConfig], SSLMethod]] = {
     "mocov2": lambda backbone, config: MoCoV2(
-        backbone, config.mocov2, shuffle_keys=not syncs_batch_norm(config), seed=config.train.seed
+        backbone,
+        config.mocov2,
+        shuffle_keys=not syncs_batch_norm(config),
+        seed=config.train.seed,
+        splits=config.mocov2.bn_splits or default_splits(config.train.batch_size),
     ),
     "simclr": lambda backbone, config: SimCLR(backbone, config.simclr),
     "byol": lambda backbone, config: BYOL(backbone, config.byol),

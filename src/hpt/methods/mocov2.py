@@ -8,8 +8,12 @@ Across processes the key encoder's batch is shuffled between them (MoCo's shuffl
 `distributed.shuffled_forward`) unless BatchNorm statistics are global (`train.sync_batch_norm`), and every
 process enqueues the keys of the global batch.
 
-Deviations: a single process has no batch to shuffle across, so there the key encoder sees the same batch
-composition as the query encoder; the queue need not be a multiple of the batch size.
+On one process there is no batch to shuffle across; while the backbone's BatchNorm statistics train, MoCo's
+single-GPU demo is followed instead: both encoders encode the batch in slices (`mocov2.bn_splits`), the key
+encoder a shuffled batch, as that many processes would (`distributed.shuffled_forward`). Without it a
+ResNet-18 from scratch on 5,000 digits lost its features within tens of steps (benchmarks/moco_scratch.py).
+
+Deviation: the queue need not be a multiple of the batch size.
 """
 
 from __future__ import annotations
@@ -22,18 +26,30 @@ from torch import nn
 
 from hpt.backbones import Backbone
 from hpt.config import MoCoV2Config
-from hpt.core.distributed import gather, shuffled_forward
+from hpt.core.distributed import gather, shuffled_forward, split_forward, world_size
 from hpt.data.views import MultiView, two_views
 from hpt.heads import ProjectionMLP
 from hpt.losses import infonce_loss
 from hpt.methods.base import SSLMethod, StepOutput, ViewFactory
 from hpt.methods.queue import KeyQueue
+from hpt.transfer.layers import batch_norms
+
+IMAGES_PER_SPLIT = 64
+"""`bn_splits` by default: one slice per this many images (the MoCo demo's 512 in 8), at least 2."""
+
+
+def default_splits(batch_size: int) -> int:
+    """Slices of a one-process batch for MoCo's emulated shuffling BN: one per 64 images, at least 2, and no
+    slice under 2 images (BatchNorm needs two values per channel)."""
+    return max(1, min(max(2, batch_size // IMAGES_PER_SPLIT), batch_size // 2))
 
 
 class MoCoV2(SSLMethod):
-    def __init__(self, backbone: Backbone, config: MoCoV2Config, shuffle_keys: bool = True, seed: int = 0) -> None:
+    def __init__(
+        self, backbone: Backbone, config: MoCoV2Config, shuffle_keys: bool = True, seed: int = 0, splits: int = 1
+    ) -> None:
         super().__init__()
-        self.shuffle_keys, self.seed, self.step = shuffle_keys, seed, 0
+        self.shuffle_keys, self.seed, self.step, self.splits = shuffle_keys, seed, 0, splits
         self.temperature = config.temperature
         self.momentum = (config.momentum, config.momentum)
         self.backbone = backbone
@@ -54,14 +70,21 @@ class MoCoV2(SSLMethod):
     def _keys(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.momentum_head(self.momentum_backbone(images)), dim=1)
 
+    def _splits(self) -> int:
+        """Slices for emulated shuffling BN: on one process, while the backbone's BatchNorm layers use (and
+        learn) batch statistics; else 1."""
+        emulates = self.shuffle_keys and world_size() == 1 and self.splits > 1
+        return self.splits if emulates and any(norm.training for _, norm in batch_norms(self.backbone)) else 1
+
     def forward(self, views: list[torch.Tensor]) -> StepOutput:
         query_images, key_images = views
-        query = F.normalize(self.head(self.backbone(query_images)), dim=1)  # N x C
+        splits = self._splits()
+        query = F.normalize(self.head(split_forward(self.backbone, query_images, splits)), dim=1)  # N x C
         with torch.no_grad():
             if self.shuffle_keys:
-                key = shuffled_forward(self._keys, key_images, self.seed, self.step)  # N x C
+                key = shuffled_forward(self._keys, key_images, self.seed, self.step, splits=splits)  # N x C
             else:
                 key = self._keys(key_images)
-        loss = infonce_loss(query, key, self.queue.keys.clone(), self.temperature)
+        loss = infonce_loss(query, key, self.queue.negatives(), self.temperature)
         self.queue.push(gather(key))  # every process enqueues the keys of the global batch
         return StepOutput(loss, query.detach())
