@@ -10,8 +10,8 @@ process enqueues the keys of the global batch.
 
 On one process there is no batch to shuffle across; while the backbone's BatchNorm statistics train, MoCo's
 single-GPU demo is followed instead: both encoders encode the batch in slices (`mocov2.bn_splits`), the key
-encoder a shuffled batch, as that many processes would (`distributed.shuffled_forward`). Without it a
-ResNet-18 from scratch on 5,000 digits lost its features within tens of steps (benchmarks/moco_scratch.py).
+encoder a shuffled batch, as that many processes would (`distributed.shuffled_forward`); its effect on short
+runs from scratch is measured in benchmarks/moco_scratch.py.
 
 Deviation: the queue need not be a multiple of the batch size.
 """

@@ -1,0 +1,135 @@
+"""The learning rate of each method when it continues from a base, measured: hpt's per-method defaults.
+
+MoCo v2, SimCLR, BYOL and SwAV continue from the real ImageNet EfficientNet-Lite0 (hpt's defaults otherwise:
+`--init full`, the base's BN statistics frozen) on Fashion-MNIST (when installed) and MNIST-5k, at `--lrs`
+learning rates (per 256 images, scaled linearly to batch 64), `--seeds` seeds each, `--steps` steps at 32 px.
+Each run is scored by the linear probe and kNN on the labelled split at step 0 (the base as it is) and at its
+last step, the backbone an unlabelled run exports. SwAV's prototypes stay frozen for its first epoch, as in its
+paper: one pass over the unlabelled images (79 steps of 64 over 5,000), not the 313 steps of an ImageNet epoch at
+batch 4096 that its default counts. A method's default (`hpt.config.METHOD_LR`) is the learning rate with the
+best mean last-step linear accuracy over both targets and all seeds.
+
+    .venv/bin/python benchmarks/method_lr.py --out benchmarks/results/method_lr       # full: ~50 min, 2 cores
+    .venv/bin/python benchmarks/method_lr.py --quick --out /tmp/method_lr             # the suite's: ~40 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+
+from provenance import header, markdown_header
+from study import SCORES, available, curve_text, scored_run, study_arguments, target_data, write_results
+
+METHODS = ["mocov2", "simclr", "byol", "swav"]
+
+
+def run_target(target: str, args: argparse.Namespace) -> dict:
+    data = target_data(target, args.out, args.unlabelled, args.per_class)
+    epoch = math.ceil(len(list((data / "pretrain").rglob("*.png"))) / args.batch_size)
+    runs: dict[str, dict[str, list[dict]]] = {}
+    for method in METHODS:
+        runs[method] = {}
+        for lr in args.lrs:
+            runs[method][str(lr)] = []
+            for seed in range(args.seeds):
+                settings = {
+                    "method": method,
+                    "optim.lr": lr,
+                    "train.seed": seed,
+                    "data.image_size": args.image_size,
+                    "data.num_workers": args.workers,
+                    "train.batch_size": args.batch_size,
+                    "mocov2.queue_size": args.queue,
+                    "swav.freeze_prototypes_steps": epoch,
+                }
+                folder = args.out / "runs" / target / f"{method}-lr{lr}-{seed}"
+                run = scored_run(data, str(data / "pretrain"), folder, "full", args.steps, args.steps, settings)
+                runs[method][str(lr)].append(run)
+                print(f"{target} {method} lr {lr} seed {seed}: {curve_text(run['curve'])}", flush=True)
+    return {"runs": runs}
+
+
+def mean_sd(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def summarise(results: dict, lrs: list[float]) -> dict:
+    """Per method and learning rate: last-step accuracy (mean and sd over targets x seeds, and per target), its
+    change from the base; and the chosen learning rate (best mean last-step linear accuracy)."""
+    summary: dict = {}
+    for method in METHODS:
+        entry: dict = {}
+        for lr in map(str, lrs):
+            runs = [(t, r) for t, result in results["targets"].items() for r in result["runs"][method][lr]]
+            cell: dict = {}
+            for label in SCORES:
+                cell[label] = mean_sd([r["curve"][-1][label] for _, r in runs])
+                cell[f"{label}_change"] = mean_sd([r["curve"][-1][label] - r["curve"][0][label] for _, r in runs])
+                cell[f"{label}_by_target"] = {
+                    t: mean_sd([r["curve"][-1][label] for u, r in runs if u == t]) for t in results["targets"]
+                }
+            entry[lr] = cell
+        entry["chosen"] = max(map(str, lrs), key=lambda lr: entry[lr]["linear"]["mean"])
+        summary[method] = entry
+    return summary
+
+
+def markdown(results: dict, lrs: list[float]) -> str:
+    lines = markdown_header("Learning rate per method, continuing from the ImageNet Lite0", results)
+    summary, targets = results["summary"], list(results["targets"])
+    bases = {t: results["targets"][t]["runs"]["mocov2"][str(lrs[0])][0]["curve"][0] for t in targets}
+    lines += [
+        "Base as it is: " + "; ".join(f"{t} linear {b['linear']:.1%}, kNN {b['kNN']:.1%}" for t, b in bases.items()),
+        "",
+        "Last-step linear accuracy, mean ± sd over "
+        f"{len(targets)} target(s) x {results['seeds']} seed(s), and its change from the base (points). "
+        "Learning rates are per 256 images.",
+        "",
+        "| method | " + " | ".join(f"lr {lr}" for lr in lrs) + " | chosen |",
+        "|---|" + "---|" * (len(lrs) + 1),
+    ]
+    for method in METHODS:
+        s = summary[method]
+        cells = [
+            f"{s[str(lr)]['linear']['mean']:.1%} ± {s[str(lr)]['linear']['sd']:.1%} "
+            f"({100 * s[str(lr)]['linear_change']['mean']:+.1f})"
+            for lr in lrs
+        ]
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {s['chosen']} |")
+    lines += ["", "By target (last-step linear / kNN, mean over seeds):", ""]
+    lines += ["| method | lr | " + " | ".join(targets) + " |", "|---|---|" + "---|" * len(targets)]
+    for method in METHODS:
+        for lr in map(str, lrs):
+            s = summary[method][lr]
+            cells = [f"{s['linear_by_target'][t]['mean']:.1%} / {s['kNN_by_target'][t]['mean']:.1%}" for t in targets]
+            lines.append(f"| {method} | {lr} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = study_arguments(__doc__)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--lrs", type=float, nargs="+", default=[0.003, 0.01, 0.03])
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--queue", type=int, default=4096)
+    parser.add_argument("--unlabelled", type=int, default=5000)
+    parser.add_argument("--targets", nargs="+", default=["fashion-mnist", "mnist-5k"])
+    args = parser.parse_args()
+    if args.quick:
+        args.steps, args.seeds, args.lrs, args.image_size, args.batch_size, args.queue = 2, 1, [0.01, 0.03], 16, 16, 64
+        args.unlabelled, args.per_class, args.workers, args.targets = 64, 5, 0, ["mnist-5k"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = {**header("method_lr.py", args), "seeds": args.seeds, "targets": {}}
+    for target in available(args.targets):
+        results["targets"][target] = run_target(target, args)
+        (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    results["summary"] = summarise(results, args.lrs)
+    write_results(args.out, results, markdown(results, args.lrs))
+
+
+if __name__ == "__main__":
+    main()
