@@ -13,7 +13,7 @@ emulated on one process in slices of 64 images, `mocov2.bn_splits`) and the same
 (`bn_splits: 1`). Backbone: EfficientNet-Lite0 from random weights, 32 px, batch 64, queue 4096, as the
 convergence study; targets Fashion-MNIST (when installed) and MNIST-5k.
 
-    .venv/bin/python benchmarks/moco_scratch.py --out benchmarks/results/moco_scratch       # full: ~40 min, 2 cores
+    .venv/bin/python benchmarks/moco_scratch.py --out benchmarks/results/moco_scratch       # full: ~45 min, 2 cores
     .venv/bin/python benchmarks/moco_scratch.py --quick --out /tmp/moco_scratch             # the suite's: ~30 s
 """
 
@@ -152,7 +152,7 @@ def markdown(results: dict) -> str:
 
 def main() -> None:
     parser = study_arguments(__doc__)
-    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--every", type=int, default=50)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
