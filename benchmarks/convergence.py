@@ -30,10 +30,12 @@ from study import (  # noqa: E402
     SCORES,
     available,
     curve_text,
+    quick_targets,
     save_figure,
     scored_run,
     scores,
     study_arguments,
+    target_arguments,
     target_data,
     write_results,
 )
@@ -135,14 +137,11 @@ def main() -> None:
     parser = study_arguments(__doc__)
     parser.add_argument("--steps", type=int, default=800, help="the scratch budget; HPT runs a quarter of it")
     parser.add_argument("--every", type=int, default=25)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--queue", type=int, default=4096)
-    parser.add_argument("--unlabelled", type=int, default=5000)
-    parser.add_argument("--targets", nargs="+", default=["fashion-mnist", "mnist-5k"])
+    target_arguments(parser)
     args = parser.parse_args()
     if args.quick:
-        args.steps, args.every, args.image_size, args.batch_size, args.queue = 8, 2, 16, 16, 64
-        args.unlabelled, args.per_class, args.workers, args.targets = 64, 5, 0, ["mnist-5k"]
+        args.steps, args.every = 8, 2
+        quick_targets(args)
     targets = available(args.targets)
     args.out.mkdir(parents=True, exist_ok=True)
     results = {**header("convergence.py", args), "targets": {}}

@@ -18,10 +18,20 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 
 from provenance import header, markdown_header
-from study import SCORES, available, curve_text, scored_run, study_arguments, target_data, write_results
+from study import (
+    SCORES,
+    available,
+    curve_text,
+    mean_sd,
+    quick_targets,
+    scored_run,
+    study_arguments,
+    target_arguments,
+    target_data,
+    write_results,
+)
 
 METHODS = ["mocov2", "simclr", "byol", "swav"]
 
@@ -50,10 +60,6 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
                 runs[method][str(lr)].append(run)
                 print(f"{target} {method} lr {lr} seed {seed}: {curve_text(run['curve'])}", flush=True)
     return {"runs": runs}
-
-
-def mean_sd(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
 def summarise(results: dict, lrs: list[float]) -> dict:
@@ -114,14 +120,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--lrs", type=float, nargs="+", default=[0.003, 0.01, 0.03])
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--queue", type=int, default=4096)
-    parser.add_argument("--unlabelled", type=int, default=5000)
-    parser.add_argument("--targets", nargs="+", default=["fashion-mnist", "mnist-5k"])
+    target_arguments(parser)
     args = parser.parse_args()
     if args.quick:
-        args.steps, args.seeds, args.lrs, args.image_size, args.batch_size, args.queue = 2, 1, [0.01, 0.03], 16, 16, 64
-        args.unlabelled, args.per_class, args.workers, args.targets = 64, 5, 0, ["mnist-5k"]
+        args.steps, args.seeds, args.lrs = 2, 1, [0.01, 0.03]
+        quick_targets(args)
     args.out.mkdir(parents=True, exist_ok=True)
     results = {**header("method_lr.py", args), "seeds": args.seeds, "targets": {}}
     for target in available(args.targets):

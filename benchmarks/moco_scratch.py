@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
 import matplotlib
@@ -33,9 +32,12 @@ from study import (  # noqa: E402
     SCORES,
     available,
     curve_text,
+    mean_sd,
+    quick_targets,
     save_figure,
     scored_run,
     study_arguments,
+    target_arguments,
     target_data,
     write_results,
 )
@@ -75,10 +77,6 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
     return {"runs": runs, "summary": summarise(runs)}
 
 
-def mean_sd(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
-
-
 def summarise(runs: dict[str, list[dict]]) -> dict:
     """Per score: the two random starts and each setting's last and best-after-step-0 accuracy (mean and sd over
     seeds), and in how many seeds its last step beats each random start."""
@@ -111,8 +109,8 @@ def plot(target: str, result: dict, path: Path) -> None:
         for name in SETTINGS:
             curves = [[c[label] for c in r["curve"]] for r in result["runs"][name]]
             steps = [c["step"] for c in result["runs"][name][0]["curve"]]
-            mean = [statistics.fmean(v) for v in zip(*curves)]
-            sd = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in zip(*curves)]
+            spread = [mean_sd(list(v)) for v in zip(*curves)]
+            mean, sd = [m["mean"] for m in spread], [m["sd"] for m in spread]
             line = axis.plot(steps, mean, marker="o", markersize=3, label=f"{name} (mean of {len(curves)})")[0]
             axis.fill_between(steps, [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)],
                               color=line.get_color(), alpha=0.2)  # fmt: skip
@@ -155,14 +153,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--every", type=int, default=50)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--queue", type=int, default=4096)
-    parser.add_argument("--unlabelled", type=int, default=5000)
-    parser.add_argument("--targets", nargs="+", default=["fashion-mnist", "mnist-5k"])
+    target_arguments(parser)
     args = parser.parse_args()
     if args.quick:
-        args.steps, args.every, args.seeds, args.image_size, args.batch_size, args.queue = 4, 2, 2, 16, 16, 64
-        args.unlabelled, args.per_class, args.workers, args.targets = 64, 5, 0, ["mnist-5k"]
+        args.steps, args.every, args.seeds = 4, 2, 2
+        quick_targets(args)
         CALIBRATION["steps"] = 2
     args.out.mkdir(parents=True, exist_ok=True)
     results = {**header("moco_scratch.py", args), "targets": {}}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,25 @@ def study_arguments(doc: str, per_class: int = 50) -> argparse.ArgumentParser:
     parser.add_argument("--per-class", type=int, default=per_class, help="labelled images a class, to fit and to score")
     parser.add_argument("--workers", type=int, default=2)
     return parser
+
+
+def target_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the studies run on both targets at batch 64 with MoCo's queue at 4096."""
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--queue", type=int, default=4096)
+    parser.add_argument("--unlabelled", type=int, default=5000)
+    parser.add_argument("--targets", nargs="+", default=["fashion-mnist", "mnist-5k"])
+
+
+def quick_targets(args: argparse.Namespace) -> None:
+    """The quick mode's data and sizes: 64 unlabelled MNIST-5k images, 5 labelled a class, 16 px, batch 16."""
+    args.image_size, args.batch_size, args.queue = 16, 16, 64
+    args.unlabelled, args.per_class, args.workers, args.targets = 64, 5, 0, ["mnist-5k"]
+
+
+def mean_sd(values: list[float]) -> dict[str, float]:
+    """Mean and sample standard deviation (0 for one value) of a score over seeds."""
+    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
 def curve_text(curve: list[dict]) -> str:
