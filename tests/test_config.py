@@ -7,7 +7,7 @@ from hpt.errors import HptError
 def test_defaults_live_in_one_place():
     config = load_config()
     assert config == PretrainConfig()
-    assert config.optim.lr == 0.03 and config.optim.weight_decay == 1e-4 and config.optim.momentum == 0.9
+    assert config.optim.lr is None and config.optim.weight_decay == 1e-4 and config.optim.momentum == 0.9
     assert config.views.policy == "full" and config.data.image_size == 224
 
 
@@ -16,6 +16,16 @@ def test_yaml_is_a_diff_and_overrides_win(tmp_path):
     file.write_text("optim:\n  lr: 0.1\ntrain:\n  steps: 50\n")
     config = load_config(file, {"train.steps": "7"})
     assert config.optim.lr == 0.1 and config.train.steps == 7 and config.optim.momentum == 0.9
+    assert config.learning_rate == 0.1  # optim.lr, where set, wins over the method's own
+
+
+def test_each_method_has_its_own_learning_rate_unless_one_is_set():
+    """The defaults measured continuing from a base (benchmarks/results/method_lr); `--lr` sets one for all."""
+    for method in ("mocov2", "simclr", "byol", "swav"):
+        config = load_config(None, {"method": method})
+        assert config.learning_rate == getattr(config, method).lr
+        assert load_config(None, {"method": method, "optim.lr": 0.5}).learning_rate == 0.5
+    assert load_config().learning_rate == load_config(None, {"method": "mocov2"}).mocov2.lr
 
 
 @pytest.mark.parametrize(

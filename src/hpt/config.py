@@ -138,6 +138,10 @@ class MoCoV2Config(Section):
     """EMA momentum of the key encoder."""
     temperature: float = Field(0.2, gt=0.0)
     """Softmax temperature of the InfoNCE loss."""
+    lr: float = Field(0.03, gt=0.0)
+    """Learning rate per 256 images (scaled linearly with the batch) unless `optim.lr` is set: MoCo's own 0.03, the
+    best of 0.003 / 0.01 / 0.03 continuing from the ImageNet Lite0 on both benchmark targets (the highest tried;
+    benchmarks/results/method_lr)."""
     bn_splits: int | None = Field(None, ge=1)
     """On one process, the slices that emulate MoCo's shuffling BN (its single-GPU demo's SplitBatchNorm): the
     query encoder encodes the batch in this many slices, the key encoder a shuffled batch in as many, so a
@@ -155,6 +159,10 @@ class SimCLRConfig(Section):
     """Hidden width of the MLP head; None: the backbone's feature width (2048 on ResNet-50, as in the paper)."""
     temperature: float = Field(0.1, gt=0.0)
     """Softmax temperature of the NT-Xent loss."""
+    lr: float = Field(0.01, gt=0.0)
+    """Learning rate per 256 images (scaled linearly with the batch) unless `optim.lr` is set: the best mean of 0.003 /
+    0.01 / 0.03 continuing from the ImageNet Lite0 (0.003 was better on Fashion-MNIST, 0.01 on MNIST-5k; at 0.03 kNN
+    accuracy fell to 22-47%; benchmarks/results/method_lr)."""
 
 
 class BYOLConfig(Section):
@@ -168,6 +176,10 @@ class BYOLConfig(Section):
     """EMA momentum of the target network at step 0; it rises to `momentum_end` on a cosine."""
     momentum_end: float = Field(1.0, ge=0.0, le=1.0)
     """EMA momentum at the last step."""
+    lr: float = Field(0.03, gt=0.0)
+    """Learning rate per 256 images (scaled linearly with the batch) unless `optim.lr` is set: the best of 0.003 / 0.01
+    / 0.03 continuing from the ImageNet Lite0 (the highest tried; below it BYOL lost 4-11 points against the base in
+    100 steps; benchmarks/results/method_lr)."""
 
 
 class SwAVConfig(Section):
@@ -186,6 +198,10 @@ class SwAVConfig(Section):
     """Entropy regularisation of the Sinkhorn-Knopp assignment."""
     sinkhorn_iterations: int = Field(3, ge=1)
     """Sinkhorn-Knopp normalisation rounds per batch."""
+    lr: float = Field(0.003, gt=0.0)
+    """Learning rate per 256 images (scaled linearly with the batch) unless `optim.lr` is set: the best of 0.003 / 0.01
+    / 0.03 continuing from the ImageNet Lite0 (the lowest tried; in 100 steps SwAV ended under the base at all
+    three; benchmarks/results/method_lr)."""
     small_crops: int = Field(6, ge=0)
     """Small multi-crop views per image, besides the two large ones."""
     small_crop_ratio: float = Field(96 / 224, gt=0.0, le=1.0)
@@ -201,8 +217,9 @@ class SwAVConfig(Section):
 
 
 class OptimConfig(Section):
-    lr: float = Field(0.03, gt=0.0)
-    """Learning rate for a batch of 256; the run uses lr * batch_size / 256 (linear scaling)."""
+    lr: float | None = Field(None, gt=0.0)
+    """Learning rate for a batch of 256; the run uses lr * batch_size / 256 (linear scaling). None: the
+    method's own (`mocov2.lr`, `simclr.lr`, `byol.lr`, `swav.lr`), measured continuing from a base."""
     weight_decay: float = Field(1e-4, ge=0.0)
     """L2 weight decay, not applied to normalisation weights and biases."""
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
@@ -320,6 +337,12 @@ class PretrainConfig(Section):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    @property
+    def learning_rate(self) -> float:
+        """Per 256 images: `optim.lr` where set, else the method's own (`mocov2.lr`, ...)."""
+        own = {"mocov2": self.mocov2.lr, "simclr": self.simclr.lr, "byol": self.byol.lr, "swav": self.swav.lr}
+        return self.optim.lr if self.optim.lr is not None else own[self.method]
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PretrainConfig:

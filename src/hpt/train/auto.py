@@ -35,7 +35,7 @@ PILOTS = "pilots"
 class Recipe:
     init: str
     lr_factor: float
-    """Times the configured `optim.lr`."""
+    """Times the run's learning rate (`optim.lr`, or the method's own)."""
 
 
 RECIPES: dict[str, Recipe] = {
@@ -57,7 +57,7 @@ def check_recipes(names: list[str]) -> None:
 def recipe_config(config: PretrainConfig, recipe: Recipe, steps: int | None = None) -> PretrainConfig:
     raw = config.to_dict()
     set_dotted(raw, "model.init", recipe.init)
-    set_dotted(raw, "optim.lr", config.optim.lr * recipe.lr_factor)
+    set_dotted(raw, "optim.lr", config.learning_rate * recipe.lr_factor)
     if steps is not None:
         set_dotted(raw, "train.steps", steps)
         set_dotted(raw, "monitor.every", 0)  # a pilot is scored at its start and its end

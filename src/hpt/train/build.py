@@ -154,7 +154,7 @@ def _starting_point(plan: Plan) -> tuple[Backbone, Origin, Checkpoint | None, di
 def _optimiser(method: SSLMethod, config: PretrainConfig) -> tuple[torch.optim.Optimizer, np.ndarray, np.ndarray]:
     """SGD, the learning rate scaled linearly with the (global) batch and on a cosine to 0; the method's EMA
     momentum on a cosine. The schedules are indexed by step."""
-    steps, base_lr = config.train.steps, config.optim.lr * config.train.batch_size / 256
+    steps, base_lr = config.train.steps, config.learning_rate * config.train.batch_size / 256
     lr_at = cosine_schedule(base_lr, 0.0, steps, config.optim.warmup_steps)
     momentum_at = cosine_schedule(*method.momentum, steps, reach_end=True)
     groups = param_groups(method, config.optim.weight_decay)

@@ -1,0 +1,25 @@
+"""The learning-rate study's quick mode (benchmarks/method_lr.py): every method continues from the real Lite0 on
+real digits at each learning rate, and the table names one chosen rate per method (the accuracies are the full
+mode's business, committed under benchmarks/results/method_lr)."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_the_quick_learning_rate_study_writes_its_results(quick_benchmark):
+    out = quick_benchmark("method_lr")
+    results = json.loads((out / "results.json").read_text())
+    runs = results["targets"]["mnist-5k"]["runs"]
+    assert list(runs) == ["mocov2", "simclr", "byol", "swav"]
+    base = runs["mocov2"]["0.01"][0]["curve"][0]
+    for method, by_lr in runs.items():
+        assert list(by_lr) == ["0.01", "0.03"]
+        for (run,) in by_lr.values():
+            assert [c["step"] for c in run["curve"]] == [0, 2]
+            assert run["curve"][0] == base  # every run starts from the same base, scored the same way
+        summary = results["summary"][method]
+        assert summary["chosen"] in by_lr
+        assert summary["chosen"] == max(by_lr, key=lambda lr: summary[lr]["linear"]["mean"])
+    table = (out / "results.md").read_text()
+    assert "| swav |" in table and "| chosen |" in table
