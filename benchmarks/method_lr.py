@@ -9,8 +9,10 @@ paper: one pass over the unlabelled images (79 steps of 64 over 5,000), not the 
 batch 4096 that its default counts. A method's default (`hpt.config.METHOD_LR`) is the learning rate with the
 best mean last-step linear accuracy over both targets and all seeds.
 
-    .venv/bin/python benchmarks/method_lr.py --out benchmarks/results/method_lr       # full: ~50 min, 2 cores
+    .venv/bin/python benchmarks/method_lr.py --out benchmarks/results/method_lr       # full: ~55 min, 2 cores*
     .venv/bin/python benchmarks/method_lr.py --quick --out /tmp/method_lr             # the suite's: ~40 s
+
+* measured while another study shared the 2 cores.
 """
 
 from __future__ import annotations

@@ -13,8 +13,10 @@ emulated on one process in slices of 64 images, `mocov2.bn_splits`) and the same
 (`bn_splits: 1`). Backbone: EfficientNet-Lite0 from random weights, 32 px, batch 64, queue 4096, as the
 convergence study; targets Fashion-MNIST (when installed) and MNIST-5k.
 
-    .venv/bin/python benchmarks/moco_scratch.py --out benchmarks/results/moco_scratch       # full: ~45 min, 2 cores
-    .venv/bin/python benchmarks/moco_scratch.py --quick --out /tmp/moco_scratch             # the suite's: ~30 s
+    .venv/bin/python benchmarks/moco_scratch.py --out benchmarks/results/moco_scratch   # full: ~55 min, 2 cores*
+    .venv/bin/python benchmarks/moco_scratch.py --quick --out /tmp/moco_scratch         # the suite's: ~30 s
+
+* measured while another study shared the 2 cores.
 """
 
 from __future__ import annotations
