@@ -72,7 +72,7 @@ def test_pretrain_writes_the_run_folder(hpt_run, lite0_file):
     ]  # no best.safetensors: without labels there is no score to trust
     config = yaml.safe_load((hpt_run / "config.yaml").read_text())
     assert config["train"]["steps"] == 6 and config["model"]["backbone"] == LITE0
-    assert config["mocov2"]["queue_size"] == 64 and config["optim"]["lr"] == 0.03
+    assert config["mocov2"]["queue_size"] == 64 and config["optim"]["lr"] is None and config["mocov2"]["lr"] == 0.03
     # precision auto, recorded as chosen: float32 here; on a GPU with bfloat16, bf16-mixed (test_speed_settings)
     gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     assert config["train"]["precision"] == ("bf16-mixed" if gpu_bf16 else "32-true")

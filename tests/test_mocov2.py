@@ -105,12 +105,16 @@ def test_one_process_emulates_shuffling_batch_norm_only_while_statistics_train(t
     from hpt.transfer.frozen_statistics import hold_batch_norm_statistics
 
     config = tiny_config(digits["pretrain"], method="mocov2")
-    method = build_method("mocov2", make(config.model.backbone), config)
-    assert method.splits == default_splits(config.train.batch_size) == 2  # batch 8: 2 slices of 4
-    assert method.train()._splits() == 2
+    method = build_method("mocov2", make(config.model.backbone), config).train()
+    assert method.splits is None  # mocov2.bn_splits unset: by the batch that comes
+    assert method._splits(8) == 2 and method._splits(256) == 4
     hold_batch_norm_statistics(method)
-    assert method._splits() == 1
+    assert method._splits(256) == 1
 
 
-def test_default_slices_hold_64_images_and_never_fewer_than_two():
-    assert [default_splits(n) for n in (2, 3, 4, 8, 64, 128, 256, 512, 1000)] == [1, 1, 2, 2, 2, 2, 4, 8, 15]
+def test_slices_hold_64_images_by_default_and_never_fewer_than_two():
+    """A batch smaller than the configured one (4 images where 256 are configured, a test's or the last
+    partial one) is never cut into slices of one image, on which BatchNorm cannot train."""
+    assert [default_splits(n) for n in (8, 64, 128, 256, 512, 1000)] == [2, 2, 2, 4, 8, 15]
+    method = MoCoV2(create_backbone("torchvision:resnet18"), MoCoV2Config(queue_size=16, dim=8), splits=8).train()
+    assert [method._splits(n) for n in (2, 3, 4, 16, 64)] == [1, 1, 2, 8, 8]

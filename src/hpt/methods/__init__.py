@@ -8,7 +8,7 @@ from hpt.backbones import Backbone
 from hpt.config import PretrainConfig
 from hpt.methods.base import SSLMethod, StepOutput, ViewFactory
 from hpt.methods.byol import BYOL
-from hpt.methods.mocov2 import MoCoV2, default_splits
+from hpt.methods.mocov2 import MoCoV2
 from hpt.methods.simclr import SimCLR
 from hpt.methods.swav import SwAV
 
@@ -29,7 +29,7 @@ METHODS: dict[str, Callable[[Backbone, PretrainConfig], SSLMethod]] = {
         config.mocov2,
         shuffle_keys=not syncs_batch_norm(config),
         seed=config.train.seed,
-        splits=config.mocov2.bn_splits or default_splits(config.train.batch_size),
+        splits=config.mocov2.bn_splits,
     ),
     "simclr": lambda backbone, config: SimCLR(backbone, config.simclr),
     "byol": lambda backbone, config: BYOL(backbone, config.byol),

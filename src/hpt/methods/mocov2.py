@@ -39,15 +39,21 @@ IMAGES_PER_SPLIT = 64
 
 
 def default_splits(batch_size: int) -> int:
-    """Slices of a one-process batch for MoCo's emulated shuffling BN: one per 64 images, at least 2, and no
-    slice under 2 images (BatchNorm needs two values per channel)."""
-    return max(1, min(max(2, batch_size // IMAGES_PER_SPLIT), batch_size // 2))
+    """Slices of a one-process batch for MoCo's emulated shuffling BN: one per 64 images, at least 2."""
+    return max(2, batch_size // IMAGES_PER_SPLIT)
 
 
 class MoCoV2(SSLMethod):
     def __init__(
-        self, backbone: Backbone, config: MoCoV2Config, shuffle_keys: bool = True, seed: int = 0, splits: int = 1
+        self,
+        backbone: Backbone,
+        config: MoCoV2Config,
+        shuffle_keys: bool = True,
+        seed: int = 0,
+        splits: int | None = 1,
     ) -> None:
+        """`splits`: slices for emulated shuffling BN on one process (`mocov2.bn_splits`); None: by the batch
+        that comes, `default_splits`."""
         super().__init__()
         self.shuffle_keys, self.seed, self.step, self.splits = shuffle_keys, seed, 0, splits
         self.temperature = config.temperature
@@ -70,15 +76,20 @@ class MoCoV2(SSLMethod):
     def _keys(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.momentum_head(self.momentum_backbone(images)), dim=1)
 
-    def _splits(self) -> int:
-        """Slices for emulated shuffling BN: on one process, while the backbone's BatchNorm layers use (and
-        learn) batch statistics; else 1."""
-        emulates = self.shuffle_keys and world_size() == 1 and self.splits > 1
-        return self.splits if emulates and any(norm.training for _, norm in batch_norms(self.backbone)) else 1
+    def _splits(self, batch: int) -> int:
+        """Slices of this batch for emulated shuffling BN: on one process, while the backbone's BatchNorm layers
+        use (and learn) batch statistics, and never a slice under 2 images (BatchNorm needs two values per
+        channel); else 1."""
+        if not self.shuffle_keys or world_size() > 1:
+            return 1
+        if not any(norm.training for _, norm in batch_norms(self.backbone)):
+            return 1
+        wanted = self.splits if self.splits is not None else default_splits(batch)
+        return max(1, min(wanted, batch // 2))
 
     def forward(self, views: list[torch.Tensor]) -> StepOutput:
         query_images, key_images = views
-        splits = self._splits()
+        splits = self._splits(query_images.shape[0])
         query = F.normalize(self.head(split_forward(self.backbone, query_images, splits)), dim=1)  # N x C
         with torch.no_grad():
             if self.shuffle_keys:
