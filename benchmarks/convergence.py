@@ -18,7 +18,6 @@ divided by the steps HPT needed to reach it.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import matplotlib
@@ -28,9 +27,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from provenance import header, markdown_header  # noqa: E402
 from study import (  # noqa: E402
     SCORES,
-    available,
     curve_text,
     quick_targets,
+    run_targets,
     save_figure,
     scored_run,
     scores,
@@ -142,13 +141,7 @@ def main() -> None:
     if args.quick:
         args.steps, args.every = 8, 2
         quick_targets(args)
-    targets = available(args.targets)
-    args.out.mkdir(parents=True, exist_ok=True)
-    results = {**header("convergence.py", args), "targets": {}}
-    for target in targets:
-        results["targets"][target] = run_target(target, args)
-        plot(target, results["targets"][target], args.out / f"convergence_{target}.png")
-        (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    results = run_targets(header("convergence.py", args), args, run_target, plot, "convergence")
     write_results(args.out, results, markdown(results))
 
 

@@ -18,16 +18,15 @@ best mean last-step linear accuracy over both targets and all seeds.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 
 from provenance import header, markdown_header
 from study import (
     SCORES,
-    available,
     curve_text,
     mean_sd,
     quick_targets,
+    run_targets,
     scored_run,
     study_arguments,
     target_arguments,
@@ -127,11 +126,7 @@ def main() -> None:
     if args.quick:
         args.steps, args.seeds, args.lrs = 2, 1, [0.01, 0.03]
         quick_targets(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    results = {**header("method_lr.py", args), "seeds": args.seeds, "targets": {}}
-    for target in available(args.targets):
-        results["targets"][target] = run_target(target, args)
-        (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    results = run_targets({**header("method_lr.py", args), "seeds": args.seeds}, args, run_target)
     results["summary"] = summarise(results, args.lrs)
     write_results(args.out, results, markdown(results, args.lrs))
 

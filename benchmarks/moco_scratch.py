@@ -22,7 +22,6 @@ convergence study; targets Fashion-MNIST (when installed) and MNIST-5k.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import matplotlib
@@ -32,10 +31,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from provenance import header, markdown_header  # noqa: E402
 from study import (  # noqa: E402
     SCORES,
-    available,
     curve_text,
     mean_sd,
     quick_targets,
+    run_targets,
     save_figure,
     scored_run,
     study_arguments,
@@ -48,9 +47,9 @@ SETTINGS = {
     "hpt defaults": {},
     "without emulated shuffling BN": {"mocov2.bn_splits": 1},
 }
-CALIBRATION = {"steps": 25, "optim.lr": 1e-9}
-"""25 training-mode steps move BatchNorm's running statistics 1 - 0.9^25 = 93% of the way to the data's; at a
-learning rate of 1e-9 the weights do not move."""
+CALIBRATION_LR = 1e-9
+"""The calibration run's learning rate: its weights do not move; its `--calibration-steps` training-mode steps
+move BatchNorm's running statistics (25: 1 - 0.9^25 = 93% of the way to the data's)."""
 
 
 def run_target(target: str, args: argparse.Namespace) -> dict:
@@ -66,8 +65,8 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
             "train.seed": seed,
         }
         folder = args.out / "runs" / target
-        steps = CALIBRATION["steps"]
-        calibration = {**settings, "optim.lr": CALIBRATION["optim.lr"]}
+        steps = args.calibration_steps
+        calibration = {**settings, "optim.lr": CALIBRATION_LR}
         run = scored_run(data, images, folder / f"calibration-{seed}", "scratch", steps, steps, calibration)
         runs["calibration"].append(run)
         print(f"{target} seed {seed} calibration: {curve_text(run['curve'])}", flush=True)
@@ -155,18 +154,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--every", type=int, default=50)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--calibration-steps", type=int, default=25)
     target_arguments(parser)
     args = parser.parse_args()
     if args.quick:
         args.steps, args.every, args.seeds = 4, 2, 2
         quick_targets(args)
-        CALIBRATION["steps"] = 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    results = {**header("moco_scratch.py", args), "targets": {}}
-    for target in available(args.targets):
-        results["targets"][target] = run_target(target, args)
-        plot(target, results["targets"][target], args.out / f"moco_scratch_{target}.png")
-        (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        args.calibration_steps = 2
+    results = run_targets(header("moco_scratch.py", args), args, run_target, plot, "moco_scratch")
     write_results(args.out, results, markdown(results))
 
 

@@ -8,6 +8,7 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,26 @@ def mean_sd(values: list[float]) -> dict[str, float]:
 def curve_text(curve: list[dict]) -> str:
     """`step:linear/kNN ...`, the line a study prints as each run ends."""
     return " ".join(f"{c['step']}:{c['linear']:.3f}/{c['kNN']:.3f}" for c in curve)
+
+
+def run_targets(
+    results: dict,
+    args: argparse.Namespace,
+    run_target: Callable[[str, argparse.Namespace], dict],
+    plot: Callable[[str, dict, Path], None] | None = None,
+    figure: str = "",
+) -> dict:
+    """Each installed target of `args.targets` in turn into `results["targets"]`: its runs (`run_target`), its
+    plot (`plot`, to `FIGURE_TARGET.png`) and results.json rewritten, so a study cut off keeps the targets it
+    finished. Returns `results`."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    results["targets"] = {}
+    for target in available(args.targets):
+        results["targets"][target] = run_target(target, args)
+        if plot is not None:
+            plot(target, results["targets"][target], args.out / f"{figure}_{target}.png")
+        (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
 
 
 def write_results(out: Path, results: dict, markdown: str) -> None:

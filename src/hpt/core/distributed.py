@@ -130,19 +130,17 @@ def shuffled_forward(
     On one process with `splits` > 1, what `splits` processes would do (MoCo's single-GPU demo emulates
     shuffling BN so, with its SplitBatchNorm): the batch permuted by the same draw, encoded in `splits`
     slices (`split_forward`), and put back in order."""
-    order_seed = torch.Generator().manual_seed(derived_seed(*seed))
-    if world_size() == 1:
-        if splits == 1:
-            return encoder(images)
-        order = torch.randperm(images.shape[0], generator=order_seed).to(images.device)
-        encoded = split_forward(encoder, images[order], splits)
-        restored = torch.empty_like(encoded)
-        restored[order] = encoded
-        return restored
+    if world_size() == 1 and splits == 1:
+        return encoder(images)
     everything = gather(images)
-    order = torch.randperm(everything.shape[0], generator=order_seed).to(images.device)
-    mine = batch_slice(everything.shape[0], rank(), world_size())
-    encoded = gather(encoder(everything[order[mine]]))
+    order = torch.randperm(everything.shape[0], generator=torch.Generator().manual_seed(derived_seed(*seed)))
+    order = order.to(images.device)
+    if world_size() == 1:
+        mine = slice(None)
+        encoded = split_forward(encoder, everything[order], splits)
+    else:
+        mine = batch_slice(everything.shape[0], rank(), world_size())
+        encoded = gather(encoder(everything[order[mine]]))
     restored = torch.empty_like(encoded)
     restored[order] = encoded  # row order[i] of the batch was encoded at position i
     return restored[mine]
