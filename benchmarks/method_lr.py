@@ -28,6 +28,7 @@ from study import (
     quick_targets,
     run_targets,
     scored_run,
+    seed_arguments,
     study_arguments,
     target_arguments,
     target_data,
@@ -119,7 +120,7 @@ def markdown(results: dict, lrs: list[float]) -> str:
 def main() -> None:
     parser = study_arguments(__doc__)
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--seeds", type=int, default=2)
+    seed_arguments(parser, 2)
     parser.add_argument("--lrs", type=float, nargs="+", default=[0.003, 0.01, 0.03])
     target_arguments(parser)
     args = parser.parse_args()

@@ -4,7 +4,9 @@ The convergence and robustness studies saw MoCo v2 from scratch fall from ~58% t
 steps and read it as collapse. This study separates the two things that happen in those steps:
 - the network's BatchNorm statistics move from their initial values (mean 0, variance 1: in evaluation mode every
   BatchNorm is then close to the identity) to the data's. A *calibration* run isolates that: the same random
-  network trained for 25 steps at a learning rate of 1e-9, so only its BatchNorm running statistics change;
+  network trained for 25 steps at a learning rate of 1e-9, so only its BatchNorm running statistics change
+  (every run of this study sets `transfer.estimate_batch_norm_first: false`: since 0.5 a run from scratch
+  estimates them on the target before step 0, which is what this study found it should do);
 - the weights learn. The MoCo run with hpt's defaults is scored against both random starts: "BN as initialised"
   (its own step 0, what the studies called the random start) and "BN calibrated" (the network that training
   actually starts from, once evaluation uses statistics of the data).
@@ -31,12 +33,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 from provenance import header, markdown_header  # noqa: E402
 from study import (  # noqa: E402
     SCORES,
+    band,
+    cell,
     curve_text,
     mean_sd,
     quick_targets,
     run_targets,
     save_figure,
     scored_run,
+    seed_arguments,
     study_arguments,
     target_arguments,
     target_data,
@@ -63,6 +68,7 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
             "train.batch_size": args.batch_size,
             "mocov2.queue_size": args.queue,
             "train.seed": seed,
+            "transfer.estimate_batch_norm_first": False,  # step 0: the network as initialised, as this study ran
         }
         folder = args.out / "runs" / target
         steps = args.calibration_steps
@@ -108,13 +114,7 @@ def plot(target: str, result: dict, path: Path) -> None:
     summary = result["summary"]
     for axis, label in zip(axes, SCORES):
         for name in SETTINGS:
-            curves = [[c[label] for c in r["curve"]] for r in result["runs"][name]]
-            steps = [c["step"] for c in result["runs"][name][0]["curve"]]
-            spread = [mean_sd(list(v)) for v in zip(*curves)]
-            mean, sd = [m["mean"] for m in spread], [m["sd"] for m in spread]
-            line = axis.plot(steps, mean, marker="o", markersize=3, label=f"{name} (mean of {len(curves)})")[0]
-            axis.fill_between(steps, [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)],
-                              color=line.get_color(), alpha=0.2)  # fmt: skip
+            band(axis, result["runs"][name], label, name)
         for start, style in (("random, BN as initialised", ":"), ("random, BN calibrated", "--")):
             axis.axhline(summary[start][label]["mean"], color="grey", linestyle=style, label=start)
         axis.set_title(f"{target}: {label} accuracy, MoCo v2 from scratch")
@@ -122,10 +122,6 @@ def plot(target: str, result: dict, path: Path) -> None:
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     save_figure(figure, path)
-
-
-def cell(value: dict[str, float]) -> str:
-    return f"{value['mean']:.1%} ± {value['sd']:.1%}"
 
 
 def markdown(results: dict) -> str:
@@ -153,7 +149,7 @@ def main() -> None:
     parser = study_arguments(__doc__)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--every", type=int, default=50)
-    parser.add_argument("--seeds", type=int, default=3)
+    seed_arguments(parser)
     parser.add_argument("--calibration-steps", type=int, default=25)
     target_arguments(parser)
     args = parser.parse_args()

@@ -1,22 +1,26 @@
 """HPT's third finding on real data: is pretraining that starts from a pretrained base more robust to the
 augmentation policy and to the amount of pretraining data than pretraining from scratch?
 
-Target: Fashion-MNIST (Debian's dataset-fashion-mnist; MNIST-5k where it is missing). Base: the real ImageNet
-EfficientNet-Lite0. MoCo v2, 32 px, batch 64, the same number of steps for every run. HPT (`--init full`, hpt's
-default of frozen BN statistics) against scratch:
+Targets: Fashion-MNIST (Debian's dataset-fashion-mnist, when installed) and, in colour, Google's emoji (npm's
+emoji-datasource-google: 1,906 clip-art images in 9 categories). Base: the real ImageNet EfficientNet-Lite0. MoCo v2
+(hpt's defaults), 64 px, batch 64, the same number of steps for every run, `--seeds` seeds of each. HPT
+(`--init full`, hpt's default of frozen BN statistics) against scratch (its BatchNorm statistics estimated on the
+target before step 0, hpt's default since 0.5):
 - augmentation policies (`views.policy`): full, no-color, crop-only, on all the unlabelled images;
-- pretraining data: 1%, 10%, 25% and 100% of the unlabelled images (the `full` policy), as file lists.
+- pretraining data: 10%, 30% and 100% of the unlabelled images (the `full` policy), as file lists.
 Each run is scored at its end by a linear probe and kNN on the labelled split (the monitor's `both` protocol; the
-same code as `hpt eval`); HPT's step 0 is the base as it is. Robustness is read as the spread (best minus worst)
-of a strategy's accuracy over the policies, and over the data fractions, beside its mean (a run that learns
-nothing under every setting has a small spread too).
+same code as `hpt eval`); HPT's step 0 is the base as it is, scratch's the random network it starts from.
+Robustness is read as the spread (best minus worst, per seed) of a strategy's accuracy over the policies, and over
+the data fractions, beside its mean (a run that learns nothing under every setting has a small spread too), and
+against each strategy's own step 0: does it still beat where it started?
 
-    .venv/bin/python benchmarks/robustness.py --out benchmarks/results/robustness       # full: ~25 min, 2 cores
+    .venv/bin/python benchmarks/robustness.py --out benchmarks/results/robustness       # full: ~60 min, 2 cores
     .venv/bin/python benchmarks/robustness.py --quick --out /tmp/robustness             # the suite's: ~1 min
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import matplotlib
@@ -25,13 +29,26 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from provenance import header, markdown_header  # noqa: E402
-from study import SCORES, available, save_figure, scored_run, scores, study_arguments, target_data, write_results  # noqa: E402
+from study import (  # noqa: E402
+    SCORES,
+    cell,
+    mean_sd,
+    run_targets,
+    save_figure,
+    scored_run,
+    seed_arguments,
+    study_arguments,
+    target_arguments,
+    target_data,
+    write_results,
+)
 
 from hpt.data.files import find_images  # noqa: E402
 
 STRATEGIES = {"scratch": "scratch", "HPT": "full"}
 POLICIES = ["full", "no-color", "crop-only"]
-FRACTIONS = [0.01, 0.10, 0.25, 1.0]
+FRACTIONS = [0.10, 0.30, 1.0]
+STUDIES = {"policies": POLICIES, "fractions": [f"{f:.2f}" for f in FRACTIONS]}
 
 
 def fraction_list(folder: Path, fraction: float, out: Path) -> str:
@@ -44,52 +61,35 @@ def fraction_list(folder: Path, fraction: float, out: Path) -> str:
     return str(out)
 
 
-def main() -> None:
-    parser = study_arguments(__doc__)
-    parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--queue", type=int, default=4096)
-    parser.add_argument("--unlabelled", type=int, default=10000, help="100%%; 1%% of it must fill a batch")
-    parser.add_argument("--target", default="fashion-mnist")
-    args = parser.parse_args()
-    if args.quick:
-        args.steps, args.image_size, args.batch_size, args.queue = 2, 16, 8, 32
-        args.unlabelled, args.per_class, args.workers, args.target = 800, 5, 0, "mnist-5k"
-    target = (available([args.target]) or ["mnist-5k"])[0]
+def run_target(target: str, args: argparse.Namespace) -> dict:
     data = target_data(target, args.out, args.unlabelled, args.per_class)
-    settings = {
-        "data.image_size": args.image_size,
-        "data.num_workers": args.workers,
-        "train.batch_size": args.batch_size,
-        "mocov2.queue_size": args.queue,
-    }
-    results = {**header("robustness.py", args), "target": target, "policies": {}, "fractions": {}}
-    for name, init in STRATEGIES.items():
-        for policy in POLICIES:
-            run = scored_run(
-                data,
-                str(data / "pretrain"),
-                args.out / "runs" / name / f"policy-{policy}",
-                init,
-                args.steps,
-                0,
-                {**settings, "views.policy": policy},
-            )
-            results["policies"].setdefault(name, {})[policy] = run
-            print(f"{name} policy {policy}: {end(run)}", flush=True)
-        for fraction in FRACTIONS:
-            if fraction == 1.0:
-                run = results["policies"][name]["full"]  # the same run: all images, the full policy
-            else:
-                images = fraction_list(data / "pretrain", fraction, args.out / "lists" / f"{fraction:.2f}.txt")
-                run = scored_run(
-                    data, images, args.out / "runs" / name / f"fraction-{fraction:.2f}", init, args.steps, 0, settings
-                )
-            results["fractions"].setdefault(name, {})[f"{fraction:.2f}"] = run
-            print(f"{name} fraction {fraction:.0%}: {end(run)}", flush=True)
-    results["summary"] = summarise(results)
-    plot(results, args.out / "robustness.png")
-    write_results(args.out, results, markdown(results))
+    result: dict = {study: {name: {key: [] for key in keys} for name in STRATEGIES} for study, keys in STUDIES.items()}
+    for seed in range(args.seeds):
+        settings = {
+            "data.image_size": args.image_size,
+            "data.num_workers": args.workers,
+            "train.batch_size": args.batch_size,
+            "train.seed": seed,
+            "mocov2.queue_size": args.queue,
+        }
+        for name, init in STRATEGIES.items():
+            folder = args.out / "runs" / target / f"{name}-{seed}"
+            for policy in POLICIES:
+                run = scored_run(data, str(data / "pretrain"), folder / f"policy-{policy}", init, args.steps, 0,
+                                 {**settings, "views.policy": policy})  # fmt: skip
+                result["policies"][name][policy].append(run)
+                print(f"{target} seed {seed} {name} policy {policy}: {end(run)}", flush=True)
+            for fraction in FRACTIONS:
+                if fraction == 1.0:
+                    run = result["policies"][name]["full"][-1]  # the same run: all images, the full policy
+                else:
+                    lists = args.out / "lists" / target
+                    images = fraction_list(data / "pretrain", fraction, lists / f"{fraction:.2f}.txt")
+                    run = scored_run(data, images, folder / f"fraction-{fraction:.2f}", init, args.steps, 0, settings)
+                result["fractions"][name][f"{fraction:.2f}"].append(run)
+                print(f"{target} seed {seed} {name} fraction {fraction:.0%}: {end(run)}", flush=True)
+    result["summary"] = summarise(result)
+    return result
 
 
 def end(run: dict) -> str:
@@ -97,71 +97,102 @@ def end(run: dict) -> str:
     return f"linear {last['linear']:.3f}, kNN {last['kNN']:.3f} at step {last['step']}"
 
 
-def summarise(results: dict) -> dict:
-    summary: dict = {"base": scores(results["policies"]["HPT"]["full"]["curve"][0])}
-    for study in ("policies", "fractions"):
-        for name, runs in results[study].items():
-            finals = {label: [run["curve"][-1][label] for run in runs.values()] for label in SCORES}
-            summary.setdefault(study, {})[name] = {
-                **{f"spread_{label}": max(v) - min(v) for label, v in finals.items()},
-                **{f"mean_{label}": sum(v) / len(v) for label, v in finals.items()},
-            }
+def summarise(result: dict) -> dict:
+    """Per strategy and score: its step 0; per setting, the last accuracy (mean and sd over seeds); per study,
+    the spread over its settings and their mean (each per seed, then mean and sd), and in how many (setting,
+    seed) runs the last step beats the run's own step 0."""
+    summary: dict = {}
+    for name in STRATEGIES:
+        entry: dict = {}
+        for label in SCORES:
+            starts = [run["curve"][0][label] for run in result["policies"][name]["full"]]
+            entry[label] = {"start": mean_sd(starts)}
+            for study, keys in STUDIES.items():
+                runs = result[study][name]
+                last = {key: [run["curve"][-1][label] for run in runs[key]] for key in keys}
+                per_seed = list(zip(*last.values()))  # each seed's accuracy in every setting
+                beats = sum(run["curve"][-1][label] > run["curve"][0][label] for key in keys for run in runs[key])
+                entry[label][study] = {
+                    "last": {key: mean_sd(values) for key, values in last.items()},
+                    "mean": mean_sd([sum(seed) / len(seed) for seed in per_seed]),
+                    "spread": mean_sd([max(seed) - min(seed) for seed in per_seed]),
+                    "beats_start": f"{beats}/{sum(len(runs[key]) for key in keys)}",
+                }
+        summary[name] = entry
     return summary
 
 
-def plot(results: dict, path: Path) -> None:
+def plot(target: str, result: dict, path: Path) -> None:
     figure, (policies, fractions) = plt.subplots(1, 2, figsize=(10, 3.6))
     width = 0.8 / len(STRATEGIES)
     for i, name in enumerate(STRATEGIES):
-        values = [results["policies"][name][p]["curve"][-1]["linear"] for p in POLICIES]
-        policies.bar([x + i * width for x in range(len(POLICIES))], values, width, label=name)
-        points = results["fractions"][name]
-        fractions.plot(
-            [100 * float(f) for f in points],
-            [r["curve"][-1]["linear"] for r in points.values()],
-            marker="o",
-            label=name,
-        )
+        s = result["summary"][name]["linear"]
+        bars = [s["policies"]["last"][p] for p in POLICIES]
+        policies.bar([x + i * width for x in range(len(POLICIES))], [b["mean"] for b in bars], width,
+                     yerr=[b["sd"] for b in bars], capsize=3, label=name)  # fmt: skip
+        points = [s["fractions"]["last"][key] for key in STUDIES["fractions"]]
+        fractions.errorbar([100 * f for f in FRACTIONS], [p["mean"] for p in points], yerr=[p["sd"] for p in points],
+                           marker="o", capsize=3, label=name)  # fmt: skip
     for axis in (policies, fractions):
-        axis.axhline(results["summary"]["base"]["linear"], color="grey", linestyle="--", label="base as is")
+        axis.axhline(result["summary"]["HPT"]["linear"]["start"]["mean"], color="grey", linestyle="--",
+                     label="base as is")  # fmt: skip
+        axis.axhline(result["summary"]["scratch"]["linear"]["start"]["mean"], color="grey", linestyle=":",
+                     label="scratch's step 0")  # fmt: skip
         axis.grid(alpha=0.3)
     policies.set_xticks([x + width / 2 for x in range(len(POLICIES))], POLICIES)
-    policies.set_title(f"{results['target']}: linear accuracy by augmentation policy")
+    policies.set_title(f"{target}: linear accuracy by augmentation policy")
     fractions.set_xscale("log")
     fractions.set_xlabel("% of the unlabelled images")
     fractions.set_title("linear accuracy by amount of pretraining data")
-    policies.legend()
+    policies.legend(fontsize=7)
     save_figure(figure, path)
 
 
 def markdown(results: dict) -> str:
-    s = results["summary"]
     title = "Robustness: to the augmentation policy and to the amount of pretraining data"
-    lines = markdown_header(title, results) + [
-        f"Target {results['target']}; base as it is: linear {s['base']['linear']:.1%}, kNN {s['base']['kNN']:.1%}."
-        " Accuracy of each run at its end (linear / kNN).",
-        "",
-    ]
-    for study, keys, label in (
-        ("policies", POLICIES, "policy"),
-        ("fractions", [f"{f:.2f}" for f in FRACTIONS], "data"),
-    ):
-        header = [k if study == "policies" else f"{float(k):.0%}" for k in keys]
+    lines = markdown_header(title, results)
+    for target, result in results["targets"].items():
+        s, seeds = result["summary"], len(result["policies"]["HPT"]["full"])
         lines += [
-            f"| {label} | " + " | ".join(header) + " | mean (linear / kNN) | spread, points (linear / kNN) |",
-            "|---" * (len(keys) + 3) + "|",
+            f"## {target}",
+            "",
+            f"Step 0: HPT's (the base as it is) linear {cell(s['HPT']['linear']['start'])}, kNN "
+            f"{cell(s['HPT']['kNN']['start'])}; scratch's (random, BN statistics of the target) linear "
+            f"{cell(s['scratch']['linear']['start'])}, kNN {cell(s['scratch']['kNN']['start'])}. Accuracy of each run "
+            f"at its end, mean ± standard deviation over {seeds} seeds; spread: best minus worst setting, per seed.",
+            "",
         ]
-        for name in STRATEGIES:
-            runs, spread = results[study][name], s[study][name]
-            cells = [f"{runs[k]['curve'][-1]['linear']:.1%} / {runs[k]['curve'][-1]['kNN']:.1%}" for k in keys]
-            lines.append(
-                f"| {name} | " + " | ".join(cells) + f" | {spread['mean_linear']:.1%} / "
-                f"{spread['mean_kNN']:.1%} | {100 * spread['spread_linear']:.1f} / "
-                f"{100 * spread['spread_kNN']:.1f} |"
-            )
-        lines.append("")
-    lines += ["![robustness](robustness.png)", ""]
+        for study, keys in STUDIES.items():
+            names = keys if study == "policies" else [f"{float(k):.0%} of the images" for k in keys]
+            for label in SCORES:
+                lines += [
+                    f"| {label} | " + " | ".join(names) + " | mean | spread, points | last beats step 0 |",
+                    "|---" * (len(keys) + 4) + "|",
+                ]
+                for name in STRATEGIES:
+                    r = s[name][label][study]
+                    cells = [cell(r["last"][key]) for key in keys]
+                    lines.append(
+                        f"| {name} | " + " | ".join(cells) + f" | {cell(r['mean'])} | "
+                        f"{cell(r['spread'], points=True).lstrip('+')} | {r['beats_start']} |"
+                    )
+                lines.append("")
+        lines += [f"![{target}](robustness_{target}.png)", ""]
     return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = study_arguments(__doc__)
+    parser.set_defaults(image_size=64)
+    parser.add_argument("--steps", type=int, default=100)
+    seed_arguments(parser)
+    target_arguments(parser, ("fashion-mnist", "emoji"))
+    args = parser.parse_args()
+    if args.quick:
+        args.steps, args.image_size, args.batch_size, args.queue, args.seeds = 2, 16, 8, 32, 2
+        args.unlabelled, args.per_class, args.workers, args.targets = 200, 5, 0, ["mnist-5k"]
+    results = run_targets(header("robustness.py", args), args, run_target, plot, "robustness")
+    write_results(args.out, results, markdown(results))
 
 
 if __name__ == "__main__":

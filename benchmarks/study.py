@@ -23,16 +23,27 @@ SCORES = {"linear": "linear_top1", "kNN": "knn_top1_k20"}
 BACKBONE = "timm:tf_efficientnet_lite0"
 
 
+INSTALLED = {"fashion-mnist": builtin.fashion_mnist_available, "emoji": builtin.emoji_available}
+"""The targets that may be missing (Fashion-MNIST comes from Debian, the emoji from npm), and how to tell."""
+PER_CLASS_AT_MOST = {"emoji": 40}
+"""Labelled images a class for each of train and test, where the smallest class is small (emoji's: 85)."""
+
+
 def available(targets: list[str]) -> list[str]:
-    """The targets installed here (Fashion-MNIST comes from Debian and may be missing)."""
-    return [t for t in targets if t != "fashion-mnist" or builtin.fashion_mnist_available()]
+    """The targets installed (or fetchable) here."""
+    return [t for t in targets if INSTALLED.get(t, lambda: True)()]
 
 
-def target_data(target: str, root: Path, unlabelled: int, per_class: int) -> Path:
+def per_class(target: str, wanted: int) -> int:
+    """The labelled images a class the target gets: `wanted`, at most what its smallest class allows."""
+    return min(wanted, PER_CLASS_AT_MOST.get(target, wanted))
+
+
+def target_data(target: str, root: Path, unlabelled: int, wanted_per_class: int) -> Path:
     """`root/data/TARGET` with `pretrain/` (unlabelled), `train/` and `test/` (labelled), written once."""
     data = root / "data" / target
     if not (data / "test").is_dir():
-        builtin.write_splits(target, data, unlabelled, per_class)
+        builtin.write_splits(target, data, unlabelled, per_class(target, wanted_per_class))
     return data
 
 
@@ -81,12 +92,16 @@ def study_arguments(doc: str, per_class: int = 50) -> argparse.ArgumentParser:
     return parser
 
 
-def target_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of the studies run on both targets at batch 64 with MoCo's queue at 4096."""
+def target_arguments(parser: argparse.ArgumentParser, targets: tuple[str, ...] = ("fashion-mnist", "mnist-5k")) -> None:
+    """The options of the studies run on several targets at batch 64 with MoCo's queue at 4096."""
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--queue", type=int, default=4096)
     parser.add_argument("--unlabelled", type=int, default=5000)
-    parser.add_argument("--targets", nargs="+", default=["fashion-mnist", "mnist-5k"])
+    parser.add_argument("--targets", nargs="+", default=list(targets))
+
+
+def seed_arguments(parser: argparse.ArgumentParser, seeds: int = 3) -> None:
+    parser.add_argument("--seeds", type=int, default=seeds, help="runs of each setting, seeds 0, 1, ...")
 
 
 def quick_targets(args: argparse.Namespace) -> None:
@@ -123,6 +138,24 @@ def run_targets(
             plot(target, results["targets"][target], args.out / f"{figure}_{target}.png")
         (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def band(axis: Any, runs: list[dict], label: str, name: str) -> None:
+    """The mean curve of `runs` (the seeds of one setting) by `label` with a band of one standard deviation."""
+    curves = [[c[label] for c in run["curve"]] for run in runs]
+    steps = [c["step"] for c in runs[0]["curve"]]
+    spread = [mean_sd(list(values)) for values in zip(*curves)]
+    mean, sd = [m["mean"] for m in spread], [m["sd"] for m in spread]
+    line = axis.plot(steps, mean, marker="o", markersize=3, label=f"{name} (mean of {len(curves)})")[0]
+    axis.fill_between(steps, [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)],
+                      color=line.get_color(), alpha=0.2)  # fmt: skip
+
+
+def cell(value: dict[str, float], points: bool = False) -> str:
+    """`mean ± sd` of a `mean_sd`, as percentages, or as percentage points (`points`)."""
+    if points:
+        return f"{100 * value['mean']:+.1f} ± {100 * value['sd']:.1f}"
+    return f"{value['mean']:.1%} ± {value['sd']:.1%}"
 
 
 def write_results(out: Path, results: dict, markdown: str) -> None:

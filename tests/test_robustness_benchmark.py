@@ -1,5 +1,6 @@
 """The robustness study's quick mode (benchmarks/robustness.py): HPT and scratch under each augmentation policy
-and each data fraction, on real digits from the real base, with results, table and plot of the right shapes."""
+and each data fraction, two seeds each, on real digits from the real base, with results, table and plot of the
+right shapes."""
 
 from __future__ import annotations
 
@@ -8,17 +9,21 @@ import json
 
 def test_the_quick_robustness_study_writes_its_results(quick_benchmark):
     out = quick_benchmark("robustness")
-    results = json.loads((out / "results.json").read_text())
+    result = json.loads((out / "results.json").read_text())["targets"]["mnist-5k"]
     for name in ("scratch", "HPT"):
-        assert list(results["policies"][name]) == ["full", "no-color", "crop-only"]
-        assert list(results["fractions"][name]) == ["0.01", "0.10", "0.25", "1.00"]
-        assert results["fractions"][name]["1.00"] == results["policies"][name]["full"]  # one run, not two
-        for runs in (results["policies"][name], results["fractions"][name]):
-            assert all([c["step"] for c in run["curve"]] == [0, 2] for run in runs.values())
-    assert len((out / "lists" / "0.01.txt").read_text().splitlines()) == 8  # 1% of 800
-    assert set((out / "lists" / "0.01.txt").read_text().splitlines()) <= set(
-        (out / "lists" / "0.10.txt").read_text().splitlines()
-    )  # the smaller fractions nest in the larger
-    assert results["summary"]["base"]["linear"] == results["policies"]["HPT"]["full"]["curve"][0]["linear"]
-    assert (out / "robustness.png").read_bytes()[:4] == b"\x89PNG"
+        assert list(result["policies"][name]) == ["full", "no-color", "crop-only"]
+        assert list(result["fractions"][name]) == ["0.10", "0.30", "1.00"]
+        assert result["fractions"][name]["1.00"] == result["policies"][name]["full"]  # one run a seed, not two
+        for runs in (*result["policies"][name].values(), *result["fractions"][name].values()):
+            assert len(runs) == 2 and all([c["step"] for c in run["curve"]] == [0, 2] for run in runs)
+        linear = result["summary"][name]["linear"]["policies"]
+        finals = [[run["curve"][-1]["linear"] for run in result["policies"][name][p]] for p in linear["last"]]
+        spreads = [max(seed) - min(seed) for seed in zip(*finals)]
+        assert linear["spread"]["mean"] == sum(spreads) / 2  # per seed, then averaged
+    lists = out / "lists" / "mnist-5k"
+    assert len((lists / "0.10.txt").read_text().splitlines()) == 20  # 10% of 200
+    assert set((lists / "0.10.txt").read_text().splitlines()) <= set((lists / "0.30.txt").read_text().splitlines())
+    base = result["summary"]["HPT"]["linear"]["start"]["mean"]
+    assert base == result["policies"]["HPT"]["full"][0]["curve"][0]["linear"]  # HPT's step 0: the base as it is
+    assert (out / "robustness_mnist-5k.png").read_bytes()[:4] == b"\x89PNG"
     assert "| HPT |" in (out / "results.md").read_text()

@@ -270,3 +270,34 @@ def test_norm_only_trains_the_normalisation_layers_and_nothing_else(digits, tmp_
     after = read_tensors(run / "backbone.safetensors")[0]
     moved = {key for key in before if not torch.equal(before[key], after[key])}
     assert moved and all("norm" in key for key in moved), sorted(moved)[:5]
+
+
+def test_a_run_from_scratch_starts_from_batch_norm_statistics_of_the_target(digits, tmp_path, tiny_config):
+    """A random network's BatchNorm holds mean 0 / variance 1, close to the identity in evaluation mode, which
+    training never starts from (its first step's statistics are the data's). From scratch, the statistics are
+    estimated on the target sample before step 0: the starting backbone's statistics are those of the same
+    random network re-estimated by hand on the same sample, and the run records it."""
+    from hpt.checkpoints.files import read_provenance
+    from hpt.train.build import _starting_point
+    from hpt.train.plan import plan_run
+    from hpt.transfer.bn_only import reestimate_batch_norm
+    from hpt.transfer.scratch import init_scratch
+
+    config = tiny_config(digits["pretrain"], **{"model.init": "scratch", "train.steps": 1})
+    plan = plan_run(config, tmp_path / "run", overwrite=False, resume=False)
+    torch.manual_seed(config.train.seed)
+    backbone, _, _, adaptations = _starting_point(plan, torch.device("cpu"))
+    torch.manual_seed(config.train.seed)
+    by_hand, _ = init_scratch(config.model, plan.decoding.channels)
+    fresh = {k: v.clone() for k, v in by_hand.native_state_dict().items()}
+    seen = reestimate_batch_norm(by_hand, plan.target_sample(), "cpu")
+    assert adaptations["batch_norm_statistics"] == f"estimated on {seen} target images before step 0"
+    started, expected = backbone.native_state_dict(), by_hand.native_state_dict()
+    statistics = [k for k in started if k.endswith(("running_mean", "running_var"))]
+    assert statistics
+    for key in started:
+        assert torch.equal(started[key], expected[key]), key  # the same sample, the same order: bit for bit
+    assert all(not torch.equal(started[k], fresh[k]) for k in statistics)  # every BN moved off mean 0 / var 1
+    pretrain(config, tmp_path / "run")
+    provenance = read_provenance(tmp_path / "run" / "backbone.safetensors")
+    assert provenance["adaptations"]["batch_norm_statistics"] == adaptations["batch_norm_statistics"]

@@ -117,8 +117,14 @@ class TransferConfig(Section):
     reestimate_batch_norm: bool = True
     """`bn-only` with BN statistics training (`freeze_bn_statistics: false`): recompute them on the target
     after training (HPT-BN). False keeps those the training batches left (a momentum average)."""
+    estimate_batch_norm_first: bool = True
+    """From scratch: estimate the BatchNorm running statistics on the target before step 0, so that the step-0
+    evaluation (and a monitor's best checkpoint) is the network training starts from. False keeps the random
+    initialisation's mean 0 / variance 1: close to the identity in evaluation mode, a network that can score
+    far above what training starts from (benchmarks/results/moco_scratch)."""
     target_sample: int = Field(256, ge=1)
-    """How many target images filter selection measures responses on, and `bn-only` re-estimates BN statistics on."""
+    """How many target images filter selection measures responses on, and `bn-only` re-estimates BN statistics
+    on (from scratch: estimates them on before step 0)."""
     freeze_bn_statistics: bool | None = None
     """Keep the base's BatchNorm running statistics: the backbone's BN layers normalise with them during
     training too (transfer/frozen_statistics.py); their affine parameters still train. None: frozen whenever

