@@ -1,0 +1,128 @@
+"""HPT's findings as the committed studies say them: the README's table, rendered from `results/convergence` and
+`results/robustness` by fixed rules, so that every number in it traces to a committed results.json (a test checks
+the README's copy against this).
+
+Each finding is counted over (target, seed) pairs, on the linear probe (kNN in the studies' own pages): it holds
+when every pair agrees, does not hold when none does, and holds partly otherwise.
+- converges faster: HPT reaches scratch's best accuracy (of scratch's whole budget) in fewer steps than scratch
+  needed to reach it (HPT's step 0, the base as it is, counts);
+- better accuracy than scratch: HPT's last step beats scratch's best;
+- better than its base: HPT's (HPT-BN's) last step beats the base as it is;
+- more robust to the augmentation policy (the amount of data): HPT's spread, best minus worst over the policies
+  (the data fractions), is smaller than scratch's in the same seed.
+
+    .venv/bin/python benchmarks/findings.py            # prints the table
+    .venv/bin/python benchmarks/findings.py --write    # and puts it into README.md between its markers
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from study import mean_sd
+
+from hpt.report.speedup import steps_to_reach
+
+RESULTS = Path(__file__).parent / "results"
+README = Path(__file__).parents[1] / "README.md"
+BEGIN, END = "<!-- findings: begin (benchmarks/findings.py --write) -->", "<!-- findings: end -->"
+SCORE = "linear"
+
+
+def verdict(hits: int, total: int) -> str:
+    return "**holds**" if hits == total else "**does not hold**" if hits == 0 else "**holds partly**"
+
+
+def pct(values: list[float]) -> str:
+    m = mean_sd(values)
+    return f"{m['mean']:.1%} ± {m['sd']:.1%}"
+
+
+def convergence_rows(results: dict) -> list[tuple[str, list[str], int, int]]:
+    """(finding, its text per target, pairs that agree, pairs) for the convergence study's findings."""
+    faster, beats_scratch, beats_base, bn_beats_base = [], [], [], []
+    counts = {key: [0, 0] for key in ("faster", "scratch", "base", "bn")}
+    for target, result in results["targets"].items():
+        runs = result["runs"]
+        scratch, hpt, hpt_bn = runs["scratch"], runs["HPT"], runs["HPT-BN"]
+        base = [r["curve"][0][SCORE] for r in hpt]
+        reached, needed, best = [], [], []
+        for mine, other in zip(scratch, hpt):
+            curve = [(c["step"], c[SCORE]) for c in mine["curve"]]
+            top = max(a for _, a in curve)
+            best.append(top)
+            needed.append(steps_to_reach(curve, top))
+            reached.append(steps_to_reach([(c["step"], c[SCORE]) for c in other["curve"]], top))
+        hits = sum(r is not None and n is not None and r < n for r, n in zip(reached, needed))
+        counts["faster"][0] += hits
+        counts["faster"][1] += len(needed)
+        steps = ", ".join("never" if r is None else str(r) for r in reached)
+        faster.append(f"{target}: HPT at step {steps} against scratch's {', '.join(map(str, needed))}")
+        last = [r["curve"][-1][SCORE] for r in hpt]
+        last_bn = [r["curve"][-1][SCORE] for r in hpt_bn]
+        for key, mine, others in (("scratch", last, best), ("base", last, base), ("bn", last_bn, base)):
+            counts[key][0] += sum(a > b for a, b in zip(mine, others))
+            counts[key][1] += len(mine)
+        steps_hpt, steps_scratch = hpt[0]["steps"], scratch[0]["steps"]
+        beats_scratch.append(f"{target}: {pct(last)} at step {steps_hpt} against {pct(best)} (best of {steps_scratch})")
+        beats_base.append(f"{target}: {pct(last)} against {pct(base)}")
+        bn_beats_base.append(f"{target}: {pct(last_bn)} against {pct(base)}")
+    return [
+        ("converges faster than scratch (HPT reaches scratch's best first)", faster, *counts["faster"]),
+        ("better accuracy than scratch (HPT's last step over scratch's best)", beats_scratch, *counts["scratch"]),
+        ("HPT beats its base (last step over the base as it is)", beats_base, *counts["base"]),
+        ("HPT-BN beats its base (last step over the base as it is)", bn_beats_base, *counts["bn"]),
+    ]
+
+
+def robustness_rows(results: dict) -> list[tuple[str, list[str], int, int]]:
+    rows = []
+    for study, what in (("policies", "the augmentation policy"), ("fractions", "the amount of pretraining data")):
+        texts, hits, total = [], 0, 0
+        for target, result in results["targets"].items():
+            spreads = {}
+            for name in ("HPT", "scratch"):
+                finals = [[run["curve"][-1][SCORE] for run in runs] for runs in result[study][name].values()]
+                spreads[name] = [max(seed) - min(seed) for seed in zip(*finals)]
+            hits += sum(a < b for a, b in zip(spreads["HPT"], spreads["scratch"]))
+            total += len(spreads["HPT"])
+            hpt, scratch = mean_sd(spreads["HPT"]), mean_sd(spreads["scratch"])
+            texts.append(
+                f"{target}: spread {100 * hpt['mean']:.1f} ± {100 * hpt['sd']:.1f} points against scratch's "
+                f"{100 * scratch['mean']:.1f} ± {100 * scratch['sd']:.1f}"
+            )
+        rows.append((f"more robust to {what} than scratch (smaller spread)", texts, hits, total))
+    return rows
+
+
+def render(root: Path = RESULTS) -> str:
+    convergence = json.loads((root / "convergence" / "results.json").read_text())
+    robustness = json.loads((root / "robustness" / "results.json").read_text())
+    seeds = len(next(iter(convergence["targets"].values()))["runs"]["HPT"])
+    lines = [
+        f"| HPT's finding | measured here: linear probe, mean ± sd over {seeds} seeds | verdict ((target, seed) "
+        "pairs that agree) |",
+        "|---|---|---|",
+    ]
+    for finding, texts, hits, total in convergence_rows(convergence) + robustness_rows(robustness):
+        lines.append(f"| {finding} | {'; '.join(texts)} | {verdict(hits, total)} ({hits}/{total}) |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--write", action="store_true", help="put the table into README.md between its markers")
+    args = parser.parse_args()
+    table = render()
+    print(table, end="")
+    if args.write:
+        text = README.read_text()
+        head, rest = text.split(BEGIN)
+        _, tail = rest.split(END)
+        README.write_text(f"{head}{BEGIN}\n{table}{END}{tail}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""The README's table of HPT's findings is the one `benchmarks/findings.py` renders from the committed results of
+the convergence and robustness studies: a number edited by hand, or results re-run without re-rendering the
+table, fails here."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+BEGIN, END = "<!-- findings: begin (benchmarks/findings.py --write) -->", "<!-- findings: end -->"
+
+
+def test_the_readme_states_the_findings_as_the_committed_results_say():
+    rendered = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "findings.py")], capture_output=True, text=True, check=True
+    ).stdout
+    readme = (ROOT / "README.md").read_text()
+    assert readme.count(BEGIN) == readme.count(END) == 1
+    in_readme = readme.split(BEGIN)[1].split(END)[0].strip("\n")
+    assert in_readme == rendered.strip("\n")
+    rows = [line for line in rendered.splitlines()[2:] if line.startswith("| ")]
+    assert len(rows) == 6  # four convergence findings, two robustness findings
+    assert all(re.search(r"\*\*(holds|holds partly|does not hold)\*\* \(\d+/\d+\) \|$", row) for row in rows)
