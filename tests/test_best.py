@@ -35,7 +35,7 @@ class ScriptedMonitor:
         self.scores = scores
         self.seen: list[dict[str, torch.Tensor]] = []
 
-    def __call__(self, backbone, device):
+    def __call__(self, backbone, device, step=None):
         self.seen.append({k: v.clone() for k, v in backbone.native_state_dict().items()})
         return {"knn_top1_k20": self.scores[len(self.seen) - 1]}
 

@@ -8,7 +8,9 @@ Two scores, each logged to `metrics.jsonl` at every evaluation:
   protocol), so a run's curve and its final `hpt eval` agree;
 - without: RankMe (`spectrum.py`; alpha-ReQ is logged beside it) of the backbone's features on a fixed
   sample of the run's own images (`monitor.label_free_sample`; held out of training, at most a tenth of the
-  data, when it picks the exported backbone).
+  data, when it picks the exported backbone), and the criteria of `label_free.py` on two fixed training views
+  of the same sample (view retrieval, alignment, uniformity, cluster agreement, neighbourhood agreement with
+  step 0): logged, measured against the linear probe by `benchmarks/label_free.py`.
 
 The run keeps the backbone of its best evaluation by `selects_by`: the labelled score when there are labels;
 RankMe without them only when asked (`monitor.label_free_pick`), since on the benchmark targets RankMe ranked
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -28,6 +31,7 @@ from hpt.data.dataset import ImageDataset
 from hpt.data.decode import RGB, Decoding
 from hpt.data.files import ImageList
 from hpt.errors import HptError
+from hpt.eval import label_free
 from hpt.eval.features import extract_features
 from hpt.eval.labelled import read_labelled
 from hpt.eval.protocols import PROTOCOLS, EvalTask
@@ -65,20 +69,61 @@ class LabelledMonitor:
         return metrics
 
 
-class RankMeMonitor:
-    def __init__(self, images: ImageList, view: Callable, batch_size: int = 256, decoding: Decoding = RGB) -> None:
-        self.images = ImageDataset(images, view, decoding)
-        self.batch_size = batch_size
+class LabelFreeMonitor:
+    """RankMe and alpha-ReQ of the features of a fixed sample in the evaluation view; with `pair_view` (a
+    training view), the criteria of `label_free.py` on two views of each image drawn once with fixed seeds."""
 
-    def __call__(self, backbone: Backbone, device: torch.device | str) -> dict[str, float]:
+    def __init__(
+        self,
+        images: ImageList,
+        view: Callable,
+        batch_size: int = 256,
+        decoding: Decoding = RGB,
+        pair_view: Callable | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.images = ImageDataset(images, view, decoding)
+        self.pair = [SeededViews(images, pair_view, decoding, seed, which) for which in (0, 1)] if pair_view else None
+        self.batch_size, self.seed = batch_size, seed
+        self.start: torch.Tensor | None = None
+
+    def __call__(self, backbone: Backbone, device: torch.device | str, step: int | None = None) -> dict[str, float]:
         features, _ = extract_features(backbone, self.images, self.batch_size, 0, device)
-        return {LABEL_FREE_SCORE: rankme(features), "alpha_req": alpha_req(features)}
+        scores = {LABEL_FREE_SCORE: rankme(features), "alpha_req": alpha_req(features)}
+        if self.pair is None:
+            return scores
+        a, b = (extract_features(backbone, views, self.batch_size, 0, device)[0] for views in self.pair)
+        scores |= {
+            "view_retrieval": label_free.view_retrieval(a, b),
+            "alignment": label_free.alignment(a, b),
+            "uniformity": label_free.uniformity(features),
+            "cluster_agreement": label_free.cluster_agreement(a, b, self.seed),
+        }
+        if step == 0:
+            self.start = features
+        if self.start is not None:  # not after a resume: the start's features are not kept on disk
+            scores["neighbour_agreement"] = label_free.neighbour_agreement(self.start, features)
+        return scores
+
+
+class SeededViews(ImageDataset):
+    """`view` of each image drawn with its own fixed seed: the same view at every evaluation, whatever the
+    training's random state, which it leaves as it was."""
+
+    def __init__(self, images: ImageList, view: Callable, decoding: Decoding, seed: int, which: int) -> None:
+        super().__init__(images, view, decoding)
+        self.seed, self.which = seed, which
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed * 1_000_003 + 2 * index + self.which)
+            return super().__getitem__(index)
 
 
 @dataclass(frozen=True)
 class Monitor:
     labelled: LabelledMonitor | None
-    label_free: RankMeMonitor | None
+    label_free: LabelFreeMonitor | None
     label_free_pick: bool = False
 
     @property
@@ -88,11 +133,11 @@ class Monitor:
             return LABELLED_SCORES[self.labelled.protocol]
         return LABEL_FREE_SCORE if self.label_free is not None and self.label_free_pick else None
 
-    def __call__(self, backbone: Backbone, device: torch.device | str) -> dict[str, float]:
-        scores: dict[str, float] = {}
-        for part in (self.labelled, self.label_free):
-            if part is not None:
-                scores.update(part(backbone, device))
+    def __call__(self, backbone: Backbone, device: torch.device | str, step: int | None = None) -> dict[str, float]:
+        """The scores of `backbone` after `step` steps (step 0: the start the label-free criteria compare with)."""
+        scores = self.labelled(backbone, device) if self.labelled is not None else {}
+        if self.label_free is not None:
+            scores |= self.label_free(backbone, device, step)
         return scores
 
 
@@ -124,9 +169,14 @@ def build_monitor(
     held_out: ImageList | None,
     view: Callable,
     decoding: Decoding = RGB,
+    pair_view: Callable | None = None,
+    seed: int = 0,
 ) -> Monitor | None:
+    """`view`: the evaluation view; `pair_view`: the training view the label-free criteria's pairs are drawn in."""
     if (config.train is None) != (config.test is None):
         raise HptError("monitor: give both monitor.train and monitor.test (labelled image folders)")
     labels = LabelledMonitor(config, image_size, batch_size, decoding=decoding) if config.train is not None else None
-    label_free = RankMeMonitor(held_out, view, batch_size, decoding) if held_out is not None else None
+    label_free = (
+        LabelFreeMonitor(held_out, view, batch_size, decoding, pair_view, seed) if held_out is not None else None
+    )
     return Monitor(labels, label_free, config.label_free_pick) if labels or label_free else None

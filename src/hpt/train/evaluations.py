@@ -49,7 +49,7 @@ class Evaluations:
         if not all_finite(self.method.parameters()):
             raise unhealthy("the weights became non-finite", done, self.run)
         broadcast_from_first(list(self.backbone.buffers()))  # BatchNorm statistics: those rank 0 saves
-        scores = self.monitor(self.backbone, self.device)
+        scores = self.monitor(self.backbone, self.device, done)
         self.metrics.write({"step": done, "monitor": self.selects_by or "unlabelled", **scores})
         kept = self.best is not None and self.best.offer(done, scores, self.backbone, provenance.to_dict())
         self.console.log(

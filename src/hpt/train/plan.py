@@ -19,7 +19,7 @@ from hpt.data.files import ImageList, find_images
 from hpt.data.intensity import resolve_window
 from hpt.data.screen import ScreenPolicy
 from hpt.data.stats import PixelStats, pixel_stats
-from hpt.data.views import eval_view
+from hpt.data.views import eval_view, pretrain_view
 from hpt.errors import HptError
 from hpt.eval.monitor import Monitor, build_monitor, hold_out
 from hpt.train.guard import StopRequests
@@ -89,7 +89,13 @@ def plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool) -
     decoding = Decoding(resolve_window(found, config.data.intensity, config.train.seed), channels)
     stats = pixel_stats(found, config.data.image_size, config.data.stats_sample, decoding=decoding)
     measure_view = eval_view(config.data.image_size, stats.mean, stats.std)
-    monitor = build_monitor(config.monitor, config.data.image_size, batch_size, held_out, measure_view, decoding)
+    pair_view = pretrain_view(
+        config.views.policy, config.data.image_size, stats.mean, stats.std, (config.views.crop_min_scale, 1.0)
+    )
+    monitor = build_monitor(
+        config.monitor, config.data.image_size, batch_size, held_out, measure_view, decoding, pair_view,
+        config.train.seed,
+    )  # fmt: skip
     continuing = check_run_dir(out, config, overwrite, resume)
     return Plan(
         config,

@@ -1,0 +1,207 @@
+"""Without labels, can a run pick its checkpoint and tell whether it beats its base?
+
+Runs: MoCo v2 and SimCLR (hpt's defaults) continued from the real ImageNet EfficientNet-Lite0 (`--init full`) on
+four real targets (Fashion-MNIST when installed, MNIST-5k, scikit-learn's 8x8 digits, Google's emoji), `--seeds`
+seeds each, `--steps` steps at 32 px, batch 64. Every `--every` steps and at step 0 (the base as it is) the
+monitor scores the backbone by the linear probe on the labelled split (the truth) and, on 512 of the run's own
+images without their labels, by every label-free criterion it logs: RankMe and alpha-ReQ (`hpt.eval.spectrum`),
+view retrieval, alignment, uniformity, cluster agreement and neighbourhood agreement with step 0
+(`hpt.eval.label_free`). Per criterion and run:
+- its pick: the checkpoint it ranks first (step 0 included), and the regret, the linear accuracy of the
+  checkpoint labels would pick minus that of its pick; the goal is a regret of at most 1 point in every run;
+- its verdict on the pick ("better than the base" when the pick is not step 0), right when the linear probe
+  agrees, and its verdict on the last step against step 0, the harder question;
+- Spearman's correlation with the linear accuracy along the run.
+References: "last step" (what a run without labels exports) and "step 0" (keep the base). Directions: higher is
+better for RankMe, view retrieval, cluster and neighbourhood agreement; lower for alignment and uniformity;
+alpha-ReQ is best near 1 (its paper's reading).
+
+    .venv/bin/python benchmarks/label_free.py --out benchmarks/results/label_free     # full: ~30 min, 2 cores
+    .venv/bin/python benchmarks/label_free.py --quick --out /tmp/label_free           # the suite's: ~30 s
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from provenance import header, markdown_header  # noqa: E402
+from study import (  # noqa: E402
+    mean_sd,
+    run_targets,
+    save_figure,
+    scored_run,
+    seed_arguments,
+    spearman,
+    study_arguments,
+    target_arguments,
+    target_data,
+    write_results,
+)
+
+from hpt.core.run_files import read_monitor  # noqa: E402
+
+TRUTH = "linear_top1"
+METHODS = ["mocov2", "simclr"]
+CRITERIA: dict[str, Callable[[dict], float]] = {  # each signed so that higher is better
+    "rankme": lambda e: e["rankme"],
+    "alpha_req": lambda e: -abs(e["alpha_req"] - 1),
+    "view_retrieval": lambda e: e["view_retrieval"],
+    "alignment": lambda e: -e["alignment"],
+    "uniformity": lambda e: -e["uniformity"],
+    "cluster_agreement": lambda e: e["cluster_agreement"],
+    "neighbour_agreement": lambda e: e["neighbour_agreement"],
+    "last step": lambda e: e["step"],
+    "step 0": lambda e: -e["step"],
+}
+REGRET_GOAL = 0.01
+"""The goal: the pick's linear accuracy within 1 point of the labels' pick."""
+
+
+def run_target(target: str, args: argparse.Namespace) -> dict:
+    data = target_data(target, args.out, args.unlabelled, args.per_class)
+    runs = []
+    for method in args.methods:
+        for seed in range(args.seeds):
+            settings = {
+                "method": method,
+                "data.image_size": args.image_size,
+                "data.num_workers": args.workers,
+                "train.batch_size": args.batch_size,
+                "train.seed": seed,
+                "mocov2.queue_size": args.queue,
+                "monitor.label_free_sample": args.sample,
+            }
+            folder = args.out / "runs" / target / f"{method}-{seed}"
+            run = scored_run(data, str(data / "pretrain"), folder, "full", args.steps, args.every, settings)
+            evaluations = [{"step": e["step"], **{k: v for k, v in e.items() if isinstance(v, float)}}
+                           for e in read_monitor(folder)]  # fmt: skip
+            runs.append({"method": method, "seed": seed, "seconds": run["seconds"], "evaluations": evaluations})
+            print(f"{target} {method} seed {seed}: " + " ".join(f"{e['step']}:{e[TRUTH]:.3f}" for e in evaluations))
+    return {"runs": runs, "criteria": {name: judge(runs, key) for name, key in CRITERIA.items()}}
+
+
+def judge(runs: list[dict], key: Callable[[dict], float]) -> dict:
+    """One criterion over the runs: its picks, regrets, verdicts and correlations."""
+    per_run = []
+    for run in runs:
+        e = run["evaluations"]
+        truth, scores = [x[TRUTH] for x in e], [key(x) for x in e]
+        pick = max(range(len(e)), key=lambda i: (scores[i], -i))  # ties: the earliest
+        per_run.append(
+            {
+                "pick": e[pick]["step"],
+                "regret": max(truth) - truth[pick],
+                "pick_verdict_right": (pick > 0 and scores[pick] > scores[0]) == (truth[pick] > truth[0]),
+                "last_verdict_right": (scores[-1] > scores[0]) == (truth[-1] > truth[0]),
+                "spearman": spearman(scores, truth),
+            }
+        )
+    regrets = [r["regret"] for r in per_run]
+    correlations = [r["spearman"] for r in per_run if r["spearman"] == r["spearman"]]
+    return {
+        "runs": per_run,
+        "regret": mean_sd(regrets),
+        "worst_regret": max(regrets),
+        "within_goal": sum(r <= REGRET_GOAL + 1e-9 for r in regrets),
+        "pick_verdicts_right": sum(r["pick_verdict_right"] for r in per_run),
+        "last_verdicts_right": sum(r["last_verdict_right"] for r in per_run),
+        "spearman": mean_sd(correlations) if correlations else None,
+    }
+
+
+def overall(results: dict) -> dict:
+    """Every criterion over every target's runs together."""
+    runs = [run for target in results["targets"].values() for run in target["runs"]]
+    return {name: {k: v for k, v in judge(runs, key).items() if k != "runs"} for name, key in CRITERIA.items()}
+
+
+def plot(results: dict, path: Path) -> None:
+    figure, (regret, verdicts) = plt.subplots(1, 2, figsize=(11, 3.8))
+    names = list(CRITERIA)
+    s, runs = results["overall"], results["runs"]
+    regret.bar(names, [100 * s[n]["regret"]["mean"] for n in names], yerr=[100 * s[n]["regret"]["sd"] for n in names],
+               capsize=3)  # fmt: skip
+    regret.axhline(100 * REGRET_GOAL, color="grey", linestyle="--", label="goal: 1 point")
+    regret.set_ylabel("regret, linear accuracy points")
+    regret.set_title(f"the pick's regret over {runs} runs (mean ± sd)")
+    regret.legend()
+    verdicts.bar(names, [s[n]["last_verdicts_right"] / runs for n in names])
+    verdicts.axhline(0.5, color="grey", linestyle=":")
+    verdicts.set_title("verdict 'last step beats the base' right, share of runs")
+    for axis in (regret, verdicts):
+        axis.tick_params(axis="x", rotation=60)
+        axis.grid(alpha=0.3, axis="y")
+    save_figure(figure, path)
+
+
+def markdown(results: dict) -> str:
+    lines = markdown_header("Without labels: picking the checkpoint, and telling whether it beats the base", results)
+    runs, s = results["runs"], results["overall"]
+    lines += [
+        f"{runs} runs ({', '.join(results['targets'])}; {', '.join(results['methods'])}; {results['seeds']} seeds), "
+        "each checkpoint scored by the linear probe (the truth) and by each criterion on unlabelled images. Goal: "
+        f"a pick within {100 * REGRET_GOAL:.0f} point of the labels' pick in every run, with the right verdict.",
+        "",
+        "| criterion | regret, points (mean ± sd) | worst regret | runs within 1 point | pick's verdict right | "
+        "last step's verdict right | Spearman along a run (mean ± sd) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, c in s.items():
+        rho = f"{c['spearman']['mean']:+.2f} ± {c['spearman']['sd']:.2f}" if c["spearman"] else "-"
+        lines.append(
+            f"| {name} | {100 * c['regret']['mean']:.1f} ± {100 * c['regret']['sd']:.1f} | "
+            f"{100 * c['worst_regret']:.1f} | {c['within_goal']}/{runs} | {c['pick_verdicts_right']}/{runs} | "
+            f"{c['last_verdicts_right']}/{runs} | {rho} |"
+        )
+    met = [n for n, c in s.items() if c["within_goal"] == runs and c["pick_verdicts_right"] == runs]
+    lines += [
+        "",
+        f"Criteria that meet the goal: {', '.join(met) if met else 'none'}.",
+        "",
+        "![label-free](label_free.png)",
+    ]
+    lines += ["", "## Per target", ""]
+    for target, t in results["targets"].items():
+        lines += [
+            f"### {target}",
+            "",
+            "| criterion | picks (step, per run) | regret per run, points |",
+            "|---|---|---|",
+        ]
+        for name, c in t["criteria"].items():
+            picks = ", ".join(str(r["pick"]) for r in c["runs"])
+            regrets = ", ".join(f"{100 * r['regret']:.1f}" for r in c["runs"])
+            lines.append(f"| {name} | {picks} | {regrets} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = study_arguments(__doc__)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--every", type=int, default=10)
+    parser.add_argument("--methods", nargs="+", default=METHODS)
+    parser.add_argument("--sample", type=int, default=512, help="unlabelled images the criteria are computed on")
+    seed_arguments(parser, 2)
+    target_arguments(parser, ("fashion-mnist", "mnist-5k", "digits-8x8", "emoji"))
+    args = parser.parse_args()
+    if args.quick:
+        args.steps, args.every, args.seeds, args.methods, args.sample = 4, 2, 1, ["mocov2", "simclr"], 32
+        args.image_size, args.batch_size, args.queue, args.unlabelled = 16, 16, 64, 64
+        args.per_class, args.workers, args.targets = 5, 0, ["mnist-5k"]
+    results = run_targets(header("label_free.py", args), args, run_target)
+    results |= {"methods": args.methods, "seeds": args.seeds}
+    results["runs"] = sum(len(t["runs"]) for t in results["targets"].values())
+    results["overall"] = overall(results)
+    plot(results, args.out / "label_free.png")
+    write_results(args.out, results, markdown(results))
+
+
+if __name__ == "__main__":
+    main()
