@@ -37,6 +37,7 @@ from study import (  # noqa: E402
     curve_text,
     mean_sd,
     quick_targets,
+    run_settings,
     run_targets,
     save_figure,
     scored_run,
@@ -60,13 +61,7 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
     data = target_data(target, args.out, args.unlabelled, args.per_class)
     runs: dict[str, list[dict]] = {name: [] for name in STRATEGIES}
     for seed in range(args.seeds):
-        settings = {
-            "data.image_size": args.image_size,
-            "data.num_workers": args.workers,
-            "train.batch_size": args.batch_size,
-            "train.seed": seed,
-            "mocov2.queue_size": args.queue,
-        }
+        settings = run_settings(args, seed)
         for name, (init, share) in STRATEGIES.items():
             steps = max(args.every, round(args.steps * share / args.every) * args.every)
             folder = args.out / "runs" / target / f"{name}-{seed}"

@@ -33,6 +33,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from provenance import header, markdown_header  # noqa: E402
 from study import (  # noqa: E402
     mean_sd,
+    run_settings,
     run_targets,
     save_figure,
     scored_run,
@@ -68,15 +69,7 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
     runs = []
     for method in args.methods:
         for seed in range(args.seeds):
-            settings = {
-                "method": method,
-                "data.image_size": args.image_size,
-                "data.num_workers": args.workers,
-                "train.batch_size": args.batch_size,
-                "train.seed": seed,
-                "mocov2.queue_size": args.queue,
-                "monitor.label_free_sample": args.sample,
-            }
+            settings = {**run_settings(args, seed), "method": method, "monitor.label_free_sample": args.sample}
             folder = args.out / "runs" / target / f"{method}-{seed}"
             run = scored_run(data, str(data / "pretrain"), folder, "full", args.steps, args.every, settings)
             evaluations = [{"step": e["step"], **{k: v for k, v in e.items() if isinstance(v, float)}}

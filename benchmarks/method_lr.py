@@ -26,6 +26,7 @@ from study import (
     curve_text,
     mean_sd,
     quick_targets,
+    run_settings,
     run_targets,
     scored_run,
     seed_arguments,
@@ -50,11 +51,7 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
                 settings = {
                     "method": method,
                     "optim.lr": lr,
-                    "train.seed": seed,
-                    "data.image_size": args.image_size,
-                    "data.num_workers": args.workers,
-                    "train.batch_size": args.batch_size,
-                    "mocov2.queue_size": args.queue,
+                    **run_settings(args, seed),
                     "swav.freeze_prototypes_steps": epoch,
                 }
                 folder = args.out / "runs" / target / f"{method}-lr{lr}-{seed}"

@@ -38,6 +38,7 @@ from study import (  # noqa: E402
     curve_text,
     mean_sd,
     quick_targets,
+    run_settings,
     run_targets,
     save_figure,
     scored_run,
@@ -62,14 +63,8 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
     images = str(data / "pretrain")
     runs: dict[str, list[dict]] = {"calibration": [], **{name: [] for name in SETTINGS}}
     for seed in range(args.seeds):
-        settings = {
-            "data.image_size": args.image_size,
-            "data.num_workers": args.workers,
-            "train.batch_size": args.batch_size,
-            "mocov2.queue_size": args.queue,
-            "train.seed": seed,
-            "transfer.estimate_batch_norm_first": False,  # step 0: the network as initialised, as this study ran
-        }
+        # step 0: the network as initialised, as this study ran
+        settings = {**run_settings(args, seed), "transfer.estimate_batch_norm_first": False}
         folder = args.out / "runs" / target
         steps = args.calibration_steps
         calibration = {**settings, "optim.lr": CALIBRATION_LR}

@@ -33,6 +33,7 @@ from study import (  # noqa: E402
     SCORES,
     cell,
     mean_sd,
+    run_settings,
     run_targets,
     save_figure,
     scored_run,
@@ -65,13 +66,7 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
     data = target_data(target, args.out, args.unlabelled, args.per_class)
     result: dict = {study: {name: {key: [] for key in keys} for name in STRATEGIES} for study, keys in STUDIES.items()}
     for seed in range(args.seeds):
-        settings = {
-            "data.image_size": args.image_size,
-            "data.num_workers": args.workers,
-            "train.batch_size": args.batch_size,
-            "train.seed": seed,
-            "mocov2.queue_size": args.queue,
-        }
+        settings = run_settings(args, seed)
         for name, init in STRATEGIES.items():
             folder = args.out / "runs" / target / f"{name}-{seed}"
             for policy in POLICIES:

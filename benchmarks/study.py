@@ -100,6 +100,18 @@ def target_arguments(parser: argparse.ArgumentParser, targets: tuple[str, ...] =
     parser.add_argument("--targets", nargs="+", default=list(targets))
 
 
+def run_settings(args: argparse.Namespace, seed: int | None = None) -> dict[str, Any]:
+    """The config keys every run of a study on the targets shares: size, loader workers, batch, MoCo's queue, and
+    the seed when given."""
+    settings = {
+        "data.image_size": args.image_size,
+        "data.num_workers": args.workers,
+        "train.batch_size": args.batch_size,
+        "mocov2.queue_size": args.queue,
+    }
+    return settings if seed is None else {**settings, "train.seed": seed}
+
+
 def seed_arguments(parser: argparse.ArgumentParser, seeds: int = 3) -> None:
     parser.add_argument("--seeds", type=int, default=seeds, help="runs of each setting, seeds 0, 1, ...")
 
