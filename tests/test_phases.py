@@ -48,6 +48,19 @@ def test_the_plan_checks_its_inputs_and_writes_nothing(digits, tmp_path, tiny_co
     assert not out.exists()
 
 
+def test_the_label_free_criteria_cost_two_feature_passes_only_when_asked_for(digits, tmp_path, tiny_config):
+    """RankMe and alpha-ReQ on one pass by default; the pair criteria's two training views on request."""
+    _config = _steps(tiny_config)
+    sample = {"monitor.label_free_sample": 64}
+    default = plan_run(_config(digits["pretrain"], **sample), tmp_path / "a", overwrite=False, resume=False)
+    assert default.monitor is not None and default.monitor.label_free is not None
+    assert default.monitor.label_free.pair is None
+    asked = {**sample, "monitor.label_free_criteria": True}
+    plan = plan_run(_config(digits["pretrain"], **asked), tmp_path / "b", overwrite=False, resume=False)
+    assert plan.monitor is not None and plan.monitor.label_free is not None
+    assert plan.monitor.label_free.pair is not None and len(plan.monitor.label_free.pair) == 2
+
+
 def test_build_steps_and_finish_each_hand_on_what_the_next_needs(digits, tmp_path, tiny_config):
     _config = _steps(tiny_config)
     out = tmp_path / "run"

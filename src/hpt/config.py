@@ -307,6 +307,10 @@ class MonitorConfig(Section):
     export: Literal["best", "last"] = "best"
     """Which backbone `backbone.safetensors` holds when there is a score to pick by: the best evaluation's
     (step 0, the starting point, included), or the last step's."""
+    label_free_criteria: bool = False
+    """Also log the label-free criteria of `hpt.eval.label_free` (view retrieval, alignment, uniformity, cluster
+    and neighbourhood agreement) on two fixed training views of the sample: two more feature passes per
+    evaluation. Off by default: none of them has yet been shown to pick checkpoints (benchmarks/label_free.py)."""
     label_free_pick: bool = False
     """Without labels, pick the best evaluation by RankMe. Off by default: on the benchmark targets RankMe
     ranked checkpoints backwards (Spearman -0.5 with linear accuracy), so without labels the last step is

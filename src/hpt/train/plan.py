@@ -89,8 +89,12 @@ def plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool) -
     decoding = Decoding(resolve_window(found, config.data.intensity, config.train.seed), channels)
     stats = pixel_stats(found, config.data.image_size, config.data.stats_sample, decoding=decoding)
     measure_view = eval_view(config.data.image_size, stats.mean, stats.std)
-    pair_view = pretrain_view(
-        config.views.policy, config.data.image_size, stats.mean, stats.std, (config.views.crop_min_scale, 1.0)
+    pair_view = (
+        pretrain_view(
+            config.views.policy, config.data.image_size, stats.mean, stats.std, (config.views.crop_min_scale, 1.0)
+        )
+        if config.monitor.label_free_criteria
+        else None
     )
     monitor = build_monitor(
         config.monitor, config.data.image_size, batch_size, held_out, measure_view, decoding, pair_view,
