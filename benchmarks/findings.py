@@ -1,6 +1,6 @@
-"""HPT's findings as the committed studies say them: the README's table, rendered from `results/convergence` and
-`results/robustness` by fixed rules, so that every number in it traces to a committed results.json (a test checks
-the README's copy against this).
+"""HPT's findings as the committed studies say them: the README's tables, rendered from `results/convergence`,
+`results/robustness` and `results/label_free` by fixed rules, so that every number in it traces to a committed
+results.json (a test checks the README's copy against this).
 
 Each finding is counted over (target, seed) pairs, on the linear probe (kNN in the studies' own pages): it holds
 when every pair agrees, does not hold when none does, and holds partly otherwise.
@@ -10,6 +10,9 @@ when every pair agrees, does not hold when none does, and holds partly otherwise
 - better than its base: HPT's (HPT-BN's) last step beats the base as it is;
 - more robust to the augmentation policy (the amount of data): HPT's spread, best minus worst over the policies
   (the data fractions), is smaller than scratch's in the same seed.
+A second table, from `results/label_free`, holds hpt's own goal without labels, counted over runs: a pick within
+1 point of the labels' pick (by the best label-free criterion, the others and the references beside it), and the
+verdict "the last step beats the base" right.
 
     .venv/bin/python benchmarks/findings.py            # prints the table
     .venv/bin/python benchmarks/findings.py --write    # and puts it into README.md between its markers
@@ -97,9 +100,35 @@ def robustness_rows(results: dict) -> list[tuple[str, list[str], int, int]]:
     return rows
 
 
+def label_free_rows(results: dict) -> list[tuple[str, list[str], int, int]]:
+    """hpt's own goal without labels, by the best label-free criterion (most runs within the goal, then the
+    smallest mean regret), beside the references."""
+    judged, runs = results["overall"], results["runs"]
+    criteria = [name for name in judged if name not in results["references"]]
+    best = max(criteria, key=lambda n: (judged[n]["within_goal"], -judged[n]["regret"]["mean"]))
+
+    def regret(name: str) -> str:
+        r = judged[name]["regret"]
+        return f"{name} {100 * r['mean']:.1f} ± {100 * r['sd']:.1f} ({judged[name]['within_goal']}/{runs})"
+
+    others = sorted(criteria, key=lambda n: judged[n]["regret"]["mean"])
+    pick = [f"best: {regret(best)}", *(regret(n) for n in others if n != best), *map(regret, results["references"])]
+    always = sum(run["evaluations"][-1]["linear_top1"] > run["evaluations"][0]["linear_top1"]
+                 for target in results["targets"].values() for run in target["runs"])  # fmt: skip
+    told = max(criteria, key=lambda n: judged[n]["last_verdicts_right"])
+    tell = [f"best: {told} right in {judged[told]['last_verdicts_right']}/{runs} runs",
+            f"always saying 'better': {always}/{runs}"]  # fmt: skip
+    return [
+        ("without labels, pick the checkpoint within 1 point of the labels' pick: points under it, mean ± sd "
+         "(runs within 1 point)", pick, judged[best]["within_goal"], runs),
+        ("without labels, tell whether the last step beats the base", tell, judged[told]["last_verdicts_right"], runs),
+    ]  # fmt: skip
+
+
 def render(root: Path = RESULTS) -> str:
     convergence = json.loads((root / "convergence" / "results.json").read_text())
     robustness = json.loads((root / "robustness" / "results.json").read_text())
+    label_free = json.loads((root / "label_free" / "results.json").read_text())
     seeds = len(next(iter(convergence["targets"].values()))["runs"]["HPT"])
     lines = [
         f"| HPT's finding | measured here: linear probe, mean ± sd over {seeds} seeds | verdict ((target, seed) "
@@ -108,6 +137,14 @@ def render(root: Path = RESULTS) -> str:
     ]
     for finding, texts, hits, total in convergence_rows(convergence) + robustness_rows(robustness):
         lines.append(f"| {finding} | {'; '.join(texts)} | {verdict(hits, total)} ({hits}/{total}) |")
+    lines += [
+        "",
+        f"| hpt's goal without labels | measured here: {label_free['runs']} runs of `benchmarks/label_free.py`, "
+        "linear probe | verdict (runs that agree) |",
+        "|---|---|---|",
+    ]
+    for goal, texts, hits, total in label_free_rows(label_free):
+        lines.append(f"| {goal} | {'; '.join(texts)} | {verdict(hits, total)} ({hits}/{total}) |")
     return "\n".join(lines) + "\n"
 
 

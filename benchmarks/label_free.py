@@ -73,6 +73,8 @@ CRITERIA: dict[str, Callable[[dict], float]] = {  # each signed so that higher i
     "step 0": lambda e: -e["step"],
     "labels: validation": lambda e: e["linear_val_top1"],
 }
+REFERENCES = ["last step", "step 0", "labels: validation"]
+"""What the criteria are compared with; the rest are label-free criteria."""
 REGRET_GOAL = 0.01
 """The goal: the pick's linear accuracy within 1 point of the labels' pick."""
 
@@ -139,13 +141,14 @@ def plot(results: dict, path: Path) -> None:
     figure, (regret, verdicts) = plt.subplots(1, 2, figsize=(11, 3.8))
     names = list(CRITERIA)
     s, runs = results["overall"], results["runs"]
+    colours = ["grey" if n in REFERENCES else "tab:blue" for n in names]  # the references in grey
     regret.bar(names, [100 * s[n]["regret"]["mean"] for n in names], yerr=[100 * s[n]["regret"]["sd"] for n in names],
-               capsize=3)  # fmt: skip
+               capsize=3, color=colours)  # fmt: skip
     regret.axhline(100 * REGRET_GOAL, color="grey", linestyle="--", label="goal: 1 point")
     regret.set_ylabel("regret, linear accuracy points")
     regret.set_title(f"the pick's regret over {runs} runs (mean ± sd)")
     regret.legend()
-    verdicts.bar(names, [s[n]["last_verdicts_right"] / runs for n in names])
+    verdicts.bar(names, [s[n]["last_verdicts_right"] / runs for n in names], color=colours)
     verdicts.axhline(0.5, color="grey", linestyle=":")
     verdicts.set_title("verdict 'last step beats the base' right, share of runs")
     for axis in (regret, verdicts):
@@ -223,7 +226,7 @@ def main() -> None:
         args.image_size, args.batch_size, args.queue, args.unlabelled = 16, 16, 64, 64
         args.per_class, args.workers, args.targets = 5, 0, ["mnist-5k"]
     results = run_targets(header("label_free.py", args), args, run_target)
-    results |= {"runs_each": args.runs, "seeds": args.seeds}
+    results |= {"runs_each": args.runs, "seeds": args.seeds, "references": REFERENCES}
     results["runs"] = sum(len(t["runs"]) for t in results["targets"].values())
     results["overall"] = overall(results)
     plot(results, args.out / "label_free.png")

@@ -169,15 +169,15 @@ def test_auto_runs_its_pilots_and_records_its_choice(digits, tmp_path, tiny_conf
     assert f"{best['recipe']}" in said and "chosen" in said
 
 
-def test_label_free_pick_holds_out_its_sample_and_picks_by_rankme(digits, tmp_path, tiny_config):
+def test_label_free_pick_holds_out_its_sample_and_picks_by_view_retrieval(digits, tmp_path, tiny_config):
     _config = _eight_steps(tiny_config)
     run = tmp_path / "run"
     pretrain(_config(digits["pretrain"], **{"monitor.every": 2, "monitor.label_free_pick": True}), run)
     provenance = read_provenance(run / "backbone.safetensors")
     assert provenance["data"]["held_out"] == 25 and provenance["data"]["images"] == 231  # a tenth of 256
     evaluations = read_monitor(run)
-    best = max(evaluations, key=lambda e: e["rankme"])
-    assert provenance["selected"]["by"] == "rankme" and provenance["selected"]["step"] == best["step"]
+    best = max(evaluations, key=lambda e: (e["view_retrieval"], -e["step"]))  # a tie: the earlier step
+    assert provenance["selected"]["by"] == "view_retrieval" and provenance["selected"]["step"] == best["step"]
     assert _same(read_tensors(run / "backbone.safetensors")[0], read_tensors(run / "best.safetensors")[0])
 
 

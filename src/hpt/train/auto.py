@@ -4,7 +4,7 @@ Which recipe helps depends on the base, the target and the budget (HPT, Reed et 
 continued pretraining for large targets, HPT-BN for small ones; a learning rate that suits training from
 scratch can undo a good base). `--auto` measures instead of guessing: every recipe in `auto.recipes` runs
 `auto.pilot_steps` steps in `RUN/pilots/NAME`, each is scored at its end by the run's monitor (kNN when
-labelled monitor splits are given, required unless `monitor.label_free_pick` asks for RankMe),
+labelled monitor splits are given, required unless `monitor.label_free_pick` asks for view retrieval),
 and the best recipe runs the whole budget in `RUN` (a tie goes to the recipe listed first). The pilots'
 scores and the choice are printed and kept in `RUN/auto.json`; the full run's config records the recipe.
 """
@@ -74,8 +74,8 @@ def pretrain_auto(
     if config.monitor.train is None and not config.monitor.label_free_pick:
         raise HptError(
             "--auto ranks its pilots by the labelled monitor: give --monitor-train and --monitor-test (a few "
-            "dozen labelled images per class); the label-free RankMe ranked recipes backwards on the "
-            "benchmark targets (set monitor.label_free_pick=true to use it anyway)"
+            "dozen labelled images per class); no label-free score picked reliably on the benchmark targets "
+            "(set monitor.label_free_pick=true to rank by view retrieval anyway)"
         )
     if out.is_dir() and any(out.iterdir()) and not (overwrite or resume):
         check_run_dir(out, config, overwrite, resume)  # raises the one message for an occupied folder

@@ -227,7 +227,7 @@ def _announce(plan: Plan, run: Path, backbone: str, origin: Origin, console: Con
     for note in load_notes(origin.load_report or {}):
         console.log(f"base {origin.spec}: {note}")
     if plan.held_out:
-        console.log(f"{plan.held_out} images held out of training for the label-free monitor (RankMe)")
+        console.log(f"{plan.held_out} images held out of training: the label-free pick's sample (view retrieval)")
     window = plan.decoding.window
     if window.mode != "full-range" or window.source == "data.intensity":
         console.log(f"high-bit images: {window.describe()}")

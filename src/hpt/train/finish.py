@@ -46,8 +46,8 @@ def finish(fabric: Fabric, plan: Plan, training: Training, ended: Ended) -> floa
     elif best is None and t.provenance.origin.spec and done > 0:
         console.log(
             "[yellow]note[/]: without labelled monitor splits hpt cannot tell whether this backbone beats its "
-            "starting point (the label-free RankMe is logged, but ranked checkpoints backwards on the "
-            "benchmark targets); give --monitor-train and --monitor-test to keep the best"
+            "starting point (no label-free score told it reliably on the benchmark targets: "
+            "benchmarks/results/label_free); give --monitor-train and --monitor-test to keep the best"
         )
     save_tensors(
         run / BACKBONE,

@@ -93,7 +93,7 @@ def plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool) -
         pretrain_view(
             config.views.policy, config.data.image_size, stats.mean, stats.std, (config.views.crop_min_scale, 1.0)
         )
-        if config.monitor.label_free_criteria
+        if config.monitor.label_free_criteria or config.monitor.label_free_pick
         else None
     )
     monitor = build_monitor(
