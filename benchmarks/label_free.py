@@ -127,13 +127,13 @@ def judge(runs: list[dict], key: Callable[[dict], float]) -> dict:
     }
 
 
-def last_beats_start(run: dict) -> bool:
-    return run["evaluations"][-1][TRUTH] > run["evaluations"][0][TRUTH]
+def every_run(results: dict) -> list[dict]:
+    return [run for target in results["targets"].values() for run in target["runs"]]
 
 
 def overall(results: dict) -> dict:
     """Every criterion over every target's runs together."""
-    runs = [run for target in results["targets"].values() for run in target["runs"]]
+    runs = every_run(results)
     return {name: {k: v for k, v in judge(runs, key).items() if k != "runs"} for name, key in CRITERIA.items()}
 
 
@@ -177,15 +177,14 @@ def markdown(results: dict) -> str:
             f"{c['last_verdicts_right']}/{runs} | {rho} |"
         )
     met = [n for n, c in s.items() if c["within_goal"] == runs and c["pick_verdicts_right"] == runs]
-    every = [run for t in results["targets"].values() for run in t["runs"]]
     lines += [
         "",
         f"Criteria that meet the goal: {', '.join(met) if met else 'none'}.",
         "",
-        f"By the linear probe the last step beats the base in {sum(last_beats_start(r) for r in every)}/{runs} runs "
+        f"By the linear probe the last step beats the base in {results['last_beats_start']}/{runs} runs "
         '(what a criterion that always says "better" gets right). The probe is itself a measurement: its '
         "standard error on each target's test split is given below, and the labels' pick, the best of "
-        f"{len(every[0]['evaluations'])} noisy accuracies, is biased upwards by about as much.",
+        f"{len(every_run(results)[0]['evaluations'])} noisy accuracies, is biased upwards by about as much.",
         "",
         "![label-free](label_free.png)",
     ]
@@ -227,7 +226,9 @@ def main() -> None:
         args.per_class, args.workers, args.targets = 5, 0, ["mnist-5k"]
     results = run_targets(header("label_free.py", args), args, run_target)
     results |= {"runs_each": args.runs, "seeds": args.seeds, "references": REFERENCES}
-    results["runs"] = sum(len(t["runs"]) for t in results["targets"].values())
+    runs = every_run(results)
+    results["runs"] = len(runs)
+    results["last_beats_start"] = sum(r["evaluations"][-1][TRUTH] > r["evaluations"][0][TRUTH] for r in runs)
     results["overall"] = overall(results)
     plot(results, args.out / "label_free.png")
     write_results(args.out, results, markdown(results))
