@@ -22,7 +22,7 @@ from hpt.cli import main
 from hpt.core.run_files import SKIPPED
 from hpt.data.bands import band_count, dataset_channels
 from hpt.data.files import find_images
-from hpt.data.screen import problem_with
+from hpt.data.screen import problem_with, read_skipped
 
 LITE0 = "timm:tf_efficientnet_lite0"
 
@@ -129,7 +129,7 @@ def test_a_mixed_folder_keeps_the_band_count_most_files_have(four_band, tmp_path
     }
     run = tmp_path / "run"
     assert tiny_pretrain(folder, run, 1) == 0
-    skipped = dict(line.split("\t") for line in (run / SKIPPED).read_text().splitlines())
+    skipped = read_skipped(run / SKIPPED)
     assert {Path(p).name for p in skipped} == {"rgb.png", "grey.png", "one-band.npy", "cut.tif"}
     assert next(r for p, r in skipped.items() if p.endswith("cut.tif")).startswith("truncated or corrupt")
 

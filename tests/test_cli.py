@@ -65,6 +65,7 @@ def test_pretrain_writes_the_run_folder(hpt_run, lite0_file):
         "checkpoint.safetensors",
         "config.json",
         "config.yaml",
+        "data.json",  # the files trained on, which --resume compares with the data as it is then
         "metrics.jsonl",
         "model.safetensors",
         "tensorboard",  # every scalar, for `tensorboard --logdir RUN` (test_report reads it back)

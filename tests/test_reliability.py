@@ -20,7 +20,8 @@ import torch
 
 from hpt.checkpoints.files import read_tensors
 from hpt.config import load_config
-from hpt.core.run_files import read_metrics
+from hpt.core.run_files import SKIPPED, read_metrics
+from hpt.data.screen import read_skipped
 from hpt.errors import HptError
 from hpt.train.loop import pretrain
 
@@ -173,7 +174,7 @@ def test_a_run_skips_and_lists_the_bad_files_and_stops_when_there_are_too_many(d
     done = subprocess.run(_hpt(*args), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "skipped 5 unusable files of 261" in done.stderr
-    listed = dict(line.split("\t") for line in (run / "skipped.txt").read_text().splitlines())
+    listed = read_skipped(run / SKIPPED)
     assert sorted(Path(path).name for path in listed) == sorted(expected)
     for path, reason in listed.items():
         assert reason.startswith(expected[Path(path).name])
@@ -185,7 +186,7 @@ def test_a_run_skips_and_lists_the_bad_files_and_stops_when_there_are_too_many(d
     )
     assert strict.returncode == 2 and len(strict.stderr.strip().splitlines()) == 1, strict.stderr
     assert "5 of 261 files cannot be used, more than data.max_bad_fraction (1%) allows" in strict.stderr
-    assert (run / "skipped.txt").is_file() and (run / "backbone.safetensors").is_file()  # refused before any write
+    assert (run / SKIPPED).is_file() and (run / "backbone.safetensors").is_file()  # refused before any write
 
 
 def test_a_run_that_diverges_stops_with_its_last_good_checkpoint(digits, tmp_path):

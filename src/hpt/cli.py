@@ -106,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--overwrite", action="store_true", help="replace the files of an existing run folder")
     pretrain.add_argument("--resume", action="store_true", help="continue a cut-off run from its last checkpoint")
     pretrain.add_argument(
+        "--allow-data-change",
+        action="store_true",
+        help="with --resume: continue even if --data changed since the run started (recorded in its provenance)",
+    )
+    pretrain.add_argument(
         "--auto",
         action="store_true",
         help="short pilots of auto.recipes from --base, ranked by the monitor; the best runs in full",
@@ -218,19 +223,27 @@ def run(argv: list[str] | None = None) -> int:
         folder_config = args.out / CONFIG if args.resume and args.config is None else None
         base = folder_config if folder_config is not None and folder_config.is_file() else args.config
         config = load_config(base, pretrain_overrides(args))
-        (pretrain_auto if args.auto else pretrain)(config, args.out, overwrite=args.overwrite, resume=args.resume)
+        if args.allow_data_change and (args.auto or not args.resume):
+            raise HptError("--allow-data-change goes with --resume (and without --auto)")
+        if args.auto:
+            pretrain_auto(config, args.out, overwrite=args.overwrite, resume=args.resume)
+        else:
+            pretrain(config, args.out, args.overwrite, args.resume, allow_data_change=args.allow_data_change)
     elif args.command == "chain":
         from hpt.pipeline.chain import run_chain
 
         run_chain(args.chain, args.out, args.base)
     elif args.command == "select":
+        from hpt.checkpoints.files import check_writable_file, write_text_atomic
         from hpt.eval.select import describe as describe_ranking
         from hpt.eval.select import rank_candidates
 
+        if args.out:
+            check_writable_file(args.out)  # before the ranking, not after it
         result = rank_candidates(args.candidates, args.data, args.backbone, args.image_size)
         print(describe_ranking(result))
         if args.out:
-            args.out.write_text(json.dumps(result, indent=2) + "\n")
+            write_text_atomic(args.out, json.dumps(result, indent=2) + "\n")
     elif args.command == "report":
         from hpt.report.build import build_report
 

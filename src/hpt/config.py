@@ -6,6 +6,7 @@ types and out-of-range values are errors that name the key (`HptError`), raised 
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,7 +25,9 @@ LoggerName = Literal["tensorboard", "csv", "mlflow", "wandb"]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, use_attribute_docstrings=True, allow_inf_nan=False
+    )  # every number a finite one: `optim.lr=1e309` is an error, not infinity
 
 
 class DataConfig(Section):
@@ -39,7 +42,7 @@ class DataConfig(Section):
     """How many images the dataset's own pixel mean/std is computed from (once; then cached)."""
     max_bad_fraction: float = Field(0.05, ge=0.0, le=1.0)
     """Unusable files (empty, truncated, not images, unreadable, too large) are skipped and listed in
-    `skipped.txt`; more than this share of them stops the run before it starts."""
+    `skipped.jsonl`; more than this share of them stops the run before it starts."""
     max_image_pixels: int = Field(89_478_485, ge=1)
     """Images whose header claims more pixels are skipped unread (decompression bombs); PIL's default
     (Image.MAX_IMAGE_PIXELS, 0.25 GB of RGB)."""
@@ -47,6 +50,10 @@ class DataConfig(Section):
     """How 12/16-bit, float and DICOM values map to 0-255 (data/intensity.py): `auto` (the 0.5-99.5th
     percentiles of a sample of the dataset, one window for every image), `full-range` (the type's range),
     `per-image` (each image's min-max), or `[low, high]` in the images' own values (`--intensity LOW,HIGH`)."""
+
+    nan_fill: float | None = None
+    """What NaN and infinite pixel values (no-data in float tiles) become before the intensity window, in the
+    images' own values; None: the window's low end. The window itself is measured on finite values only."""
 
     channels: Literal["auto"] | Annotated[int, Field(ge=1, le=64)] = "auto"
     """Bands per image (data/bands.py): 3 reads every image as RGB; another number reads multi-band TIFFs and
@@ -74,6 +81,8 @@ def intensity_setting(value: Any) -> Any:
         or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
     ):
         raise ValueError("expected auto, full-range, per-image or a window [low, high] of two numbers")
+    if not all(math.isfinite(v) for v in value):
+        raise ValueError(f"a window [low, high] needs two finite numbers, got [{value[0]:g}, {value[1]:g}]")
     if not value[0] < value[1]:
         raise ValueError(f"a window [low, high] needs low < high, got [{value[0]:g}, {value[1]:g}]")
     return (float(value[0]), float(value[1]))
@@ -418,6 +427,10 @@ def parse_yaml(text: str, what: str) -> Any:
             raise HptError(
                 f"{what} expands to more than {MAX_YAML_NODES} values (aliases repeat nodes); a config is a few hundred"
             )
+        if node is not None and (repeated := _repeated_key(node)):
+            raise HptError(
+                f"{what} gives the key '{repeated.value}' twice (again at line {repeated.start_mark.line + 1})"
+            )  # YAML keeps the last silently
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
@@ -439,6 +452,27 @@ def _expanded_size(root: yaml.Node) -> int:
             for key, value in node.value:
                 stack.extend((key, value))
     return count
+
+
+def _repeated_key(root: yaml.Node) -> yaml.Node | None:
+    """The first key node that repeats a key of its mapping: YAML's last-wins would silently drop the first."""
+    stack, seen = [root], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:  # an alias: its node was looked at already
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            keys: set[Any] = set()
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+                    if key.value in keys:
+                        return key
+                    keys.add(key.value)
+                stack.append(value)
+    return None
 
 
 def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:

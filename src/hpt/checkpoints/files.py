@@ -131,15 +131,79 @@ def _find_state_dict(obj: Any) -> dict[str, torch.Tensor] | None:
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], provenance: dict[str, Any]) -> None:
-    """Write `path` (safetensors, provenance in its metadata) and `path`.json, each via rename."""
+    """Write `path` (safetensors, provenance and its own content hash in its metadata: `modified_since_written`)
+    and `path`.json, each via rename."""
     flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     text = json.dumps(provenance, indent=2, sort_keys=False)
-    write_bytes_atomic(path, save(flat, metadata={PROVENANCE_KEY: text}))
+    body = memoryview(save(flat, metadata={PROVENANCE_KEY: text}))
+    start = 8 + int.from_bytes(body[:8], "little")  # safetensors: header length, JSON header, then the tensors
+    header = json.loads(bytes(body[8:start]))
+    header["__metadata__"][CONTENT_KEY] = _content_hash(text, body[start:])
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    encoded += b" " * (-len(encoded) % 8)  # the tensors stay 8-byte aligned, as safetensors writes them
+    write_bytes_atomic(path, len(encoded).to_bytes(8, "little"), encoded, body[start:])
     write_text_atomic(sidecar_path(path), text + "\n")
+
+
+CONTENT_KEY = "hpt_sha256"
+"""The metadata key of a file's own content hash: sha256 over its provenance text and its tensor bytes."""
+
+
+def _content_hash(provenance_text: str, data: memoryview | bytes) -> str:
+    digest = hashlib.sha256(provenance_text.encode())
+    digest.update(data)
+    return digest.hexdigest()
+
+
+def modified_since_written(path: Path) -> bool | None:
+    """Whether an hpt file's tensors or provenance changed after hpt wrote it (its recorded content hash no
+    longer matches); None for files that record none (foreign files, hpt before 0.6)."""
+    with open(path, "rb") as f:
+        length = int.from_bytes(f.read(8), "little")
+        if length > MAX_HEADER_BYTES:
+            return True
+        try:
+            metadata = json.loads(f.read(length)).get("__metadata__") or {}
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return True
+        if CONTENT_KEY not in metadata or PROVENANCE_KEY not in metadata:
+            return None
+        digest = hashlib.sha256(metadata[PROVENANCE_KEY].encode())
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest() != metadata[CONTENT_KEY]
+
+
+MAX_HEADER_BYTES = 100 << 20
+"""safetensors' own limit on a header's size."""
 
 
 def sidecar_path(path: Path) -> Path:
     return path.with_suffix(".json")
+
+
+def make_folder(path: Path, what: str = "--out") -> Path:
+    """Create `path` (and its parents) for writing into, or one line naming it and why it cannot be."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HptError(f"{what} '{path}' cannot be created ({exc.strerror or exc})") from None
+    return path
+
+
+def check_writable_file(out: Path, what: str = "--out") -> None:
+    """Before any work: `out` names a file (not a folder) in a folder that exists and takes a new file (tried:
+    permissions alone do not say so, e.g. on /proc or a read-only mount)."""
+    if out.is_dir():
+        raise HptError(f"{what} '{out}' is a folder; name the file to write")
+    if not out.parent.is_dir():
+        raise HptError(f"{what} '{out}': its folder '{out.parent}' does not exist")
+    probe = temporary_path(out)
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise HptError(f"could not write '{out}' ({exc.strerror or exc}); nothing was written") from None
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -153,18 +217,19 @@ def temporary_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` by `data` all at once; on any write error (a full disk, a lost mount, no permission) the
-    temporary file is removed, `path` is left as it was, and the error names both. The temporary file is
-    named by process, so that processes writing the same file at once (a shared cache under `torchrun`) do not
-    write into each other's."""
+def write_bytes_atomic(path: Path, *chunks: bytes | memoryview) -> None:
+    """Replace `path` by its `chunks`, one after the other, all at once; on any write error (a full disk, a lost
+    mount, no permission) the temporary file is removed, `path` is left as it was, and the error names both.
+    The temporary file is named by process, so that processes writing the same file at once (a shared cache
+    under `torchrun`) do not write into each other's."""
     tmp = temporary_path(path)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hpt.checkpoints.files import read_provenance, sha256_file
+from hpt.checkpoints.files import modified_since_written, read_provenance, sha256_file
 from hpt.checkpoints.layouts import load_notes
 from hpt.checkpoints.sources import resolve_path
 from hpt.errors import HptError
@@ -49,7 +49,13 @@ def _check(path: str | None, sha256: str | None) -> str:
 
 def describe(spec: str) -> str:
     lines = []
-    for depth, level in enumerate(lineage(spec)):
+    levels = lineage(spec)
+    if levels[0]["provenance"] is not None and modified_since_written(Path(levels[0]["path"])):
+        lines.append(
+            f"WARNING: '{levels[0]['path']}' was modified since it was written: its tensors or provenance no longer "
+            "match the sha256 recorded in it"
+        )
+    for depth, level in enumerate(levels):
         arrow = "" if depth == 0 else "<- "
         provenance = level["provenance"]
         origin = level.get("origin", {})

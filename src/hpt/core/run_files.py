@@ -19,7 +19,11 @@ HUB_WEIGHTS = "model.safetensors"
 MODEL_CARD = "README.md"
 EXPORTS = {"onnx": "backbone.onnx", "torchscript": "backbone.torchscript.pt"}
 """`hpt export RUN --format F`'s file in the run folder, by format."""
-SKIPPED = "skipped.txt"
+DATA_FINGERPRINT = "data.json"
+"""The data the run trained on: each file's path, size and time, and a sample's sha256 (`data/fingerprint.py`)."""
+SKIPPED = "skipped.jsonl"
+"""The files of `--data` that were not used, with why: found unusable by screening, or by training when a
+file changed after it (`data/screen.py`'s `read_skipped` reads it)."""
 VIEWS = "views.png"
 """Images beside two of their training views, drawn at the start (`train.view_grid`)."""
 BEST = "best.safetensors"

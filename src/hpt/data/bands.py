@@ -46,6 +46,22 @@ def band_count(path: Path) -> int:
     return 3
 
 
+def header_shape(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) of what `read_bands` would return, from the file's header alone: nothing is decoded, so
+    a file claiming billions of values costs nothing to refuse. For a TIFF, its first series (every page of it)."""
+    if path.suffix.lower() in ARRAY_SUFFIXES:
+        with open(path, "rb") as f:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(f)
+        return tuple(shape), dtype
+    import tifffile
+
+    with tifffile.TiffFile(path) as tiff:
+        series = tiff.series[0]
+        return tuple(int(n) for n in series.shape), np.dtype(series.dtype)
+
+
 def is_multiband(path: Path) -> bool:
     return path.suffix.lower() in ARRAY_SUFFIXES or band_count(path) != 3
 
@@ -109,10 +125,7 @@ def _count_or_none(path: Path) -> int | None:
 
 
 def _array_shape(path: Path) -> tuple[int, ...]:
-    with open(path, "rb") as f:  # the header only: no data is read
-        major, _ = np.lib.format.read_magic(f)
-        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-        shape, _, _ = read_header(f)
+    shape, _ = header_shape(path)  # the header only: no data is read
     if len(shape) not in (2, 3):
         raise ValueError(f"expected an H x W or H x W x C array, got shape {shape}")
     return tuple(shape)

@@ -7,7 +7,7 @@ C.11.2), onto 0-255; a file without one gets the dataset's intensity window (`in
 values dark) is inverted after that, so that bright means dense in every file. Colour files (RGB, YBR, palette)
 become RGB.
 
-Not supported, and so skipped with the reason in `skipped.txt`: multi-frame files (write each frame as its own
+Not supported, and so skipped with the reason in `skipped.jsonl`: multi-frame files (write each frame as its own
 file), files without pixel data, and compressed files that no installed decoder reads (the reason names what to
 install).
 """
@@ -28,7 +28,7 @@ DECODERS = "pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg (or pytho
 
 
 class DicomProblem(Exception):
-    """Why a DICOM file cannot be used, in words for `skipped.txt`."""
+    """Why a DICOM file cannot be used, in words for `skipped.jsonl`."""
 
 
 def read(path: Path, max_pixels: int | None = None) -> tuple[Any, np.ndarray]:

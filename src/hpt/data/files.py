@@ -63,7 +63,8 @@ def find_images(spec: str | Path, what: str = "data", policy: ScreenPolicy | Non
 
 
 def _from_folder(root: Path, what: str) -> ImageList:
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    # not only regular files: a FIFO, a device or a dangling link with an image's name is listed by screening
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
     if not paths:
         raise HptError(f"{what} '{root}' holds no images ({', '.join(IMAGE_SUFFIXES)})")
     parts = [p.relative_to(root).parts for p in paths]

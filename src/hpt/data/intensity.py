@@ -13,7 +13,10 @@ same window for every image of the dataset so that relative brightness is kept (
 - `[low, high]`: a window given in the images' own values (for DICOM: after the modality LUT, e.g. Hounsfield
   units).
 
-Values outside the window are clipped. A window at least 256 values wide loses no precision below 8 bits (a
+Values outside the window are clipped. NaN and infinite values (no-data in remote-sensing and microscopy float
+tiles) are left out when the window is measured (the count and the files are said in its `source`), and become
+`data.nan_fill` (default: the window's low end) before the window is applied; a window whose ends are not finite
+numbers is an error. A window at least 256 values wide loses no precision below 8 bits (a
 12-bit scan keeps all 256 output levels). DICOM files that carry their own VOI window use it (`dicom.py`).
 The window chosen is logged, recorded in the run's provenance and its export, and applied by `hpt eval` (the
 model's own window), the run's monitor and `hpt select`.
@@ -21,14 +24,16 @@ model's own window), the run's monitor and `hpt select`.
 
 from __future__ import annotations
 
+import math
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from PIL import Image
 
 from hpt.data.cache import files_key, read_cached, write_cached
+from hpt.errors import HptError
 
 if TYPE_CHECKING:  # files.py screens through decode.py, which needs this module
     from hpt.data.files import ImageList
@@ -51,17 +56,26 @@ class Window:
     high: float = 0.0
     source: str = ""
     """How it was chosen, for the log and the provenance."""
+    fill: float | None = None
+    """What NaN and infinite values become before the window, in the images' own values (`data.nan_fill`);
+    None: the window's low end (black)."""
 
     def to_uint8(self, values: np.ndarray, type_high: float) -> np.ndarray:
         """`values` (any shape) -> uint8: [low, high] onto 0-255, rounded, clipped. `type_high`: the top of
-        the values' type, used by `full-range`."""
+        the values' type, used by `full-range`. Non-finite values become `fill` first."""
+        finite = np.isfinite(values) if values.dtype.kind == "f" else None  # only floats hold NaN or inf
+        if finite is not None and finite.all():
+            finite = None
         values = values.astype(np.float64)
         if self.mode == "per-image":
-            low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+            measured = values if finite is None else values[finite]
+            low, high = (float(measured.min()), float(measured.max())) if measured.size else (0.0, 0.0)
         elif self.mode == "full-range":
             low, high = 0.0, type_high
         else:
             low, high = self.low, self.high
+        if finite is not None:
+            values = np.where(finite, values, low if self.fill is None else self.fill)
         if high <= low:  # a constant image (per-image) has nothing to stretch: black
             return np.zeros(values.shape, dtype=np.uint8)
         return np.clip(np.floor((values - low) * (255.0 / (high - low)) + 0.5), 0, 255).astype(np.uint8)
@@ -71,14 +85,20 @@ class Window:
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Window:
+        fill = record.get("fill")
         return cls(
-            record["mode"], float(record.get("low", 0.0)), float(record.get("high", 0.0)), str(record.get("source", ""))
+            record["mode"],
+            float(record.get("low", 0.0)),
+            float(record.get("high", 0.0)),
+            str(record.get("source", "")),
+            None if fill is None else float(fill),
         )
 
     def describe(self) -> str:
+        fill = "" if self.fill is None else f"; NaN/inf -> {self.fill:g}"
         if self.mode == "fixed":
-            return f"intensity window [{self.low:g}, {self.high:g}] ({self.source})"
-        return f"intensity {self.mode} ({self.source})" if self.source else f"intensity {self.mode}"
+            return f"intensity window [{self.low:g}, {self.high:g}] ({self.source}{fill})"
+        return f"intensity {self.mode} ({self.source}{fill})" if self.source or fill else f"intensity {self.mode}"
 
 
 FULL_RANGE = Window("full-range")
@@ -88,46 +108,67 @@ def type_high(mode: str) -> float:
     return 1.0 if mode == "F" else 65535.0
 
 
-def resolve_window(images: ImageList, setting: Setting, seed: int = 0) -> Window:
-    """The window `setting` means for `images` (see the module's docstring)."""
+def resolve_window(images: ImageList, setting: Setting, seed: int = 0, fill: float | None = None) -> Window:
+    """The window `setting` means for `images` (see the module's docstring); `fill`: `data.nan_fill`."""
+    if fill is not None and not math.isfinite(fill):
+        raise HptError(f"data.nan_fill: expected a finite number, got {fill}")
     if isinstance(setting, tuple | list):
         low, high = (float(v) for v in setting)
-        return Window("fixed", low, high, "data.intensity")
+        return Window("fixed", low, high, "data.intensity", fill)
     if setting == "full-range":
-        return Window("full-range", source="data.intensity")
+        return Window("full-range", source="data.intensity", fill=fill)
     if setting == "per-image":
-        return Window("per-image", source="data.intensity")
+        return Window("per-image", source="data.intensity", fill=fill)
     paths = sorted(images.paths)
     if len(paths) > WINDOW_SAMPLE:
         paths = sorted(random.Random(seed).sample(paths, WINDOW_SAMPLE))
-    key = files_key(paths, "window", *PERCENTILES, PIXELS_PER_IMAGE)
+    key = files_key(paths, "window", *PERCENTILES, PIXELS_PER_IMAGE, "finite values only")
     cached = read_cached("window", key)
-    if cached is not None:
-        return Window.from_dict(cached)
-    window = _measure(paths)
-    write_cached("window", key, window.to_dict())
-    return window
+    window = Window.from_dict(cached) if cached is not None else _measure(paths)
+    if cached is None:
+        write_cached("window", key, window.to_dict())
+    return replace(window, fill=fill)
 
 
 def _measure(paths: list[Any]) -> Window:
+    """The `auto` window of `paths`: percentiles of their finite values (NaN and inf left out and counted)."""
     from hpt.data.decode import high_bit_values  # decode.py imports this module
 
-    samples = []
+    samples, non_finite = [], {}
     for path in paths:
         values = high_bit_values(path)
         if values is not None and values.size:
             flat = values.reshape(-1)
+            if flat.dtype.kind == "f" and not (finite := np.isfinite(flat)).all():
+                non_finite[path] = int(flat.size - finite.sum())
+                flat = flat[finite]
             samples.append(flat[:: max(1, flat.size // PIXELS_PER_IMAGE)].astype(np.float64))
     if not samples:
         return Window("full-range", source=f"auto: no high-bit images among {len(paths)} sampled")
     pooled = np.concatenate(samples)
+    if not pooled.size:
+        raise HptError(
+            f"data: every value of the {len(samples)} sampled high-bit images is NaN or infinite (e.g. "
+            f"'{next(iter(non_finite))}'): no intensity window can be measured"
+        )
     low, high = (float(v) for v in np.percentile(pooled, PERCENTILES))
     if high <= low:  # e.g. binary masks: the percentiles meet
         low, high = float(pooled.min()), float(pooled.max())
+    if not (math.isfinite(low) and math.isfinite(high)):  # float64 overflow of extreme float values
+        raise HptError(f"data: the intensity window measured is [{low:g}, {high:g}], not finite; set data.intensity")
+    ignored = (
+        f"; {sum(non_finite.values())} NaN/inf values in {len(non_finite)} files left out (e.g. "
+        f"'{next(iter(non_finite))}')"
+        if non_finite
+        else ""
+    )
     if high <= low:
-        return Window("full-range", source=f"auto: every sampled value is {low:g}")
+        return Window("full-range", source=f"auto: every sampled value is {low:g}{ignored}")
     return Window(
-        "fixed", low, high, f"auto: {PERCENTILES[0]}-{PERCENTILES[1]}th percentiles of {len(samples)} high-bit images"
+        "fixed",
+        low,
+        high,
+        f"auto: {PERCENTILES[0]}-{PERCENTILES[1]}th percentiles of {len(samples)} high-bit images{ignored}",
     )
 
 

@@ -1,10 +1,13 @@
 """Screening a dataset's files before any work: what cannot be used is skipped, counted and named.
 
 Real folders hold empty files, files cut short by a failed copy, HTML pages saved as `.jpg`, files the job
-may not read, and images whose header claims billions of pixels (decompression bombs). Each file is opened
-and decoded once, in a thread per core (PIL decodes without holding the interpreter lock): a bomb is caught
-from its header alone, before any pixel is decoded; JPEGs are decoded at reduced scale (PIL's draft mode reads
-all of the compressed data, so a truncated file still fails, at a fraction of the cost).
+may not read, float tiles with nothing but NaN, and images whose header claims billions of pixels
+(decompression bombs). Each file is opened and decoded once, in a thread per core (PIL decodes without holding
+the interpreter lock): a bomb is caught from its header alone, before any pixel is decoded (PIL's size, a
+TIFF's or `.npy`'s shape, DICOM's rows, columns and frames); JPEGs are decoded at reduced scale (PIL's draft
+mode reads all of the compressed data, so a truncated file still fails, at a fraction of the cost). Memory is
+bounded: a file whose header says it decodes to more than `LARGE_DECODE_BYTES` waits for any other such file
+to finish, so that a folder of large files is decoded one large file at a time, not one per core.
 
 What was found is remembered per file in `$HPT_CACHE_DIR/screen.sqlite`, keyed by the file's resolved path,
 size, modification time and permissions (and the pixel limit): a dataset is screened once, not once per run,
@@ -16,12 +19,18 @@ data is probably not what the user meant, and the run stops before it starts, na
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sqlite3
+import stat
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from hpt.config import DataConfig
@@ -43,13 +52,41 @@ class ScreenPolicy:
         return cls(data.max_image_pixels, data.max_bad_fraction)
 
 
+LARGE_DECODE_BYTES = 256 << 20
+"""A file that decodes to more than this is screened while no other such file is (see the module's docstring)."""
+_large_decode = threading.Lock()
+
+
+@contextlib.contextmanager
+def _decoding(size: int) -> Iterator[None]:
+    """Around the decoding of `size` bytes: one large decode at a time across screening's threads."""
+    if size <= LARGE_DECODE_BYTES:
+        yield
+        return
+    with _large_decode:
+        yield
+
+
+def non_regular_problem(path: Path) -> str | None:
+    """Why a directory entry with an image's name is not a file to read (never opened: a FIFO would block)."""
+    if path.is_symlink() and not path.exists():
+        return "dangling symbolic link"
+    mode = os.stat(path).st_mode  # a missing file or a denied folder: the caller's reason
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
+    return f"not a regular file (a {kind})"
+
+
 def problem_with(path: Path, max_image_pixels: int = ScreenPolicy.max_image_pixels) -> str | None:
     """Why `path` cannot be used as an image, or None when it decodes."""
     try:
+        if (odd := non_regular_problem(path)) is not None:
+            return odd
         if os.stat(path).st_size == 0:
             return "empty file"
         if path.suffix.lower() == DICOM_SUFFIX:
-            dicom.read(path, max_image_pixels)
+            dicom.read(path, max_image_pixels)  # rows x columns checked, several frames refused, before decoding
             return None
         if path.suffix.lower() in bands.ARRAY_SUFFIXES or (
             path.suffix.lower() in bands.TIFF_SUFFIXES and bands.band_count(path) != 3
@@ -61,7 +98,10 @@ def problem_with(path: Path, max_image_pixels: int = ScreenPolicy.max_image_pixe
                 return f"{width} x {height} pixels, over the limit of {max_image_pixels} (data.max_image_pixels)"
             if image.format == "JPEG":
                 image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
-            image.load()
+            with _decoding(width * height * 8):  # at most 8 bytes a pixel (RGBA at 16 bits, double floats)
+                image.load()
+            if image.mode == "F" and not np.isfinite(np.asarray(image)).any():
+                return ALL_NON_FINITE
     except FileNotFoundError:
         return "does not exist"
     except PermissionError:
@@ -77,13 +117,25 @@ def problem_with(path: Path, max_image_pixels: int = ScreenPolicy.max_image_pixe
     return None
 
 
+ALL_NON_FINITE = "every value is NaN or infinite"
+
+
 def _bands_problem(path: Path, max_image_pixels: int) -> str | None:
-    values = bands.read_bands(path)
-    height, width = values.shape[:2]
+    """A multi-band file's problem, its header checked before any value is decoded."""
+    shape, dtype = bands.header_shape(path)
+    if dtype.hasobject:
+        return "an array of Python objects: refused, never unpickled (allow_pickle=False)"
+    if dtype.kind not in "uif":
+        return f"an array of {dtype}, not numbers"
+    if len(shape) not in (2, 3):
+        return f"expected an H x W or H x W x C array, got shape {shape}"
+    height, width = shape[:2]
     if height * width > max_image_pixels:
         return f"{width} x {height} pixels, over the limit of {max_image_pixels} (data.max_image_pixels)"
-    if values.dtype.kind not in "uif":
-        return f"an array of {values.dtype}, not numbers"
+    with _decoding(int(np.prod(shape)) * dtype.itemsize):
+        values = bands.read_bands(path)
+    if values.dtype.kind == "f" and not np.isfinite(values).any():
+        return ALL_NON_FINITE
     return None
 
 
@@ -166,5 +218,15 @@ class ScreenCache:
 
 
 def skipped_report(bad: dict[Path, str]) -> str:
-    """`skipped.txt`: one `PATH<TAB>REASON` line per skipped file."""
-    return "".join(f"{path}\t{reason}\n" for path, reason in bad.items())
+    """`skipped.jsonl`: one JSON object `{"path": ..., "reason": ...}` per skipped file, so that any name (a tab,
+    a newline, bytes that are not UTF-8) survives; `read_skipped` reads it back."""
+    return "".join(skipped_line(path, reason) for path, reason in bad.items())
+
+
+def skipped_line(path: Path, reason: str) -> str:
+    return json.dumps({"path": os.fsdecode(path), "reason": reason}) + "\n"
+
+
+def read_skipped(report: Path) -> dict[str, str]:
+    """`skipped.jsonl` as {path: reason}, in the order written."""
+    return {record["path"]: record["reason"] for record in map(json.loads, report.read_text().splitlines())}

@@ -6,8 +6,9 @@ crop, before normalisation), and cached (`cache.py`) under a key over the sample
 
 from __future__ import annotations
 
+import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -16,6 +17,10 @@ from hpt.data.cache import files_key, read_cached, write_cached
 from hpt.data.decode import RGB, Decoding
 from hpt.data.files import ImageList
 from hpt.data.views import resize_crop
+from hpt.errors import HptError, first_line
+
+STD_FLOOR = 1e-3
+"""The smallest std kept (a quarter of a grey level): a channel that never varies is not divided by zero."""
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,13 @@ class PixelStats:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     """One per channel: 3 for RGB, N for N-band images."""
+    unreadable: dict[Path, str] = field(default_factory=dict, compare=False)
+    """Sampled files that no longer decoded (changed since screening), with why: left out of the statistics."""
+
+    @property
+    def flat(self) -> bool:
+        """Every channel at the floor: the sampled images are one value everywhere, nothing to learn from."""
+        return all(s <= STD_FLOOR for s in self.std)
 
 
 def pixel_stats(images: ImageList, image_size: int, sample: int, seed: int = 0, decoding: Decoding = RGB) -> PixelStats:
@@ -35,7 +47,10 @@ def pixel_stats(images: ImageList, image_size: int, sample: int, seed: int = 0, 
     if cached is not None:
         return PixelStats(tuple(cached["mean"]), tuple(cached["std"]))
     stats = _compute(paths, image_size, decoding)
-    write_cached("stats", key, {"mean": stats.mean, "std": stats.std, "images": len(paths)})
+    if not all(math.isfinite(v) for v in (*stats.mean, *stats.std)):
+        raise HptError(f"the pixel mean/std of {len(paths)} sampled images are not finite: {stats.mean}, {stats.std}")
+    if not stats.unreadable:  # a file that failed to decode may be back next time
+        write_cached("stats", key, {"mean": stats.mean, "std": stats.std, "images": len(paths)})
     return stats
 
 
@@ -43,12 +58,19 @@ def _compute(paths: list[Path], image_size: int, decoding: Decoding) -> PixelSta
     crop = resize_crop(image_size)
     total = torch.zeros(decoding.channels, dtype=torch.float64)
     total_sq = torch.zeros(decoding.channels, dtype=torch.float64)
-    count = 0
+    count, unreadable = 0, {}
     for path in paths:
-        pixels = crop(decoding(path)).to(torch.float64).flatten(1)  # C x HW, in [0, 1]
+        try:
+            image = decoding(path)
+        except Exception as exc:  # noqa: BLE001 - changed since screening: left out, and said by the caller
+            unreadable[path] = f"unreadable after screening ({type(exc).__name__}: {first_line(exc)})"
+            continue
+        pixels = crop(image).to(torch.float64).flatten(1)  # C x HW, in [0, 1]
         total += pixels.sum(dim=1)
         total_sq += (pixels * pixels).sum(dim=1)
         count += pixels.shape[1]
+    if not count:
+        raise HptError(f"none of the {len(paths)} images sampled for the pixel statistics decodes any more")
     mean = total / count
-    std = (total_sq / count - mean * mean).clamp_min(1e-12).sqrt().clamp_min(1e-3)
-    return PixelStats(tuple(mean.tolist()), tuple(std.tolist()))
+    std = (total_sq / count - mean * mean).clamp_min(1e-12).sqrt().clamp_min(STD_FLOOR)
+    return PixelStats(tuple(mean.tolist()), tuple(std.tolist()), unreadable)

@@ -21,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
-from hpt.checkpoints.files import write_text_atomic  # noqa: E402
+from hpt.checkpoints.files import make_folder, write_text_atomic  # noqa: E402
 from hpt.checkpoints.sources import load_one_of_several  # noqa: E402
 from hpt.data.dataset import ImageDataset  # noqa: E402
 from hpt.data.decode import Decoding  # noqa: E402
@@ -61,7 +61,7 @@ def embed(
         raise HptError(f"--data '{data}' has {len(images)} images: more than --neighbours {neighbours} are needed")
     embeddings = [_embed_one(spec, images, backbone_name, image_size) for spec in specs]
     names = _unique([e.name for e in embeddings])
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     written = []
     for name, embedding in zip(names, embeddings):
         np.save(out / f"{name}.npy", embedding.features.numpy())

@@ -77,7 +77,8 @@ def read_labelled(train: str, others: dict[str, str | None], names: dict[str, st
     """The training split and the `others` given (role -> folder or list; None: not given). `names`: what
     each role is called in messages where that is not the role itself (e.g. 'monitor.train')."""
     names = names or {}
-    first = labelled(find_images(train, names.get(TRAIN, TRAIN)), names.get(TRAIN, TRAIN), train)
+    name = names.get(TRAIN, TRAIN)
+    first = two_classes(labelled(find_images(train, name), name, train), name, train)
     splits, specs = {TRAIN: first}, {TRAIN: train}
     for role, spec in others.items():
         if spec is not None:
@@ -92,6 +93,17 @@ def labelled(images: ImageList, role: str, spec: str) -> ImageList:
         raise HptError(
             f"{role} '{spec}': evaluation needs labels (one sub-folder per class, a labelled file "
             "list, or a CSV of 0/1 columns)"
+        )
+    return images
+
+
+def two_classes(images: ImageList, role: str, spec: str) -> ImageList:
+    """A training split of one class makes every classifier answer that class: refused, not scored."""
+    if images.labels is not None and len(set(images.labels)) < 2:
+        only = images.classes[images.labels[0]] if images.classes and images.labels else "?"
+        raise HptError(
+            f"{role} '{spec}': every image is of one class ('{only}'); a classifier fitted on it answers that "
+            "class whatever the model: give images of at least two classes"
         )
     return images
 

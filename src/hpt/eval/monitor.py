@@ -41,6 +41,8 @@ from hpt.eval.spectrum import alpha_req, rankme
 LABELLED_SCORES = {"knn": "knn_top1_k20", "linear": "linear_top1", "both": "linear_top1"}
 LABEL_FREE_PICK = "view_retrieval"
 """The label-free score `monitor.label_free_pick` picks by: the best label-free pick of benchmarks/label_free.py."""
+FEATURE_RANK = "rankme"
+"""The label-free monitor's score of the features' spread (`spectrum.py`): NaN when a feature is not finite."""
 MIN_LABEL_FREE_SAMPLE = 16
 """Fewer held-out images than this give no useful rank; the label-free score is then off."""
 
@@ -91,7 +93,7 @@ class LabelFreeMonitor:
 
     def __call__(self, backbone: Backbone, device: torch.device | str, step: int | None = None) -> dict[str, float]:
         features, _ = extract_features(backbone, self.images, self.batch_size, 0, device)
-        scores = {"rankme": rankme(features), "alpha_req": alpha_req(features)}
+        scores = {FEATURE_RANK: rankme(features), "alpha_req": alpha_req(features)}
         if self.pair is None:
             return scores
         a, b = (extract_features(backbone, views, self.batch_size, 0, device)[0] for views in self.pair)

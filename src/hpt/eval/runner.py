@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hpt.backbones import Backbone
-from hpt.checkpoints.files import write_text_atomic
+from hpt.checkpoints.files import make_folder, write_text_atomic
 from hpt.checkpoints.sources import load_backbone
 from hpt.data.decode import Decoding
 from hpt.data.files import ImageList
@@ -118,5 +118,5 @@ def _merge_into(out: Path, protocol: str, result: dict[str, Any]) -> None:
         except json.JSONDecodeError:
             raise HptError(f"'{out}' exists but is not JSON; refusing to overwrite it") from None
     existing[protocol] = result
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(out.parent)
     write_text_atomic(out, json.dumps(existing, indent=2) + "\n")

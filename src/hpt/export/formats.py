@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from hpt.backbones import Backbone
-from hpt.checkpoints.files import temporary_path
+from hpt.checkpoints.files import check_writable_file, temporary_path
 from hpt.errors import HptError
 
 FORMATS = ("onnx", "torchscript")
@@ -40,6 +40,7 @@ def export_backbone(backbone: Backbone, fmt: str, image_size: int, out: Path) ->
     if fmt not in FORMATS:
         raise HptError(f"--format {fmt}: expected one of {', '.join(FORMATS)}, or hub")
     backbone.check_image_size(image_size, "--image-size")
+    check_writable_file(out)
     model = backbone.model.eval()
     example = torch.randn(2, backbone.in_chans, image_size, image_size, generator=torch.Generator().manual_seed(0))
     probe = torch.randn(3, backbone.in_chans, image_size, image_size, generator=torch.Generator().manual_seed(1))
@@ -59,6 +60,8 @@ def export_backbone(backbone: Backbone, fmt: str, image_size: int, out: Path) ->
                 f"{scale:.2f}); not written"
             )
         os.replace(tmp, out)
+    except OSError as exc:
+        raise HptError(f"could not write '{out}' ({exc.strerror or exc}); nothing was written there") from None
     finally:
         tmp.unlink(missing_ok=True)
     return Exported(out, difference, scale)

@@ -32,6 +32,8 @@ def write_hub_files(run: Path, num_features: int) -> list[Path]:
 
 def _link(source: Path, name: Path) -> None:
     """`name` becomes `source`'s file (replaced, never half-written: linked or copied beside it, then renamed)."""
+    if name.exists() and os.path.samefile(source, name):
+        return  # already that file: renaming a link onto a link of the same file would leave the link behind
     tmp = temporary_path(name)
     tmp.unlink(missing_ok=True)
     try:

@@ -31,6 +31,7 @@ from rich.console import Console
 from hpt.config import PretrainConfig, read_yaml_mapping, set_dotted, validate_config
 from hpt.errors import HptError
 from hpt.report.build import build_report
+from hpt.train.console import BOLD, say
 from hpt.train.loop import pretrain
 from hpt.train.run_dir import check_run_dir, is_finished
 
@@ -109,16 +110,16 @@ def run_chain(path: Path, out: Path, base: str | None = None, console: Console |
         label = f"stage {number}/{len(stages)} '{stage.name}'"
         if is_finished(stage.run):
             check_run_dir(stage.run, stage.config, overwrite=False, resume=True)  # same config, or an error
-            console.log(f"{label}: finished earlier, skipped ({stage.run})")
+            say(console, f"{label}: finished earlier, skipped ({stage.run})")
             continue
         left = sum(s.config.train.steps for s in stages[number - 1 :])
         eta = f"; the chain has about {_minutes(left * seconds_per_step)} left" if seconds_per_step else ""
-        console.log(f"[bold]{label}[/]: {stage.config.train.steps} steps on {stage.config.data.path}{eta}")
+        say(console, (label, BOLD), f": {stage.config.train.steps} steps on {stage.config.data.path}{eta}")
         summary = pretrain(stage.config, stage.run, resume=True, console=console)
         seconds_per_step = summary.wall_time_s / max(1, summary.steps)
     runs = [stage.run for stage in stages]
     report = build_report(runs, out / "report")
-    console.log(f"chain done: {len(runs)} stages; the report over all of them: {report}")
+    say(console, f"chain done: {len(runs)} stages; the report over all of them: {report}")
     return runs
 
 

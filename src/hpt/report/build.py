@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from hpt.checkpoints.files import make_folder  # noqa: E402
 from hpt.core.run_files import BACKBONE, read_metrics, read_monitor  # noqa: E402
 from hpt.errors import HptError  # noqa: E402
 from hpt.report.speedup import Curve, describe, speedup  # noqa: E402
@@ -67,7 +68,7 @@ def _metric_columns(runs: list[RunRecord]) -> list[tuple[str, str]]:
 
 def build_report(paths: list[Path], out: Path) -> Path:
     runs = [load_run(path) for path in paths]
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     columns = _metric_columns(runs)
     lines = [
         "# hpt report",

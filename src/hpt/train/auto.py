@@ -24,6 +24,7 @@ from hpt.config import PretrainConfig, set_dotted, validate_config
 from hpt.core.distributed import is_first_process
 from hpt.core.run_files import CONFIG, read_monitor
 from hpt.errors import HptError
+from hpt.train.console import BOLD, say
 from hpt.train.loop import RunSummary, pretrain
 from hpt.train.run_dir import check_run_dir, is_finished
 
@@ -90,15 +91,17 @@ def pretrain_auto(
         if is_finished(folder):
             check_run_dir(folder, pilot, overwrite=False, resume=True)  # a finished pilot of another config: refused
         else:
-            console.log(f"[bold]auto[/]: pilot '{name}' ({pilot_steps} steps) -> {folder}")
+            say(console, ("auto", BOLD), f": pilot '{name}' ({pilot_steps} steps) -> {folder}")
             pretrain(pilot, folder, overwrite=not resume, resume=resume and folder.is_dir(), console=console)
         pilots.append(_score(name, folder))
     by = pilots[0]["by"]
     chosen = max(pilots, key=lambda p: p["end"])  # the first listed wins a tie
     for p in pilots:
-        console.log(
+        say(
+            console,
             f"auto: {p['recipe']:<11} {by} {p['start']:.4f} at step 0 -> {p['end']:.4f} at step {pilot_steps}"
-            + ("  [bold]chosen[/]" if p is chosen else "")
+            + ("  " if p is chosen else ""),
+            ("chosen" if p is chosen else "", BOLD),
         )
     if is_first_process():
         write_text_atomic(

@@ -3,6 +3,7 @@ or the checkpoint's on `--resume`), the method, the run folder, the data, the op
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -24,17 +25,19 @@ from hpt.checkpoints.sources import Origin
 from hpt.config import PretrainConfig, dump_config
 from hpt.core.global_batch_norm import synchronise_batch_norm
 from hpt.core.param_groups import param_groups
-from hpt.core.run_files import BEST, CHECKPOINT, CONFIG, METRICS, SKIPPED, VIEWS
+from hpt.core.run_files import BEST, CHECKPOINT, CONFIG, DATA_FINGERPRINT, METRICS, SKIPPED, VIEWS
 from hpt.core.schedule import cosine_schedule
 from hpt.data.dataset import ImageDataset
 from hpt.data.device_views import DeviceViews, crop_view
 from hpt.data.order import SeededItems, StepBatches
 from hpt.data.screen import skipped_report
+from hpt.data.unreadable import UnreadableFiles, UnreadableWatch
 from hpt.data.view_grid import view_grid
 from hpt.data.views import pretrain_view
 from hpt.methods import SSLMethod, build_method, syncs_batch_norm
 from hpt.train.best import BestBackbone
 from hpt.train.checkpoint import Checkpoint, read_checkpoint
+from hpt.train.console import BOLD, WARNING, say
 from hpt.train.evaluations import Evaluations
 from hpt.train.guard import RunLock
 from hpt.train.loggers import log_image, make_loggers
@@ -61,6 +64,8 @@ class Training:
     momentum_at: np.ndarray
     metrics: MetricsLog
     evaluations: Evaluations
+    unreadable: UnreadableWatch
+    """The files found unreadable during training (`data/unreadable.py`)."""
     provenance: Provenance
     """As of the start; the loop and the finish move its step and add adaptations."""
     resumed: Checkpoint | None
@@ -105,12 +110,29 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
         resumed.restore(method, optimizer)
         metrics.truncate_after(resumed.steps)
         adaptations = resumed.adaptations
-        console.log(f"resuming from step {resumed.steps} of {config.train.steps} ({run / CHECKPOINT})")
+        say(console, f"resuming from step {resumed.steps} of {config.train.steps} ({run / CHECKPOINT})")
     batches = iter(fabric.setup_dataloaders(loader, use_distributed_sampler=False))
     if resumed:
         resumed.restore_rng()
 
-    data = TrainingData(config.data.path, len(plan.images), plan.held_out, plan.stats, plan.decoding)
+    changed = list(resumed.provenance["data"].get("changed_on_resume", [])) if resumed else []
+    if resumed and plan.data_changes:
+        changed.append({"at_step": resumed.steps, **plan.data_changes.to_dict()})
+        say(
+            console,
+            ("data changed", WARNING),
+            f" since the last attempt: {plan.data_changes.describe()}; continued on the data as it is now "
+            "(--allow-data-change), recorded in the provenance",
+        )
+    data = TrainingData(
+        config.data.path,
+        len(plan.images),
+        plan.held_out,
+        plan.stats,
+        plan.decoding,
+        plan.fingerprint.digest(),
+        changed,
+    )
     steps, wall_time = (resumed.steps, resumed.wall_time_s) if resumed else (0, 0.0)
     provenance = Provenance(config, backbone.name, plan.strategy.name, origin, data, adaptations, steps, wall_time)
     selects_by = plan.monitor.selects_by if plan.monitor else None
@@ -130,6 +152,12 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
         momentum_at=momentum_at,
         metrics=metrics,
         evaluations=evaluations,
+        unreadable=UnreadableWatch(
+            plan.out / SKIPPED,
+            len(plan.found.skipped),
+            len(plan.found) + len(plan.found.skipped),
+            config.data.max_bad_fraction,
+        ),
         provenance=provenance,
         resumed=resumed,
         writes=writes,
@@ -190,7 +218,7 @@ def _draw_views(plan: Plan, run: Path, metrics: MetricsLog, console: Console) ->
     grid = view_grid(plan.images, plan.decoding, view, config.train.view_grid, config.train.seed, stats.mean, stats.std)
     save_image(grid, run / VIEWS)
     log_image(metrics.loggers, "views", grid)
-    console.log(f"{config.train.view_grid} images beside two of their training views: {run / VIEWS}")
+    say(console, f"{config.train.view_grid} images beside two of their training views: {run / VIEWS}")
 
 
 def _device_views(fabric: Fabric, plan: Plan) -> DeviceViews | None:
@@ -214,26 +242,30 @@ def _announce(plan: Plan, run: Path, backbone: str, origin: Origin, console: Con
     images = plan.images
     if writes:
         dump_config(plan.config, run / CONFIG)
+        write_text_atomic(run / DATA_FINGERPRINT, json.dumps(plan.fingerprint.to_dict()) + "\n")
     if images.skipped and writes:
         write_text_atomic(run / SKIPPED, skipped_report(images.skipped))
-        console.log(
-            f"[yellow]skipped {len(images.skipped)} unusable files[/] of {len(images) + len(images.skipped)}: "
-            f"listed in {run / SKIPPED}"
+        say(
+            console,
+            (f"skipped {len(images.skipped)} unusable files", WARNING),
+            f" of {len(images) + len(images.skipped)}: listed in {run / SKIPPED}",
         )
-    console.log(
-        f"[bold]hpt pretrain[/]: {plan.config.method} on {backbone}, init {plan.strategy.name} "
-        f"from {origin.spec or 'random weights'}; {len(images)} images -> {run}"
+    say(
+        console,
+        ("hpt pretrain", BOLD),
+        f": {plan.config.method} on {backbone}, init {plan.strategy.name} "
+        f"from {origin.spec or 'random weights'}; {len(images)} images -> {run}",
     )
     for note in load_notes(origin.load_report or {}):
-        console.log(f"base {origin.spec}: {note}")
+        say(console, f"base {origin.spec}: {note}")
     if plan.held_out:
-        console.log(f"{plan.held_out} images held out of training: the label-free pick's sample (view retrieval)")
+        say(console, f"{plan.held_out} images held out of training: the label-free pick's sample (view retrieval)")
     window = plan.decoding.window
     if window.mode != "full-range" or window.source == "data.intensity":
-        console.log(f"high-bit images: {window.describe()}")
+        say(console, f"high-bit images: {window.describe()}")
     if plan.decoding.channels != 3:
         bands = plan.decoding.channels
-        console.log(f"{bands}-band images: the backbone's first convolution takes {bands} channels")
+        say(console, f"{bands}-band images: the backbone's first convolution takes {bands} channels")
 
 
 def _loader(fabric: Fabric, plan: Plan, method: SSLMethod, start_step: int) -> DataLoader:
@@ -245,7 +277,9 @@ def _loader(fabric: Fabric, plan: Plan, method: SSLMethod, start_step: int) -> D
     workers, seed, batch_size = config.data.num_workers, config.train.seed, config.train.batch_size
     sampler = StepBatches(len(plan.images), batch_size, seed, start_step, fabric.global_rank, fabric.world_size)
     return DataLoader(
-        SeededItems(ImageDataset(plan.images, method.views(make_view), plan.decoding)),
+        SeededItems(
+            ImageDataset(plan.images, method.views(make_view), plan.decoding, UnreadableFiles(plan.out / SKIPPED))
+        ),
         num_workers=workers,
         batch_sampler=sampler,
         persistent_workers=workers > 0,

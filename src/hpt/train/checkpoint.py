@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from hpt.checkpoints.files import read_provenance, read_tensors, save_tensors
+from hpt.checkpoints.files import modified_since_written, read_provenance, read_tensors, save_tensors
 from hpt.core.run_files import CHECKPOINT
 from hpt.errors import HptError
 from hpt.methods import SSLMethod
@@ -70,6 +70,11 @@ def read_checkpoint(run: Path) -> Checkpoint | None:
     path = run / CHECKPOINT
     if not path.is_file():
         return None
+    if modified_since_written(path):
+        raise HptError(
+            f"--resume: '{path}' was modified since it was written (its content no longer matches the sha256 "
+            "recorded in it); start again with --overwrite, or restore the file"
+        )
     tensors, provenance = read_tensors(path)
     if not provenance or provenance.get("format") != FORMAT:
         raise HptError(f"--resume: '{path}' is not an hpt checkpoint")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -10,10 +11,12 @@ from rich.console import Console
 
 from hpt.backbones import Backbone
 from hpt.core.distributed import broadcast_from_first
-from hpt.eval.monitor import Monitor
+from hpt.errors import HptError
+from hpt.eval.monitor import FEATURE_RANK, Monitor
 from hpt.methods import SSLMethod
 from hpt.train.best import BestBackbone
 from hpt.train.checkpoint import unhealthy
+from hpt.train.console import say
 from hpt.train.health import all_finite
 from hpt.train.provenance import Provenance
 from hpt.train.run_dir import MetricsLog
@@ -47,17 +50,33 @@ class Evaluations:
             return
         done = provenance.steps
         if not all_finite(self.method.parameters()):
+            if done == 0:  # nothing trained yet: the starting point came so, not a learning rate
+                raise HptError("the starting point's weights are not finite (NaN or inf) before any training")
             raise unhealthy("the weights became non-finite", done, self.run)
         broadcast_from_first(list(self.backbone.buffers()))  # BatchNorm statistics: those rank 0 saves
         scores = self.monitor(self.backbone, self.device, done)
+        if done == 0:
+            self._check_starting_point(scores)
         self.metrics.write({"step": done, "monitor": self.selects_by or "unlabelled", **scores})
         kept = self.best is not None and self.best.offer(done, scores, self.backbone, provenance.to_dict())
-        self.console.log(
+        say(
+            self.console,
             f"step {done}: "
             + "  ".join(f"{name} {value:.4f}" for name, value in scores.items())
-            + ("  (best so far)" if kept and done > 0 else "")
+            + ("  (best so far)" if kept and done > 0 else ""),
         )
         self.hold_statistics()  # the evaluation put the backbone back in train mode
+
+    def _check_starting_point(self, scores: dict[str, float]) -> None:
+        """A score that is NaN before any training (features of NaN, or of a base that gives NaN on this data)
+        would stay NaN: the run stops here instead of training on."""
+        watched = [name for name in (self.selects_by, FEATURE_RANK) if name in scores]
+        if bad := [name for name in watched if not math.isfinite(scores[name])]:
+            raise HptError(
+                f"the monitor's {' and '.join(bad)} is {scores[bad[0]]} at step 0, before any training: the "
+                "starting point's features of these images are not finite (NaN pixels, or a base that breaks on "
+                "this data); nothing was trained"
+            )
 
     def hold_statistics(self) -> None:
         """With frozen BatchNorm statistics (`transfer.freeze_bn_statistics`), keep the backbone's BN in eval mode."""

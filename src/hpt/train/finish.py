@@ -14,6 +14,7 @@ from hpt.core.run_files import BACKBONE, CHECKPOINT, read_monitor
 from hpt.export.hub import write_hub_files
 from hpt.train.build import Training
 from hpt.train.checkpoint import save_checkpoint
+from hpt.train.console import WARNING, say
 from hpt.train.loggers import close
 from hpt.train.plan import Plan
 from hpt.train.steps import Ended
@@ -44,10 +45,12 @@ def finish(fabric: Fabric, plan: Plan, training: Training, ended: Ended) -> floa
         exported, selected = best.tensors(), best.best
         _say_what_was_selected(console, selected, evaluations, done)
     elif best is None and t.provenance.origin.spec and done > 0:
-        console.log(
-            "[yellow]note[/]: without labelled monitor splits hpt cannot tell whether this backbone beats its "
+        say(
+            console,
+            ("note", WARNING),
+            ": without labelled monitor splits hpt cannot tell whether this backbone beats its "
             "starting point (no label-free score told it reliably on the benchmark targets: "
-            "benchmarks/results/label_free); give --monitor-train and --monitor-test to keep the best"
+            "benchmarks/results/label_free); give --monitor-train and --monitor-test to keep the best",
         )
     save_tensors(
         run / BACKBONE,
@@ -55,9 +58,10 @@ def finish(fabric: Fabric, plan: Plan, training: Training, ended: Ended) -> floa
         {**provenance, "format": "hpt-backbone", "parent": parent, "selected": selected, "monitor": evaluations},
     )
     write_hub_files(run, t.backbone.num_features)  # config.json, model.safetensors, README.md
-    console.log(
+    say(
+        console,
         f"done: {done} steps in {wall_time:.1f}s, final loss {ended.last_loss:.4f}; backbone of step "
-        f"{selected['step']} -> {run / BACKBONE} (with config.json and a model card for timm and model hubs)"
+        f"{selected['step']} -> {run / BACKBONE} (with config.json and a model card for timm and model hubs)",
     )
     fabric.barrier()
     return wall_time
@@ -69,12 +73,15 @@ def _say_what_was_selected(
     by, at_end = selected["by"], next((e for e in reversed(evaluations) if e["step"] == done), None)
     end = f"{at_end[by]:.4f} at the end" if at_end else "the end not evaluated"
     if selected["step"] == 0 and done > 0:
-        console.log(
-            f"[yellow]warning[/]: no evaluation beat the starting point by {by} ({selected['value']:.4f} at "
+        say(
+            console,
+            ("warning", WARNING),
+            f": no evaluation beat the starting point by {by} ({selected['value']:.4f} at "
             f"step 0, {end}); backbone.safetensors holds the starting point (monitor.export=last: the "
-            "last step)"
+            "last step)",
         )
     elif selected["step"] != done:
-        console.log(
-            f"backbone.safetensors holds step {selected['step']}, the best by {by} ({selected['value']:.4f}; {end})"
+        say(
+            console,
+            f"backbone.safetensors holds step {selected['step']}, the best by {by} ({selected['value']:.4f}; {end})",
         )

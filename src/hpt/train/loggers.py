@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from lightning_fabric.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from hpt.errors import HptError
+from hpt.errors import HptError, first_line
 
 FILES = {"tensorboard": "tensorboard", "csv": "csv", "mlflow": "mlflow.db", "wandb": "wandb"}
 """What each logger writes in the run folder (a folder, or MLflow's database)."""
@@ -32,7 +32,8 @@ _NEEDS = {
 
 
 def check_loggers(names: Sequence[str]) -> None:
-    """Refuse, before anything starts, a logger whose package is missing."""
+    """Refuse, before anything starts, a logger whose package is missing, or MLflow with a tracking URI it
+    cannot use (an unknown scheme, its retired file store)."""
     for name in names:
         if name in _NEEDS:
             package, install = _NEEDS[name]
@@ -40,6 +41,17 @@ def check_loggers(names: Sequence[str]) -> None:
                 __import__(package)
             except ImportError:
                 raise HptError(f"train.loggers: {name} needs its package: {install}") from None
+    if "mlflow" in names and os.environ.get("MLFLOW_TRACKING_URI"):
+        from mlflow.tracking import MlflowClient
+
+        uri = os.environ["MLFLOW_TRACKING_URI"]
+        try:
+            MlflowClient(tracking_uri=uri)._tracking_client.store  # noqa: B018 - made here, where a bad URI fails
+        except Exception as exc:  # noqa: BLE001 - MLflow raises its own types for each kind of store
+            raise HptError(
+                f"train.loggers: mlflow cannot use MLFLOW_TRACKING_URI '{uri}' ({first_line(exc)}); unset it to "
+                "log into the run folder's own mlflow.db"
+            ) from None
 
 
 def make_loggers(names: Sequence[str], run: Path) -> list[Logger]:

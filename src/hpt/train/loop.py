@@ -15,12 +15,16 @@ from pathlib import Path
 
 from rich.console import Console
 
+from hpt.checkpoints.files import read_provenance
 from hpt.config import PretrainConfig
+from hpt.core.run_files import BACKBONE, read_metrics
 from hpt.train.build import build
+from hpt.train.console import say
 from hpt.train.finish import finish
 from hpt.train.guard import RunLock, StopRequests
 from hpt.train.launch import make_fabric, processes_stopped_on_failure, resolve_precision
 from hpt.train.plan import plan_run
+from hpt.train.run_dir import check_run_dir, is_finished
 from hpt.train.steps import run_steps
 
 
@@ -33,12 +37,22 @@ class RunSummary:
 
 
 def pretrain(
-    config: PretrainConfig, out: Path, overwrite: bool = False, resume: bool = False, console: Console | None = None
+    config: PretrainConfig,
+    out: Path,
+    overwrite: bool = False,
+    resume: bool = False,
+    console: Console | None = None,
+    allow_data_change: bool = False,
 ) -> RunSummary:
+    """Train `config` into the run folder `out`; `resume`: continue its earlier attempt (the same config);
+    `allow_data_change`: even on data that changed since that attempt (recorded in the provenance)."""
     config = resolve_precision(config)  # recorded as chosen: config.yaml says what the run ran with
+    if resume and not overwrite and is_finished(out):
+        check_run_dir(out, config, overwrite, resume)  # the same config, or the difference named
+        return _finished(out, console or Console(stderr=True, log_path=False))
     fabric = make_fabric(config.train, unused_parameters=config.method == "swav")
     with processes_stopped_on_failure(fabric):
-        plan = plan_run(config, out, overwrite, resume)
+        plan = plan_run(config, out, overwrite, resume, allow_data_change)
         if fabric.global_rank != 0:
             console = Console(stderr=True, quiet=True)  # every process computes; one speaks and writes
         with RunLock(out, enabled=fabric.global_rank == 0) as lock, StopRequests(config.train.stop_signals) as stops:
@@ -47,3 +61,12 @@ def pretrain(
             ended = run_steps(fabric, config, training, stops)
             wall_time = finish(fabric, plan, training, ended)
         return RunSummary(out, ended.steps, ended.last_loss, wall_time)
+
+
+def _finished(out: Path, console: Console) -> RunSummary:
+    """`--resume` of a run that has finished: said, and nothing touched (its files, times and exports stay)."""
+    provenance = read_provenance(out / BACKBONE) or {}
+    steps, wall_time = int(provenance.get("steps", 0)), float(provenance.get("wall_time_s", 0.0))
+    losses = [record["loss"] for record in read_metrics(out) if "loss" in record]
+    say(console, f"'{out}' is finished ({steps} steps, {out / BACKBONE}); nothing to resume")
+    return RunSummary(out, steps, losses[-1] if losses else float("nan"), wall_time)

@@ -12,13 +12,16 @@ from typing import Any
 import torch
 
 from hpt.config import PretrainConfig, resolve_paths
+from hpt.core.run_files import DATA_FINGERPRINT, SKIPPED
 from hpt.data.bands import dataset_channels
 from hpt.data.dataset import sample_batches
 from hpt.data.decode import Decoding
 from hpt.data.files import ImageList, find_images
+from hpt.data.fingerprint import DataChanges, DataFingerprint
 from hpt.data.intensity import resolve_window
 from hpt.data.screen import ScreenPolicy
-from hpt.data.stats import PixelStats, pixel_stats
+from hpt.data.stats import STD_FLOOR, PixelStats, pixel_stats
+from hpt.data.unreadable import UnreadableFiles
 from hpt.data.views import eval_view, pretrain_view
 from hpt.errors import HptError
 from hpt.eval.monitor import Monitor, build_monitor, hold_out
@@ -47,6 +50,10 @@ class Plan:
     freeze_statistics: bool
     continuing: bool
     """The folder holds an earlier attempt of this same run (`--resume`)."""
+    fingerprint: DataFingerprint
+    """The data as it is now (`data/fingerprint.py`): what `data.json` records."""
+    data_changes: DataChanges | None = None
+    """On `--resume --allow-data-change`: how the data differs from what the earlier attempts trained on."""
 
     @property
     def held_out(self) -> int:
@@ -62,10 +69,11 @@ class Plan:
             config.train.batch_size,
             config.train.seed,
             self.decoding,
+            UnreadableFiles(self.out / SKIPPED),  # a file changed since screening: listed, another stands in
         )
 
 
-def plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool) -> Plan:
+def plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool, allow_data_change: bool = False) -> Plan:
     config = resolve_paths(config)  # recorded absolute: the same folder named two ways is the same run
     StopRequests(config.train.stop_signals)  # the signal names, checked before anything starts
     check_loggers(config.train.loggers)
@@ -86,8 +94,15 @@ def plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool) -
             f"data '{config.data.path}' has {len(images)} images to train on, fewer than the batch size {batch_size}"
         )
     strategy = check_strategy(config.model, config.transfer)
-    decoding = Decoding(resolve_window(found, config.data.intensity, config.train.seed), channels)
+    decoding = Decoding(resolve_window(found, config.data.intensity, config.train.seed, config.data.nan_fill), channels)
     stats = pixel_stats(found, config.data.image_size, config.data.stats_sample, decoding=decoding)
+    if stats.unreadable:  # changed since they were screened: skipped and listed like screening's finds
+        found, images = found.without(stats.unreadable), images.without(stats.unreadable)
+    if stats.flat:
+        raise HptError(
+            f"data '{config.data.path}': every sampled image has one value in every pixel (pixel std under "
+            f"{STD_FLOOR} in every channel, after the {decoding.window.describe()}): there is nothing to learn"
+        )
     measure_view = eval_view(config.data.image_size, stats.mean, stats.std)
     pair_view = (
         pretrain_view(
@@ -101,6 +116,15 @@ def plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool) -
         config.train.seed,
     )  # fmt: skip
     continuing = check_run_dir(out, config, overwrite, resume)
+    fingerprint = DataFingerprint.of(found.paths, config.train.seed)
+    then = DataFingerprint.read(out / DATA_FINGERPRINT) if continuing else None
+    changes = then.changes_to(fingerprint) if then else None
+    if changes and not allow_data_change:
+        raise HptError(
+            f"--resume: the data changed since '{out}' was started: {changes.describe()}; resumed on it, the run "
+            "would no longer be the one it was. Pass --allow-data-change to continue on the data as it is now "
+            "(recorded in the run's provenance), or start a new --out"
+        )
     return Plan(
         config,
         out,
@@ -113,4 +137,6 @@ def plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool) -
         strategy,
         freezes_batch_norm_statistics(config.transfer, strategy.name),
         continuing,
+        fingerprint,
+        changes or None,
     )

@@ -27,6 +27,10 @@ class TrainingData:
     stats: PixelStats
     decoding: Decoding = RGB
     """How files became pixels (intensity window, bands): whoever uses the backbone must do the same."""
+    fingerprint: str = ""
+    """sha256 of the run's `data.json` (`data/fingerprint.py`): which files, of which sizes and times."""
+    changed_on_resume: list[dict[str, int]] = field(default_factory=list)
+    """Each `--resume --allow-data-change` that met changed data: its step and the files added, removed, changed."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,8 @@ class Provenance:
                 "mean": self.data.stats.mean,
                 "std": self.data.stats.std,
                 **self.data.decoding.to_dict(),
+                "fingerprint": self.data.fingerprint,
+                "changed_on_resume": self.data.changed_on_resume,
             },
             "adaptations": self.adaptations,
             "base": self.origin.to_dict(),

@@ -13,7 +13,7 @@ from typing import Any
 
 from lightning_fabric.loggers import Logger
 
-from hpt.checkpoints.files import TMP_SUFFIX, sidecar_path, write_text_atomic
+from hpt.checkpoints.files import TMP_SUFFIX, make_folder, sidecar_path, write_text_atomic
 from hpt.config import PretrainConfig, read_yaml_mapping, with_resolved_paths
 from hpt.core.run_files import (
     BACKBONE,
@@ -67,10 +67,7 @@ def first_difference(old: Any, new: Any, prefix: str = "") -> str | None:
 
 
 def create_run_dir(out: Path, continuing: bool) -> Path:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HptError(f"--out '{out}' cannot be created ({exc.strerror})") from None
+    make_folder(out)
     for leftover in out.glob(f"*{TMP_SUFFIX}"):
         leftover.unlink()  # half a write from an attempt that was killed; the file it was replacing is intact
     if not continuing:

@@ -17,6 +17,7 @@ from hpt.core.distributed import mean_over_processes
 from hpt.core.ema import ema_update
 from hpt.train.build import Training
 from hpt.train.checkpoint import save_checkpoint, unhealthy
+from hpt.train.console import WARNING, say
 from hpt.train.guard import Stopped, StopRequests
 from hpt.train.health import CollapseWatch
 
@@ -59,7 +60,7 @@ def run_steps(fabric: Fabric, config: PretrainConfig, training: Training, stops:
     if t.resumed is None:
         t.evaluations(t.provenance.at(0, wall_time.before))  # step 0 is a data point: the starting point as it is
     progress = Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),  # a run folder may be named a[red]b
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.3f}"),
@@ -73,6 +74,8 @@ def run_steps(fabric: Fabric, config: PretrainConfig, training: Training, stops:
         task = progress.add_task(run.name, total=steps, completed=t.start_step, loss=math.nan)
         for step in range(t.start_step, steps):
             loss_value = _step(fabric, t, step, window, collapse)
+            for path, reason in t.unreadable.new().items():
+                say(console, ("skipped", WARNING), f" {path}: {reason}")
             if not math.isfinite(loss_value):
                 raise unhealthy(f"the loss became {loss_value}", step + 1, run)
             window.images += config.train.batch_size
@@ -82,7 +85,7 @@ def run_steps(fabric: Fabric, config: PretrainConfig, training: Training, stops:
             if done % config.train.log_every == 0 or done == steps:
                 window = _log(t, done, float(t.lr_at[step]), window, collapse, wall_time.started)
             if not console.is_terminal and (done % announce_every == 0 or done == steps):
-                console.log(f"step {done}/{steps}  loss {loss_value:.4f}  lr {t.lr_at[step]:.2e}")
+                say(console, f"step {done}/{steps}  loss {loss_value:.4f}  lr {t.lr_at[step]:.2e}")
             if monitor_every and done % monitor_every == 0 and done < steps:
                 t.evaluations(t.provenance.at(done, wall_time()))
             if done % config.train.checkpoint_every == 0 and done < steps:
@@ -102,7 +105,11 @@ def _stop_agreed(fabric: Fabric, here: bool) -> bool:
 def _step(fabric: Fabric, t: Training, step: int, window: Window, collapse: CollapseWatch) -> float:
     """One optimisation step; returns its loss, averaged over the processes (the same on every one)."""
     waiting_since = time.perf_counter()
-    views, _ = next(t.batches)
+    try:
+        views, _ = next(t.batches)
+    except Exception:
+        t.unreadable.new()  # too many unreadable files: that one line, not the loader's traceback
+        raise
     window.waiting += time.perf_counter() - waiting_since
     if t.device_views is not None:
         views = t.device_views(views, step)
@@ -140,9 +147,11 @@ def _log(t: Training, done: int, lr: float, window: Window, collapse: CollapseWa
         }
     )
     if collapsing:
-        t.console.log(
-            f"[yellow]warning[/]: the embeddings are collapsing at step {done} (spread {spread:.3f} < "
+        say(
+            t.console,
+            ("warning", WARNING),
+            f": the embeddings are collapsing at step {done} (spread {spread:.3f} < "
             f"train.collapse_threshold {collapse.threshold}; 1 is evenly spread, 0 is one point): the "
-            "representation is losing information; try a lower optim.lr"
+            "representation is losing information; try a lower optim.lr",
         )
     return Window(now)
