@@ -144,7 +144,21 @@ def test_corrupt_and_unknown_files_are_named(tmp_path):
         load_backbone(str(tmp_path / "weights.h5"), "torchvision:resnet18")
 
 
-def test_hub_names_download_through_the_library(monkeypatch):
+@pytest.fixture
+def hub_reachable(monkeypatch, tmp_path):
+    """The network, replaced: the hub's host answers the reachability probe (`backbones/hub_cache.py`), and
+    torch.hub's cache is an empty folder, so that the download is asked for."""
+    import socket
+
+    class Connection:
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(socket, "create_connection", lambda address, timeout=None: Connection())
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+
+def test_hub_names_download_through_the_library(monkeypatch, hub_reachable):
     """`--base torchvision:resnet18` fetches torchvision's weights; only the network fetch is replaced."""
     served = _resnet18_state()
     urls = []
@@ -160,7 +174,7 @@ def test_hub_names_download_through_the_library(monkeypatch):
     _assert_same_backbone(backbone, served)
 
 
-def test_a_failed_download_is_one_clear_line(monkeypatch):
+def test_a_failed_download_is_one_clear_line(monkeypatch, hub_reachable):
     def offline(url, *args, **kwargs):
         raise OSError("network is unreachable")
 

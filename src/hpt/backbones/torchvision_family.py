@@ -15,6 +15,7 @@ import torchvision
 from torch import nn
 
 from hpt.backbones.contract import Backbone
+from hpt.backbones.hub_cache import check_available, torch_hub_weights
 from hpt.backbones.input_channels import set_input_channels
 from hpt.backbones.registry import Family
 from hpt.errors import HptError
@@ -28,6 +29,8 @@ def _exists(model: str) -> bool:
 
 def _create(model: str, pretrained: bool, in_chans: int = 3) -> Backbone:
     weights = torchvision.models.get_model_weights(model).DEFAULT if pretrained else None
+    if weights is not None:  # not cached and no network: one line now, not after the download's timeout
+        check_available(torch_hub_weights(f"torchvision:{model}", weights.url))
     # GoogLeNet and Inception v3 build auxiliary classifiers unless told not to (their pretrained builders
     # drop them themselves, and refuse the option)
     options = {"aux_logits": False} if weights is None and model in ("googlenet", "inception_v3") else {}
