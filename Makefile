@@ -4,7 +4,7 @@ PY      := .venv/bin/python
 STAMP   := .venv/.hpt-installed
 FMNIST  := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test check setup data clean
+.PHONY: demo test test-fast check setup data clean
 
 demo: setup data
 	$(PY) examples/demo.py --out demo-out
@@ -14,6 +14,10 @@ demo: setup data
 test: setup
 	$(MAKE) --no-print-directory check
 	$(PY) -m pytest -q tests
+
+# The edit-test loop: every test but those marked slow (real CLI runs, spawned processes), a few minutes.
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" tests
 
 check: setup
 	.venv/bin/ruff check src tests benchmarks examples docs

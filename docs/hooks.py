@@ -1,7 +1,8 @@
 """Build-time parts of the documentation site (mkdocs `hooks:`), so that what it says cannot drift from the code:
 
 - the configuration reference (`reference.md`) is generated from `hpt.config`, its types, defaults and the
-  docstrings of its fields;
+  docstrings of its fields, and committed as generated so that a code host shows it too:
+  `.venv/bin/python docs/hooks.py` writes it, `tests/test_config.py` keeps it equal to this generator's output;
 - each study's results page is its committed `benchmarks/results/` output, served as it is, beside the
   plots it links, and the changelog is the repository's own `CHANGELOG.md`.
 """
@@ -18,7 +19,15 @@ from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-PLACEHOLDER = "<!-- hpt:config-reference -->"
+REFERENCE = ROOT / "docs" / "reference.md"
+INTRO = """# Configuration reference
+
+Every key of `hpt pretrain`'s configuration, its type, default and meaning, generated from `hpt/config.py`
+(`.venv/bin/python docs/hooks.py`). A YAML file given with `--config` is a small diff over these defaults;
+flags are a diff over the file, and `--set KEY=VALUE` reaches any key (`--set mocov2.queue_size=4096`);
+`hpt pretrain --print-config` prints the config a command resolves to. An unknown key, a wrong type or an
+out-of-range value stops before any work with one line naming the key, exit code 2.
+"""
 
 
 def on_files(files: Files, config: Any) -> Files:
@@ -37,12 +46,11 @@ def on_files(files: Files, config: Any) -> Files:
     return files
 
 
-def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
-    if PLACEHOLDER not in markdown:
-        return markdown
+def reference_page() -> str:
+    """`docs/reference.md` as the config now defines it."""
     from hpt.config import PretrainConfig
 
-    return markdown.replace(PLACEHOLDER, config_reference(PretrainConfig))
+    return f"{INTRO}\n{config_reference(PretrainConfig)}\n"
 
 
 def config_reference(model: type[BaseModel]) -> str:
@@ -99,3 +107,8 @@ def _bounds(field: Any) -> str:
     signs = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
     found = [f"{signs[name]} {getattr(item, name)}" for item in field.metadata for name in signs if hasattr(item, name)]
     return f", {' and '.join(found)}" if found else ""
+
+
+if __name__ == "__main__":
+    REFERENCE.write_text(reference_page())
+    print(f"wrote {REFERENCE}")

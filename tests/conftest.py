@@ -140,3 +140,25 @@ def quick_benchmark(tmp_path):
         return tmp_path
 
     return run
+
+
+SLOW_MODULES = {
+    "test_chain",
+    "test_cluster",
+    "test_distributed",
+    "test_reliability",
+    "test_speed_settings",
+}
+"""Modules whose tests all run real training in processes of their own (kills, signals, DDP, compile)."""
+SLOW_FIXTURES = {"tiny_pretrain", "quick_benchmark", "hpt_run", "precious_run", "monitored_runs", "finished"}
+"""Fixtures that run a real `hpt pretrain` (or a benchmark's quick mode): a test that uses one is slow."""
+
+
+def pytest_collection_modifyitems(config, items):
+    """`slow`: tests that run real training through the command line or spawn processes (`make test-fast`
+    leaves them out; `make test` and CI run everything). Marked here by module and fixture, and by hand
+    (`@pytest.mark.slow`) where a test runs one itself."""
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2] if item.module else ""
+        if module in SLOW_MODULES or module.endswith("_benchmark") or SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)

@@ -205,6 +205,7 @@ def test_flat_data_is_refused_with_what_is_wrong(tmp_path, tiny_pretrain, capsys
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # a real run through the command line
 @pytest.mark.parametrize(
     "damage,said",
     [
@@ -286,6 +287,7 @@ def test_resume_of_a_finished_run_says_so_and_touches_nothing(finished, capsys):
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.slow  # a real run of its own
 def test_changed_data_is_refused_on_resume_unless_allowed_and_then_recorded(digits, tmp_path, capsys):
     from hpt.cli import main
 
@@ -314,6 +316,7 @@ def test_changed_data_is_refused_on_resume_unless_allowed_and_then_recorded(digi
     assert provenance["data"]["fingerprint"] == DataFingerprint.read(run / "data.json").digest()
 
 
+@pytest.mark.slow  # a real run of its own
 def test_a_tampered_checkpoint_or_backbone_is_said_to_be_modified(finished, digits, tmp_path, capsys):
     from hpt.cli import main
 
@@ -343,6 +346,7 @@ def _flip_last_byte(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+@pytest.mark.slow  # a real run of its own
 def test_export_leaves_no_temporary_file_and_bad_out_is_one_line(digits, tmp_path, capsys):
     from hpt.cli import main
 

@@ -10,7 +10,16 @@ The Python API is the CLI's, with the same typed config:
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each is imported on first use (__getattr__)
+    from hpt.backbones.module_family import register_backbone as register_backbone
+    from hpt.checkpoints.lineage import lineage as lineage
+    from hpt.config import load_config as load_config
+    from hpt.eval.runner import EvalOptions as EvalOptions
+    from hpt.eval.runner import evaluate as evaluate
+    from hpt.pipeline.chain import run_chain as run_chain
+    from hpt.train.loop import pretrain as pretrain
 
 __version__ = "0.6.0"
 
@@ -30,6 +39,10 @@ def __getattr__(name: str) -> Any:
     if name in _API:
         return getattr(import_module(_API[name]), name)
     raise AttributeError(f"module 'hpt' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*_API, "__version__"])
 
 
 __all__ = [*_API, "__version__"]

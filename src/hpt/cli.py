@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import typing
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -84,18 +86,44 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+REQUIRED = {"--data": "required, unless --config or the folder's config.yaml (--resume) names it"}
+"""Flags a run cannot go without, though a config file may give them instead."""
+
+
+def flag_help(key: str, default: str) -> str:
+    """A pretrain flag's help from its config field: the first sentence of its docstring, its choices and
+    `default` (what is said of it), so that `--help` and the configuration reference cannot disagree."""
+    section, _, name = key.rpartition(".")
+    model = type(getattr(PretrainConfig(), section)) if section else PretrainConfig
+    field = model.model_fields[name]
+    text = " ".join((field.description or "").split())
+    first = re.split(r"\.\s+(?=[A-Z])", text)[0].rstrip(".") if text else key  # not at "e.g. `x`"
+    choices = _choices(field.annotation)
+    said = f"{first} [{key}" + (f"; one of {', '.join(choices)}" if choices else "") + f"; {default}]"
+    return said.replace("%", "%%")
+
+
+def _choices(annotation: Any) -> list[str]:
+    """The values a Literal-typed field takes (nested in unions and lists too)."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return [str(value) for value in typing.get_args(annotation)]
+    return [choice for arg in typing.get_args(annotation) for choice in _choices(arg)]
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from hpt import __version__
+
     parser = OneLineParser(prog="hpt", description="Hierarchical self-supervised pretraining from a pretrained base.")
+    parser.add_argument("--version", action="version", version=f"hpt {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     pretrain = commands.add_parser("pretrain", help="continue self-supervised pretraining on a folder of images")
-    pretrain.add_argument("--out", required=True, type=Path, help="run folder to write")
+    pretrain.add_argument("--out", type=Path, help="run folder to write (required, except with --print-config)")
     pretrain.add_argument("--config", type=Path, help="YAML file: a diff over the defaults")
     defaults = _flat(PretrainConfig().to_dict())
     for flag, key in PRETRAIN_FLAGS.items():
-        pretrain.add_argument(
-            flag, dest=key, metavar=flag[2:].replace("-", "_").upper(), help=f"{key} (default: {defaults[key]})"
-        )
+        default = REQUIRED.get(flag, f"default: {defaults[key]}")
+        pretrain.add_argument(flag, dest=key, metavar=flag[2:].replace("-", "_").upper(), help=flag_help(key, default))
     pretrain.add_argument(
         "--set",
         action="append",
@@ -111,10 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --resume: continue even if --data changed since the run started (recorded in its provenance)",
     )
     pretrain.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved config (defaults, --config, flags and --set) as YAML and exit",
+    )
+    pretrain.add_argument(
         "--auto",
         action="store_true",
         help="short pilots of auto.recipes from --base, ranked by the monitor; the best runs in full",
     )
+
+    commands.add_parser("version", help="print hpt's version (also: hpt --version)")
 
     chain = commands.add_parser("chain", help="run a chain of stages: base -> source -> ... -> target")
     chain.add_argument("chain", type=Path, help="chain YAML file (see hpt.pipeline.chain)")
@@ -212,19 +247,36 @@ def pretrain_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "pretrain":
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "pretrain" and args.out is None and not args.print_config:
+        parser.exit(2, "hpt pretrain: error: the following arguments are required: --out\n")
+
+    if args.command == "version":
+        from hpt import __version__
+
+        print(f"hpt {__version__}")
+    elif args.command == "pretrain":
         from hpt.config import load_config
-        from hpt.train.auto import pretrain_auto
-        from hpt.train.loop import pretrain  # imported on use: `hpt --help` stays fast
 
         # --resume needs nothing but the folder: its config.yaml is the starting point, and any flag given must
         # agree with it (check_run_dir refuses a difference, naming the key)
-        folder_config = args.out / CONFIG if args.resume and args.config is None else None
+        folder_config = args.out / CONFIG if args.out and args.resume and args.config is None else None
         base = folder_config if folder_config is not None and folder_config.is_file() else args.config
         config = load_config(base, pretrain_overrides(args))
+        if args.print_config:
+            import yaml
+
+            print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+            return 0
         if args.allow_data_change and (args.auto or not args.resume):
             raise HptError("--allow-data-change goes with --resume (and without --auto)")
+        from hpt.train.precheck import precheck
+
+        precheck(config, args.out, args.overwrite, args.resume)  # before seconds of imports
+        from hpt.train.auto import pretrain_auto
+        from hpt.train.loop import pretrain
+
         if args.auto:
             pretrain_auto(config, args.out, overwrite=args.overwrite, resume=args.resume)
         else:

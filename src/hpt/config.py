@@ -365,9 +365,35 @@ class PretrainConfig(Section):
         own = {"mocov2": self.mocov2.lr, "simclr": self.simclr.lr, "byol": self.byol.lr, "swav": self.swav.lr}
         return self.optim.lr if self.optim.lr is not None else own[self.method]
 
+    @property
+    def scaled_learning_rate(self) -> float:
+        """The peak rate the run uses: `learning_rate` scaled linearly with the (global) batch."""
+        return self.learning_rate * self.train.batch_size / 256
+
+    def learning_rate_rule(self) -> str:
+        """Where the learning rate a run uses comes from, in words: the rate per 256 images and its scaling."""
+        source = "optim.lr" if self.optim.lr is not None else f"{self.method}.lr"
+        return f"{source} {self.learning_rate:g} x batch {self.train.batch_size} / 256"
+
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PretrainConfig:
-    """Defaults <- YAML file <- overrides (dotted keys such as `optim.lr`)."""
+    """The typed config of a run: the defaults, then the YAML file at `path` (a small diff over them), then
+    `overrides` (dotted keys, as `--set` takes them).
+
+    Args:
+        path: a YAML file, or None for the defaults alone.
+        overrides: {"optim.lr": 0.01, ...}; a value of None sets None.
+
+    Returns:
+        A validated `PretrainConfig`; an unknown key, a wrong type or a value out of range raises `HptError`
+        naming the key.
+
+    Example::
+
+        from hpt import load_config
+        config = load_config(None, {"data.path": "images/", "model.base": "timm:resnet50", "train.steps": 500})
+        assert config.method == "mocov2" and config.train.steps == 500
+    """
     raw: dict[str, Any] = {}
     if path is not None:
         raw = read_yaml_mapping(Path(path))

@@ -35,7 +35,18 @@ _MODULES: dict[str, _Registered] = {}
 def register_backbone(name: str, module: nn.Module | Callable[[], nn.Module], image_size: int = 224) -> str:
     """Register `module` (or a function that builds one) as the backbone `module:NAME`; returns that name.
 
-    `image_size`: a size the module accepts, for the one forward pass that finds its feature size."""
+    Any `nn.Module` that maps images to features (N x C x H x W -> N x F, or a feature map that is pooled)
+    can then be pretrained, evaluated and exported like a timm or torchvision model. `image_size`: a size the
+    module accepts, for the one forward pass that finds its feature size.
+
+    Example::
+
+        import torch
+        from hpt import register_backbone
+        pool = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+        name = register_backbone("tiny", torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), pool), image_size=32)
+        assert name == "module:tiny"
+    """
     if not name or ":" in name:
         raise HptError(f"backbone name '{name}': expected a non-empty name without ':'")
     if isinstance(module, nn.Module):

@@ -22,10 +22,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
+from hpt.checkpoints.kinds import PICKLE_SUFFIXES, not_safetensors, unknown_format
 from hpt.errors import HptError, first_line
 
 TMP_SUFFIX = ".tmp"
-PICKLE_SUFFIXES = (".pth", ".pt", ".pth.tar", ".ckpt", ".bin")
 PROVENANCE_KEY = "hpt"
 _NESTED_STATE_KEYS = ("state_dict", "model", "module", "network", "backbone")
 # Copies of the weights a method evaluates and releases, taken before the raw ones when a file holds both:
@@ -67,7 +67,7 @@ def read_weights(path: Path) -> FileWeights:
         return FileWeights(*_read_safetensors(path))
     if name.endswith(PICKLE_SUFFIXES):
         return _read_weights_only(path)
-    raise HptError(f"checkpoint '{path}': unknown format; expected .safetensors or one of {', '.join(PICKLE_SUFFIXES)}")
+    raise unknown_format(path)
 
 
 def _read_safetensors(path: Path, with_tensors: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
@@ -76,7 +76,7 @@ def _read_safetensors(path: Path, with_tensors: bool = True) -> tuple[dict[str, 
             metadata = f.metadata() or {}
             tensors = {key: f.get_tensor(key) for key in f.keys()} if with_tensors else {}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise HptError(f"checkpoint '{path}': not a valid safetensors file ({first_line(exc)})") from None
+        raise not_safetensors(path, exc) from None
     return tensors, _parse_provenance(path, metadata)
 
 

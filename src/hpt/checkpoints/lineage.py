@@ -16,7 +16,21 @@ from hpt.errors import HptError
 
 
 def lineage(spec: str) -> list[dict[str, Any]]:
-    """Levels from the file itself (first) back to the base (last)."""
+    """`hpt inspect` as data: where an hpt file (or run folder) came from, level by level.
+
+    Args:
+        spec: a run folder (its exported backbone) or a weights file.
+
+    Returns:
+        Levels from the file itself (first) back to the first base (last), each {"path", "sha256",
+        "provenance"} (and "origin" for the bases: hub, file or random initialisation).
+
+    Example::
+
+        from hpt import lineage
+        for level in lineage("runs/first"):
+            print(level["path"], (level["provenance"] or {}).get("method"))
+    """
     path = resolve_path(spec)
     if path is None:
         raise HptError(f"'{spec}': no such file or run folder")

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from hpt.backbones import Backbone, create_backbone, is_backbone_name
 from hpt.checkpoints.files import read_provenance, read_weights, sha256_file
 from hpt.checkpoints.identify import identify
+from hpt.checkpoints.kinds import not_found
 from hpt.checkpoints.layouts import load_into
 from hpt.core.run_files import BACKBONE
 from hpt.errors import HptError
@@ -83,7 +84,7 @@ def load_backbone(
         except Exception as exc:  # noqa: BLE001 - network and hub failures are reported, not raised
             raise HptError(f"{role} '{spec}': could not fetch its pretrained weights from the hub ({exc})") from None
         return backbone, Origin("module" if spec.startswith("module:") else "hub", backbone.name, spec)
-    raise _not_found(spec, role)
+    raise not_found(spec, role)
 
 
 def load_one_of_several(
@@ -95,13 +96,6 @@ def load_one_of_several(
     return load_backbone(spec, None if named else backbone_name, role, in_chans)
 
 
-def _not_found(spec: str, role: str) -> HptError:
-    return HptError(
-        f"{role} '{spec}': no such file or folder, and not a hub name such as "
-        "timm:tf_efficientnet_lite0 or torchvision:resnet50"
-    )
-
-
 def architecture_of(spec: str, role: str = "base") -> str | None:
     """The backbone name `spec` names without building it: a hub name, or an hpt file's provenance (None for
     a foreign file, which names nothing; `identify.py` finds its architecture from its keys)."""
@@ -109,7 +103,7 @@ def architecture_of(spec: str, role: str = "base") -> str | None:
         return spec
     path = resolve_path(spec)
     if path is None:
-        raise _not_found(spec, role)
+        raise not_found(spec, role)
     if path.name.endswith(".safetensors"):
         provenance = read_provenance(path)
         return provenance.get("backbone") if provenance else None

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hpt.errors import HptError
+
 CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.safetensors"
@@ -24,11 +26,31 @@ DATA_FINGERPRINT = "data.json"
 SKIPPED = "skipped.jsonl"
 """The files of `--data` that were not used, with why: found unusable by screening, or by training when a
 file changed after it (`data/screen.py`'s `read_skipped` reads it)."""
+TRAIN_LOG = "train.log"
+"""What the run's console said, appended across resumes (`train/console.py`)."""
 VIEWS = "views.png"
 """Images beside two of their training views, drawn at the start (`train.view_grid`)."""
 BEST = "best.safetensors"
 LOCK = ".lock"
 """Held by the process that writes the run (`train/guard.py`): one writer per folder."""
+
+
+def earlier_attempt(out: Path, overwrite: bool, resume: bool) -> bool:
+    """Whether `out` holds an earlier attempt to continue (`--resume`); the rules that protect a user's work,
+    without reading a config: a file is not a folder, a folder of files needs --overwrite or --resume, and
+    --resume needs a run's config.yaml."""
+    if out.exists() and not out.is_dir():
+        raise HptError(f"--out '{out}' exists and is not a folder")
+    if not (out.is_dir() and any(p.name != LOCK for p in out.iterdir())) or overwrite:
+        return False
+    if not resume:
+        raise HptError(
+            f"--out '{out}' already holds files; pass --overwrite to replace them, --resume to continue "
+            "them, or choose another folder"
+        )
+    if not (out / CONFIG).is_file():
+        raise HptError(f"--resume: '{out}' holds files but no {CONFIG}; it is not an hpt run")
+    return True
 
 
 def read_metrics(run: Path) -> list[dict[str, Any]]:

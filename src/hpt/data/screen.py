@@ -52,6 +52,8 @@ class ScreenPolicy:
         return cls(data.max_image_pixels, data.max_bad_fraction)
 
 
+SCREENING_RULES = "v2"
+"""In every cache key: files screened by earlier rules (before all-NaN files and header checks) are screened again."""
 LARGE_DECODE_BYTES = 256 << 20
 """A file that decodes to more than this is screened while no other such file is (see the module's docstring)."""
 _large_decode = threading.Lock()
@@ -169,7 +171,7 @@ def _key(path: Path, max_image_pixels: int) -> str | None:
         st = os.stat(path)
     except OSError:
         return None
-    return f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_mode}\0{max_image_pixels}"
+    return f"{SCREENING_RULES}\0{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_mode}\0{max_image_pixels}"
 
 
 class ScreenCache:

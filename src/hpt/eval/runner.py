@@ -57,6 +57,25 @@ def default_output(spec: str) -> Path:
 def evaluate(
     spec: str, train: str, test: str, options: EvalOptions = EvalOptions(), out: Path | None = None
 ) -> dict[str, Any]:
+    """`hpt eval`: fit the protocol's classifier on `train`'s features and score it on `test`.
+
+    Args:
+        spec: a run folder, a checkpoint file or a hub name (`timm:NAME`, `torchvision:NAME`).
+        train, test: labelled images (one sub-folder per class, a labelled list, or a CSV of 0/1 columns).
+        options: the protocol (`knn`, `linear`, `finetune`) and its settings; the model's own image size,
+            intensity window and bands unless set.
+        out: where `eval.json` is written (default: beside the model).
+
+    Returns:
+        The entry written to `eval.json` for this protocol: its `metrics` (accuracy, or mean AUROC for
+        multi-label data) and the settings, data and model they came from.
+
+    Example::
+
+        from hpt import EvalOptions, evaluate
+        result = evaluate("runs/first", "labelled/train", "labelled/test", EvalOptions("linear"))
+        print(result["metrics"])
+    """
     protocol = check_protocol(options.protocol)
     if not 0 < options.val_fraction < 1:
         raise HptError(f"--val-fraction {options.val_fraction}: expected a number between 0 and 1")

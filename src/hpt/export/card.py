@@ -44,7 +44,7 @@ def model_card(provenance: dict[str, Any], lineage: str) -> str:
                 ("initialisation", provenance["init"]),
                 ("steps", provenance["steps"]),
                 ("batch size", config["train"]["batch_size"]),
-                ("learning rate", config["optim"]["lr"]),
+                ("learning rate", _learning_rate(provenance)),
                 ("image size", config["data"]["image_size"]),
                 ("views", config["views"]["policy"]),
                 ("wall time", f"{provenance['wall_time_s']:.0f} s"),
@@ -157,3 +157,11 @@ def _use(family: str, model: str, backbone: str) -> list[str]:
         "",
         "ONNX and TorchScript: `hpt export PATH/TO/THIS/FOLDER --format onnx` (or `torchscript`).",
     ]
+
+
+def _learning_rate(provenance: dict[str, Any]) -> str:
+    """The rate the run used and where it came from (hpt before 0.6 recorded only `optim.lr`, often None)."""
+    resolved = provenance.get("resolved") or {}
+    if "lr" in resolved:
+        return f"{resolved['lr']:.4g} ({resolved['lr_rule']}, cosine to 0)"
+    return str(provenance["config"]["optim"]["lr"])

@@ -31,7 +31,7 @@ from rich.console import Console
 from hpt.config import PretrainConfig, read_yaml_mapping, set_dotted, validate_config
 from hpt.errors import HptError
 from hpt.report.build import build_report
-from hpt.train.console import BOLD, say
+from hpt.train.console import BOLD, duration, say
 from hpt.train.loop import pretrain
 from hpt.train.run_dir import check_run_dir, is_finished
 
@@ -102,7 +102,24 @@ def _merge(base: dict[str, Any], diff: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_chain(path: Path, out: Path, base: str | None = None, console: Console | None = None) -> list[Path]:
-    """Run (or finish) every stage in order; returns the stages' run folders."""
+    """`hpt chain`: run (or finish) every stage of the chain file at `path` in order, each starting from the
+    one before; a finished stage of the same config is skipped, a cut-off one resumed.
+
+    Args:
+        path: the chain YAML (a base and a list of stages, each a config diff: see docs/cli.md).
+        out: the folder of the stages' run folders and the report over them.
+        base: where the first stage starts, instead of the chain file's base.
+
+    Returns:
+        The stages' run folders, in order.
+
+    Example::
+
+        from pathlib import Path
+        from hpt import run_chain
+        runs = run_chain(Path("chain.yaml"), Path("runs/chain"), base="timm:resnet50")
+        print(runs[-1] / "backbone.safetensors")
+    """
     console = console or Console(stderr=True, log_path=False)
     stages = load_chain(path, out, base)
     seconds_per_step: float | None = None  # the last stage run here: the pace the chain's ETA assumes
@@ -113,7 +130,8 @@ def run_chain(path: Path, out: Path, base: str | None = None, console: Console |
             say(console, f"{label}: finished earlier, skipped ({stage.run})")
             continue
         left = sum(s.config.train.steps for s in stages[number - 1 :])
-        eta = f"; the chain has about {_minutes(left * seconds_per_step)} left" if seconds_per_step else ""
+        # at the last stage's pace: stages of another size or image resolution make it rough
+        eta = f"; the chain has about {duration(left * seconds_per_step)} left" if seconds_per_step else ""
         say(console, (label, BOLD), f": {stage.config.train.steps} steps on {stage.config.data.path}{eta}")
         summary = pretrain(stage.config, stage.run, resume=True, console=console)
         seconds_per_step = summary.wall_time_s / max(1, summary.steps)
@@ -121,8 +139,3 @@ def run_chain(path: Path, out: Path, base: str | None = None, console: Console |
     report = build_report(runs, out / "report")
     say(console, f"chain done: {len(runs)} stages; the report over all of them: {report}")
     return runs
-
-
-def _minutes(seconds: float) -> str:
-    """At the last stage's pace: stages of another size or image resolution make it rough."""
-    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"

@@ -25,7 +25,7 @@ from hpt.checkpoints.sources import Origin
 from hpt.config import PretrainConfig, dump_config
 from hpt.core.global_batch_norm import synchronise_batch_norm
 from hpt.core.param_groups import param_groups
-from hpt.core.run_files import BEST, CHECKPOINT, CONFIG, DATA_FINGERPRINT, METRICS, SKIPPED, VIEWS
+from hpt.core.run_files import BEST, CHECKPOINT, CONFIG, DATA_FINGERPRINT, METRICS, SKIPPED, TRAIN_LOG, VIEWS
 from hpt.core.schedule import cosine_schedule
 from hpt.data.dataset import ImageDataset
 from hpt.data.device_views import DeviceViews, crop_view
@@ -37,7 +37,7 @@ from hpt.data.views import pretrain_view
 from hpt.methods import SSLMethod, build_method, syncs_batch_norm
 from hpt.train.best import BestBackbone
 from hpt.train.checkpoint import Checkpoint, read_checkpoint
-from hpt.train.console import BOLD, WARNING, say
+from hpt.train.console import BOLD, WARNING, keep_log, say
 from hpt.train.evaluations import Evaluations
 from hpt.train.guard import RunLock
 from hpt.train.loggers import log_image, make_loggers
@@ -90,6 +90,8 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
     if lock is not None:
         lock.acquire()
     run = create_run_dir(plan.out, continuing=resumed is not None) if writes else plan.out
+    if writes:
+        keep_log(console, run / TRAIN_LOG)  # closed by the loop, however the run ends
     _announce(plan, run, backbone.name, origin, console, writes)
 
     loader = _loader(fabric, plan, method, resumed.steps if resumed else 0)
@@ -134,7 +136,17 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
         changed,
     )
     steps, wall_time = (resumed.steps, resumed.wall_time_s) if resumed else (0, 0.0)
-    provenance = Provenance(config, backbone.name, plan.strategy.name, origin, data, adaptations, steps, wall_time)
+    resolved = _resolved(fabric, config)
+    if resumed is None:
+        say(
+            console,
+            f"learning rate {resolved['lr']:.4g} ({resolved['lr_rule']}), cosine to 0; precision "
+            f"{resolved['precision']}; {resolved['processes']} process(es) on {resolved['device']}, "
+            f"{resolved['batch_per_process']} images each per step",
+        )
+    provenance = Provenance(
+        config, backbone.name, plan.strategy.name, origin, data, adaptations, steps, wall_time, resolved
+    )
     selects_by = plan.monitor.selects_by if plan.monitor else None
     best = BestBackbone(run / BEST, selects_by, steps if resumed else None) if selects_by and writes else None
     evaluations = Evaluations(
@@ -187,10 +199,22 @@ def _starting_point(plan: Plan, device: torch.device) -> tuple[Backbone, Origin,
     return backbone, origin, resumed, adaptations
 
 
+def _resolved(fabric: Fabric, config: PretrainConfig) -> dict[str, Any]:
+    """What the run resolved of its config (`Provenance.resolved`)."""
+    return {
+        "lr": config.scaled_learning_rate,
+        "lr_rule": config.learning_rate_rule(),
+        "precision": config.train.precision,
+        "processes": fabric.world_size,
+        "device": fabric.device.type,
+        "batch_per_process": config.train.batch_size // fabric.world_size,
+    }
+
+
 def _optimiser(method: SSLMethod, config: PretrainConfig) -> tuple[torch.optim.Optimizer, np.ndarray, np.ndarray]:
     """SGD, the learning rate scaled linearly with the (global) batch and on a cosine to 0; the method's EMA
     momentum on a cosine. The schedules are indexed by step."""
-    steps, base_lr = config.train.steps, config.learning_rate * config.train.batch_size / 256
+    steps, base_lr = config.train.steps, config.scaled_learning_rate
     lr_at = cosine_schedule(base_lr, 0.0, steps, config.optim.warmup_steps)
     momentum_at = cosine_schedule(*method.momentum, steps, reach_end=True)
     groups = param_groups(method, config.optim.weight_decay)

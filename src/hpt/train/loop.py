@@ -19,7 +19,7 @@ from hpt.checkpoints.files import read_provenance
 from hpt.config import PretrainConfig
 from hpt.core.run_files import BACKBONE, read_metrics
 from hpt.train.build import build
-from hpt.train.console import say
+from hpt.train.console import close_log, say
 from hpt.train.finish import finish
 from hpt.train.guard import RunLock, StopRequests
 from hpt.train.launch import make_fabric, processes_stopped_on_failure, resolve_precision
@@ -44,8 +44,27 @@ def pretrain(
     console: Console | None = None,
     allow_data_change: bool = False,
 ) -> RunSummary:
-    """Train `config` into the run folder `out`; `resume`: continue its earlier attempt (the same config);
-    `allow_data_change`: even on data that changed since that attempt (recorded in the provenance)."""
+    """One run of `config` into the run folder `out`, as `hpt pretrain` does (see docs/run-folder.md).
+
+    Args:
+        config: from `load_config`; `data.path` must be set.
+        out: the run folder; one that holds files needs `overwrite` (start again) or `resume`.
+        resume: continue the folder's earlier attempt of the same config from its last checkpoint (a finished
+            run is said to be finished and left as it is).
+        console: where the run's lines go (default: standard error).
+        allow_data_change: with `resume`, continue even if the data changed since (recorded in the provenance).
+
+    Returns:
+        A `RunSummary` (folder, steps, final loss, wall time); the backbone is `out / "backbone.safetensors"`.
+
+    Example::
+
+        from pathlib import Path
+        from hpt import load_config, pretrain
+        config = load_config(None, {"data.path": "images/", "model.base": "timm:resnet50"})
+        summary = pretrain(config, Path("runs/first"))
+        print(summary.steps, summary.run / "backbone.safetensors")
+    """
     config = resolve_precision(config)  # recorded as chosen: config.yaml says what the run ran with
     if resume and not overwrite and is_finished(out):
         check_run_dir(out, config, overwrite, resume)  # the same config, or the difference named
@@ -57,9 +76,15 @@ def pretrain(
             console = Console(stderr=True, quiet=True)  # every process computes; one speaks and writes
         with RunLock(out, enabled=fabric.global_rank == 0) as lock, StopRequests(config.train.stop_signals) as stops:
             fabric.launch()  # from here on every process runs the same code on its slice of each batch
-            training = build(fabric, plan, console or Console(stderr=True, log_path=False), lock)
-            ended = run_steps(fabric, config, training, stops)
-            wall_time = finish(fabric, plan, training, ended)
+            console = console or Console(stderr=True, log_path=False)
+            try:
+                training = build(fabric, plan, console, lock)
+                ended = run_steps(fabric, config, training, stops)
+                wall_time = finish(fabric, plan, training, ended)
+            except BaseException as exc:
+                close_log(console, ended_by=exc)
+                raise
+            close_log(console)
         return RunSummary(out, ended.steps, ended.last_loss, wall_time)
 
 

@@ -27,6 +27,7 @@ from hpt.errors import HptError
 from hpt.eval.monitor import Monitor, build_monitor, hold_out
 from hpt.train.guard import StopRequests
 from hpt.train.loggers import check_loggers
+from hpt.train.precheck import NO_DATA
 from hpt.train.run_dir import check_run_dir
 from hpt.transfer import Strategy, check_strategy
 from hpt.transfer.frozen_statistics import freezes_batch_norm_statistics
@@ -78,7 +79,7 @@ def plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool, a
     StopRequests(config.train.stop_signals)  # the signal names, checked before anything starts
     check_loggers(config.train.loggers)
     if config.data.path is None:
-        raise HptError("no data: pass --data DIR (a folder of images or a file list)")
+        raise HptError(NO_DATA)
     found = find_images(config.data.path, policy=ScreenPolicy.of(config.data))
     channels, other_bands = dataset_channels(found.paths, config.data.channels, f"data '{config.data.path}'")
     found = found.without(other_bands) if other_bands else found

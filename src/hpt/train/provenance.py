@@ -44,6 +44,9 @@ class Provenance:
     """What was done to the copied base before and after training (filter selection, weight scaling, BN)."""
     steps: int = 0
     wall_time_s: float = 0.0
+    resolved: dict[str, Any] = field(default_factory=dict)
+    """What the config left to the run, as it ran: the learning rate and its rule, precision, devices, the batch
+    per process (config.yaml keeps what was asked)."""
 
     def at(self, steps: int, wall_time_s: float) -> Provenance:
         return replace(self, steps=steps, wall_time_s=wall_time_s)
@@ -68,6 +71,7 @@ class Provenance:
                 "changed_on_resume": self.data.changed_on_resume,
             },
             "adaptations": self.adaptations,
+            "resolved": self.resolved,
             "base": self.origin.to_dict(),
             "parent": self.origin.parent,
             "config": self.config.to_dict(),

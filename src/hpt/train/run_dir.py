@@ -23,11 +23,12 @@ from hpt.core.run_files import (
     EXPORTS,
     HUB_CONFIG,
     HUB_WEIGHTS,
-    LOCK,
     METRICS,
     MODEL_CARD,
     SKIPPED,
+    TRAIN_LOG,
     VIEWS,
+    earlier_attempt,
     records,
 )
 from hpt.errors import HptError
@@ -37,17 +38,8 @@ from hpt.train.loggers import FILES, log_record
 
 def check_run_dir(out: Path, config: PretrainConfig, overwrite: bool, resume: bool) -> bool:
     """Whether `out` may be written; True when there is an earlier attempt of this same run to continue."""
-    if out.exists() and not out.is_dir():
-        raise HptError(f"--out '{out}' exists and is not a folder")
-    if not (out.is_dir() and any(p.name != LOCK for p in out.iterdir())) or overwrite:
+    if not earlier_attempt(out, overwrite, resume):
         return False
-    if not resume:
-        raise HptError(
-            f"--out '{out}' already holds files; pass --overwrite to replace them, --resume to continue "
-            "them, or choose another folder"
-        )
-    if not (out / CONFIG).is_file():
-        raise HptError(f"--resume: '{out}' holds files but no {CONFIG}; it is not an hpt run")
     then = with_resolved_paths(read_yaml_mapping(out / CONFIG, f"--resume: '{out}''s"))
     now = resolve_precision(config)  # `auto` as this machine resolves it: what the folder's config records
     difference = first_difference(then, with_resolved_paths(now.to_dict()))
@@ -72,7 +64,10 @@ def create_run_dir(out: Path, continuing: bool) -> Path:
         leftover.unlink()  # half a write from an attempt that was killed; the file it was replacing is intact
     if not continuing:
         tensor_files = [out / name for name in (CHECKPOINT, BACKBONE, BEST)]
-        derived = [out / name for name in (HUB_CONFIG, HUB_WEIGHTS, MODEL_CARD, VIEWS, *EXPORTS.values(), "eval.json")]
+        derived = [
+            out / name
+            for name in (HUB_CONFIG, HUB_WEIGHTS, MODEL_CARD, VIEWS, TRAIN_LOG, *EXPORTS.values(), "eval.json")
+        ]
         for path in [*tensor_files, *map(sidecar_path, tensor_files), out / METRICS, out / SKIPPED, *derived]:
             path.unlink(missing_ok=True)  # what an earlier run wrote here would no longer be true
         for name in FILES.values():  # the loggers' records of the earlier run

@@ -17,7 +17,7 @@ from hpt.core.distributed import mean_over_processes
 from hpt.core.ema import ema_update
 from hpt.train.build import Training
 from hpt.train.checkpoint import save_checkpoint, unhealthy
-from hpt.train.console import WARNING, say
+from hpt.train.console import WARNING, duration, say
 from hpt.train.guard import Stopped, StopRequests
 from hpt.train.health import CollapseWatch
 
@@ -68,7 +68,7 @@ def run_steps(fabric: Fabric, config: PretrainConfig, training: Training, stops:
         console=console,
         disable=not console.is_terminal,
     )
-    announce_every = max(config.train.log_every, steps // 10)
+    plain = PlainProgress(t.start_step, steps, config.train.batch_size) if not console.is_terminal else None
     monitor_every = config.monitor.interval(steps)
     with progress:
         task = progress.add_task(run.name, total=steps, completed=t.start_step, loss=math.nan)
@@ -84,8 +84,8 @@ def run_steps(fabric: Fabric, config: PretrainConfig, training: Training, stops:
             progress.update(task, advance=1, loss=loss_value)
             if done % config.train.log_every == 0 or done == steps:
                 window = _log(t, done, float(t.lr_at[step]), window, collapse, wall_time.started)
-            if not console.is_terminal and (done % announce_every == 0 or done == steps):
-                say(console, f"step {done}/{steps}  loss {loss_value:.4f}  lr {t.lr_at[step]:.2e}")
+            if plain is not None and plain.due(done):
+                say(console, plain.line(done, loss_value))
             if monitor_every and done % monitor_every == 0 and done < steps:
                 t.evaluations(t.provenance.at(done, wall_time()))
             if done % config.train.checkpoint_every == 0 and done < steps:
@@ -95,6 +95,32 @@ def run_steps(fabric: Fabric, config: PretrainConfig, training: Training, stops:
                 fabric.barrier()  # the checkpoint is on disk before any process leaves
                 raise Stopped(stops.received or signal.SIGTERM, done, run, speaks=t.writes)
     return Ended(done, loss_value, wall_time)
+
+
+PLAIN_EVERY_S = 30.0
+PLAIN_EVERY_SHARE = 0.05
+
+
+class PlainProgress:
+    """Without a terminal (a cluster job, `nohup`, CI), the progress bar's place: one plain line every
+    `PLAIN_EVERY_S` seconds or `PLAIN_EVERY_SHARE` of the run, whichever comes first, and at the end."""
+
+    def __init__(self, start_step: int, steps: int, batch_size: int) -> None:
+        self.start_step, self.steps, self.batch_size = start_step, steps, batch_size
+        self.started = self.last_time = time.perf_counter()
+        self.last_step = start_step
+        self.every = max(1, math.ceil(steps * PLAIN_EVERY_SHARE))
+
+    def due(self, done: int) -> bool:
+        crossed = done // self.every > self.last_step // self.every
+        return done == self.steps or crossed or time.perf_counter() - self.last_time >= PLAIN_EVERY_S
+
+    def line(self, done: int, loss: float) -> str:
+        now = time.perf_counter()
+        rate = (done - self.last_step) * self.batch_size / max(now - self.last_time, 1e-9)
+        left = (self.steps - done) * (now - self.started) / max(done - self.start_step, 1)
+        self.last_time, self.last_step = now, done
+        return f"step {done}/{self.steps}  {rate:.0f} images/s  loss {loss:.4f}  {duration(left)} left"
 
 
 def _stop_agreed(fabric: Fabric, here: bool) -> bool:

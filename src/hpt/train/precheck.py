@@ -1,0 +1,26 @@
+"""What `hpt pretrain` checks before it imports torch, Fabric and timm (seconds of start-up), so that the common
+mistakes are one line at once: the config (validated as it is loaded), a `--data` that does not exist, an
+`--out` that holds another run, a `--base` that is neither a hub name, a run folder nor a weights file.
+Everything else is checked by the plan (`plan.py`), before any file is written. Imports nothing heavy:
+`benchmarks/fail_fast.py` measures the time to each error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hpt.checkpoints.kinds import check_weights_spec
+from hpt.config import PretrainConfig
+from hpt.core.run_files import earlier_attempt
+from hpt.errors import HptError
+
+NO_DATA = "no data: pass --data DIR (a folder of images or a file list)"
+
+
+def precheck(config: PretrainConfig, out: Path, overwrite: bool, resume: bool) -> None:
+    if config.data.path is None:
+        raise HptError(NO_DATA)
+    if not Path(config.data.path).expanduser().exists():
+        raise HptError(f"data '{config.data.path}' does not exist")
+    earlier_attempt(out, overwrite, resume)
+    if config.model.base:
+        check_weights_spec(config.model.base)
