@@ -70,6 +70,7 @@ def test_an_rgb_base_loads_into_four_channels_by_timms_rule(lite0_file):
     assert torch.equal(adapt_input_conv(base, 1), base.sum(dim=1, keepdim=True))
 
 
+@pytest.mark.slow  # seconds of real work (training, a subprocess): make test-fast leaves it out
 def test_pretrain_export_and_eval_with_four_bands(four_band, lite0_file, tmp_path, capsys):
     assert band_count(next((four_band / "pretrain").iterdir())) == 4
     run = tmp_path / "run"

@@ -84,6 +84,7 @@ def test_a_run_that_never_beats_its_start_exports_the_start_and_says_so(
     assert _same(read_tensors(last / "backbone.safetensors")[0], monitor.seen[2])
 
 
+@pytest.mark.slow  # seconds of real work (training, a subprocess): make test-fast leaves it out
 def test_a_real_knn_monitor_picks_a_backbone_that_reproduces_its_score(digits, lite0_file, tmp_path):
     """Real base, real kNN: `hpt eval` of the exported backbone gives exactly the score it was picked by."""
     run = tmp_path / "run"
@@ -116,6 +117,7 @@ def test_a_real_knn_monitor_picks_a_backbone_that_reproduces_its_score(digits, l
     assert abs(result["metrics"]["knn_top1_k20"] - best["knn_top1_k20"]) <= 1.5 / test_images
 
 
+@pytest.mark.slow  # seconds of real work (training, a subprocess): make test-fast leaves it out
 def test_auto_runs_its_pilots_and_records_its_choice(digits, tmp_path, tiny_config):
     _config = _eight_steps(tiny_config)
     base_run = tmp_path / "base"
@@ -181,6 +183,7 @@ def test_label_free_pick_holds_out_its_sample_and_picks_by_view_retrieval(digits
     assert _same(read_tensors(run / "backbone.safetensors")[0], read_tensors(run / "best.safetensors")[0])
 
 
+@pytest.mark.slow  # seconds of real work (training, a subprocess): make test-fast leaves it out
 def test_the_both_protocol_logs_knn_and_linear_as_each_alone_and_picks_by_linear(digits, lite0_file):
     """monitor.protocol both: on the real base, the kNN and linear scores are those of each protocol alone."""
     from hpt.checkpoints.sources import load_backbone

@@ -230,6 +230,7 @@ LEARNS_FAST = {
 }
 
 
+@pytest.mark.slow  # seconds of real work (training, a subprocess): make test-fast leaves it out
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_loss_falls_over_a_few_dozen_steps(method, digits, tmp_path):
     """Every registered method, from scratch on real digits: the loss of the last 10 steps is clearly below
@@ -275,6 +276,7 @@ def test_loss_falls_over_a_few_dozen_steps(method, digits, tmp_path):
     assert losses[-1] < max(losses[:2]) - 0.1, losses
 
 
+@pytest.mark.slow  # seconds of real work (training, a subprocess): make test-fast leaves it out
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_every_method_continues_from_the_real_base(method, digits, lite0_file, tmp_path):
     run = tmp_path / method
@@ -436,6 +438,7 @@ def test_linear_probe_of_the_real_base_on_real_digits(digits, lite0_file, tmp_pa
     assert result["settings"]["weight_decay"] in result["settings"]["weight_decays"]
 
 
+@pytest.mark.slow  # seconds of real work (training, a subprocess): make test-fast leaves it out
 def test_multilabel_csv_reports_mean_auroc(digits, lite0_file, tmp_path):
     """A CheXpert-style CSV of 0/1 columns: `odd` and `large` (>= 5) digits, scored by mean AUROC."""
 

@@ -9,10 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[1]
 BEGIN, END = "<!-- findings: begin (benchmarks/findings.py --write) -->", "<!-- findings: end -->"
 
 
+@pytest.mark.slow  # seconds of real work (training, a subprocess): make test-fast leaves it out
 def test_the_readme_states_the_findings_as_the_committed_results_say():
     rendered = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "findings.py")], capture_output=True, text=True, check=True

@@ -48,6 +48,7 @@ def test_bad_label_specs_are_named(spec, message):
         select_labels(LABELS, spec)
 
 
+@pytest.mark.slow  # seconds of real work (training, a subprocess): make test-fast leaves it out
 def test_finetune_with_few_labels_through_the_cli(digits, lite0_file, tmp_path):
     out = tmp_path / "eval.json"
     code = main(

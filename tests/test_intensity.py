@@ -85,6 +85,7 @@ def test_a_run_records_its_window_and_hpt_eval_applies_it(high_bit, tmp_path, ca
     assert json.loads((tmp_path / "full.json").read_text())["knn"]["settings"]["intensity"]["mode"] == "full-range"
 
 
+@pytest.mark.slow  # seconds of real work (training, a subprocess): make test-fast leaves it out
 def test_the_imagenet_base_scores_high_bit_copies_as_it_scores_the_originals(digits, high_bit, lite0_file, tmp_path):
     """The real base, kNN and linear probe at 32 px with no flag: within one point of the 8-bit originals (the
     decoded pixels differ by at most one grey level, so the features barely move; 200 test images, a point is

@@ -302,6 +302,7 @@ def test_a_timm_training_checkpoint_gives_its_ema_weights_and_says_so(tmp_path):
 # --- a file that does not name its architecture -----------------------------------------------------------------
 
 
+@pytest.mark.slow  # seconds of real work (training, a subprocess): make test-fast leaves it out
 def test_the_architecture_of_a_foreign_file_is_found_from_its_keys(tmp_path):
     torch.manual_seed(0)
     torch.save(torchvision.models.mobilenet_v3_small().state_dict(), tmp_path / "mobile.pth")
@@ -310,6 +311,7 @@ def test_the_architecture_of_a_foreign_file_is_found_from_its_keys(tmp_path):
     assert origin.load_report["identified"].startswith("identified from its keys and shapes as torchvision:mobilenet")
 
 
+@pytest.mark.slow  # seconds of real work (training, a subprocess): make test-fast leaves it out
 def test_architectures_that_compute_the_same_features_are_one_answer_and_different_ones_are_listed(tmp_path):
     torch.save(_resnet18_state(), tmp_path / "resnet.pth")
     backbone, origin = load_backbone(str(tmp_path / "resnet.pth"))

@@ -29,6 +29,7 @@ def _bn_keys(backbone) -> set[str]:
     }
 
 
+@pytest.mark.slow  # seconds of real work (training, a subprocess): make test-fast leaves it out
 def test_bn_only_trains_batch_norm_alone(digits, lite0_file, tmp_path):
     config = load_config(
         overrides={
@@ -60,6 +61,7 @@ def test_bn_only_trains_batch_norm_alone(digits, lite0_file, tmp_path):
     assert not torch.equal(after["bn2.running_mean"], before["bn2.running_mean"])  # re-estimated on the target
 
 
+@pytest.mark.slow  # seconds of real work (training, a subprocess): make test-fast leaves it out
 @pytest.mark.parametrize("init,frozen", [("full", None), ("full", False), ("bn-only", None)])
 def test_a_run_from_a_base_keeps_its_batch_norm_statistics_unless_told(init, frozen, digits, lite0_file, tmp_path):
     config = load_config(
