@@ -120,6 +120,11 @@ def test_multiband_bombs_are_refused_from_their_headers_before_any_decoding(tmp_
     for path in (tiff, npy):
         assert problem_with(path) == "60000 x 60000 pixels, over the limit of 89478485 (data.max_image_pixels)"
     assert problem_with(tiff, max_image_pixels=10**10).startswith("truncated or corrupt")  # the claim is a lie
+    pages = tmp_path / "pages.npy"  # each page within the pixel limit, 9000 of them: 1.5 TB of values
+    with open(pages, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<u2", "fortran_order": False, "shape": (9000,) * 3})
+        f.write(b"\0" * 64)
+    assert problem_with(pages) == "729000000000 values (9000 x 9000 x 9000), over data.max_image_pixels x 64 bands"
 
 
 def test_skipped_jsonl_survives_any_name_and_lists_entries_that_are_not_files(digits, tmp_path):
