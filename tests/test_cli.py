@@ -69,6 +69,7 @@ def test_pretrain_writes_the_run_folder(hpt_run, lite0_file):
         "metrics.jsonl",
         "model.safetensors",
         "tensorboard",  # every scalar, for `tensorboard --logdir RUN` (test_report reads it back)
+        "train.log",  # what the console said
         "views.png",
     ]  # no best.safetensors: without labels there is no score to trust
     config = yaml.safe_load((hpt_run / "config.yaml").read_text())
