@@ -136,8 +136,8 @@ def _bands_problem(path: Path, max_image_pixels: int) -> str | None:
     height, width = shape[:2]
     if height * width > max_image_pixels:
         return f"{width} x {height} pixels, over the limit of {max_image_pixels} (data.max_image_pixels)"
-    if (values := int(np.prod(shape))) > max_image_pixels * MAX_BANDS:  # a series of many pages, say
-        return f"{values} values ({' x '.join(map(str, shape))}), over data.max_image_pixels x {MAX_BANDS} bands"
+    if (count := int(np.prod(shape))) > max_image_pixels * MAX_BANDS:  # a series of many pages, say
+        return f"{count} values ({' x '.join(map(str, shape))}), over data.max_image_pixels x {MAX_BANDS} bands"
     with _decoding(int(np.prod(shape)) * dtype.itemsize):
         values = bands.read_bands(path)
     if values.dtype.kind == "f" and not np.isfinite(values).any():
