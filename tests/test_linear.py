@@ -52,6 +52,21 @@ def test_auroc_matches_scikit_learn_with_ties():
         assert auroc(torch.tensor(scores), torch.tensor(positives)) == pytest.approx(roc_auc_score(positives, scores))
 
 
+def test_auroc_equals_scikit_learn_on_real_multilabel_probe_scores():
+    """Real images (scikit-learn's 8x8 digits), three labels read from their classes (even, above 4, with a
+    loop), scored by a fitted multi-label probe: each label's AUROC is scikit-learn's within 1e-6 (both are
+    exact rank statistics in float64; only summation order differs)."""
+    x, y = load_digits(return_X_y=True)
+    targets = np.stack([y % 2 == 0, y > 4, np.isin(y, [0, 6, 8, 9])], axis=1).astype(np.int64)
+    features, multi_hot = torch.tensor(x), torch.tensor(targets)
+    probe = fit_linear(features[:1000], multi_hot[:1000], weight_decay=1e-3, multilabel=True)
+    logits = probe.logits(features[1000:]).round(decimals=2)  # rounded: ties, as float16 logits have
+    for c in range(3):
+        ours = auroc(logits[:, c], multi_hot[1000:, c])
+        assert abs(ours - roc_auc_score(targets[1000:, c], logits[:, c].numpy())) <= 1e-6
+        assert 0.6 < ours < 1.0  # the probe learnt something, so the ranks are not trivial
+
+
 def test_multilabel_probe_reports_mean_auroc():
     torch.manual_seed(0)
     features = torch.randn(300, 8)

@@ -72,19 +72,18 @@ def accuracy(probe: LinearProbe, features: torch.Tensor, labels: torch.Tensor) -
 
 
 def auroc(scores: torch.Tensor, positives: torch.Tensor) -> float:
-    """Area under the ROC curve of one class (Mann-Whitney U with average ranks for ties)."""
+    """Area under the ROC curve of one class: the Mann-Whitney U statistic with average ranks for tied scores,
+    in O(N log N) (one sort; equal to scikit-learn's `roc_auc_score`, tests/test_linear.py)."""
     scores, positives = scores.double().flatten(), positives.bool().flatten()
-    n_pos, n_neg = int(positives.sum()), int((~positives).sum())
+    n_pos = int(positives.sum())
+    n_neg = len(scores) - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    order = scores.argsort()
-    ranks = torch.empty_like(scores)
-    ranks[order] = torch.arange(1, len(scores) + 1, dtype=torch.float64)
-    for value in scores[order].unique_consecutive():  # average the ranks of tied scores
-        tied = scores == value
-        if tied.sum() > 1:
-            ranks[tied] = ranks[tied].mean()
-    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    _, inverse, counts = torch.unique(scores, sorted=True, return_inverse=True, return_counts=True)
+    ends = counts.cumsum(0).double()  # the 1-based rank of each distinct score's last copy
+    average_rank = ends - (counts.double() - 1) / 2  # ties share the mean of the ranks they span
+    rank_sum = float(average_rank[inverse][positives].sum())
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 def mean_auroc(probe: LinearProbe, features: torch.Tensor, targets: torch.Tensor) -> float:
