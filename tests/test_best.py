@@ -30,6 +30,7 @@ class ScriptedMonitor:
     it keeps the weights it was shown at each one. Only the score is scripted: the run and its weights are real."""
 
     selects_by = "knn_top1_k20"
+    labelled = None  # no per-image outcomes: the finish has no paired comparison to make
 
     def __init__(self, scores: list[float]) -> None:
         self.scores = scores
@@ -108,13 +109,29 @@ def test_a_real_knn_monitor_picks_a_backbone_that_reproduces_its_score(digits, l
     evaluations = read_monitor(run)
     assert [e["step"] for e in evaluations] == [0, 2, 4] and all("rankme" in e for e in evaluations)
     selected = read_provenance(run / "backbone.safetensors")["selected"]
-    best = max(evaluations, key=lambda e: e["knn_top1_k20"])  # the first of equals
-    assert selected["step"] == best["step"] and selected["by"] == "knn_top1_k20"
+    best = max(evaluations, key=lambda e: e["knn_val_top1_k20"])  # the first of equals, picked on validation
+    assert selected["step"] == best["step"] and selected["by"] == "knn_val_top1_k20"
     result = evaluate(str(run), str(digits["train"]), str(digits["test"]), EvalOptions("knn", num_workers=0))
-    # The same features up to rounding (the monitor extracts them in batches of 16, `hpt eval` of 256, so the
-    # convolutions may sum in another order: ~1e-7 relative); a test image whose vote is that close may flip.
+    # The same pixels (the run's recorded mean/std, size and window) and the same features up to rounding (the
+    # monitor extracts them in batches of 16, `hpt eval` of 256, so the convolutions may sum in another order:
+    # ~1e-7 relative); a test image whose vote is that close may flip.
     test_images = len(list(digits["test"].rglob("*.png")))
     assert abs(result["metrics"]["knn_top1_k20"] - best["knn_top1_k20"]) <= 1.5 / test_images
+    assert abs(result["metrics"]["knn_top1_k20_se"] - best["knn_top1_k20_se"]) <= 0.01  # the same p, the same n
+    assert result["settings"]["normalisation"]["source"] == "recorded by the model"
+    recorded = read_provenance(run / "backbone.safetensors")["data"]["mean"]
+    assert list(result["settings"]["normalisation"]["mean"]) == recorded
+    assert not any("warning" in note for note in result["notes"])  # monitor.test picked nothing
+    compared = selected["compared"]
+    assert compared["score"] == "knn_top1_k20" and set(compared) <= {"score", "step_0", "last"}
+    for difference in (compared[name] for name in ("step_0", "last") if name in compared):
+        low, high = difference["ci95"]
+        assert low <= difference["difference"] <= high and difference["images"] == test_images
+    # scored on the images that picked the step (monitor.train, whose held-out fifth picked it): warned
+    picked_on = evaluate(
+        str(run), str(digits["test"]), str(digits["train"]), EvalOptions("knn", num_workers=0), tmp_path / "x.json"
+    )
+    assert any(note.startswith("warning: ") and "picked on" in note for note in picked_on["notes"])
 
 
 @pytest.mark.slow  # seconds of real work (training, a subprocess): make test-fast leaves it out
@@ -157,12 +174,12 @@ def test_auto_runs_its_pilots_and_records_its_choice(digits, tmp_path, tiny_conf
     assert done.returncode == 0, done.stderr
     record = json.loads((out / "auto.json").read_text())
     assert [p["recipe"] for p in record["pilots"]] == ["bn-only", "full", "full-lr/10"]
-    assert record["by"] == "knn_top1_k20" and record["pilot_steps"] == 2
+    assert record["by"] == "knn_val_top1_k20" and record["pilot_steps"] == 2  # pilots ranked on validation
     best = max(record["pilots"], key=lambda p: p["end"])
     assert record["chosen"] == best["recipe"]
     for pilot in record["pilots"]:
         assert [e["step"] for e in read_monitor(Path(pilot["run"]))] == [0, 2]
-        assert read_monitor(Path(pilot["run"]))[-1]["knn_top1_k20"] == pilot["end"]
+        assert read_monitor(Path(pilot["run"]))[-1]["knn_val_top1_k20"] == pilot["end"]
     config = json.loads((out / "backbone.json").read_text())["config"]
     recipe = {"bn-only": ("bn-only", 0.03), "full": ("full", 0.03), "full-lr/10": ("full", 0.003)}[best["recipe"]]
     assert (config["model"]["init"], config["optim"]["lr"]) == pytest.approx(recipe)
@@ -203,4 +220,4 @@ def test_the_both_protocol_logs_knn_and_linear_as_each_alone_and_picks_by_linear
         LabelledMonitor(MonitorConfig(train=str(digits["train"]), test=str(digits["test"]), protocol="both"), 32, 64),
         None,
     )
-    assert both.selects_by == "linear_top1"
+    assert both.selects_by == "linear_val_top1"  # picked on validation, reported on test

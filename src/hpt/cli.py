@@ -45,6 +45,7 @@ PRETRAIN_FLAGS: dict[str, str] = {
     "--filter-selection": "transfer.filter_selection",
     "--monitor-train": "monitor.train",
     "--monitor-test": "monitor.test",
+    "--monitor-val": "monitor.val",
     "--monitor-every": "monitor.every",
 }
 
@@ -329,9 +330,12 @@ def run(argv: list[str] | None = None) -> int:
             finetune=finetune,
             intensity=args.intensity,
         )
+        from hpt.eval.uncertainty import with_error_bars
+
         result = evaluate(args.model, args.train, args.test, options, args.out)
-        metrics = "  ".join(f"{name} {value:.4f}" for name, value in result["metrics"].items())
-        print(f"{args.model}: {metrics}")
+        for note in result["notes"]:
+            print(f"hpt eval: {note}", file=sys.stderr)
+        print(f"{args.model}: {with_error_bars(result['metrics'])}  (± one standard error)")
     if args.command in ("pretrain", "chain"):
         from hpt.core.distributed import leave_process_group
 

@@ -304,7 +304,10 @@ class MonitorConfig(Section):
     train: str | None = None
     """Labelled images for the kNN memory (sub-folder per class, or a labelled file list)."""
     test: str | None = None
-    """Labelled images the monitor's score is computed on (the same classes as `train`)."""
+    """Labelled images the monitor's reported score is computed on (the same classes as `train`); it never picks
+    the best step, so its score of the pick is not biased upwards by the picking."""
+    val: str | None = None
+    """Labelled images the best step is picked on; None: a seeded, stratified fifth of `train` held out for it."""
     protocol: Literal["knn", "linear", "both"] = "knn"
     """How the labelled score is computed: kNN (k=20), or a linear probe (weight decay chosen on a fifth of
     `train`), or `both` (logged side by side; the linear probe picks the best); the same code as `hpt eval`."""
@@ -326,6 +329,10 @@ class MonitorConfig(Section):
     Off by default: on the benchmark (24 runs) its pick was 2.5 ± 2.7 linear-probe points under the labels'
     pick, within a point in 12 runs: better than the last step's 3.5 ± 2.8 (7 runs) but short of the goal, so
     without labels the last step is exported and the run says it cannot tell whether it beat its start."""
+
+    cache_mb: int = Field(1024, ge=0)
+    """Memory for the labelled splits' evaluation views, decoded once and kept; splits larger than this are
+    decoded again at each evaluation (by data.num_workers loader processes)."""
 
     def interval(self, steps: int) -> int:
         return max(1, steps // 10) if self.every is None else self.every

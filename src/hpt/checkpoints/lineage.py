@@ -52,6 +52,11 @@ def lineage(spec: str) -> list[dict[str, Any]]:
     return levels
 
 
+def _name(path: Any) -> str:
+    """A file or folder by its name alone: what a published card may say about a local path."""
+    return Path(str(path)).name if path else str(path)
+
+
 def _check(path: str | None, sha256: str | None) -> str:
     if not path or not sha256:
         return ""
@@ -61,7 +66,10 @@ def _check(path: str | None, sha256: str | None) -> str:
     return " [unchanged]" if sha256_file(file) == sha256 else " [CHANGED since it was used]"
 
 
-def describe(spec: str) -> str:
+def describe(spec: str, public: bool = False) -> str:
+    """The lineage in lines; `public`: files and folders by name only (no local paths, nothing checked on this
+    machine), for a model card that is published."""
+    shown = _name if public else str
     lines = []
     levels = lineage(spec)
     if levels[0]["provenance"] is not None and modified_since_written(Path(levels[0]["path"])):
@@ -79,8 +87,8 @@ def describe(spec: str) -> str:
         if origin.get("source") == "scratch":
             lines.append(f"{arrow}random initialisation of {origin['backbone']}")
             continue
-        checked = _check(level["path"], level["sha256"]) if depth else ""
-        lines.append(f"{arrow}{level['path']}  sha256 {str(level['sha256'])[:16]}{checked}")
+        checked = _check(level["path"], level["sha256"]) if depth and not public else ""
+        lines.append(f"{arrow}{shown(level['path'])}  sha256 {str(level['sha256'])[:16]}{checked}")
         if provenance and "method" not in provenance:  # written by other code that recorded the architecture only
             lines.append(f"   a file that names its architecture ({provenance.get('backbone')}) and nothing more")
         elif provenance:
@@ -89,12 +97,13 @@ def describe(spec: str) -> str:
             lines.append(
                 f"   {provenance.get('format', 'hpt')}: {provenance['backbone']}, {provenance['method']}, "
                 f"init {provenance['init']}{' + ' + adapt if adapt else ''}, {provenance['steps']} steps "
-                f"on {data.get('images')} images of {data.get('path')}, {provenance.get('wall_time_s')}s, "
+                f"on {data.get('images')} images of {shown(data.get('path'))}, {provenance.get('wall_time_s')}s, "
                 f"{provenance.get('created')}"
             )
             parent = provenance.get("parent")
             if provenance.get("format") == "hpt-backbone" and parent:
-                lines.append(f"   exported from {parent['path']}{_check(parent['path'], parent['sha256'])}")
+                checked = "" if public else _check(parent["path"], parent["sha256"])
+                lines.append(f"   exported from {shown(parent['path'])}{checked}")
             selected = provenance.get("selected")
             if selected and selected.get("by") != "last":
                 lines.append(

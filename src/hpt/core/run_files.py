@@ -31,6 +31,9 @@ TRAIN_LOG = "train.log"
 VIEWS = "views.png"
 """Images beside two of their training views, drawn at the start (`train.view_grid`)."""
 BEST = "best.safetensors"
+MONITOR_OUTCOMES = "monitor_outcomes.json"
+"""Per evaluated step, each monitor.test image's outcome (right or wrong, packed): the finish compares the pick
+with step 0 and the last step image by image (`eval/uncertainty.py`), after a resume too."""
 LOCK = ".lock"
 """Held by the process that writes the run (`train/guard.py`): one writer per folder."""
 

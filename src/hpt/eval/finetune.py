@@ -80,7 +80,8 @@ def finetune(
     settings: FinetuneSettings,
     device: torch.device | str = "cpu",
     decoding: Decoding = RGB,
-) -> tuple[dict[str, float], dict]:
+) -> tuple[dict[str, float], dict, dict[str, torch.Tensor]]:
+    """(metrics, settings, each test image's outcome per accuracy)."""
     if train.labels is None or train.classes is None:
         raise HptError("the finetune protocol needs one label per image")
     chosen = select_labels(train.labels, settings.labels, settings.seed)
@@ -124,13 +125,17 @@ def finetune(
     features, labels = extract_features(model, test_images, 256, 0, device)
     with torch.no_grad():
         predictions = head.eval()(features.to(device)).argmax(dim=1).cpu()
-    top1 = float((predictions == labels).float().mean())
-    return {"finetune_top1": top1}, {
-        "labels": settings.labels,
-        "labelled_images": len(chosen),
-        "steps": settings.steps,
-        "lr": settings.lr,
-        "head_lr_multiplier": HEAD_LR_MULTIPLIER,
-        "batch_size": batch_size,
-        "seed": settings.seed,
-    }
+    correct = predictions == labels
+    return (
+        {"finetune_top1": float(correct.float().mean())},
+        {
+            "labels": settings.labels,
+            "labelled_images": len(chosen),
+            "steps": settings.steps,
+            "lr": settings.lr,
+            "head_lr_multiplier": HEAD_LR_MULTIPLIER,
+            "batch_size": batch_size,
+            "seed": settings.seed,
+        },
+        {"finetune_top1": correct},
+    )

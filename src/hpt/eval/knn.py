@@ -36,6 +36,20 @@ def knn_predict(
     return torch.cat(predictions)
 
 
+def knn_correct(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    test_labels: torch.Tensor,
+    k: int,
+    temperature: float = 0.07,
+) -> torch.Tensor:
+    """Whether each test image is classified right (N_test booleans)."""
+    num_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    predicted = knn_predict(train_features, train_labels, test_features, k, temperature, num_classes)
+    return predicted == test_labels
+
+
 def knn_accuracy(
     train_features: torch.Tensor,
     train_labels: torch.Tensor,
@@ -44,6 +58,5 @@ def knn_accuracy(
     k: int,
     temperature: float = 0.07,
 ) -> float:
-    num_classes = int(max(train_labels.max(), test_labels.max())) + 1
-    predicted = knn_predict(train_features, train_labels, test_features, k, temperature, num_classes)
-    return float((predicted == test_labels).float().mean())
+    correct = knn_correct(train_features, train_labels, test_features, test_labels, k, temperature)
+    return float(correct.float().mean())

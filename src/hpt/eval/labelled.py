@@ -1,5 +1,6 @@
 """Labelled images for an evaluation: the splits read and checked, their classes in the training split's
-indices, and the evaluation view normalised with the training split's own statistics.
+indices, and the evaluation view normalised with the model's recorded statistics (the training split's own for
+a model that records none).
 
 One helper for `hpt eval`, the run's monitor and `hpt select`, so the three see the same pixels.
 """
@@ -54,8 +55,13 @@ class LabelledImages:
             splits[role] = images.without(other) if other else images
         return LabelledImages(splits, self.specs)
 
-    def in_view(self, image_size: int, stats_sample: int = 5000, decoding: Decoding = RGB) -> LabelledViews:
-        stats = pixel_stats(self.train, image_size, stats_sample, decoding=decoding)
+    def in_view(
+        self, image_size: int, stats_sample: int = 5000, decoding: Decoding = RGB, stats: PixelStats | None = None
+    ) -> LabelledViews:
+        """Every split in the evaluation view, normalised with `stats` (the model's own, recorded when it was
+        pretrained), else with the training split's (a model that records none: a base file, a hub name)."""
+        if stats is None:
+            stats = pixel_stats(self.train, image_size, stats_sample, decoding=decoding)
         return LabelledViews(self, image_size, decoding, stats, eval_view(image_size, stats.mean, stats.std))
 
 
@@ -66,7 +72,7 @@ class LabelledViews:
     decoding: Decoding
     """How every split's files become pixels (`data/decode.py`): the model's window and bands."""
     stats: PixelStats
-    """Of the training split: every split is normalised with them."""
+    """Every split is normalised with them: the model's recorded ones, else the training split's."""
     view: Callable[[Any], torch.Tensor]
 
     def dataset(self, role: str) -> ImageDataset:

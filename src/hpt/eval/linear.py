@@ -17,6 +17,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from hpt.eval.uncertainty import SE, bootstrap_standard_error
+
 WEIGHT_DECAYS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 
 
@@ -67,8 +69,13 @@ def fit_linear(
     return LinearProbe(weight.detach(), bias.detach(), mean, std, multilabel)
 
 
+def correct(probe: LinearProbe, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Whether each image is classified right (N booleans)."""
+    return probe.logits(features).argmax(dim=1) == labels
+
+
 def accuracy(probe: LinearProbe, features: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((probe.logits(features).argmax(dim=1) == labels).double().mean())
+    return float(correct(probe, features, labels).double().mean())
 
 
 def auroc(scores: torch.Tensor, positives: torch.Tensor) -> float:
@@ -87,10 +94,14 @@ def auroc(scores: torch.Tensor, positives: torch.Tensor) -> float:
 
 
 def mean_auroc(probe: LinearProbe, features: torch.Tensor, targets: torch.Tensor) -> float:
-    logits = probe.logits(features)
+    return _mean_auroc_of(probe.logits(features), targets)
+
+
+def _mean_auroc_of(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """The mean over labels of each label's AUROC (labels with one kind of image in `targets` left out)."""
     values = [auroc(logits[:, c], targets[:, c]) for c in range(targets.shape[1])]
     valid = [v for v in values if v == v]
-    return sum(valid) / len(valid)
+    return sum(valid) / len(valid) if valid else float("nan")
 
 
 def linear_probe(
@@ -100,7 +111,9 @@ def linear_probe(
     multilabel: bool = False,
     weight_decays: tuple[float, ...] = WEIGHT_DECAYS,
 ) -> dict[str, Any]:
-    """Fit one probe per weight decay on `train`, pick the best on `val`, report it on `test`."""
+    """Fit one probe per weight decay on `train`, pick the best on `val`, report it on `test`: its metrics (mean
+    AUROC with a bootstrap standard error for multi-label data), the settings, and `correct`, each test image's
+    outcome per accuracy (for standard errors and paired comparisons, `uncertainty.py`)."""
     score = mean_auroc if multilabel else accuracy
     name = "mean_auroc" if multilabel else "top1"
     results = []
@@ -108,11 +121,19 @@ def linear_probe(
         probe = fit_linear(*train, weight_decay=weight_decay, multilabel=multilabel)
         results.append((score(probe, *val), weight_decay, probe))
     best_val, best_decay, best = max(results, key=lambda r: (r[0], r[1]))
+    x, y = test
+    if multilabel:
+        logits = best.logits(x)
+        per_image: dict[str, torch.Tensor] = {}
+        spread = {"linear_mean_auroc" + SE: bootstrap_standard_error(lambda i: _mean_auroc_of(logits[i], y[i]), len(y))}
+    else:
+        per_image, spread = {"linear_top1": correct(best, x, y)}, {}
     return {
-        "metrics": {f"linear_{name}": score(best, *test), f"linear_val_{name}": best_val},
+        "metrics": {f"linear_{name}": score(best, *test), f"linear_val_{name}": best_val, **spread},
         "settings": {
             "weight_decay": best_decay,
             "weight_decays": list(weight_decays),
             "validation": {str(wd): v for v, wd, _ in results},
         },
+        "correct": per_image,
     }

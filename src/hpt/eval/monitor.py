@@ -25,20 +25,28 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from hpt.backbones import Backbone
 from hpt.config import MonitorConfig
 from hpt.data.dataset import ImageDataset
 from hpt.data.decode import RGB, Decoding
 from hpt.data.files import ImageList
+from hpt.data.stats import PixelStats
 from hpt.errors import HptError
 from hpt.eval import label_free
 from hpt.eval.features import extract_features
 from hpt.eval.labelled import read_labelled
-from hpt.eval.protocols import PROTOCOLS, EvalTask
+from hpt.eval.protocols import PROTOCOLS, EvalTask, knn_scores
 from hpt.eval.spectrum import alpha_req, rankme
 
-LABELLED_SCORES = {"knn": "knn_top1_k20", "linear": "linear_top1", "both": "linear_top1"}
+SELECTS_BY = {"knn": "knn_val_top1_k20", "linear": "linear_val_top1", "both": "linear_val_top1"}
+"""The validation score each labelled protocol picks the best step by."""
+REPORTS = {"knn": "knn_top1_k20", "linear": "linear_top1", "both": "linear_top1"}
+"""The test score each labelled protocol reports the pick by: never the score that picked it."""
+VALIDATION_FRACTION = 0.2
+"""Without `monitor.val`, the stratified, seeded share of `monitor.train` the pick is made on (`hpt eval`'s
+linear probe chooses its weight decay on the same share, with the same seed)."""
 LABEL_FREE_PICK = "view_retrieval"
 """The label-free score `monitor.label_free_pick` picks by: the best label-free pick of benchmarks/label_free.py."""
 FEATURE_RANK = "rankme"
@@ -48,6 +56,16 @@ MIN_LABEL_FREE_SAMPLE = 16
 
 
 class LabelledMonitor:
+    """kNN and/or linear-probe accuracy of the backbone on labelled splits, three roles kept apart: the
+    classifier is fitted on `monitor.train`, the best step is picked by the score on validation images
+    (`monitor.val`, or a held-out fifth of `monitor.train`, fitted on the rest), and reported on `monitor.test`,
+    which picks nothing. The test score of each evaluation comes with its standard error, and each test image's
+    outcome is kept (`outcomes`) for the paired comparisons of the finish (`uncertainty.py`).
+
+    Pixels as the run's own: its window, bands and mean/std (`stats`), so that `hpt eval RUN` on the same splits
+    gives the same test numbers. The evaluation views are decoded once and kept as tensors when they fit in
+    `monitor.cache_mb`; otherwise they are decoded at each evaluation by `workers` loader processes."""
+
     def __init__(
         self,
         config: MonitorConfig,
@@ -55,22 +73,77 @@ class LabelledMonitor:
         batch_size: int = 256,
         stats_sample: int = 5000,
         decoding: Decoding = RGB,
+        stats: PixelStats | None = None,
+        workers: int = 0,
     ) -> None:
         assert config.train is not None and config.test is not None
-        images = read_labelled(config.train, {"test": config.test}, {"train": "monitor.train", "test": "monitor.test"})
+        names = {"train": "monitor.train", "test": "monitor.test", "val": "monitor.val"}
+        images = read_labelled(config.train, {"test": config.test, "val": config.val}, names)
         if images.multilabel:
             raise HptError("monitor: the monitor needs one label per image (one sub-folder per class)")
         self.protocol = config.protocol
         images = images.with_channels(decoding.channels)  # the run's band count: other files are left out
-        self.data = images.in_view(image_size, stats_sample, decoding)  # decoded as the run's own images
-        self.batch_size = batch_size
+        self.data = images.in_view(image_size, stats_sample, decoding, stats)  # the run's own pixels
+        self.batch_size, self.workers, self.cache_bytes = batch_size, workers, config.cache_mb * 2**20
+        self.views: dict[str, Dataset] = {}
+        self.outcomes: dict[int, torch.Tensor] = {}
+        """Per evaluated step, whether each test image was classified right by the reported score."""
 
-    def __call__(self, backbone: Backbone, device: torch.device | str) -> dict[str, float]:
-        task = EvalTask(backbone, self.data, device, self.batch_size)  # `both`: one feature pass for the two
+    @property
+    def selects_by(self) -> str:
+        return SELECTS_BY[self.protocol]
+
+    @property
+    def reports(self) -> str:
+        return REPORTS[self.protocol]
+
+    @property
+    def validation(self) -> str:
+        """Which images the pick is made on, in words."""
+        splits = self.data.images.splits
+        if "val" in splits:
+            return f"monitor.val ({len(splits['val'])} images)"
+        held = round(VALIDATION_FRACTION * len(splits["train"]))
+        return f"a held-out {VALIDATION_FRACTION:.0%} of monitor.train (about {held} images, seeded, per class)"
+
+    def describe(self) -> str:
+        test = len(self.data.images.splits["test"])
+        return (
+            f"monitor: picks the best step by {self.selects_by} on {self.validation}; reports {self.reports} on "
+            f"monitor.test ({test} images, which picks nothing), in the run's own preprocessing"
+        )
+
+    def __call__(self, backbone: Backbone, device: torch.device | str, step: int | None = None) -> dict[str, float]:
+        task = EvalTask(  # `both`: one feature pass for the two protocols
+            backbone, self.data, device, self.batch_size, self.workers, VALIDATION_FRACTION, datasets=self._views()
+        )
         metrics: dict[str, float] = {}
         for protocol in ["knn", "linear"] if self.protocol == "both" else [self.protocol]:
-            metrics.update(PROTOCOLS[protocol](task)[0])
+            result = PROTOCOLS[protocol](task)
+            metrics.update(result.metrics)
+            if protocol == "knn":  # the validation score: fitted on train without the validation images
+                fit, val, _ = task.fit_and_validation()
+                metrics["knn_val_top1_k20"] = knn_scores(fit, val).metrics["knn_top1_k20"]
+            if self.reports in result.correct and step is not None:
+                self.outcomes[step] = result.correct[self.reports]
         return metrics
+
+    def _views(self) -> dict[str, Dataset]:
+        """Each split's evaluation views as tensors, decoded at the first evaluation, when they fit the budget."""
+        if not self.views and self.cache_bytes > 0:
+            splits = self.data.images.splits
+            channels, size = self.data.decoding.channels, self.data.image_size
+            need = sum(len(images) for images in splits.values()) * channels * size * size * 4
+            if need <= self.cache_bytes:
+                self.views = {role: decoded(self.data.dataset(role), self.workers) for role in splits}
+        return self.views
+
+
+def decoded(dataset: Dataset, workers: int) -> TensorDataset:
+    """Every item of `dataset` (a deterministic evaluation view) decoded once: (images, labels) tensors."""
+    loader = DataLoader(dataset, batch_size=256, shuffle=False, num_workers=workers)
+    images, labels = zip(*loader)
+    return TensorDataset(torch.cat(images), torch.cat([torch.as_tensor(label) for label in labels]))
 
 
 class LabelFreeMonitor:
@@ -134,13 +207,13 @@ class Monitor:
     def selects_by(self) -> str | None:
         """The score the best evaluation is chosen by; None: there is none to trust."""
         if self.labelled is not None:
-            return LABELLED_SCORES[self.labelled.protocol]
+            return self.labelled.selects_by
         picks = self.label_free is not None and self.label_free.pair is not None and self.label_free_pick
         return LABEL_FREE_PICK if picks else None
 
     def __call__(self, backbone: Backbone, device: torch.device | str, step: int | None = None) -> dict[str, float]:
         """The scores of `backbone` after `step` steps (step 0: the start the label-free criteria compare with)."""
-        scores = self.labelled(backbone, device) if self.labelled is not None else {}
+        scores = self.labelled(backbone, device, step) if self.labelled is not None else {}
         if self.label_free is not None:
             scores |= self.label_free(backbone, device, step)
         return scores
@@ -176,11 +249,20 @@ def build_monitor(
     decoding: Decoding = RGB,
     pair_view: Callable | None = None,
     seed: int = 0,
+    stats: PixelStats | None = None,
+    workers: int = 0,
 ) -> Monitor | None:
-    """`view`: the evaluation view; `pair_view`: the training view the label-free criteria's pairs are drawn in."""
+    """`view`: the evaluation view; `pair_view`: the training view the label-free criteria's pairs are drawn in;
+    `stats`: the run's mean/std, which the labelled splits are normalised with."""
     if (config.train is None) != (config.test is None):
         raise HptError("monitor: give both monitor.train and monitor.test (labelled image folders)")
-    labels = LabelledMonitor(config, image_size, batch_size, decoding=decoding) if config.train is not None else None
+    if config.val is not None and config.train is None:
+        raise HptError("monitor: monitor.val needs monitor.train and monitor.test too")
+    labels = (
+        LabelledMonitor(config, image_size, batch_size, decoding=decoding, stats=stats, workers=workers)
+        if config.train is not None
+        else None
+    )
     label_free = (
         LabelFreeMonitor(held_out, view, batch_size, decoding, pair_view, seed) if held_out is not None else None
     )

@@ -9,23 +9,31 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
+from torch.utils.data import Dataset
 
 from hpt.backbones import Backbone
 from hpt.errors import HptError
 from hpt.eval.features import extract_features
 from hpt.eval.finetune import FinetuneSettings, finetune
-from hpt.eval.knn import knn_accuracy
+from hpt.eval.knn import knn_correct
 from hpt.eval.labelled import LabelledViews, targets_of
 from hpt.eval.linear import linear_probe
+from hpt.eval.uncertainty import with_errors
 
 KNN_KS = (20, 200)
 KNN_TEMPERATURE = 0.07
 
-Result = tuple[dict[str, float], dict[str, Any]]
-"""(metrics, settings)."""
+
+class Result(NamedTuple):
+    metrics: dict[str, float]
+    """Each score on the test split, and each accuracy's standard error beside it (`name_se`)."""
+    settings: dict[str, Any]
+    correct: dict[str, torch.Tensor] = {}
+    """Per accuracy, whether each test image was classified right (in the split's order): what a paired
+    comparison of two models or two steps on the same images needs (`uncertainty.py`)."""
 
 
 @dataclass(frozen=True)
@@ -52,13 +60,15 @@ class EvalTask:
     val_fraction: float = 0.2
     """Share of each training class held out to choose the linear probe's weight decay, without a 'val' split."""
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
+    datasets: dict[str, Dataset] = field(default_factory=dict)
+    """Splits already decoded (the monitor's, kept between evaluations); the others are decoded from `data`."""
     _features: dict[str, Split] = field(default_factory=dict, repr=False)
 
     def features(self, role: str) -> Split:
         if role not in self._features:
-            features, _ = extract_features(
-                self.backbone, self.data.dataset(role), self.batch_size, self.num_workers, self.device
-            )
+            dataset = self.datasets[role] if role in self.datasets else self.data.dataset(role)
+            workers = 0 if role in self.datasets else self.num_workers  # tensors in memory: nothing to decode
+            features, _ = extract_features(self.backbone, dataset, self.batch_size, workers, self.device)
             self._features[role] = Split(features, targets_of(self.data.images.splits[role]))
         return self._features[role]
 
@@ -74,15 +84,16 @@ class EvalTask:
 
 def knn(task: EvalTask) -> Result:
     train, test = task.features("train"), task.features("test")
-    metrics, settings = knn_scores(train, test)
-    return metrics, {**settings, "train_images": len(train.targets), "test_images": len(test.targets)}
+    metrics, settings, correct = knn_scores(train, test)
+    return Result(metrics, {**settings, "train_images": len(train.targets), "test_images": len(test.targets)}, correct)
 
 
 def linear(task: EvalTask) -> Result:
     fit, val, validation = task.fit_and_validation()
     test = task.features("test")
-    metrics, settings = linear_scores(fit, val, test)
-    return metrics, {**settings, "train_images": len(fit.targets), "test_images": len(test.targets), **validation}
+    metrics, settings, correct = linear_scores(fit, val, test)
+    counts = {"train_images": len(fit.targets), "test_images": len(test.targets)}
+    return Result(metrics, {**settings, **counts, **validation}, correct)
 
 
 def finetune_protocol(task: EvalTask) -> Result:
@@ -91,7 +102,7 @@ def finetune_protocol(task: EvalTask) -> Result:
     if images.multilabel:
         raise HptError("the finetune protocol needs one label per image")
     stats = task.data.stats
-    metrics, settings = finetune(
+    metrics, settings, correct = finetune(
         task.backbone,
         images.train,
         images.splits["test"],
@@ -102,7 +113,8 @@ def finetune_protocol(task: EvalTask) -> Result:
         task.device,
         task.data.decoding,
     )
-    return metrics, {**settings, "train_images": len(images.train), "test_images": len(images.splits["test"])}
+    counts = {"train_images": len(images.train), "test_images": len(images.splits["test"])}
+    return Result(with_errors(metrics, correct), {**settings, **counts}, correct)
 
 
 PROTOCOLS: dict[str, Callable[[EvalTask], Result]] = {"knn": knn, "linear": linear, "finetune": finetune_protocol}
@@ -118,11 +130,13 @@ def knn_scores(train: Split, test: Split) -> Result:
     """Weighted kNN (cosine similarity, temperature 0.07) at each of `KNN_KS`."""
     if train.multilabel:
         raise HptError("the knn protocol needs one label per image; use --protocol linear for multi-label data")
-    metrics = {
-        f"knn_top1_k{k}": knn_accuracy(train.features, train.targets, test.features, test.targets, k, KNN_TEMPERATURE)
+    correct = {
+        f"knn_top1_k{k}": knn_correct(train.features, train.targets, test.features, test.targets, k, KNN_TEMPERATURE)
         for k in KNN_KS
     }
-    return metrics, {"k": list(KNN_KS), "temperature": KNN_TEMPERATURE, "similarity": "cosine"}
+    metrics = {name: float(outcomes.double().mean()) for name, outcomes in correct.items()}
+    settings = {"k": list(KNN_KS), "temperature": KNN_TEMPERATURE, "similarity": "cosine"}
+    return Result(with_errors(metrics, correct), settings, correct)
 
 
 def linear_scores(train: Split, val: Split, test: Split) -> Result:
@@ -132,7 +146,7 @@ def linear_scores(train: Split, val: Split, test: Split) -> Result:
         (test.features, test.targets),
         multilabel=train.multilabel,
     )
-    return result["metrics"], result["settings"]
+    return Result(with_errors(result["metrics"], result["correct"]), result["settings"], result["correct"])
 
 
 def split_validation(train: Split, fraction: float, seed: int = 0) -> tuple[Split, Split]:

@@ -1,10 +1,17 @@
 """`hpt eval`: evaluate a model (run folder, checkpoint or hub name) with a protocol, write `eval.json`.
 
-`eval.json` holds one entry per protocol, so evaluating a run with a second protocol keeps the first's.
+`eval.json` holds one entry per protocol, so evaluating a run with a second protocol keeps the first's. Each
+accuracy has its standard error beside it (`name_se`), and each test image's outcome is kept (`outcomes`, packed,
+with the sha256 of the test file list), so `hpt report` can compare two models image by image.
+
+The model's own preprocessing is used: the image size, intensity window, bands and mean/std it was pretrained
+with (an hpt run or file records them); a model that records none (a base file, a hub name) is normalised with
+the training split's statistics at 224 px or `--image-size`, and `notes` says so.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -17,11 +24,13 @@ from hpt.checkpoints.sources import load_backbone
 from hpt.data.decode import Decoding
 from hpt.data.files import ImageList
 from hpt.data.intensity import Setting, Window, resolve_window
+from hpt.data.stats import PixelStats
 from hpt.errors import HptError
 from hpt.eval.features import eval_device
 from hpt.eval.finetune import FinetuneSettings
 from hpt.eval.labelled import read_labelled
 from hpt.eval.protocols import EvalTask, check_protocol
+from hpt.eval.uncertainty import pack
 
 DEFAULT_IMAGE_SIZE = 224
 
@@ -87,14 +96,20 @@ def evaluate(
     images = images.with_channels(backbone.in_chans)
     decoding = Decoding(model_window(options.intensity, provenance, images.train), backbone.in_chans)
     image_size = model_image_size(backbone, provenance, options.image_size)
-    data = images.in_view(image_size, options.stats_sample, decoding)
+    recorded = recorded_stats(provenance, backbone.in_chans)
+    data = images.in_view(image_size, options.stats_sample, decoding, recorded)
     workers = min(4, os.cpu_count() or 1) if options.num_workers is None else options.num_workers
     task = EvalTask(backbone, data, eval_device(), options.batch_size, workers, options.val_fraction, options.finetune)
-    metrics, settings = protocol(task)
+    metrics, settings, correct = protocol(task)
 
+    source = "recorded by the model" if recorded else "the training split's (the model records none)"
+    notes = [
+        f"preprocessing: {image_size} px, mean/std {source}, {decoding.window.describe()}",
+        *selection_warnings(provenance, test, options.val),
+    ]
     context: dict[str, Any] = {
         "image_size": data.image_size,
-        "normalisation": {"mean": data.stats.mean, "std": data.stats.std},
+        "normalisation": {"mean": data.stats.mean, "std": data.stats.std, "source": source},
         "train": str(train),
         "test": str(test),
         "classes": images.train.classes,
@@ -108,9 +123,53 @@ def evaluate(
         "metrics": metrics,
         "settings": {**settings, **context},
         "model": {"spec": spec, "backbone": backbone.name, "path": origin.path, "sha256": origin.sha256},
+        "notes": notes,
     }
+    if correct:
+        result["outcomes"] = {
+            "test_files_sha256": files_digest(images.splits["test"].paths),
+            "images": len(images.splits["test"]),
+            **{name: pack(outcomes) for name, outcomes in correct.items()},
+        }
     _merge_into(out, options.protocol, result)
     return result
+
+
+def files_digest(paths: list[Path]) -> str:
+    """Which test images, in which order: two results compare image by image only when this is equal."""
+    return hashlib.sha256("\n".join(str(Path(p).resolve()) for p in paths).encode()).hexdigest()
+
+
+def recorded_stats(provenance: dict[str, Any], channels: int) -> PixelStats | None:
+    """The mean/std the model was pretrained with (its `config.json` tells downstream code the same), if any."""
+    data = provenance.get("data") or {}
+    mean, std = data.get("mean"), data.get("std")
+    if isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == channels:
+        return PixelStats(tuple(float(m) for m in mean), tuple(float(s) for s in std))
+    return None
+
+
+def selection_warnings(provenance: dict[str, Any], test: str, val: str | None) -> list[str]:
+    """A warning when the images scored here picked the run's exported step: that score is biased upwards."""
+    monitor = (provenance.get("config") or {}).get("monitor") or {}
+    by = (provenance.get("selected") or {}).get("by", "")
+    if not monitor.get("train") or by in ("", "last"):
+        return []
+    if "_val_" in by:  # 0.7 on: picked on monitor.val, or on a held-out part of monitor.train
+        picked_on = monitor.get("val") or monitor["train"]
+    else:  # before 0.7 the pick was made on monitor.test itself
+        picked_on = monitor.get("test")
+    same = [spec for spec in (test, val) if spec and picked_on and _same_place(spec, picked_on)]
+    if not same:
+        return []
+    return [
+        f"warning: '{same[0]}' holds the images this run's exported step was picked on (by {by}): a score on "
+        "them is biased upwards; report it on images that picked nothing"
+    ]
+
+
+def _same_place(a: str, b: str) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
 def model_image_size(backbone: Backbone, provenance: dict[str, Any], asked: int | None) -> int:

@@ -1,15 +1,19 @@
 """A model card (`README.md`) in the Hugging Face format: YAML front matter (library, base model, tags) and
-the recipe, the data, the step-0 and final evaluations and the lineage, all read from the exported file's
-provenance, so that the run folder can be uploaded to a hub as it is."""
+the recipe, the data, the evaluations (step 0, the exported step and the last, each test score with its standard
+error, and the exported step against the others, paired) and the lineage, all read from the exported file's
+provenance, so that the run folder can be uploaded to a hub as it is: local files and folders are named by
+their name (and sha256), never by their path on this machine."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import timm
 import yaml
 
 from hpt.backbones import split_name
+from hpt.eval.uncertainty import SE, Difference
 
 
 def model_card(provenance: dict[str, Any], lineage: str) -> str:
@@ -24,13 +28,13 @@ def model_card(provenance: dict[str, Any], lineage: str) -> str:
     hub_id = _base_hub_id(provenance.get("base") or {})
     if hub_id:
         front["base_model"] = hub_id
-    base = (provenance.get("base") or {}).get("spec") or "random initialisation"
+    base = _public_base(provenance.get("base") or {})
     lines = [
         "---",
         yaml.safe_dump(front, sort_keys=False).strip(),
         "---",
         "",
-        f"# {backbone}, {provenance['method']} continued on {data.get('path') or 'the data below'}",
+        f"# {backbone}, {provenance['method']} continued on {_folder(data.get('path')) or 'the data below'}",
         "",
         f"A headless {backbone} (pooled features, no classifier) made by "
         f"hpt {provenance.get('hpt_version')}: self-supervised pretraining ("
@@ -71,7 +75,7 @@ def model_card(provenance: dict[str, Any], lineage: str) -> str:
         "",
         "## Evaluations",
         "",
-        *_evaluations(provenance.get("monitor") or []),
+        *_evaluations(provenance.get("monitor") or [], provenance.get("selected") or {}),
         "",
         "## Lineage",
         "",
@@ -109,16 +113,64 @@ def _window(window: dict[str, Any]) -> str:
     return ", ".join(f"{key} {value}" for key, value in window.items())
 
 
-def _evaluations(records: list[dict[str, Any]]) -> list[str]:
+def _public_base(base: dict[str, Any]) -> str:
+    """A hub name as it is; a local file by its name and sha256."""
+    spec = base.get("spec")
+    if not spec:
+        return "random initialisation"
+    if base.get("source") == "hub":
+        return str(spec)
+    sha = base.get("sha256")
+    return f"{Path(str(spec)).name}" + (f" (sha256 {str(sha)[:16]})" if sha else "")
+
+
+def _folder(path: Any) -> str:
+    return Path(str(path)).name if path else ""
+
+
+def _evaluations(records: list[dict[str, Any]], selected: dict[str, Any]) -> list[str]:
     if not records:
         return ["No labelled monitor was given: this run was not evaluated (`hpt eval RUN --train ... --test ...`)."]
-    shown = [records[0]] if len(records) == 1 else [records[0], records[-1]]
-    columns = [k for k, v in records[0].items() if k not in ("step", "monitor") and isinstance(v, int | float)]
-    rows = [f"| {r['step']} | " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in shown]
     kind = records[0].get("monitor")
-    what = "label-free, on held-out images" if kind == "unlabelled" else f"on its labelled splits, selecting by {kind}"
+    if kind == "unlabelled":
+        return _label_free(records)
+    compared = selected.get("compared") or {}
+    by = str(selected.get("by") or kind)
+    # before 0.7, or without the outcomes: the first test score is shown (in 0.6 it is also the one that picked)
+    score = str(compared.get("score") or next((c for c in records[0] if c.endswith(("top1", "_k20"))), by))
+    at = {r["step"]: r for r in records}
+    picked, last = selected.get("step", records[-1]["step"]), records[-1]["step"]
+    steps = sorted({0, picked, last} & set(at))
+    rows = []
+    for step in steps:
+        role = ", ".join(name for name, s in (("start", 0), ("exported", picked), ("last", last)) if s == step)
+        record = at[step]
+        error = record.get(score + SE)
+        test = _cell(record.get(score)) + (f" ± {error:.4f}" if error is not None else "")
+        rows.append(f"| {step} ({role}) | {_cell(record.get(by)) if by != score else '-'} | {test} |")
+    lines = [
+        f"The run's monitor on its labelled splits: the exported step was picked by `{by}` (validation images), "
+        f"and is reported by `{score}` on test images that picked nothing (± one standard error, binomial).",
+        "",
+        f"| step | {by} (validation) | {score} (test) |",
+        "|---|---|---|",
+        *rows,
+    ]
+    for name, what in (("step_0", "the starting point (step 0)"), ("last", "the last step")):
+        if name in compared:
+            words = Difference.from_dict(compared[name]).words()
+            lines += ["", f"The exported step against {what}, on the same test images: {words}."]
+    return lines
+
+
+def _label_free(records: list[dict[str, Any]]) -> list[str]:
+    shown = [records[0]] if len(records) == 1 else [records[0], records[-1]]
+    columns = [
+        k for k, v in records[0].items() if k not in ("step", "monitor", "eval_s") and isinstance(v, int | float)
+    ]
+    rows = [f"| {r['step']} | " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in shown]
     return [
-        f"The run's monitor ({what}) at the start (step 0) and at the end:",
+        "The run's monitor (label-free, on held-out images) at the start (step 0) and at the end:",
         "",
         "| step | " + " | ".join(columns) + " |",
         "|---" * (len(columns) + 1) + "|",

@@ -25,7 +25,7 @@ def write_hub_files(run: Path, num_features: int) -> list[Path]:
     if provenance is None:
         raise HptError(f"'{exported}' carries no hpt provenance: not a backbone hpt exported")
     write_text_atomic(run / HUB_CONFIG, json.dumps(timm_config(provenance, num_features), indent=2) + "\n")
-    write_text_atomic(run / MODEL_CARD, model_card(provenance, describe(str(exported))))
+    write_text_atomic(run / MODEL_CARD, model_card(provenance, describe(str(exported), public=True)))
     _link(exported, run / HUB_WEIGHTS)
     return [run / HUB_CONFIG, run / HUB_WEIGHTS, run / MODEL_CARD]
 

@@ -282,6 +282,8 @@ def _announce(plan: Plan, run: Path, backbone: str, origin: Origin, console: Con
     )
     for note in load_notes(origin.load_report or {}):
         say(console, f"base {origin.spec}: {note}")
+    if plan.monitor is not None and plan.monitor.labelled is not None:
+        say(console, plan.monitor.labelled.describe())
     if plan.held_out:
         say(console, f"{plan.held_out} images held out of training: the label-free pick's sample (view retrieval)")
     window = plan.decoding.window

@@ -1,18 +1,25 @@
 """The run's evaluations: the monitor at step 0, every `monitor.every` steps and at the end, each logged to
-`metrics.jsonl`, the best kept (`best.py`), and the backbone handed back to training as it was."""
+`metrics.jsonl` with its time (`eval_s`), the best kept (`best.py`), each test image's outcome kept
+(`monitor_outcomes.json`) for the finish's paired comparisons, and the backbone handed back to training as it was."""
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from rich.console import Console
 
 from hpt.backbones import Backbone
+from hpt.checkpoints.files import write_text_atomic
 from hpt.core.distributed import broadcast_from_first
+from hpt.core.run_files import MONITOR_OUTCOMES
 from hpt.errors import HptError
-from hpt.eval.monitor import FEATURE_RANK, Monitor
+from hpt.eval.monitor import FEATURE_RANK, LabelledMonitor, Monitor
+from hpt.eval.uncertainty import pack, paired_difference, unpack, with_error_bars
 from hpt.methods import SSLMethod
 from hpt.train.best import BestBackbone
 from hpt.train.checkpoint import unhealthy
@@ -39,6 +46,14 @@ class Evaluations:
         self.monitor, self.method, self.backbone, self.run = monitor, method, backbone, run
         self.metrics, self.best, self.freeze_statistics = metrics, best, freeze_statistics
         self.device, self.console = device, console
+        self.seconds = 0.0
+        """Time spent evaluating so far in this attempt: the training's throughput leaves it out."""
+        if self.labelled is not None and self.metrics.enabled and (run / MONITOR_OUTCOMES).is_file():
+            self._read_outcomes(self.labelled)  # a resume: the earlier attempt's outcomes, step 0's included
+
+    @property
+    def labelled(self) -> LabelledMonitor | None:
+        return getattr(self.monitor, "labelled", None)
 
     @property
     def selects_by(self) -> str | None:
@@ -53,19 +68,53 @@ class Evaluations:
             if done == 0:  # nothing trained yet: the starting point came so, not a learning rate
                 raise HptError("the starting point's weights are not finite (NaN or inf) before any training")
             raise unhealthy("the weights became non-finite", done, self.run)
+        started = time.perf_counter()
         broadcast_from_first(list(self.backbone.buffers()))  # BatchNorm statistics: those rank 0 saves
         scores = self.monitor(self.backbone, self.device, done)
         if done == 0:
             self._check_starting_point(scores)
-        self.metrics.write({"step": done, "monitor": self.selects_by or "unlabelled", **scores})
+        seconds = time.perf_counter() - started
+        self.seconds += seconds
+        self.metrics.write({"step": done, "monitor": self.selects_by or "unlabelled", **scores, "eval_s": seconds})
+        self._write_outcomes()
         kept = self.best is not None and self.best.offer(done, scores, self.backbone, provenance.to_dict())
         say(
             self.console,
-            f"step {done}: "
-            + "  ".join(f"{name} {value:.4f}" for name, value in scores.items())
-            + ("  (best so far)" if kept and done > 0 else ""),
+            f"step {done}: " + with_error_bars(scores) + ("  (best so far)" if kept and done > 0 else ""),
         )
         self.hold_statistics()  # the evaluation put the backbone back in train mode
+
+    def comparisons(self, picked: int, last: int) -> dict[str, Any]:
+        """The test score of the picked step against step 0 (the starting point) and the last step, image by
+        image (paired, `uncertainty.py`); empty without a labelled monitor or those steps' outcomes."""
+        labelled = self.labelled
+        if labelled is None or picked not in labelled.outcomes:
+            return {}
+        outcomes = labelled.outcomes
+        compared: dict[str, Any] = {"score": labelled.reports}
+        for name, other in (("step_0", 0), ("last", last)):
+            if other != picked and other in outcomes:
+                compared[name] = paired_difference(outcomes[picked], outcomes[other]).to_dict()
+        return compared
+
+    def _write_outcomes(self) -> None:
+        labelled = self.labelled
+        if labelled is None or not self.metrics.enabled or not labelled.outcomes:
+            return
+        images = len(next(iter(labelled.outcomes.values())))
+        record = {"score": labelled.reports, "images": images}
+        record["steps"] = {str(step): pack(correct) for step, correct in sorted(labelled.outcomes.items())}
+        write_text_atomic(self.run / MONITOR_OUTCOMES, json.dumps(record) + "\n")
+
+    def _read_outcomes(self, labelled: LabelledMonitor) -> None:
+        """The outcomes of the steps before a resume (those after its checkpoint are recomputed)."""
+        try:
+            record = json.loads((self.run / MONITOR_OUTCOMES).read_text())
+            if record.get("score") == labelled.reports:
+                for step, text in record["steps"].items():
+                    labelled.outcomes[int(step)] = unpack(text, int(record["images"]))
+        except (ValueError, KeyError, TypeError):  # cut off or of another monitor: comparisons then say so
+            labelled.outcomes.clear()
 
     def _check_starting_point(self, scores: dict[str, float]) -> None:
         """A score that is NaN before any training (features of NaN, or of a base that gives NaN on this data)

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from hpt.checkpoints.files import save_tensors, sha256_file
 from hpt.core.run_files import BACKBONE, CHECKPOINT, read_monitor
+from hpt.eval.uncertainty import SE, Difference
 from hpt.export.hub import write_hub_files
 from hpt.train.build import Training
 from hpt.train.checkpoint import save_checkpoint
@@ -40,7 +41,8 @@ def finish(fabric: Fabric, plan: Plan, training: Training, ended: Ended) -> floa
         return wall_time
     parent = {"path": str((run / CHECKPOINT).resolve()), "sha256": sha256_file(run / CHECKPOINT)}
     evaluations, best = read_monitor(run), t.evaluations.best
-    exported, selected = t.backbone.native_state_dict(), {"step": done, "by": "last"}
+    exported = t.backbone.native_state_dict()
+    selected: dict[str, Any] = {"step": done, "by": "last"}
     if best is not None and best.best is not None and config.monitor.export == "best":
         exported, selected = best.tensors(), best.best
         _say_what_was_selected(console, selected, evaluations, done)
@@ -52,6 +54,9 @@ def finish(fabric: Fabric, plan: Plan, training: Training, ended: Ended) -> floa
             "starting point (no label-free score told it reliably on the benchmark targets: "
             "benchmarks/results/label_free); give --monitor-train and --monitor-test to keep the best",
         )
+    if compared := t.evaluations.comparisons(selected["step"], done):
+        selected = {**selected, "compared": compared}
+        _say_how_it_compares(console, selected["step"], compared, evaluations)
     save_tensors(
         run / BACKBONE,
         exported,
@@ -83,5 +88,25 @@ def _say_what_was_selected(
     elif selected["step"] != done:
         say(
             console,
-            f"backbone.safetensors holds step {selected['step']}, the best by {by} ({selected['value']:.4f}; {end})",
+            f"backbone.safetensors holds step {selected['step']}, the best by {by} ({selected['value']:.4f}; {end}), "
+            "picked on validation images",
         )
+
+
+def _say_how_it_compares(
+    console: Console, picked: int, compared: dict[str, Any], evaluations: list[dict[str, Any]]
+) -> None:
+    """The exported step's test score with its standard error, against step 0 and the last step, paired."""
+    score = compared["score"]
+    at = {e["step"]: e for e in evaluations}
+    if picked not in at or score not in at[picked]:
+        return
+    mine = at[picked]
+    error = mine.get(score + SE)
+    said = f"on monitor.test, step {picked} scores {score} {mine[score]:.4f}" + (
+        f" ± {error:.4f} (one standard error)" if error is not None else ""
+    )
+    for name, what in (("step_0", "the starting point (step 0)"), ("last", "the last step")):
+        if name in compared:
+            said += f"; against {what}: {Difference.from_dict(compared[name]).words()}"
+    say(console, said)

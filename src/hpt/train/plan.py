@@ -114,7 +114,7 @@ def plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool, a
     )
     monitor = build_monitor(
         config.monitor, config.data.image_size, batch_size, held_out, measure_view, decoding, pair_view,
-        config.train.seed,
+        config.train.seed, stats, config.data.num_workers,
     )  # fmt: skip
     continuing = check_run_dir(out, config, overwrite, resume)
     fingerprint = DataFingerprint.of(found.paths, config.train.seed)

@@ -45,6 +45,8 @@ class Window:
     """What happened since the last logged step: `metrics.jsonl`'s throughput and loss are over it."""
 
     started: float
+    evaluated_before: float = 0.0
+    """`Evaluations.seconds` when the window started: evaluation time is not training time."""
     images: int = 0
     waiting: float = 0.0
     losses: list[float] = field(default_factory=list)
@@ -54,7 +56,7 @@ def run_steps(fabric: Fabric, config: PretrainConfig, training: Training, stops:
     """`stops`: the stop signals received so far; one stops the run cleanly after its step (`guard.py`)."""
     t, steps, console = training, config.train.steps, training.console
     run, wall_time = t.evaluations.run, Clock(t.provenance.wall_time_s)
-    window, collapse = Window(wall_time.started), CollapseWatch(config.train.collapse_threshold)
+    window, collapse = Window(wall_time.started, t.evaluations.seconds), CollapseWatch(config.train.collapse_threshold)
     loss_value, done = math.nan, t.start_step
     t.evaluations.hold_statistics()
     if t.resumed is None:
@@ -160,6 +162,8 @@ def _log(t: Training, done: int, lr: float, window: Window, collapse: CollapseWa
     """One line of `metrics.jsonl` over the window; warns when the embeddings collapse. Returns a new window."""
     now = time.perf_counter()
     spread, collapsing = collapse.flush()
+    evaluating = t.evaluations.seconds - window.evaluated_before
+    training = max(now - window.started - evaluating, 1e-9)
     t.metrics.write(
         {
             "step": done,
@@ -167,8 +171,9 @@ def _log(t: Training, done: int, lr: float, window: Window, collapse: CollapseWa
             "last_loss": window.losses[-1],
             "lr": lr,
             "embedding_spread": spread,
-            "images_per_s": window.images / (now - window.started),
-            "data_wait_share": window.waiting / (now - window.started),
+            "images_per_s": window.images / training,
+            "data_wait_share": window.waiting / training,
+            "eval_s": evaluating,
             "elapsed_s": now - start,
         }
     )
@@ -180,4 +185,4 @@ def _log(t: Training, done: int, lr: float, window: Window, collapse: CollapseWa
             f"train.collapse_threshold {collapse.threshold}; 1 is evenly spread, 0 is one point): the "
             "representation is losing information; try a lower optim.lr",
         )
-    return Window(now)
+    return Window(now, t.evaluations.seconds)
