@@ -91,6 +91,11 @@ def test_report_writes_markdown_and_images(monitored_runs, tmp_path):
     assert "| scratch | - | mocov2 | scratch | 4 |" in text
     assert "| hpt | efficientnet-lite0-57934424.pth | mocov2 | full | 4 |" in text
     assert "## Speed-up" in text and "| hpt |" in text.split("## Speed-up")[1]
+    hpt_row = next(line for line in text.splitlines() if line.startswith("| hpt |"))
+    assert " ± " in hpt_row  # hpt eval's accuracy with its standard error
+    compared = text.split("## Compared, image by image")[1]  # each run's exported step against its others
+    assert "`hpt`, exported step" in compared and "`scratch`, exported step" in compared
+    assert "95% CI" in compared
     for name in ("training.png", "accuracy_vs_steps.png", "speedup.png"):
         with Image.open(out / name) as image:
             image.verify()
@@ -269,13 +274,21 @@ def test_embed_writes_features_a_map_and_neighbours_for_base_and_run(monitored_r
     assert all(f.shape == (len(paths), 1280) and f.dtype == np.float32 for f in features.values())
     assert not np.array_equal(features["efficientnet-lite0-57934424"], features["hpt"])
 
-    # the run's first row, computed here from the file alone: the run's own size (32 px) and the data's statistics
-    from hpt.data.stats import pixel_stats
+    # one preprocessing: the base (which records none) at the run's 32 px, not 224; the run in its recorded mean/std
+    import json
+
+    used = json.loads((out / "preprocessing.json").read_text())
+    assert used["efficientnet-lite0-57934424"]["image_size"] == used["hpt"]["image_size"] == 32
+    assert used["hpt"]["source"] == "recorded by the model"
+    assert used["efficientnet-lite0-57934424"]["source"].startswith("the data's")
+
+    # the run's first row, computed here from the file alone: the run's own size (32 px) and recorded statistics
+    from hpt.checkpoints.files import read_provenance
     from hpt.data.views import eval_view
 
     backbone, _ = load_backbone(run)
-    stats = pixel_stats(images, 32, 5000)
-    image = eval_view(32, stats.mean, stats.std)(Image.open(images.paths[0]).convert("RGB"))
+    recorded = read_provenance(monitored_runs / "hpt" / "backbone.safetensors")["data"]
+    image = eval_view(32, recorded["mean"], recorded["std"])(Image.open(images.paths[0]).convert("RGB"))
     with torch.no_grad():
         first = backbone.eval()(image[None])[0].numpy()
     assert np.abs(first - features["hpt"][0]).max() <= 1e-4 * max(1.0, float(np.abs(first).max()))  # batch 1 vs 256

@@ -314,6 +314,9 @@ def run(argv: list[str] | None = None) -> int:
 
         written = embed(args.models, args.data, args.out, args.backbone, args.image_size, args.queries, args.neighbours)
         print("\n".join(f"wrote {path}" for path in written))
+        used = json.loads((args.out / "preprocessing.json").read_text())
+        for name, seen in used.items():  # every command says what it used
+            print(f"hpt embed: {name}: {seen['image_size']} px, mean/std {seen['source']}", file=sys.stderr)
     elif args.command == "eval":
         from hpt.eval.finetune import FinetuneSettings
         from hpt.eval.runner import EvalOptions, evaluate

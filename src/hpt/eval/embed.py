@@ -6,12 +6,18 @@ can judge, the models side by side so that the change continued pretraining made
 `map.png`, a 2-D map of the features (UMAP where `umap-learn` is installed, PCA otherwise), coloured by label
 when there are labels; and `neighbours.png`, a fixed set of query images (the same for every model), each
 followed by its nearest neighbours by cosine similarity.
+
+Every model sees the images in its own recorded preprocessing (window, bands, mean/std) and all at one size
+when they record one (a base file, which records none, takes the run's size beside it, not 224 px);
+`preprocessing.json` says what each used.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -21,8 +27,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
+from hpt.backbones import Backbone  # noqa: E402
 from hpt.checkpoints.files import make_folder, write_text_atomic  # noqa: E402
-from hpt.checkpoints.sources import load_one_of_several  # noqa: E402
+from hpt.checkpoints.sources import Origin, load_one_of_several  # noqa: E402
 from hpt.data.dataset import ImageDataset  # noqa: E402
 from hpt.data.decode import Decoding  # noqa: E402
 from hpt.data.files import ImageList, find_images  # noqa: E402
@@ -30,7 +37,7 @@ from hpt.data.stats import pixel_stats  # noqa: E402
 from hpt.data.views import eval_view, resize_crop  # noqa: E402
 from hpt.errors import HptError  # noqa: E402
 from hpt.eval.features import eval_device, extract_features  # noqa: E402
-from hpt.eval.runner import model_image_size, model_window  # noqa: E402
+from hpt.eval.runner import model_image_size, model_window, recorded_stats  # noqa: E402
 
 THUMBNAIL = 64
 """Pixels a side of each image in `neighbours.png`."""
@@ -43,6 +50,8 @@ class Embedding:
     """N x F, float32, rows in the order of the data's images."""
     decoding: Decoding
     """How the model saw the files (intensity window, bands): the pictures show them the same way."""
+    preprocessing: dict[str, Any]
+    """Its size, mean/std and where they came from, window and bands: written to `preprocessing.json`."""
 
 
 def embed(
@@ -59,10 +68,17 @@ def embed(
     images = find_images(data)
     if len(images) <= neighbours:
         raise HptError(f"--data '{data}' has {len(images)} images: more than --neighbours {neighbours} are needed")
-    embeddings = [_embed_one(spec, images, backbone_name, image_size) for spec in specs]
+    models = [load_one_of_several(spec, backbone_name, "model") for spec in specs]
+    recorded = {size for _, origin in models if (size := _recorded_size(origin.provenance or {}))}
+    shared = recorded.pop() if len(recorded) == 1 else None  # the others' size, for a side-by-side
+    embeddings = [_embed_one(spec, model, images, image_size or shared) for spec, model in zip(specs, models)]
     names = _unique([e.name for e in embeddings])
     make_folder(out)
-    written = []
+    write_text_atomic(
+        out / "preprocessing.json",
+        json.dumps({name: e.preprocessing for name, e in zip(names, embeddings)}, indent=2) + "\n",
+    )
+    written = [out / "preprocessing.json"]
     for name, embedding in zip(names, embeddings):
         np.save(out / f"{name}.npy", embedding.features.numpy())
         written.append(out / f"{name}.npy")
@@ -78,15 +94,26 @@ def embed(
     return written
 
 
-def _embed_one(spec: str, images: ImageList, backbone_name: str | None, image_size: int | None) -> Embedding:
-    backbone, origin = load_one_of_several(spec, backbone_name, "model")
+def _embed_one(spec: str, model: tuple[Backbone, Origin], images: ImageList, image_size: int | None) -> Embedding:
+    """One model's features in its own preprocessing (its recorded window and mean/std); its size is
+    `image_size` (--image-size, else the size the other models recorded); a model that records no statistics
+    is normalised with the data's."""
+    backbone, origin = model
     provenance = origin.provenance or {}
     decoding = Decoding(model_window(None, provenance, images), backbone.in_chans)
     size = model_image_size(backbone, provenance, image_size)
-    stats = pixel_stats(images, size, 5000, decoding=decoding)  # the data's own, as hpt eval normalises
+    stats = recorded_stats(provenance, backbone.in_chans)
+    source = "recorded by the model" if stats else "the data's (the model records none)"
+    stats = stats or pixel_stats(images, size, 5000, decoding=decoding)
     dataset = ImageDataset(images, eval_view(size, stats.mean, stats.std), decoding)
     features, _ = extract_features(backbone, dataset, device=eval_device())
-    return Embedding(_name(spec), features, decoding)
+    preprocessing = {"image_size": size, "mean": list(stats.mean), "std": list(stats.std), "source": source}
+    return Embedding(_name(spec), features, decoding, {**preprocessing, **decoding.to_dict()})
+
+
+def _recorded_size(provenance: dict[str, Any]) -> int | None:
+    size = ((provenance.get("config") or {}).get("data") or {}).get("image_size")
+    return int(size) if isinstance(size, int) else None
 
 
 def _name(spec: str) -> str:

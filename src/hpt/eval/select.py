@@ -8,6 +8,7 @@ forward pass per image per candidate, no training of the backbone: the budget is
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -19,6 +20,7 @@ from hpt.errors import HptError
 from hpt.eval.features import eval_device, extract_features
 from hpt.eval.labelled import read_labelled, targets_of
 from hpt.eval.protocols import Split, knn_scores, linear_scores, split_validation
+from hpt.eval.runner import recorded_stats
 
 
 def rank_candidates(
@@ -38,21 +40,25 @@ def rank_candidates(
     images = labelled.train
     # one decoding for every candidate: they are compared on the same pixels
     decoding = Decoding(resolve_window(images, "auto"), channels)
-    dataset = labelled.in_view(image_size, decoding=decoding).dataset("train")
+    shared = labelled.in_view(image_size, decoding=decoding)  # the data's statistics, for models that record none
     device = eval_device()
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     for spec in candidates:
         began = time.perf_counter()
-        backbone, _ = load_one_of_several(spec, backbone_name, "candidate", channels)
-        features, _ = extract_features(backbone, dataset, batch_size, num_workers, device)
+        backbone, origin = load_one_of_several(spec, backbone_name, "candidate", channels)
+        recorded = recorded_stats(origin.provenance or {}, channels)  # a run's own mean/std, as hpt eval uses
+        view = labelled.in_view(image_size, decoding=decoding, stats=recorded) if recorded else shared
+        features, _ = extract_features(backbone, view.dataset("train"), batch_size, num_workers, device)
         train, val = split_validation(Split(features, targets_of(images)), val_fraction)
         rows.append(
             {
                 "candidate": spec,
                 "backbone": backbone.name,
+                "normalisation": "recorded by the model" if recorded else "the data's",
                 "linear_val_top1": linear_scores(train, val, val)[0]["linear_val_top1"],
                 "knn_val_top1_k20": knn_scores(train, val)[0]["knn_top1_k20"],
+                "val_images": len(val.targets),
                 "seconds": round(time.perf_counter() - began, 2),
             }
         )
@@ -70,16 +76,18 @@ def rank_candidates(
 
 
 def describe(result: dict[str, Any]) -> str:
-    lines = ["rank  linear(val)  kNN(val)  seconds  candidate"]
+    lines = ["rank  linear(val)     kNN(val)  seconds  candidate"]
     for rank, row in enumerate(result["ranking"], start=1):
+        p, n = row["linear_val_top1"], row["val_images"]
+        recorded = ", its recorded mean/std" if row["normalisation"].startswith("recorded") else ""
         lines.append(
-            f"{rank:>4}  {row['linear_val_top1']:>11.1%}  {row['knn_val_top1_k20']:>8.1%}  "
-            f"{row['seconds']:>7.1f}  {row['candidate']} ({row['backbone']})"
+            f"{rank:>4}  {p:>6.1%} ± {100 * math.sqrt(p * (1 - p) / n):>3.1f}  {row['knn_val_top1_k20']:>8.1%}  "
+            f"{row['seconds']:>7.1f}  {row['candidate']} ({row['backbone']}{recorded})"
         )
     b = result["budget"]
     lines.append(
         f"budget: {b['candidates']} candidates x {b['images']} labelled images = {b['forward_passes']} "
         f"forward passes at {b['image_size']} px, {b['seconds']:.1f}s; {b['val_fraction']:.0%} of each class "
-        "held out to score"
+        "held out to score (± one standard error: a gap smaller than about twice it is no ranking)"
     )
     return "\n".join(lines)

@@ -1,10 +1,13 @@
-"""`hpt report RUN... --out DIR`: `report.md` with the table of runs, and PNG plots: the training curves of
-every run, labelled or not (loss, learning rate, embedding spread, RankMe), the monitor's accuracy against
-pretraining steps for whichever protocol it ran (the base as it is drawn as a line), and the speed-up."""
+"""`hpt report RUN... --out DIR`: `report.md` with the table of runs (each accuracy ± its standard error), how
+each run's exported step compares with its start, and each run with the first on the same test images (paired,
+95% interval, a verdict in words), and PNG plots: the training curves of every run, labelled or not (loss,
+learning rate, embedding spread, RankMe), the monitor's test accuracy against pretraining steps with error bars
+(the base as it is drawn as a line), and the speed-up."""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from hpt.checkpoints.files import make_folder  # noqa: E402
 from hpt.core.run_files import BACKBONE, read_metrics, read_monitor  # noqa: E402
 from hpt.errors import HptError  # noqa: E402
+from hpt.eval.uncertainty import SE, Difference, paired_difference, unpack  # noqa: E402
 from hpt.report.speedup import Curve, describe, speedup  # noqa: E402
 
 TRAINING_CURVES = (
@@ -35,7 +39,9 @@ class RunRecord:
     provenance: dict[str, Any]
     evals: dict[str, Any]
     curve: Curve
-    """The monitor's selecting score against steps (empty for a run without labelled monitor splits)."""
+    """The monitor's reported (test) score against steps (empty for a run without labelled monitor splits)."""
+    errors: list[float]
+    """The standard error of each point of `curve` (NaN where the run recorded none)."""
     curve_metric: str | None
     training: list[dict[str, Any]]
     monitor: list[dict[str, Any]]
@@ -51,9 +57,12 @@ def load_run(path: Path) -> RunRecord:
     provenance = json.loads((path / "backbone.json").read_text())
     evals = json.loads((path / "eval.json").read_text()) if (path / "eval.json").is_file() else {}
     monitor = read_monitor(path)
-    metric = next((r["monitor"] for r in monitor if r.get("monitor") not in (None, "unlabelled")), None)
-    curve = [(int(r["step"]), float(r[metric])) for r in monitor if metric in r] if metric else []
-    return RunRecord(path.name, path, provenance, evals, curve, metric, read_metrics(path), monitor)
+    picked_by = next((r["monitor"] for r in monitor if r.get("monitor") not in (None, "unlabelled")), None)
+    metric = picked_by.replace("_val_", "_") if picked_by else None  # the test score beside the one that picked
+    points = [r for r in monitor if metric in r] if metric else []
+    curve = [(int(r["step"]), float(r[str(metric)])) for r in points]
+    errors = [float(r.get(f"{metric}{SE}", math.nan)) for r in points]
+    return RunRecord(path.name, path, provenance, evals, curve, errors, metric, read_metrics(path), monitor)
 
 
 def _metric_columns(runs: list[RunRecord]) -> list[tuple[str, str]]:
@@ -61,7 +70,7 @@ def _metric_columns(runs: list[RunRecord]) -> list[tuple[str, str]]:
     for run in runs:
         for protocol, result in run.evals.items():
             for metric in result["metrics"]:
-                if (protocol, metric) not in columns and "_val_" not in metric:
+                if (protocol, metric) not in columns and "_val_" not in metric and not metric.endswith(SE):
                     columns.append((protocol, metric))
     return columns
 
@@ -87,8 +96,11 @@ def build_report(paths: list[Path], out: Path) -> Path:
             str(p.get("steps")),
             f"{p.get('wall_time_s', 0):.0f} s",
         ]
-        cells += [_percent(run.evals.get(protocol, {}).get("metrics", {}).get(metric)) for protocol, metric in columns]
+        cells += [_with_error(run.evals.get(protocol, {}).get("metrics", {}), metric) for protocol, metric in columns]
         lines.append("| " + " | ".join(cells) + " |")
+    if columns:
+        lines += ["", "Each score of `hpt eval` on its test images, ± one standard error (binomial for an accuracy)."]
+    lines += _comparisons(runs)
 
     _plot_training(runs, out / "training.png")
     lines += [
@@ -107,8 +119,9 @@ def build_report(paths: list[Path], out: Path) -> Path:
             "",
             "![accuracy against pretraining steps](accuracy_vs_steps.png)",
             "",
-            f"Curves: the online monitor's {curve_metric} against pretraining steps; step 0 is each run's "
-            "starting point, so a run from a base starts at the base as it is (dashed line).",
+            f"Curves: the online monitor's {curve_metric} on its test images against pretraining steps, ± one "
+            "standard error; step 0 is each run's starting point, so a run from a base starts at the base as it "
+            "is (dashed line).",
         ]
         if len(metrics) > 1:
             lines += ["", f"Runs monitored by another score ({', '.join(metrics[1:])}) are not on this plot."]
@@ -140,6 +153,46 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
+def _with_error(metrics: dict[str, float], metric: str) -> str:
+    error = metrics.get(metric + SE)
+    return _percent(metrics.get(metric)) + (f" ± {100 * error:.1f}" if error is not None else "")
+
+
+def _comparisons(runs: list[RunRecord]) -> list[str]:
+    """Each run's exported step against its start (the monitor's paired comparison), and each run against the
+    first on the same `hpt eval` test images, image by image."""
+    lines = []
+    for run in runs:
+        compared = (run.provenance.get("selected") or {}).get("compared") or {}
+        step = (run.provenance.get("selected") or {}).get("step")
+        for name, what in (("step_0", "its start (step 0)"), ("last", "its last step")):
+            if name in compared:
+                words = Difference.from_dict(compared[name]).words()
+                lines.append(f"- `{run.name}`, exported step {step} against {what}, {compared['score']}: {words}")
+    reference = runs[0]
+    for run in runs[1:]:
+        for protocol, result in run.evals.items():
+            theirs = reference.evals.get(protocol, {}).get("outcomes") or {}
+            mine = result.get("outcomes") or {}
+            if not theirs or theirs.get("test_files_sha256") != mine.get("test_files_sha256"):
+                continue
+            for metric in (m for m in mine if m in theirs and m in result["metrics"]):
+                images = int(mine["images"])
+                difference = paired_difference(unpack(mine[metric], images), unpack(theirs[metric], images))
+                lines.append(f"- `{run.name}` against `{reference.name}`, {metric}: {difference.words()}")
+    if not lines:
+        return []
+    return [
+        "",
+        "## Compared, image by image",
+        "",
+        "Paired on the same test images (a bootstrap of the per-image differences, 95% interval): a difference "
+        "whose interval holds 0 is not a finding.",
+        "",
+        *lines,
+    ]
+
+
 def _plot_training(runs: list[RunRecord], path: Path) -> None:
     figure, axes = plt.subplots(2, 2, figsize=(10, 6.5))
     for axis, (key, label, source) in zip(axes.flat, TRAINING_CURVES):
@@ -162,7 +215,7 @@ def _plot_curves(runs: list[RunRecord], metric: str, path: Path) -> None:
     base_drawn = False
     for run in runs:
         steps, accuracies = zip(*run.curve)
-        axis.plot(steps, accuracies, marker="o", label=f"{run.name} ({run.init})")
+        axis.errorbar(steps, accuracies, yerr=run.errors, marker="o", capsize=3, label=f"{run.name} ({run.init})")
         if run.init != "scratch" and not base_drawn:
             axis.axhline(accuracies[0], color="grey", linestyle="--", label="base as it is")
             base_drawn = True
