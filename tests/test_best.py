@@ -13,7 +13,7 @@ import torch
 from hpt.checkpoints.files import read_provenance, read_tensors
 from hpt.checkpoints.lineage import describe
 from hpt.config import load_config
-from hpt.core.run_files import read_monitor
+from hpt.core.run_files import read_metrics, read_monitor
 from hpt.eval.runner import EvalOptions, evaluate
 from hpt.train import plan
 from hpt.train.loop import pretrain
@@ -108,6 +108,10 @@ def test_a_real_knn_monitor_picks_a_backbone_that_reproduces_its_score(digits, l
     pretrain(config, run)
     evaluations = read_monitor(run)
     assert [e["step"] for e in evaluations] == [0, 2, 4] and all("rankme" in e for e in evaluations)
+    # evaluation time is logged apart, and left out of the training's throughput: the training lines' eval_s
+    # add up to the evaluations they spanned (steps 0 and 2; step 4's is in the finish, after the last line)
+    spanned = sum(e["eval_s"] for e in evaluations if e["step"] < 4)
+    assert sum(line["eval_s"] for line in read_metrics(run)) == pytest.approx(spanned, rel=1e-9)
     selected = read_provenance(run / "backbone.safetensors")["selected"]
     best = max(evaluations, key=lambda e: e["knn_val_top1_k20"])  # the first of equals, picked on validation
     assert selected["step"] == best["step"] and selected["by"] == "knn_val_top1_k20"
@@ -127,6 +131,13 @@ def test_a_real_knn_monitor_picks_a_backbone_that_reproduces_its_score(digits, l
     for difference in (compared[name] for name in ("step_0", "last") if name in compared):
         low, high = difference["ci95"]
         assert low <= difference["difference"] <= high and difference["images"] == test_images
+    # the model card can be published: no local path (not the data's, not the base's site-packages file), the
+    # start, the exported step and the last with test scores ± their standard errors
+    card = (run / "README.md").read_text()
+    assert str(tmp_path) not in card and str(lite0_file.parent) not in card and lite0_file.name in card
+    assert "| 0 (start" in card and f"| {selected['step']} (" in card and "exported" in card
+    assert "| 4 (" in card and "last)" in card
+    assert card.count(" ± ") >= 2
     # scored on the images that picked the step (monitor.train, whose held-out fifth picked it): warned
     picked_on = evaluate(
         str(run), str(digits["test"]), str(digits["train"]), EvalOptions("knn", num_workers=0), tmp_path / "x.json"

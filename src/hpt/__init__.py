@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each is import
     from hpt.pipeline.chain import run_chain as run_chain
     from hpt.train.loop import pretrain as pretrain
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"
 
 _API = {
     "load_config": "hpt.config",

@@ -25,6 +25,7 @@ from hpt.core.run_files import (
     HUB_WEIGHTS,
     METRICS,
     MODEL_CARD,
+    MONITOR_OUTCOMES,
     SKIPPED,
     TRAIN_LOG,
     VIEWS,
@@ -66,8 +67,8 @@ def create_run_dir(out: Path, continuing: bool) -> Path:
         tensor_files = [out / name for name in (CHECKPOINT, BACKBONE, BEST)]
         derived = [
             out / name
-            for name in (HUB_CONFIG, HUB_WEIGHTS, MODEL_CARD, VIEWS, TRAIN_LOG, *EXPORTS.values(), "eval.json")
-        ]
+            for name in (HUB_CONFIG, HUB_WEIGHTS, MODEL_CARD, VIEWS, TRAIN_LOG, MONITOR_OUTCOMES, *EXPORTS.values())
+        ] + [out / "eval.json", out / "skipped.txt"]  # skipped.txt: the list of hpt 0.5 and before
         for path in [*tensor_files, *map(sidecar_path, tensor_files), out / METRICS, out / SKIPPED, *derived]:
             path.unlink(missing_ok=True)  # what an earlier run wrote here would no longer be true
         for name in FILES.values():  # the loggers' records of the earlier run

@@ -70,7 +70,11 @@ def run_steps(fabric: Fabric, config: PretrainConfig, training: Training, stops:
         console=console,
         disable=not console.is_terminal,
     )
-    plain = PlainProgress(t.start_step, steps, config.train.batch_size) if not console.is_terminal else None
+    plain = (
+        PlainProgress(t.start_step, steps, config.train.batch_size, t.evaluations.seconds)
+        if not console.is_terminal
+        else None
+    )
     monitor_every = config.monitor.interval(steps)
     with progress:
         task = progress.add_task(run.name, total=steps, completed=t.start_step, loss=math.nan)
@@ -87,7 +91,7 @@ def run_steps(fabric: Fabric, config: PretrainConfig, training: Training, stops:
             if done % config.train.log_every == 0 or done == steps:
                 window = _log(t, done, float(t.lr_at[step]), window, collapse, wall_time.started)
             if plain is not None and plain.due(done):
-                say(console, plain.line(done, loss_value))
+                say(console, plain.line(done, loss_value, t.evaluations.seconds))
             if monitor_every and done % monitor_every == 0 and done < steps:
                 t.evaluations(t.provenance.at(done, wall_time()))
             if done % config.train.checkpoint_every == 0 and done < steps:
@@ -107,21 +111,24 @@ class PlainProgress:
     """Without a terminal (a cluster job, `nohup`, CI), the progress bar's place: one plain line every
     `PLAIN_EVERY_S` seconds or `PLAIN_EVERY_SHARE` of the run, whichever comes first, and at the end."""
 
-    def __init__(self, start_step: int, steps: int, batch_size: int) -> None:
+    def __init__(self, start_step: int, steps: int, batch_size: int, evaluated: float = 0.0) -> None:
         self.start_step, self.steps, self.batch_size = start_step, steps, batch_size
         self.started = self.last_time = time.perf_counter()
         self.last_step = start_step
+        self.last_evaluated = evaluated
         self.every = max(1, math.ceil(steps * PLAIN_EVERY_SHARE))
 
     def due(self, done: int) -> bool:
         crossed = done // self.every > self.last_step // self.every
         return done == self.steps or crossed or time.perf_counter() - self.last_time >= PLAIN_EVERY_S
 
-    def line(self, done: int, loss: float) -> str:
+    def line(self, done: int, loss: float, evaluated: float = 0.0) -> str:
+        """`evaluated`: seconds spent evaluating so far (the monitor's), left out of the images per second."""
         now = time.perf_counter()
-        rate = (done - self.last_step) * self.batch_size / max(now - self.last_time, 1e-9)
+        training = max(now - self.last_time - (evaluated - self.last_evaluated), 1e-9)
+        rate = (done - self.last_step) * self.batch_size / training
         left = (self.steps - done) * (now - self.started) / max(done - self.start_step, 1)
-        self.last_time, self.last_step = now, done
+        self.last_time, self.last_step, self.last_evaluated = now, done, evaluated
         return f"step {done}/{self.steps}  {rate:.0f} images/s  loss {loss:.4f}  {duration(left)} left"
 
 
