@@ -6,8 +6,8 @@ per run plus step 0, RankMe on 512 images).
 Two measures of the same thing:
 - `logged`: the sum of the evaluations' own `eval_s` over the run's `wall_time_s` (hpt 0.7 on);
 - `difference`: (wall time with the monitor - wall time without) / wall time with, without any monitor being
-  `--set monitor.label_free_sample=0` and no labelled splits. It needs no logging, so it times an older checkout
-  too (`--compare SRC`, e.g. a `git worktree` of an older commit: its `src/`).
+  `--set monitor.label_free_sample=0` and no labelled splits (at `--difference-steps`). It needs no logging, so
+  it times an older checkout too (`--compare SRC`, e.g. a `git worktree` of an older commit: its `src/`).
 
     .venv/bin/python benchmarks/monitor_cost.py --out benchmarks/results/monitor_cost --compare /tmp/hpt-0.6/src
     .venv/bin/python benchmarks/monitor_cost.py --quick --out /tmp/monitor_cost          # the suite's
@@ -56,14 +56,16 @@ def pretrain(folders: dict[str, Path], out: Path, steps: int, monitor: bool, src
     return {"wall_s": wall, "evaluations": len(evaluations), "eval_s": logged}
 
 
-def measure(folders: dict[str, Path], scratch: Path, steps: int, src: Path | None, quick: bool) -> dict:
+def measure(
+    folders: dict[str, Path], scratch: Path, steps: int, src: Path | None, quick: bool, difference: bool
+) -> dict:
+    """`difference`: also run without the monitor (the share by difference); otherwise only the logged share."""
     with_monitor = pretrain(folders, scratch / "with", steps, True, src, quick)
-    without = pretrain(folders, scratch / "without", steps, False, src, quick)
-    entry = {
-        "with_monitor": with_monitor,
-        "without_monitor": without,
-        "difference_share": (with_monitor["wall_s"] - without["wall_s"]) / with_monitor["wall_s"],
-    }
+    entry: dict = {"with_monitor": with_monitor}
+    if difference:
+        without = pretrain(folders, scratch / "without", steps, False, src, quick)
+        entry["without_monitor"] = without
+        entry["difference_share"] = (with_monitor["wall_s"] - without["wall_s"]) / with_monitor["wall_s"]
     if with_monitor["eval_s"] is not None:
         entry["logged_share"] = with_monitor["eval_s"] / with_monitor["wall_s"]
     return entry
@@ -74,11 +76,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[150, 1500])
     parser.add_argument("--compare", type=Path, help="another checkout's src/ to time beside this one")
     parser.add_argument("--compare-steps", type=int, nargs="+", default=[150], help="steps timed for --compare")
+    parser.add_argument(
+        "--difference-steps", type=int, nargs="+", default=[150], help="steps also run without the monitor"
+    )
     parser.add_argument("--quick", action="store_true", help="a few steps on a few images: checks the script")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if args.quick:
-        args.steps, args.compare_steps = [4], [4]
+        args.steps, args.compare_steps, args.difference_steps = [4], [4], [4]
     results = {**header("monitor_cost.py", args), "goal_share": GOAL_SHARE, "now": {}, "compared": {}}
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
@@ -87,11 +92,12 @@ def main() -> None:
         folders = builtin.write_splits(dataset, scratch / "data", unlabelled, per_class)
         results["data"] = {"dataset": dataset, "unlabelled": unlabelled, "per_class": per_class}
         for steps in args.steps:
-            results["now"][str(steps)] = measure(folders, scratch / f"now{steps}", steps, None, args.quick)
+            difference = steps in args.difference_steps
+            results["now"][str(steps)] = measure(folders, scratch / f"now{steps}", steps, None, args.quick, difference)
         if args.compare:
             for steps in args.compare_steps:
                 results["compared"][str(steps)] = measure(
-                    folders, scratch / f"then{steps}", steps, args.compare, args.quick
+                    folders, scratch / f"then{steps}", steps, args.compare, args.quick, True
                 )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -107,10 +113,11 @@ def main() -> None:
     for label, entries in (("now", results["now"]), ("before", results["compared"])):
         for steps, entry in entries.items():
             logged = f"{entry['logged_share']:.1%}" if "logged_share" in entry else "-"
+            without = f"{entry['without_monitor']['wall_s']:.0f}" if "without_monitor" in entry else "-"
+            by_difference = f"{entry['difference_share']:.1%}" if "difference_share" in entry else "-"
             lines.append(
                 f"| {label} | {steps} | {entry['with_monitor']['evaluations']} | "
-                f"{entry['with_monitor']['wall_s']:.0f} / {entry['without_monitor']['wall_s']:.0f} | "
-                f"{entry['difference_share']:.1%} | {logged} |"
+                f"{entry['with_monitor']['wall_s']:.0f} / {without} | {by_difference} | {logged} |"
             )
     text = "\n".join(lines) + "\n"
     (args.out / "results.md").write_text(text)
