@@ -48,15 +48,3 @@ def knn_correct(
     num_classes = int(max(train_labels.max(), test_labels.max())) + 1
     predicted = knn_predict(train_features, train_labels, test_features, k, temperature, num_classes)
     return predicted == test_labels
-
-
-def knn_accuracy(
-    train_features: torch.Tensor,
-    train_labels: torch.Tensor,
-    test_features: torch.Tensor,
-    test_labels: torch.Tensor,
-    k: int,
-    temperature: float = 0.07,
-) -> float:
-    correct = knn_correct(train_features, train_labels, test_features, test_labels, k, temperature)
-    return float(correct.float().mean())

@@ -1,21 +1,22 @@
 """The online monitor: how good the backbone being trained is, at step 0, every few steps and at the end.
 
 Two scores, each logged to `metrics.jsonl` at every evaluation:
-- with labels (`monitor.train` and `monitor.test`): kNN accuracy (or, with `monitor.protocol: linear`, a
-  linear probe's, its weight decay chosen on a fifth of `monitor.train`; `both`: each, on the same features,
-  the linear probe picking), exactly as `hpt eval` computes it
-  (the same evaluation view, normalised with the labelled training split's own statistics, the same
-  protocol), so a run's curve and its final `hpt eval` agree;
+- with labels (`monitor.train`, `monitor.test`, optionally `monitor.val`): kNN accuracy (or, with
+  `monitor.protocol: linear`, a linear probe's, its weight decay chosen on a fifth of `monitor.train`; `both`:
+  each, on the same features, the linear probe picking) on `monitor.test` with its standard error, exactly as
+  `hpt eval` computes it (the same evaluation view in the run's own preprocessing, the same protocol), so a
+  run's curve and its final `hpt eval` agree; and the validation score the best step is picked by, on
+  `monitor.val` or a held-out fifth of `monitor.train` (`LabelledMonitor`): the test split picks nothing;
 - without: RankMe (`spectrum.py`; alpha-ReQ is logged beside it) of the backbone's features on a fixed
   sample of the run's own images (`monitor.label_free_sample`; held out of training, at most a tenth of the
   data, when it picks the exported backbone), and, when asked (`monitor.label_free_criteria`, or
   `label_free_pick`), the criteria of `label_free.py` on two fixed training views of the same sample (view
   retrieval, alignment, uniformity, cluster agreement, neighbourhood agreement with step 0).
 
-The run keeps the backbone of its best evaluation by `selects_by`: the labelled score when there are labels;
-without them view retrieval, only when asked (`monitor.label_free_pick`). Measured against the linear probe
-(benchmarks/results/label_free): no label-free criterion picked within a point of the labels' pick in every
-run; view retrieval's pick was the best of them, RankMe's worse than simply keeping the last step.
+The run keeps the backbone of its best evaluation by `selects_by`: the labelled validation score when there
+are labels; without them view retrieval, only when asked (`monitor.label_free_pick`). Measured against the
+linear probe (benchmarks/results/label_free): no label-free criterion picked within a point of the labels' pick
+in every run; view retrieval's pick was the best of them, RankMe's worse than simply keeping the last step.
 """
 
 from __future__ import annotations
@@ -107,10 +108,15 @@ class LabelledMonitor:
         return f"a held-out {VALIDATION_FRACTION:.0%} of monitor.train (about {held} images, seeded, per class)"
 
     def describe(self) -> str:
-        test = len(self.data.images.splits["test"])
+        test, need = len(self.data.images.splits["test"]), self._view_bytes()
+        kept = (
+            f"their views decoded once and kept ({need / 2**20:.0f} MB)"
+            if need <= self.cache_bytes
+            else f"their views decoded at each evaluation ({need / 2**20:.0f} MB > monitor.cache_mb)"
+        )
         return (
             f"monitor: picks the best step by {self.selects_by} on {self.validation}; reports {self.reports} on "
-            f"monitor.test ({test} images, which picks nothing), in the run's own preprocessing"
+            f"monitor.test ({test} images, which picks nothing), in the run's own preprocessing; {kept}"
         )
 
     def __call__(self, backbone: Backbone, device: torch.device | str, step: int | None = None) -> dict[str, float]:
@@ -130,13 +136,14 @@ class LabelledMonitor:
 
     def _views(self) -> dict[str, Dataset]:
         """Each split's evaluation views as tensors, decoded at the first evaluation, when they fit the budget."""
-        if not self.views and self.cache_bytes > 0:
-            splits = self.data.images.splits
-            channels, size = self.data.decoding.channels, self.data.image_size
-            need = sum(len(images) for images in splits.values()) * channels * size * size * 4
-            if need <= self.cache_bytes:
-                self.views = {role: decoded(self.data.dataset(role), self.workers) for role in splits}
+        if not self.views and self._view_bytes() <= self.cache_bytes:
+            self.views = {role: decoded(self.data.dataset(role), self.workers) for role in self.data.images.splits}
         return self.views
+
+    def _view_bytes(self) -> int:
+        """The memory every split's evaluation views take as float32 tensors."""
+        channels, size = self.data.decoding.channels, self.data.image_size
+        return sum(len(images) for images in self.data.images.splits.values()) * channels * size * size * 4
 
 
 def decoded(dataset: Dataset, workers: int) -> TensorDataset:
