@@ -135,7 +135,7 @@ def _evaluations(records: list[dict[str, Any]], selected: dict[str, Any]) -> lis
     if kind == "unlabelled":
         return _label_free(records)
     compared = selected.get("compared") or {}
-    by = str(selected.get("by") or kind)
+    by = str(kind if selected.get("by") in (None, "last") else selected["by"])  # export=last: the monitor's score
     # before 0.7, or without the outcomes: the first test score is shown (in 0.6 it is also the one that picked)
     score = str(compared.get("score") or next((c for c in records[0] if c.endswith(("top1", "_k20"))), by))
     at = {r["step"]: r for r in records}
@@ -148,9 +148,15 @@ def _evaluations(records: list[dict[str, Any]], selected: dict[str, Any]) -> lis
         error = record.get(score + SE)
         test = _cell(record.get(score)) + (f" ± {error:.4f}" if error is not None else "")
         rows.append(f"| {step} ({role}) | {_cell(record.get(by)) if by != score else '-'} | {test} |")
+    if selected.get("by") in (None, "last"):
+        how = "the exported step is the last one (`monitor.export: last`)"
+    elif by == score:  # hpt before 0.7 picked on the test split itself
+        how = f"the exported step was picked by `{score}` on the test images themselves, so its score is biased upwards"
+    else:
+        how = f"the exported step was picked by `{by}` (validation images)"
     lines = [
-        f"The run's monitor on its labelled splits: the exported step was picked by `{by}` (validation images), "
-        f"and is reported by `{score}` on test images that picked nothing (± one standard error, binomial).",
+        f"The run's monitor on its labelled splits: {how}; each step is reported by `{score}` on the test images "
+        "(± one standard error, binomial).",
         "",
         f"| step | {by} (validation) | {score} (test) |",
         "|---|---|---|",
