@@ -37,7 +37,7 @@ from hpt.data.stats import pixel_stats  # noqa: E402
 from hpt.data.views import eval_view, resize_crop  # noqa: E402
 from hpt.errors import HptError  # noqa: E402
 from hpt.eval.features import eval_device, extract_features  # noqa: E402
-from hpt.eval.runner import model_image_size, model_window, recorded_stats  # noqa: E402
+from hpt.eval.runner import model_image_size, model_window, recorded_image_size, recorded_stats  # noqa: E402
 
 THUMBNAIL = 64
 """Pixels a side of each image in `neighbours.png`."""
@@ -69,7 +69,7 @@ def embed(
     if len(images) <= neighbours:
         raise HptError(f"--data '{data}' has {len(images)} images: more than --neighbours {neighbours} are needed")
     models = [load_one_of_several(spec, backbone_name, "model") for spec in specs]
-    recorded = {size for _, origin in models if (size := _recorded_size(origin.provenance or {}))}
+    recorded = {size for _, origin in models if (size := recorded_image_size(origin.provenance or {}))}
     shared = recorded.pop() if len(recorded) == 1 else None  # the others' size, for a side-by-side
     embeddings = [_embed_one(spec, model, images, image_size or shared) for spec, model in zip(specs, models)]
     names = _unique([e.name for e in embeddings])
@@ -109,11 +109,6 @@ def _embed_one(spec: str, model: tuple[Backbone, Origin], images: ImageList, ima
     features, _ = extract_features(backbone, dataset, device=eval_device())
     preprocessing = {"image_size": size, "mean": list(stats.mean), "std": list(stats.std), "source": source}
     return Embedding(_name(spec), features, decoding, {**preprocessing, **decoding.to_dict()})
-
-
-def _recorded_size(provenance: dict[str, Any]) -> int | None:
-    size = ((provenance.get("config") or {}).get("data") or {}).get("image_size")
-    return int(size) if isinstance(size, int) else None
 
 
 def _name(spec: str) -> str:

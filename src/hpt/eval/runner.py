@@ -140,6 +140,12 @@ def files_digest(paths: list[Path]) -> str:
     return hashlib.sha256("\n".join(str(Path(p).resolve()) for p in paths).encode()).hexdigest()
 
 
+def recorded_image_size(provenance: dict[str, Any]) -> int | None:
+    """The image size the model was pretrained at, if it records one."""
+    size = ((provenance.get("config") or {}).get("data") or {}).get("image_size")
+    return int(size) if isinstance(size, int) else None
+
+
 def recorded_stats(provenance: dict[str, Any], channels: int) -> PixelStats | None:
     """The mean/std the model was pretrained with (its `config.json` tells downstream code the same), if any."""
     data = provenance.get("data") or {}
@@ -174,8 +180,7 @@ def _same_place(a: str, b: str) -> bool:
 
 def model_image_size(backbone: Backbone, provenance: dict[str, Any], asked: int | None) -> int:
     """The size asked for, else the one the model was pretrained at, else its only one, else 224."""
-    recorded = provenance.get("config", {}).get("data", {}).get("image_size")
-    size = asked or recorded or backbone.fixed_input_size or DEFAULT_IMAGE_SIZE
+    size = asked or recorded_image_size(provenance) or backbone.fixed_input_size or DEFAULT_IMAGE_SIZE
     backbone.check_image_size(size, "--image-size")
     return int(size)
 

@@ -8,7 +8,6 @@ forward pass per image per candidate, no training of the backbone: the budget is
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -21,6 +20,7 @@ from hpt.eval.features import eval_device, extract_features
 from hpt.eval.labelled import read_labelled, targets_of
 from hpt.eval.protocols import Split, knn_scores, linear_scores, split_validation
 from hpt.eval.runner import recorded_stats
+from hpt.eval.uncertainty import binomial_standard_error
 
 
 def rank_candidates(
@@ -81,7 +81,7 @@ def describe(result: dict[str, Any]) -> str:
         p, n = row["linear_val_top1"], row["val_images"]
         recorded = ", its recorded mean/std" if row["normalisation"].startswith("recorded") else ""
         lines.append(
-            f"{rank:>4}  {p:>6.1%} ± {100 * math.sqrt(p * (1 - p) / n):>3.1f}  {row['knn_val_top1_k20']:>8.1%}  "
+            f"{rank:>4}  {p:>6.1%} ± {100 * binomial_standard_error(p, n):>3.1f}  {row['knn_val_top1_k20']:>8.1%}  "
             f"{row['seconds']:>7.1f}  {row['candidate']} ({row['backbone']}{recorded})"
         )
     b = result["budget"]

@@ -32,9 +32,11 @@ SE = "_se"
 def standard_error(correct: torch.Tensor) -> float:
     """Binomial standard error of the accuracy of per-image outcomes `correct` (N booleans)."""
     n = correct.numel()
-    if n == 0:
-        return math.nan
-    p = float(correct.double().mean())
+    return binomial_standard_error(float(correct.double().mean()), n) if n else math.nan
+
+
+def binomial_standard_error(p: float, n: int) -> float:
+    """sqrt(p (1 - p) / n): the standard error of an accuracy p on n images."""
     return math.sqrt(p * (1 - p) / n)
 
 
