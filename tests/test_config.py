@@ -1,6 +1,8 @@
+import typing
+
 import pytest
 
-from hpt.config import PretrainConfig, load_config
+from hpt.config import Method, PretrainConfig, load_config
 from hpt.errors import HptError
 
 
@@ -21,7 +23,7 @@ def test_yaml_is_a_diff_and_overrides_win(tmp_path):
 
 def test_each_method_has_its_own_learning_rate_unless_one_is_set():
     """The defaults measured continuing from a base (benchmarks/results/method_lr); `--lr` sets one for all."""
-    for method in ("mocov2", "simclr", "byol", "swav"):
+    for method in typing.get_args(Method):
         config = load_config(None, {"method": method})
         assert config.learning_rate == getattr(config, method).lr
         assert load_config(None, {"method": method, "optim.lr": 0.5}).learning_rate == 0.5

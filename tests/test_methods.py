@@ -150,8 +150,9 @@ def test_every_method_trains_every_backbone_family(name, backbone):
         }
     )
     method = build_method(name, create_backbone(backbone), config)
-    sizes = [32, 32] + ([14, 14] if name == "swav" else [])
-    loss, embeddings = method([torch.randn(4, 3, s, s) for s in sizes])
+    recipe = method.views(lambda size=None, scale=None: lambda image: torch.randn(3, size or 32, size or 32))
+    views = [torch.stack(crops) for crops in zip(*(recipe(None) for _ in range(4)))]  # the method's own views
+    loss, embeddings = method(views)
     loss.backward()
     assert torch.isfinite(loss)
     assert embeddings.shape[0] == 4 and embeddings.ndim == 2 and not embeddings.requires_grad

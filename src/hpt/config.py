@@ -19,6 +19,8 @@ from hpt.errors import HptError
 ViewPolicy = Literal["full", "no-color", "no-grayscale", "crop-blur", "crop-only", "rotation", "scan", "scan-rotation"]
 Init = Literal["full", "scratch", "bn-only", "norm-only"]
 Method = Literal["mocov2", "simclr", "byol", "swav"]
+"""The names of `hpt.methods.METHODS` (tests/test_registries.py holds the two equal): each has a `MethodSection` of
+its name below and its record in its own file, `hpt/methods/NAME.py`."""
 Precision = Literal["auto", "32-true", "32", "bf16-mixed", "16-mixed"]
 Strategy = Literal["auto", "ddp"]
 LoggerName = Literal["tensorboard", "csv", "mlflow", "wandb"]
@@ -140,7 +142,16 @@ class TransferConfig(Section):
     the run starts from a base (benchmarks/results/continue_from_base.md); false: HPT's behaviour."""
 
 
-class MoCoV2Config(Section):
+class MethodSection(Section):
+    """The settings of one self-supervised method: `PretrainConfig` has one of these per method, under the
+    method's name, and the method's file reads it."""
+
+    lr: float = Field(gt=0.0)
+    """Learning rate per 256 images (scaled linearly with the batch) unless `optim.lr` is set; each method
+    gives its own measured default."""
+
+
+class MoCoV2Config(MethodSection):
     """MoCo v2 as in the HPT code (Reed et al., WACV 2022): queue 65536, dim 128, momentum 0.999, temperature 0.2."""
 
     queue_size: int = Field(65536, ge=1)
@@ -165,7 +176,7 @@ class MoCoV2Config(Section):
     2; 1: off (the key encoder sees the query encoder's batch)."""
 
 
-class SimCLRConfig(Section):
+class SimCLRConfig(MethodSection):
     """SimCLR (Chen et al., 2020): 2-layer MLP head with BN, NT-Xent; temperature 0.1 suits small batches."""
 
     dim: int = Field(128, ge=1)
@@ -180,7 +191,7 @@ class SimCLRConfig(Section):
     accuracy fell to 22-47%; benchmarks/results/method_lr)."""
 
 
-class BYOLConfig(Section):
+class BYOLConfig(MethodSection):
     """BYOL (Grill et al., 2020): projector and predictor 4096-256 with BN; EMA 0.996 -> 1 (cosine)."""
 
     dim: int = Field(256, ge=1)
@@ -197,7 +208,7 @@ class BYOLConfig(Section):
     100 steps; benchmarks/results/method_lr)."""
 
 
-class SwAVConfig(Section):
+class SwAVConfig(MethodSection):
     """SwAV (Caron et al., 2020): 3000 prototypes, temperature 0.1, Sinkhorn 3 iterations at epsilon 0.05,
     multi-crop 2 x 224 (scale 0.14-1) + 6 x 96 (scale 0.05-0.14), prototypes frozen for the first epoch."""
 
@@ -234,7 +245,7 @@ class SwAVConfig(Section):
 class OptimConfig(Section):
     lr: float | None = Field(None, gt=0.0)
     """Learning rate for a batch of 256; the run uses lr * batch_size / 256 (linear scaling). None: the
-    method's own (`mocov2.lr`, `simclr.lr`, `byol.lr`, `swav.lr`), measured continuing from a base."""
+    method's own (`METHOD.lr`: `mocov2.lr`, `simclr.lr`, ...), measured continuing from a base."""
     weight_decay: float = Field(1e-4, ge=0.0)
     """L2 weight decay, not applied to normalisation weights and biases."""
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
@@ -367,10 +378,16 @@ class PretrainConfig(Section):
         return self.model_dump(mode="json")
 
     @property
+    def method_section(self) -> MethodSection:
+        """The settings of the run's method: the section named as the method (`mocov2`, ...)."""
+        section = getattr(self, self.method)
+        assert isinstance(section, MethodSection)
+        return section
+
+    @property
     def learning_rate(self) -> float:
         """Per 256 images: `optim.lr` where set, else the method's own (`mocov2.lr`, ...)."""
-        own = {"mocov2": self.mocov2.lr, "simclr": self.simclr.lr, "byol": self.byol.lr, "swav": self.swav.lr}
-        return self.optim.lr if self.optim.lr is not None else own[self.method]
+        return self.optim.lr if self.optim.lr is not None else self.method_section.lr
 
     @property
     def scaled_learning_rate(self) -> float:

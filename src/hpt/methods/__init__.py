@@ -1,44 +1,42 @@
-"""Self-supervised methods, registered by name; each composed from a backbone, heads and a pure loss."""
+"""Self-supervised methods, one file each, registered by name; each composed from a backbone, heads and a pure
+loss.
+
+A method's file defines its module (an `SSLMethod`) and ends with its `RECORD` (a `MethodRecord`: name, config
+section, builder, how it treats BatchNorm across processes); `METHODS` collects every record found in this
+package, so adding a method touches its own file, its config section (`hpt/config.py`) and its tests
+(docs/design.md, "Adding a method").
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+import pkgutil
 
 from hpt.backbones import Backbone
 from hpt.config import PretrainConfig
-from hpt.methods.base import SSLMethod, StepOutput, ViewFactory
-from hpt.methods.byol import BYOL
-from hpt.methods.mocov2 import MoCoV2
-from hpt.methods.simclr import SimCLR
-from hpt.methods.swav import SwAV
+from hpt.methods.base import MethodRecord, SSLMethod, StepOutput, ViewFactory
 
-SHUFFLES_INSTEAD = {"mocov2"}
-"""Methods whose paper shuffles the batch across processes (MoCo's shuffling BN) instead of synchronising
-BatchNorm."""
+
+def _records() -> dict[str, MethodRecord]:
+    """Every `RECORD` of this package's modules, by name, in name order."""
+    found: dict[str, MethodRecord] = {}
+    for info in pkgutil.iter_modules(__path__):
+        record = getattr(importlib.import_module(f"{__name__}.{info.name}"), "RECORD", None)
+        if isinstance(record, MethodRecord):
+            found[record.name] = record
+    return dict(sorted(found.items()))
+
+
+METHODS: dict[str, MethodRecord] = _records()
 
 
 def syncs_batch_norm(config: PretrainConfig) -> bool:
     """`train.sync_batch_norm`, or by default: on, except for the methods that shuffle instead."""
-    configured = config.train.sync_batch_norm
-    return configured if configured is not None else config.method not in SHUFFLES_INSTEAD
-
-
-METHODS: dict[str, Callable[[Backbone, PretrainConfig], SSLMethod]] = {
-    "mocov2": lambda backbone, config: MoCoV2(
-        backbone,
-        config.mocov2,
-        shuffle_keys=not syncs_batch_norm(config),
-        seed=config.train.seed,
-        splits=config.mocov2.bn_splits,
-    ),
-    "simclr": lambda backbone, config: SimCLR(backbone, config.simclr),
-    "byol": lambda backbone, config: BYOL(backbone, config.byol),
-    "swav": lambda backbone, config: SwAV(backbone, config.swav, config.data.image_size),
-}
+    return METHODS[config.method].syncs_batch_norm(config.train)
 
 
 def build_method(name: str, backbone: Backbone, config: PretrainConfig) -> SSLMethod:
-    return METHODS[name](backbone, config)
+    return METHODS[name].build(backbone, config)
 
 
-__all__ = ["METHODS", "SSLMethod", "StepOutput", "ViewFactory", "build_method", "syncs_batch_norm"]
+__all__ = ["METHODS", "MethodRecord", "SSLMethod", "StepOutput", "ViewFactory", "build_method", "syncs_batch_norm"]

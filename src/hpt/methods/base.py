@@ -1,18 +1,22 @@
 """The small contract every self-supervised method meets; methods are composed, not inherited into.
 
 A method owns its backbone, heads and any state (queues, target networks, prototypes) and turns a batch of
-views into a loss. The training loop needs only these few more facts from it, kept here and nowhere else.
+views into a loss. The training loop needs only these few more facts from it, kept here and nowhere else: the
+module's contract (`SSLMethod`) and the method's record (`MethodRecord`), which each method's file defines
+as `RECORD` and `hpt.methods` collects by name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 import torch
 from torch import nn
 
 from hpt.backbones import Backbone
+from hpt.config import MethodSection, PretrainConfig, TrainConfig
 
 
 class ViewFactory(Protocol):
@@ -48,3 +52,24 @@ class SSLMethod(nn.Module):
 
     def on_step(self, step: int) -> None:
         """Told the (0-based) step before each forward, for methods whose behaviour changes with it."""
+
+
+@dataclass(frozen=True)
+class MethodRecord:
+    """Everything hpt needs to know of a method besides its module: one per method, `RECORD` in its file."""
+
+    name: str
+    """As `--method` takes it; also the name of its config section."""
+    section: type[MethodSection]
+    """Its settings (defaults included, the learning rate among them): `PretrainConfig.<name>`."""
+    build: Callable[[Backbone, PretrainConfig], SSLMethod]
+    """(the starting backbone, the run's config) -> the method; its `views` is the method's view recipe."""
+    shuffles_keys: bool = False
+    """Across processes, shuffles the batch between them (MoCo's shuffling BN) instead of synchronising
+    BatchNorm statistics, as its paper trains."""
+    unused_parameters: bool = False
+    """Some parameters get no gradient on some steps (SwAV's frozen prototypes): DDP must look for them."""
+
+    def syncs_batch_norm(self, train: TrainConfig) -> bool:
+        """`train.sync_batch_norm`, or by default: on, except for the methods that shuffle instead."""
+        return train.sync_batch_norm if train.sync_batch_norm is not None else not self.shuffles_keys

@@ -20,7 +20,7 @@ from hpt.config import BYOLConfig
 from hpt.data.views import MultiView, two_views
 from hpt.heads import ProjectionMLP
 from hpt.losses.byol import byol_loss
-from hpt.methods.base import SSLMethod, StepOutput, ViewFactory
+from hpt.methods.base import MethodRecord, SSLMethod, StepOutput, ViewFactory
 
 
 class BYOL(SSLMethod):
@@ -46,3 +46,6 @@ class BYOL(SSLMethod):
         with torch.no_grad():
             target_1, target_2 = (self.target_projector(self.target_backbone(v)) for v in (first, second))
         return StepOutput(byol_loss(online_1, target_2) + byol_loss(online_2, target_1), projected_1.detach())
+
+
+RECORD = MethodRecord("byol", BYOLConfig, lambda backbone, config: BYOL(backbone, config.byol))

@@ -25,12 +25,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from hpt.backbones import Backbone
-from hpt.config import MoCoV2Config
+from hpt.config import MoCoV2Config, PretrainConfig
 from hpt.core.distributed import gather, shuffled_forward, split_forward, world_size
 from hpt.data.views import MultiView, two_views
 from hpt.heads import ProjectionMLP
 from hpt.losses import infonce_loss
-from hpt.methods.base import SSLMethod, StepOutput, ViewFactory
+from hpt.methods.base import MethodRecord, SSLMethod, StepOutput, ViewFactory
 from hpt.methods.queue import KeyQueue
 from hpt.transfer.layers import batch_norms
 
@@ -99,3 +99,11 @@ class MoCoV2(SSLMethod):
         loss = infonce_loss(query, key, self.queue.negatives(), self.temperature)
         self.queue.push(gather(key))  # every process enqueues the keys of the global batch
         return StepOutput(loss, query.detach())
+
+
+def _build(backbone: Backbone, config: PretrainConfig) -> MoCoV2:
+    shuffle_keys = not RECORD.syncs_batch_norm(config.train)
+    return MoCoV2(backbone, config.mocov2, shuffle_keys, seed=config.train.seed, splits=config.mocov2.bn_splits)
+
+
+RECORD = MethodRecord("mocov2", MoCoV2Config, _build, shuffles_keys=True)

@@ -18,7 +18,7 @@ from hpt.core.distributed import gather
 from hpt.data.views import MultiView, two_views
 from hpt.heads import ProjectionMLP
 from hpt.losses.nt_xent import nt_xent_loss
-from hpt.methods.base import SSLMethod, StepOutput, ViewFactory
+from hpt.methods.base import MethodRecord, SSLMethod, StepOutput, ViewFactory
 
 
 class SimCLR(SSLMethod):
@@ -36,3 +36,6 @@ class SimCLR(SSLMethod):
     def forward(self, views):
         first, second = (self.head(self.backbone(v)) for v in views)  # N x dim each
         return StepOutput(nt_xent_loss(gather(first), gather(second), self.temperature), first.detach())
+
+
+RECORD = MethodRecord("simclr", SimCLRConfig, lambda backbone, config: SimCLR(backbone, config.simclr))

@@ -27,7 +27,7 @@ from hpt.data.views import MultiView
 from hpt.heads import ProjectionMLP
 from hpt.heads.prototypes import Prototypes
 from hpt.losses.swav import sinkhorn, swapped_prediction_loss
-from hpt.methods.base import SSLMethod, StepOutput, ViewFactory
+from hpt.methods.base import MethodRecord, SSLMethod, StepOutput, ViewFactory
 
 LARGE_CROPS = 2
 SMALL_MIN_SCALE = 0.05
@@ -88,3 +88,11 @@ class SwAV(SSLMethod):
         self.queue[:, batch:] = self.queue[:, :-batch].clone()
         self.queue[:, :batch] = embeddings[:, :batch]
         self.queued.add_(batch)
+
+
+RECORD = MethodRecord(
+    "swav",
+    SwAVConfig,
+    lambda backbone, config: SwAV(backbone, config.swav, config.data.image_size),
+    unused_parameters=True,  # the prototypes get no gradient while frozen
+)

@@ -18,6 +18,7 @@ from rich.console import Console
 from hpt.checkpoints.files import read_provenance
 from hpt.config import PretrainConfig
 from hpt.core.run_files import BACKBONE, read_metrics
+from hpt.methods import METHODS
 from hpt.train.build import build
 from hpt.train.console import close_log, say
 from hpt.train.finish import finish
@@ -69,7 +70,7 @@ def pretrain(
     if resume and not overwrite and is_finished(out):
         check_run_dir(out, config, overwrite, resume)  # the same config, or the difference named
         return _finished(out, console or Console(stderr=True, log_path=False))
-    fabric = make_fabric(config.train, unused_parameters=config.method == "swav")
+    fabric = make_fabric(config.train, unused_parameters=METHODS[config.method].unused_parameters)
     with processes_stopped_on_failure(fabric):
         plan = plan_run(config, out, overwrite, resume, allow_data_change)
         if fabric.global_rank != 0:
