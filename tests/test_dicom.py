@@ -17,8 +17,9 @@ from hpt.cli import main
 from hpt.core.run_files import SKIPPED
 from hpt.data.decode import load_rgb
 from hpt.data.files import find_images
-from hpt.data.intensity import Window, resolve_window
+from hpt.data.intensity import Window
 from hpt.data.screen import problem_with, read_skipped
+from hpt.data.window_choice import resolve_window
 
 
 def _file(name: str) -> Path:

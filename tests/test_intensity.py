@@ -14,7 +14,8 @@ from hpt.checkpoints.files import read_provenance
 from hpt.cli import main
 from hpt.data.decode import load_rgb
 from hpt.data.files import find_images
-from hpt.data.intensity import FULL_RANGE, Window, resolve_window
+from hpt.data.intensity import FULL_RANGE, Window
+from hpt.data.window_choice import resolve_window
 
 
 def _reencode(source, target, encode) -> None:

@@ -23,10 +23,11 @@ from hpt.data.dataset import sample_indices
 from hpt.data.decode import Decoding, load_rgb
 from hpt.data.files import find_images
 from hpt.data.fingerprint import DataFingerprint
-from hpt.data.intensity import Window, resolve_window
+from hpt.data.intensity import Window
 from hpt.data.order import StepBatches
 from hpt.data.screen import ALL_NON_FINITE, ScreenPolicy, problem_with, read_skipped
 from hpt.data.stats import pixel_stats
+from hpt.data.window_choice import resolve_window
 from hpt.errors import HptError
 
 TOLERANT = ScreenPolicy(max_bad_fraction=0.5)
@@ -91,10 +92,10 @@ def test_a_sample_of_nothing_but_nan_is_an_error_naming_a_file(tmp_path):
         tifffile.imwrite(tmp_path / f"t{i}.tif", np.full((8, 8), np.nan, dtype=np.float32))
     with pytest.raises(HptError, match=f"3 of 3 files cannot be used.*{ALL_NON_FINITE}"):
         find_images(tmp_path)  # screening refuses them all; the window, measured anyway, refuses too:
-    from hpt.data.intensity import _measure
+    from hpt.data.window_choice import measure_window
 
     with pytest.raises(HptError, match=r"every value of the 3 sampled high-bit images is NaN or infinite \(e.g. '.*t0"):
-        _measure(sorted(tmp_path.glob("*.tif")))
+        measure_window(sorted(tmp_path.glob("*.tif")))
 
 
 def _claim_size(tiff: Path, width: int, height: int) -> None:

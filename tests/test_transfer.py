@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from hpt.backbones import batch_norms
 from hpt.checkpoints.sources import load_backbone
 from hpt.config import MoCoV2Config, ModelConfig, TransferConfig, load_config
 from hpt.core.param_groups import param_groups
@@ -15,7 +16,7 @@ from hpt.train.loop import pretrain
 from hpt.transfer import check_strategy
 from hpt.transfer.bn_only import init_bn_only
 from hpt.transfer.filter_selection import measure_responses, select_filters
-from hpt.transfer.layers import batch_norms, fresh_modules, weighted_layers
+from hpt.transfer.layers import fresh_modules, weighted_layers
 from hpt.transfer.weight_scaling import scale_weights
 
 LITE0 = "timm:tf_efficientnet_lite0"

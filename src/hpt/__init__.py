@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each is import
     from hpt.pipeline.chain import run_chain as run_chain
     from hpt.train.loop import pretrain as pretrain
 
-__version__ = "0.7.0"
+from hpt.version import __version__
 
 _API = {
     "load_config": "hpt.config",

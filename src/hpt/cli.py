@@ -287,7 +287,7 @@ def run(argv: list[str] | None = None) -> int:
 
         run_chain(args.chain, args.out, args.base)
     elif args.command == "select":
-        from hpt.checkpoints.files import check_writable_file, write_text_atomic
+        from hpt.core.atomic import check_writable_file, write_text_atomic
         from hpt.eval.select import describe as describe_ranking
         from hpt.eval.select import rank_candidates
 

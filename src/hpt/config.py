@@ -589,6 +589,6 @@ def _section_at(loc: tuple) -> type[Section] | None:
 
 
 def dump_config(config: PretrainConfig, path: Path) -> None:
-    from hpt.checkpoints.files import write_text_atomic
+    from hpt.core.atomic import write_text_atomic
 
     write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

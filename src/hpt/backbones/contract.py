@@ -6,6 +6,7 @@ from collections import OrderedDict
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from hpt.backbones.input_channels import first_conv
 from hpt.errors import HptError
@@ -75,3 +76,9 @@ def with_module_versions(model: nn.Module, state: dict[str, torch.Tensor]) -> di
     versioned = OrderedDict(state)
     versioned._metadata = getattr(model.state_dict(), "_metadata", OrderedDict())  # type: ignore[attr-defined]
     return versioned
+
+
+def batch_norms(model: nn.Module) -> list[tuple[str, _BatchNorm]]:
+    """Every BatchNorm of `model`, timm's BatchNormAct2d included (a subclass), by name: what strategies
+    freeze or train, what MoCo emulates shuffling for."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, _BatchNorm)]

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from hpt.backbones.contract import Backbone
+from hpt.backbones.family import Family
 from hpt.backbones.input_channels import set_input_channels
-from hpt.backbones.registry import Family
 from hpt.errors import HptError
 
 

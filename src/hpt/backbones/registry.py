@@ -6,20 +6,10 @@ misspelt name fails before anything is downloaded or built.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
+from hpt.backbones import module_family, timm_family, torchvision_family
 from hpt.backbones.contract import Backbone
+from hpt.backbones.family import Family
 from hpt.errors import HptError
-
-
-@dataclass(frozen=True)
-class Family:
-    create: Callable[[str, bool, int], Backbone]
-    """(model name, pretrained, input channels) -> the backbone."""
-    exists: Callable[[str], bool]
-    examples: str
-
 
 _FAMILIES: dict[str, Family] = {}
 
@@ -57,12 +47,6 @@ def create_backbone(name: str, pretrained: bool = False, in_chans: int = 3) -> B
     return family.create(model, pretrained, in_chans)
 
 
-def _register_builtin() -> None:
-    from hpt.backbones import module_family, timm_family, torchvision_family
-
-    register_family("torchvision", torchvision_family.FAMILY)
-    register_family("timm", timm_family.FAMILY)
-    register_family("module", module_family.FAMILY)
-
-
-_register_builtin()
+register_family("torchvision", torchvision_family.FAMILY)
+register_family("timm", timm_family.FAMILY)
+register_family("module", module_family.FAMILY)

@@ -14,8 +14,8 @@ from typing import Any, cast
 import timm
 
 from hpt.backbones.contract import Backbone
+from hpt.backbones.family import Family
 from hpt.backbones.hub_cache import HubWeights, check_available, torch_hub_weights
-from hpt.backbones.registry import Family
 
 
 def _create(model: str, pretrained: bool, in_chans: int = 3) -> Backbone:

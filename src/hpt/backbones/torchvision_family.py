@@ -15,9 +15,9 @@ import torchvision
 from torch import nn
 
 from hpt.backbones.contract import Backbone
+from hpt.backbones.family import Family
 from hpt.backbones.hub_cache import check_available, torch_hub_weights
 from hpt.backbones.input_channels import set_input_channels
-from hpt.backbones.registry import Family
 from hpt.errors import HptError
 
 CLASSIFIER_ATTRIBUTES = ("fc", "classifier", "heads", "head")

@@ -4,8 +4,7 @@ Files from users are untrusted: `.pth/.pt` are only ever opened with `torch.load
 refuses any pickle that would build objects other than tensors and plain containers; safetensors files have
 their header validated by the safetensors library.
 
-Every file hpt writes goes to `NAME.tmp`, is flushed to disk, then renamed over `NAME`: a crash, a full disk
-or a pulled plug leaves either the old file or the new one, never half of one.
+Tensors are written atomically (`hpt.core.atomic`), their provenance in the same file.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +21,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from hpt.checkpoints.kinds import PICKLE_SUFFIXES, not_safetensors, unknown_format
+from hpt.core.atomic import write_bytes_atomic, write_text_atomic
 from hpt.errors import HptError, first_line
 
-TMP_SUFFIX = ".tmp"
 PROVENANCE_KEY = "hpt"
 _NESTED_STATE_KEYS = ("state_dict", "model", "module", "network", "backbone")
 # Copies of the weights a method evaluates and releases, taken before the raw ones when a file holds both:
@@ -180,61 +178,3 @@ MAX_HEADER_BYTES = 100 << 20
 
 def sidecar_path(path: Path) -> Path:
     return path.with_suffix(".json")
-
-
-def make_folder(path: Path, what: str = "--out") -> Path:
-    """Create `path` (and its parents) for writing into, or one line naming it and why it cannot be."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HptError(f"{what} '{path}' cannot be created ({exc.strerror or exc})") from None
-    return path
-
-
-def check_writable_file(out: Path, what: str = "--out") -> None:
-    """Before any work: `out` names a file (not a folder) in a folder that exists and takes a new file (tried:
-    permissions alone do not say so, e.g. on /proc or a read-only mount)."""
-    if out.is_dir():
-        raise HptError(f"{what} '{out}' is a folder; name the file to write")
-    if not out.parent.is_dir():
-        raise HptError(f"{what} '{out}': its folder '{out.parent}' does not exist")
-    probe = temporary_path(out)
-    try:
-        probe.touch()
-        probe.unlink()
-    except OSError as exc:
-        raise HptError(f"could not write '{out}' ({exc.strerror or exc}); nothing was written") from None
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode())
-
-
-def temporary_path(path: Path) -> Path:
-    """Where `path` is written before it is renamed into place: beside it (the rename stays on one file
-    system), named by process so that processes writing the same file at once do not write into each other's,
-    and ending in `TMP_SUFFIX` so that a killed attempt's leftovers are found and removed (`run_dir.py`)."""
-    return path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
-
-
-def write_bytes_atomic(path: Path, *chunks: bytes | memoryview) -> None:
-    """Replace `path` by its `chunks`, one after the other, all at once; on any write error (a full disk, a lost
-    mount, no permission) the temporary file is removed, `path` is left as it was, and the error names both.
-    The temporary file is named by process, so that processes writing the same file at once (a shared cache
-    under `torchrun`) do not write into each other's."""
-    tmp = temporary_path(path)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        try:
-            for chunk in chunks:
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        kept = "the previous file there is intact" if path.exists() else "nothing was written"
-        raise HptError(f"could not write '{path}' ({exc.strerror or exc}); {kept}") from None

@@ -20,29 +20,19 @@ numbers is an error. A window at least 256 values wide loses no precision below 
 12-bit scan keeps all 256 output levels). DICOM files that carry their own VOI window use it (`dicom.py`).
 The window chosen is logged, recorded in the run's provenance and its export, and applied by `hpt eval` (the
 model's own window), the run's monitor and `hpt select`.
+
+This module is what a window is and how it maps values (used by decoding, `decode.py`); choosing one for a
+dataset, which decodes a sample, is `window_choice.py`.
 """
 
 from __future__ import annotations
 
-import math
-import random
-from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
 
-from hpt.data.cache import files_key, read_cached, write_cached
-from hpt.errors import HptError
-
-if TYPE_CHECKING:  # files.py screens through decode.py, which needs this module
-    from hpt.data.files import ImageList
-
-WINDOW_SAMPLE = 500
-"""Images the `auto` window is measured on: percentiles of so many images are stable to a fraction of a level."""
-PIXELS_PER_IMAGE = 65536
-"""Values taken from each sampled image (evenly strided), so a few large scans do not dominate."""
-PERCENTILES = (0.5, 99.5)
 HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 """PIL modes with more than 8 bits per value (16-bit PNG/TIFF open as I;16 or I, float TIFF as F)."""
 
@@ -106,70 +96,6 @@ FULL_RANGE = Window("full-range")
 
 def type_high(mode: str) -> float:
     return 1.0 if mode == "F" else 65535.0
-
-
-def resolve_window(images: ImageList, setting: Setting, seed: int = 0, fill: float | None = None) -> Window:
-    """The window `setting` means for `images` (see the module's docstring); `fill`: `data.nan_fill`."""
-    if fill is not None and not math.isfinite(fill):
-        raise HptError(f"data.nan_fill: expected a finite number, got {fill}")
-    if isinstance(setting, tuple | list):
-        low, high = (float(v) for v in setting)
-        return Window("fixed", low, high, "data.intensity", fill)
-    if setting == "full-range":
-        return Window("full-range", source="data.intensity", fill=fill)
-    if setting == "per-image":
-        return Window("per-image", source="data.intensity", fill=fill)
-    paths = sorted(images.paths)
-    if len(paths) > WINDOW_SAMPLE:
-        paths = sorted(random.Random(seed).sample(paths, WINDOW_SAMPLE))
-    key = files_key(paths, "window", *PERCENTILES, PIXELS_PER_IMAGE, "finite values only")
-    cached = read_cached("window", key)
-    window = Window.from_dict(cached) if cached is not None else _measure(paths)
-    if cached is None:
-        write_cached("window", key, window.to_dict())
-    return replace(window, fill=fill)
-
-
-def _measure(paths: list[Any]) -> Window:
-    """The `auto` window of `paths`: percentiles of their finite values (NaN and inf left out and counted)."""
-    from hpt.data.decode import high_bit_values  # decode.py imports this module
-
-    samples, non_finite = [], {}
-    for path in paths:
-        values = high_bit_values(path)
-        if values is not None and values.size:
-            flat = values.reshape(-1)
-            if flat.dtype.kind == "f" and not (finite := np.isfinite(flat)).all():
-                non_finite[path] = int(flat.size - finite.sum())
-                flat = flat[finite]
-            samples.append(flat[:: max(1, flat.size // PIXELS_PER_IMAGE)].astype(np.float64))
-    if not samples:
-        return Window("full-range", source=f"auto: no high-bit images among {len(paths)} sampled")
-    pooled = np.concatenate(samples)
-    if not pooled.size:
-        raise HptError(
-            f"data: every value of the {len(samples)} sampled high-bit images is NaN or infinite (e.g. "
-            f"'{next(iter(non_finite))}'): no intensity window can be measured"
-        )
-    low, high = (float(v) for v in np.percentile(pooled, PERCENTILES))
-    if high <= low:  # e.g. binary masks: the percentiles meet
-        low, high = float(pooled.min()), float(pooled.max())
-    if not (math.isfinite(low) and math.isfinite(high)):  # float64 overflow of extreme float values
-        raise HptError(f"data: the intensity window measured is [{low:g}, {high:g}], not finite; set data.intensity")
-    ignored = (
-        f"; {sum(non_finite.values())} NaN/inf values in {len(non_finite)} files left out (e.g. "
-        f"'{next(iter(non_finite))}')"
-        if non_finite
-        else ""
-    )
-    if high <= low:
-        return Window("full-range", source=f"auto: every sampled value is {low:g}{ignored}")
-    return Window(
-        "fixed",
-        low,
-        high,
-        f"auto: {PERCENTILES[0]}-{PERCENTILES[1]}th percentiles of {len(samples)} high-bit images{ignored}",
-    )
 
 
 def is_high_bit(image: Image.Image) -> bool:

@@ -28,8 +28,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
 from hpt.backbones import Backbone  # noqa: E402
-from hpt.checkpoints.files import make_folder, write_text_atomic  # noqa: E402
 from hpt.checkpoints.sources import Origin, load_one_of_several  # noqa: E402
+from hpt.core.atomic import make_folder, write_text_atomic  # noqa: E402
 from hpt.data.dataset import ImageDataset  # noqa: E402
 from hpt.data.decode import Decoding  # noqa: E402
 from hpt.data.files import ImageList, find_images  # noqa: E402

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from hpt.backbones import Backbone
-from hpt.checkpoints.files import make_folder, write_text_atomic
 from hpt.checkpoints.sources import load_backbone
+from hpt.core.atomic import make_folder, write_text_atomic
 from hpt.data.decode import Decoding
 from hpt.data.files import ImageList
-from hpt.data.intensity import Setting, Window, resolve_window
+from hpt.data.intensity import Setting, Window
 from hpt.data.stats import PixelStats
+from hpt.data.window_choice import resolve_window
 from hpt.errors import HptError
 from hpt.eval.features import eval_device
 from hpt.eval.finetune import FinetuneSettings

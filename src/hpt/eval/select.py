@@ -14,7 +14,7 @@ from typing import Any
 from hpt.checkpoints.sources import load_one_of_several
 from hpt.data.bands import dataset_channels
 from hpt.data.decode import Decoding
-from hpt.data.intensity import resolve_window
+from hpt.data.window_choice import resolve_window
 from hpt.errors import HptError
 from hpt.eval.features import eval_device, extract_features
 from hpt.eval.labelled import read_labelled, targets_of

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from hpt.backbones import Backbone
-from hpt.checkpoints.files import check_writable_file, temporary_path
+from hpt.core.atomic import check_writable_file, temporary_path
 from hpt.errors import HptError
 
 FORMATS = ("onnx", "torchscript")

@@ -10,8 +10,9 @@ import os
 import shutil
 from pathlib import Path
 
-from hpt.checkpoints.files import read_provenance, temporary_path, write_text_atomic
+from hpt.checkpoints.files import read_provenance
 from hpt.checkpoints.lineage import describe
+from hpt.core.atomic import temporary_path, write_text_atomic
 from hpt.core.run_files import BACKBONE, HUB_CONFIG, HUB_WEIGHTS, MODEL_CARD
 from hpt.errors import HptError
 from hpt.export.card import model_card

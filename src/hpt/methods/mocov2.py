@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hpt.backbones import Backbone
+from hpt.backbones import Backbone, batch_norms
 from hpt.config import MoCoV2Config, PretrainConfig
 from hpt.core.distributed import gather, shuffled_forward, split_forward, world_size
 from hpt.data.views import MultiView, two_views
@@ -32,7 +32,6 @@ from hpt.heads import ProjectionMLP
 from hpt.losses import infonce_loss
 from hpt.methods.base import MethodRecord, SSLMethod, StepOutput, ViewFactory
 from hpt.methods.queue import KeyQueue
-from hpt.transfer.layers import batch_norms
 
 IMAGES_PER_SPLIT = 64
 """`bn_splits` by default: one slice per this many images (the MoCo demo's 512 in 8), at least 2."""

@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from hpt.checkpoints.files import make_folder  # noqa: E402
+from hpt.core.atomic import make_folder  # noqa: E402
 from hpt.core.run_files import BACKBONE, read_metrics, read_monitor  # noqa: E402
 from hpt.errors import HptError  # noqa: E402
 from hpt.eval.uncertainty import SE, Difference, paired_difference, unpack  # noqa: E402

@@ -19,8 +19,8 @@ from typing import Any
 
 from rich.console import Console
 
-from hpt.checkpoints.files import write_text_atomic
 from hpt.config import PretrainConfig, set_dotted, validate_config
+from hpt.core.atomic import write_text_atomic
 from hpt.core.distributed import is_first_process
 from hpt.core.run_files import CONFIG, read_monitor
 from hpt.errors import HptError

@@ -18,11 +18,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.utils import save_image
 
-from hpt.backbones import Backbone
-from hpt.checkpoints.files import write_text_atomic
+from hpt.backbones import Backbone, batch_norms
 from hpt.checkpoints.layouts import load_notes
 from hpt.checkpoints.sources import Origin
 from hpt.config import PretrainConfig, dump_config
+from hpt.core.atomic import write_text_atomic
 from hpt.core.global_batch_norm import synchronise_batch_norm
 from hpt.core.param_groups import param_groups
 from hpt.core.run_files import BEST, CHECKPOINT, CONFIG, DATA_FINGERPRINT, METRICS, SKIPPED, TRAIN_LOG, VIEWS
@@ -45,7 +45,6 @@ from hpt.train.plan import Plan
 from hpt.train.provenance import Provenance, TrainingData
 from hpt.train.run_dir import MetricsLog, create_run_dir
 from hpt.transfer import adapt_backbone, reestimate_batch_norm
-from hpt.transfer.layers import batch_norms
 
 
 @dataclass

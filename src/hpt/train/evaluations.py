@@ -14,7 +14,7 @@ import torch
 from rich.console import Console
 
 from hpt.backbones import Backbone
-from hpt.checkpoints.files import write_text_atomic
+from hpt.core.atomic import write_text_atomic
 from hpt.core.distributed import broadcast_from_first
 from hpt.core.run_files import MONITOR_OUTCOMES
 from hpt.errors import HptError

@@ -18,11 +18,11 @@ from hpt.data.dataset import sample_batches
 from hpt.data.decode import Decoding
 from hpt.data.files import ImageList, find_images
 from hpt.data.fingerprint import DataChanges, DataFingerprint
-from hpt.data.intensity import resolve_window
 from hpt.data.screen import ScreenPolicy
 from hpt.data.stats import STD_FLOOR, PixelStats, pixel_stats
 from hpt.data.unreadable import UnreadableFiles
 from hpt.data.views import eval_view, pretrain_view
+from hpt.data.window_choice import resolve_window
 from hpt.errors import HptError
 from hpt.eval.monitor import Monitor, build_monitor, hold_out
 from hpt.train.guard import StopRequests

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import hpt
 from hpt.checkpoints.sources import Origin
 from hpt.config import PretrainConfig
 from hpt.data.decode import RGB, Decoding
 from hpt.data.stats import PixelStats
+from hpt.version import __version__
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Provenance:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "hpt_version": hpt.__version__,
+            "hpt_version": __version__,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "backbone": self.backbone,
             "method": self.config.method,

@@ -13,8 +13,9 @@ from typing import Any
 
 from lightning_fabric.loggers import Logger
 
-from hpt.checkpoints.files import TMP_SUFFIX, make_folder, sidecar_path, write_text_atomic
+from hpt.checkpoints.files import sidecar_path
 from hpt.config import PretrainConfig, read_yaml_mapping, with_resolved_paths
+from hpt.core.atomic import TMP_SUFFIX, make_folder, write_text_atomic
 from hpt.core.run_files import (
     BACKBONE,
     BEST,

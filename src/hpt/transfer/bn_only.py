@@ -14,11 +14,10 @@ from collections.abc import Iterable
 
 import torch
 
-from hpt.backbones import Backbone
+from hpt.backbones import Backbone, batch_norms
 from hpt.checkpoints.sources import Origin, load_backbone
 from hpt.config import ModelConfig
 from hpt.errors import HptError
-from hpt.transfer.layers import batch_norms
 from hpt.transfer.norm_only import norm_layers
 
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from hpt.backbones import Backbone
+from hpt.backbones import Backbone, batch_norms
 from hpt.config import TransferConfig
-from hpt.transfer.layers import batch_norms
 
 
 def freezes_batch_norm_statistics(transfer: TransferConfig, init: str) -> bool:

@@ -44,11 +44,6 @@ def weighted_layers(model: nn.Module) -> list[Layer]:
     return layers
 
 
-def batch_norms(model: nn.Module) -> list[tuple[str, _BatchNorm]]:
-    """Every BatchNorm, timm's BatchNormAct2d included (a subclass)."""
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, _BatchNorm)]
-
-
 def fresh_modules(backbone: Backbone, seed: int) -> dict[str, nn.Module]:
     """The modules of a newly initialised backbone of the same architecture, the same for the same seed."""
     with torch.random.fork_rng(devices=[]):
