@@ -12,6 +12,8 @@ import json
 import re
 import sys
 import typing
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -111,14 +113,52 @@ def _choices(annotation: Any) -> list[str]:
     return [choice for arg in typing.get_args(annotation) for choice in _choices(arg)]
 
 
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def pretrain_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides = {key: getattr(args, key) for key in PRETRAIN_FLAGS.values() if getattr(args, key) is not None}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise HptError(f"--set '{item}': expected KEY=VALUE, e.g. optim.lr=0.01")
+        overrides[key] = parse_yaml(value, f"--set '{item}'") if value else None
+    return overrides
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from hpt import __version__
+    from hpt.version import __version__
 
     parser = OneLineParser(prog="hpt", description="Hierarchical self-supervised pretraining from a pretrained base.")
     parser.add_argument("--version", action="version", version=f"hpt {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    for name, command in COMMANDS.items():
+        command.arguments(commands.add_parser(name, help=command.help))
+    return parser
 
-    pretrain = commands.add_parser("pretrain", help="continue self-supervised pretraining on a folder of images")
+
+def run(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command].handle(args)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its one-line help, its flags, and the function that runs it (returns the exit code)."""
+
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    handle: Callable[[argparse.Namespace], int]
+
+
+def pretrain_arguments(pretrain: argparse.ArgumentParser) -> None:
     pretrain.add_argument("--out", type=Path, help="run folder to write (required, except with --print-config)")
     pretrain.add_argument("--config", type=Path, help="YAML file: a diff over the defaults")
     defaults = _flat(PretrainConfig().to_dict())
@@ -150,28 +190,108 @@ def build_parser() -> argparse.ArgumentParser:
         help="short pilots of auto.recipes from --base, ranked by the monitor; the best runs in full",
     )
 
-    commands.add_parser("version", help="print hpt's version (also: hpt --version)")
 
-    chain = commands.add_parser("chain", help="run a chain of stages: base -> source -> ... -> target")
+def pretrain_command(args: argparse.Namespace) -> int:
+    from hpt.config import load_config
+
+    if args.out is None and not args.print_config:
+        print("hpt pretrain: error: the following arguments are required: --out", file=sys.stderr)
+        return 2
+    # --resume needs nothing but the folder: its config.yaml is the starting point, and any flag given must
+    # agree with it (check_run_dir refuses a difference, naming the key)
+    folder_config = args.out / CONFIG if args.out and args.resume and args.config is None else None
+    base = folder_config if folder_config is not None and folder_config.is_file() else args.config
+    config = load_config(base, pretrain_overrides(args))
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+        return 0
+    if args.allow_data_change and (args.auto or not args.resume):
+        raise HptError("--allow-data-change goes with --resume (and without --auto)")
+    from hpt.train.precheck import precheck
+
+    precheck(config, args.out, args.overwrite, args.resume)  # before seconds of imports
+    from hpt.core.distributed import leave_process_group
+    from hpt.train.auto import pretrain_auto
+    from hpt.train.loop import pretrain
+
+    if args.auto:
+        pretrain_auto(config, args.out, overwrite=args.overwrite, resume=args.resume)
+    else:
+        pretrain(config, args.out, args.overwrite, args.resume, allow_data_change=args.allow_data_change)
+    leave_process_group()  # the run may have been several processes
+    return 0
+
+
+def version_command(args: argparse.Namespace) -> int:
+    from hpt.version import __version__
+
+    print(f"hpt {__version__}")
+    return 0
+
+
+def chain_arguments(chain: argparse.ArgumentParser) -> None:
     chain.add_argument("chain", type=Path, help="chain YAML file (see hpt.pipeline.chain)")
     chain.add_argument("--out", required=True, type=Path, help="folder for the stages' run folders")
     chain.add_argument("--base", help="where the first stage starts (overrides the chain file's base)")
 
-    select = commands.add_parser("select", help="rank candidate starting points on your labelled target images")
+
+def chain_command(args: argparse.Namespace) -> int:
+    from hpt.core.distributed import leave_process_group
+    from hpt.pipeline.chain import run_chain
+
+    run_chain(args.chain, args.out, args.base)
+    leave_process_group()  # the stages may have been several processes
+    return 0
+
+
+def select_arguments(select: argparse.ArgumentParser) -> None:
     select.add_argument("--candidates", nargs="+", required=True, help="bases, checkpoints or run folders")
     select.add_argument("--data", required=True, help="labelled target images (one sub-folder per class)")
     select.add_argument("--backbone", help="architecture of foreign checkpoints among the candidates")
     select.add_argument("--image-size", type=positive_int, default=224)
     select.add_argument("--out", type=Path, help="also write the ranking as JSON here")
 
-    report = commands.add_parser("report", help="report.md and PNG plots over runs: table, curves, speed-up")
+
+def select_command(args: argparse.Namespace) -> int:
+    from hpt.core.atomic import check_writable_file, write_text_atomic
+    from hpt.eval.select import describe as describe_ranking
+    from hpt.eval.select import rank_candidates
+
+    if args.out:
+        check_writable_file(args.out)  # before the ranking, not after it
+    result = rank_candidates(args.candidates, args.data, args.backbone, args.image_size)
+    print(describe_ranking(result))
+    if args.out:
+        write_text_atomic(args.out, json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def report_arguments(report: argparse.ArgumentParser) -> None:
     report.add_argument("runs", nargs="+", type=Path, help="run folders")
     report.add_argument("--out", required=True, type=Path, help="folder for report.md and the plots")
 
-    inspect = commands.add_parser("inspect", help="print the lineage of a run or checkpoint back to its base")
+
+def report_command(args: argparse.Namespace) -> int:
+    from hpt.report.build import build_report
+
+    print(build_report(args.runs, args.out))
+    return 0
+
+
+def inspect_arguments(inspect: argparse.ArgumentParser) -> None:
     inspect.add_argument("model", help="run folder or .safetensors file")
 
-    export = commands.add_parser("export", help="write a run's backbone for downstream tools: hub, onnx, torchscript")
+
+def inspect_command(args: argparse.Namespace) -> int:
+    from hpt.checkpoints.lineage import describe
+
+    print(describe(args.model))
+    return 0
+
+
+def export_arguments(export: argparse.ArgumentParser) -> None:
     export.add_argument("model", help="run folder")
     export.add_argument(
         "--format",
@@ -183,7 +303,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--image-size", type=positive_int, help="onnx, torchscript: input size (default: the run's)")
     export.add_argument("--out", type=Path, help="onnx, torchscript: the file (default: in the run folder)")
 
-    embed = commands.add_parser("embed", help="features of every image, a 2-D map and nearest neighbours, per model")
+
+def export_command(args: argparse.Namespace) -> int:
+    from hpt.export.command import export_run
+
+    print("\n".join(export_run(args.model, args.format, args.image_size, args.out)))
+    return 0
+
+
+def embed_arguments(embed: argparse.ArgumentParser) -> None:
     embed.add_argument("models", nargs="+", help="run folders, checkpoint files or hub names, drawn side by side")
     embed.add_argument("--data", required=True, help="images (a folder; one sub-folder per class colours the map)")
     embed.add_argument(
@@ -194,7 +322,19 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--queries", type=positive_int, default=8, help="query images in neighbours.png (default 8)")
     embed.add_argument("--neighbours", type=positive_int, default=8, help="neighbours of each query (default 8)")
 
-    evaluate = commands.add_parser("eval", help="evaluate a run, checkpoint or hub model on labelled images")
+
+def embed_command(args: argparse.Namespace) -> int:
+    from hpt.eval.embed import embed
+
+    written = embed(args.models, args.data, args.out, args.backbone, args.image_size, args.queries, args.neighbours)
+    print("\n".join(f"wrote {path}" for path in written))
+    used = json.loads((args.out / "preprocessing.json").read_text())
+    for name, seen in used.items():  # every command says what it used
+        print(f"hpt embed: {name}: {seen['image_size']} px, mean/std {seen['source']}", file=sys.stderr)
+    return 0
+
+
+def eval_arguments(evaluate: argparse.ArgumentParser) -> None:
     evaluate.add_argument("model", help="run folder, checkpoint file, or hub name (timm:NAME, torchvision:NAME)")
     evaluate.add_argument("--train", required=True, help="labelled images the classifier is fitted on")
     evaluate.add_argument("--test", required=True, help="labelled images it is scored on")
@@ -224,126 +364,56 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=positive_int, default=256)
     evaluate.add_argument("--workers", type=count, help="data-loading processes (default: up to 4)")
     evaluate.add_argument("--out", type=Path, help="where to write eval.json (default: beside the model)")
-    return parser
 
 
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat |= _flat(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+def eval_command(args: argparse.Namespace) -> int:
+    from hpt.eval.finetune import FinetuneSettings
+    from hpt.eval.runner import EvalOptions, evaluate
+    from hpt.eval.uncertainty import with_error_bars
 
-
-def pretrain_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    overrides = {key: getattr(args, key) for key in PRETRAIN_FLAGS.values() if getattr(args, key) is not None}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise HptError(f"--set '{item}': expected KEY=VALUE, e.g. optim.lr=0.01")
-        overrides[key] = parse_yaml(value, f"--set '{item}'") if value else None
-    return overrides
-
-
-def run(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "pretrain" and args.out is None and not args.print_config:
-        parser.exit(2, "hpt pretrain: error: the following arguments are required: --out\n")
-
-    if args.command == "version":
-        from hpt import __version__
-
-        print(f"hpt {__version__}")
-    elif args.command == "pretrain":
-        from hpt.config import load_config
-
-        # --resume needs nothing but the folder: its config.yaml is the starting point, and any flag given must
-        # agree with it (check_run_dir refuses a difference, naming the key)
-        folder_config = args.out / CONFIG if args.out and args.resume and args.config is None else None
-        base = folder_config if folder_config is not None and folder_config.is_file() else args.config
-        config = load_config(base, pretrain_overrides(args))
-        if args.print_config:
-            import yaml
-
-            print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
-            return 0
-        if args.allow_data_change and (args.auto or not args.resume):
-            raise HptError("--allow-data-change goes with --resume (and without --auto)")
-        from hpt.train.precheck import precheck
-
-        precheck(config, args.out, args.overwrite, args.resume)  # before seconds of imports
-        from hpt.train.auto import pretrain_auto
-        from hpt.train.loop import pretrain
-
-        if args.auto:
-            pretrain_auto(config, args.out, overwrite=args.overwrite, resume=args.resume)
-        else:
-            pretrain(config, args.out, args.overwrite, args.resume, allow_data_change=args.allow_data_change)
-    elif args.command == "chain":
-        from hpt.pipeline.chain import run_chain
-
-        run_chain(args.chain, args.out, args.base)
-    elif args.command == "select":
-        from hpt.core.atomic import check_writable_file, write_text_atomic
-        from hpt.eval.select import describe as describe_ranking
-        from hpt.eval.select import rank_candidates
-
-        if args.out:
-            check_writable_file(args.out)  # before the ranking, not after it
-        result = rank_candidates(args.candidates, args.data, args.backbone, args.image_size)
-        print(describe_ranking(result))
-        if args.out:
-            write_text_atomic(args.out, json.dumps(result, indent=2) + "\n")
-    elif args.command == "report":
-        from hpt.report.build import build_report
-
-        print(build_report(args.runs, args.out))
-    elif args.command == "inspect":
-        from hpt.checkpoints.lineage import describe
-
-        print(describe(args.model))
-    elif args.command == "export":
-        from hpt.export.command import export_run
-
-        print("\n".join(export_run(args.model, args.format, args.image_size, args.out)))
-    elif args.command == "embed":
-        from hpt.eval.embed import embed
-
-        written = embed(args.models, args.data, args.out, args.backbone, args.image_size, args.queries, args.neighbours)
-        print("\n".join(f"wrote {path}" for path in written))
-        used = json.loads((args.out / "preprocessing.json").read_text())
-        for name, seen in used.items():  # every command says what it used
-            print(f"hpt embed: {name}: {seen['image_size']} px, mean/std {seen['source']}", file=sys.stderr)
-    elif args.command == "eval":
-        from hpt.eval.finetune import FinetuneSettings
-        from hpt.eval.runner import EvalOptions, evaluate
-
-        finetune = FinetuneSettings(labels=args.labels, steps=args.finetune_steps, lr=args.finetune_lr, seed=0)
-        options = EvalOptions(
-            args.protocol,
-            args.backbone,
-            args.image_size,
-            args.batch_size,
-            args.workers,
-            val=args.val,
-            val_fraction=args.val_fraction,
-            finetune=finetune,
-            intensity=args.intensity,
-        )
-        from hpt.eval.uncertainty import with_error_bars
-
-        result = evaluate(args.model, args.train, args.test, options, args.out)
-        for note in result["notes"]:
-            print(f"hpt eval: {note}", file=sys.stderr)
-        print(f"{args.model}: {with_error_bars(result['metrics'])}  (± one standard error)")
-    if args.command in ("pretrain", "chain"):
-        from hpt.core.distributed import leave_process_group
-
-        leave_process_group()  # the runs may have been several processes
+    finetune = FinetuneSettings(labels=args.labels, steps=args.finetune_steps, lr=args.finetune_lr, seed=0)
+    options = EvalOptions(
+        args.protocol,
+        args.backbone,
+        args.image_size,
+        args.batch_size,
+        args.workers,
+        val=args.val,
+        val_fraction=args.val_fraction,
+        finetune=finetune,
+        intensity=args.intensity,
+    )
+    result = evaluate(args.model, args.train, args.test, options, args.out)
+    for note in result["notes"]:
+        print(f"hpt eval: {note}", file=sys.stderr)
+    print(f"{args.model}: {with_error_bars(result['metrics'])}  (± one standard error)")
     return 0
+
+
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+COMMANDS: dict[str, Command] = {
+    "pretrain": Command(
+        "continue self-supervised pretraining on a folder of images", pretrain_arguments, pretrain_command
+    ),
+    "version": Command("print hpt's version (also: hpt --version)", _no_arguments, version_command),
+    "chain": Command("run a chain of stages: base -> source -> ... -> target", chain_arguments, chain_command),
+    "select": Command(
+        "rank candidate starting points on your labelled target images", select_arguments, select_command
+    ),
+    "report": Command("report.md and PNG plots over runs: table, curves, speed-up", report_arguments, report_command),
+    "inspect": Command("print the lineage of a run or checkpoint back to its base", inspect_arguments, inspect_command),
+    "export": Command(
+        "write a run's backbone for downstream tools: hub, onnx, torchscript", export_arguments, export_command
+    ),
+    "embed": Command(
+        "features of every image, a 2-D map and nearest neighbours, per model", embed_arguments, embed_command
+    ),
+    "eval": Command("evaluate a run, checkpoint or hub model on labelled images", eval_arguments, eval_command),
+}
+"""Every subcommand, in the order `hpt --help` lists them."""
 
 
 def main(argv: list[str] | None = None) -> int:
