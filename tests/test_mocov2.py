@@ -118,3 +118,15 @@ def test_slices_hold_64_images_by_default_and_never_fewer_than_two():
     assert [default_splits(n) for n in (8, 64, 128, 256, 512, 1000)] == [2, 2, 2, 4, 8, 15]
     method = MoCoV2(create_backbone("torchvision:resnet18"), MoCoV2Config(queue_size=16, dim=8), splits=8).train()
     assert [method._splits(n) for n in (2, 3, 4, 16, 64)] == [1, 1, 2, 8, 8]
+
+
+def test_a_full_queue_stops_reading_its_count_and_a_loaded_one_reads_it_again():
+    """Once full, `negatives` no longer reads `filled` to the host; loading a checkpoint (here a half-full
+    queue into a full one) makes it read the count again, so the loaded queue offers only its keys."""
+    half = KeyQueue(dim=2, size=4)
+    half.push(torch.ones(2, 2))
+    full = KeyQueue(dim=2, size=4)
+    full.push(torch.zeros(4, 2))
+    assert full.negatives().shape == (2, 4)
+    full.load_state_dict(half.state_dict())
+    assert torch.equal(full.negatives(), torch.ones(2, 2))

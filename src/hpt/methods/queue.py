@@ -28,14 +28,23 @@ class KeyQueue(nn.Module):
         self.register_buffer("keys", torch.zeros(dim, size))
         self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
         self.register_buffer("filled", torch.zeros((), dtype=torch.long))
+        self._full = False
 
     @property
     def size(self) -> int:
         return self.keys.shape[1]
 
     def negatives(self) -> torch.Tensor:
-        """The keys enqueued so far, C x min(pushed, K): a copy, so that `push` may follow before backward."""
-        return self.keys[:, : int(self.filled)].clone()
+        """The keys enqueued so far, C x min(pushed, K): a copy, so that `push` may follow before backward.
+
+        Until the queue has filled, how many slots hold keys is read to the host (a synchronisation per step);
+        once it is full, never again (`_full`, reset when a checkpoint is loaded)."""
+        if not self._full:
+            filled = int(self.filled)
+            self._full = filled == self.size
+            if not self._full:
+                return self.keys[:, :filled].clone()
+        return self.keys.clone()
 
     @torch.no_grad()
     def push(self, keys: torch.Tensor) -> None:
@@ -51,3 +60,4 @@ class KeyQueue(nn.Module):
         # a checkpoint written before `filled` existed had every slot filled (with random vectors at first)
         state_dict.setdefault(prefix + "filled", torch.tensor(self.size))
         super()._load_from_state_dict(state_dict, prefix, *args)
+        self._full = False  # read `filled` again

@@ -67,7 +67,7 @@ class SwAV(SSLMethod):
         frozen = self.step < self.config.freeze_prototypes_steps
         scores = self.prototypes(embeddings, frozen=frozen).split(batch)  # (2+N) x [B x K]
 
-        use_queue = (
+        use_queue = (  # with a queue, `int(self.queued)` is a host synchronisation per step
             self.queue_size > 0 and self.step >= self.config.queue_start_step and int(self.queued) >= self.queue_size
         )
         codes = []

@@ -17,10 +17,16 @@ import torch
 import torch.nn.functional as F
 
 
-def embedding_spread(embeddings: torch.Tensor) -> float:
-    """sqrt(D) x mean_d std_n(z_nd / |z_n|) for N x D embeddings: about 1 spread out, 0 collapsed."""
+def spread_tensor(embeddings: torch.Tensor) -> torch.Tensor:
+    """sqrt(D) x mean_d std_n(z_nd / |z_n|) for N x D embeddings: about 1 spread out, 0 collapsed; a 0-d tensor
+    on the embeddings' device (computing it waits for nothing)."""
     normalised = F.normalize(embeddings.detach().float(), dim=1)  # N x D
-    return float(normalised.std(dim=0).mean() * math.sqrt(normalised.shape[1]))
+    return normalised.std(dim=0).mean() * math.sqrt(normalised.shape[1])
+
+
+def embedding_spread(embeddings: torch.Tensor) -> float:
+    """`spread_tensor` as a number (a host synchronisation)."""
+    return float(spread_tensor(embeddings))
 
 
 def all_finite(tensors: Iterable[torch.Tensor]) -> bool:
@@ -34,15 +40,16 @@ class CollapseWatch:
 
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
-        self.window: list[float] = []
+        self.window: list[torch.Tensor] = []
         self.warned = False
 
     def add(self, embeddings: torch.Tensor) -> None:
-        self.window.append(embedding_spread(embeddings))
+        self.window.append(spread_tensor(embeddings))  # kept on the device: no host synchronisation per step
 
     def flush(self) -> tuple[float, bool]:
-        """The window's mean spread, and whether this is the first time it fell under the threshold."""
-        spread = sum(self.window) / len(self.window)
+        """The window's mean spread, and whether this is the first time it fell under the threshold (one host
+        synchronisation per logging window)."""
+        spread = float(torch.stack(self.window).double().mean())
         self.window = []
         first_fall = spread < self.threshold and not self.warned
         self.warned = self.warned or first_fall

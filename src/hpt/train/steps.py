@@ -133,7 +133,8 @@ class PlainProgress:
 
 
 def _stop_agreed(fabric: Fabric, here: bool) -> bool:
-    """Whether any process received a stop signal: all of them stop at the same step."""
+    """Whether any process received a stop signal: all of them stop at the same step. With several processes,
+    a second all-reduce of a float per step (a synchronisation point): the price of stopping together."""
     return here if fabric.world_size == 1 else mean_over_processes(float(here), fabric.device) > 0
 
 
@@ -151,9 +152,12 @@ def _step(fabric: Fabric, t: Training, step: int, window: Window, collapse: Coll
     if t.channels_last:
         views = [view.contiguous(memory_format=torch.channels_last) for view in views]
     for group in t.optimizer.param_groups:
-        group["lr"] = float(t.lr_at[step])
+        group["lr"] = float(t.lr_at[step])  # lr_at and momentum_at are NumPy arrays: reading them waits for nothing
     t.method.on_step(step)
     loss, embeddings = t.model(views)
+    # The one host synchronisation a step makes, on purpose: the loss must be known to be finite before the
+    # update is applied (a non-finite loss updates nothing and stops the run with its last good checkpoint).
+    # With several processes it is one all-reduce of a float, so that every process decides alike.
     loss_value = mean_over_processes(float(loss.detach()), fabric.device)
     if not math.isfinite(loss_value):
         return loss_value  # nothing is updated with it
