@@ -102,7 +102,7 @@ def test_every_torchvision_family_builds_trains_exports_and_reloads_strictly(mod
     assert (getattr(layer, "in_features", None) or layer.in_channels) == backbone.num_features
 
     again, origin = load_backbone(str(tmp_path / "b.safetensors"))
-    assert origin.load_report["missing"] == origin.load_report["unexpected"] == []
+    assert origin.load_report.missing == origin.load_report.unexpected == []
     for key, value in backbone.native_state_dict().items():
         assert torch.equal(value, again.native_state_dict()[key]), key
 

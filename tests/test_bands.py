@@ -63,7 +63,7 @@ def test_an_rgb_base_loads_into_four_channels_by_timms_rule(lite0_file):
     base, adapted = rgb.native_state_dict()[key], four.native_state_dict()[key]
     assert adapted.shape == (base.shape[0], 4, *base.shape[2:])
     torch.testing.assert_close(adapted, torch.cat([base, base[:, :1]], dim=1) * 3 / 4)  # R G B R, scaled 3/4
-    assert origin.load_report["adapted"] == [f"{key}: 3 -> 4 input channels"]
+    assert origin.load_report.adapted == [f"{key}: 3 -> 4 input channels"]
     # torchvision models get the same rule; the rest of the network is untouched
     resnet = create_backbone("torchvision:resnet18", in_chans=4)
     assert resnet.model.conv1.weight.shape == (64, 4, 7, 7) and resnet(torch.rand(2, 4, 32, 32)).shape == (2, 512)

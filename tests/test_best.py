@@ -12,6 +12,7 @@ import torch
 
 from hpt.checkpoints.files import read_provenance, read_tensors
 from hpt.checkpoints.lineage import describe
+from hpt.checkpoints.provenance import FileProvenance
 from hpt.config import load_config
 from hpt.core.run_files import read_metrics, read_monitor
 from hpt.eval.runner import EvalOptions, evaluate
@@ -112,6 +113,9 @@ def test_a_real_knn_monitor_picks_a_backbone_that_reproduces_its_score(digits, l
     # add up to the evaluations they spanned (steps 0 and 2; step 4's is in the finish, after the last line)
     spanned = sum(e["eval_s"] for e in evaluations if e["step"] < 4)
     assert sum(line["eval_s"] for line in read_metrics(run)) == pytest.approx(spanned, rel=1e-9)
+    for name in ("backbone", "best", "checkpoint"):  # typed both ways: what was written reads back unchanged
+        written = read_provenance(run / f"{name}.safetensors")
+        assert written is not None and FileProvenance.from_dict(written).to_dict() == written
     selected = read_provenance(run / "backbone.safetensors")["selected"]
     best = max(evaluations, key=lambda e: e["knn_val_top1_k20"])  # the first of equals, picked on validation
     assert selected["step"] == best["step"] and selected["by"] == "knn_val_top1_k20"

@@ -112,7 +112,7 @@ def test_hpt_files_carry_their_architecture(tmp_path, lite0_file):
     backbone, origin = load_backbone(str(lite0_file), "timm:tf_efficientnet_lite0")
     save_tensors(tmp_path / "b.safetensors", backbone.native_state_dict(), {"backbone": backbone.name})
     again, origin = load_backbone(str(tmp_path / "b.safetensors"))  # no --backbone needed
-    assert again.name == "timm:tf_efficientnet_lite0" and origin.load_report["layout"] == "native"
+    assert again.name == "timm:tf_efficientnet_lite0" and origin.load_report.layout == "native"
     _assert_same_backbone(again, backbone.native_state_dict())
     with pytest.raises(HptError, match="holds a timm:tf_efficientnet_lite0 backbone but --backbone says"):
         load_backbone(str(tmp_path / "b.safetensors"), "torchvision:resnet18")
@@ -225,8 +225,8 @@ def test_a_lightning_checkpoint_of_a_sequential_of_children_maps_by_order(tmp_pa
     module = _lightning_checkpoint(tmp_path / "ssl.ckpt", children)
     backbone, origin = load_backbone(str(tmp_path / "ssl.ckpt"), "torchvision:resnet18")
     report = origin.load_report
-    assert report["layout"] == "backbone+sequential-children" and report["missing"] == report["unexpected"] == []
-    assert report["dropped"] == ["projection.weight", "projection.bias"]
+    assert report.layout == "backbone+sequential-children" and report.missing == report.unexpected == []
+    assert report.dropped == ["projection.weight", "projection.bias"]
     # the children are the ResNet's own modules: its state dict is what the checkpoint saved, in native keys
     _assert_same_backbone(backbone, {k: v for k, v in resnet.state_dict().items() if not k.startswith("fc.")})
     assert module.global_step == 1 and int(resnet.bn1.num_batches_tracked) == 1  # a real step was taken
@@ -236,7 +236,7 @@ def test_a_sequential_state_dict_saved_alone_maps_by_order_and_a_shifted_one_is_
     resnet, children = _resnet18_children()
     torch.save(children.state_dict(), tmp_path / "backbone.pth")
     backbone, origin = load_backbone(str(tmp_path / "backbone.pth"), "torchvision:resnet18")
-    assert origin.load_report["layout"] == "sequential-children"
+    assert origin.load_report.layout == "sequential-children"
     _assert_same_backbone(backbone, {k: v for k, v in resnet.state_dict().items() if not k.startswith("fc.")})
     # without the first convolution the indices are shifted by one: index 3 (layer1 there) is the max-pool here
     torch.save(torch.nn.Sequential(*list(resnet.children())[1:-1]).state_dict(), tmp_path / "shifted.pth")
@@ -269,8 +269,8 @@ def test_a_dino_checkpoint_gives_its_teacher_and_says_so(tmp_path):
         tmp_path / "checkpoint.pth",
     )
     backbone, origin = load_backbone(str(tmp_path / "checkpoint.pth"), "timm:test_vit")
-    assert origin.load_report["taken_from"].startswith("the teacher")
-    assert origin.load_report["layout"] == "backbone" and not origin.load_report["missing"]
+    assert origin.load_report.taken_from.startswith("the teacher")
+    assert origin.load_report.layout == "backbone" and not origin.load_report.missing
     _assert_same_backbone(backbone, {k[len("backbone.") :]: v for k, v in teacher.items() if k.startswith("backbone.")})
 
 
@@ -294,7 +294,7 @@ def test_a_timm_training_checkpoint_gives_its_ema_weights_and_says_so(tmp_path):
     saver.save_checkpoint(epoch=0, metric=0.5)
     file = next(tmp_path.glob("*.pth.tar"))
     backbone, origin = load_backbone(str(file), "timm:resnet18")
-    assert origin.load_report["taken_from"].startswith("state_dict_ema") and origin.load_report["layout"] == "native"
+    assert origin.load_report.taken_from.startswith("state_dict_ema") and origin.load_report.layout == "native"
     _assert_same_backbone(backbone, {k: v for k, v in ema.module.state_dict().items() if not k.startswith("fc.")})
     assert not torch.equal(backbone.native_state_dict()["conv1.weight"], model.conv1.weight)
 
@@ -308,16 +308,15 @@ def test_the_architecture_of_a_foreign_file_is_found_from_its_keys(tmp_path):
     torch.save(torchvision.models.mobilenet_v3_small().state_dict(), tmp_path / "mobile.pth")
     backbone, origin = load_backbone(str(tmp_path / "mobile.pth"))
     assert backbone.name == "torchvision:mobilenet_v3_small"
-    assert origin.load_report["identified"].startswith("identified from its keys and shapes as torchvision:mobilenet")
+    assert origin.load_report.identified.startswith("identified from its keys and shapes as torchvision:mobilenet")
 
 
 @pytest.mark.slow  # seconds of real work (training, a subprocess): make test-fast leaves it out
 def test_architectures_that_compute_the_same_features_are_one_answer_and_different_ones_are_listed(tmp_path):
     torch.save(_resnet18_state(), tmp_path / "resnet.pth")
     backbone, origin = load_backbone(str(tmp_path / "resnet.pth"))
-    assert (
-        backbone.name == "torchvision:resnet18"
-        and "timm:resnet18 fit too and compute the same features" in (origin.load_report["identified"])
+    assert backbone.name == "torchvision:resnet18" and "timm:resnet18 fit too and compute the same features" in (
+        origin.load_report.identified
     )
     # the same keys and shapes, but TensorFlow-style padding in one of them: different features, so no guess
     torch.manual_seed(0)

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from hpt.backbones import create_backbone
 from hpt.checkpoints.files import read_provenance
+from hpt.checkpoints.provenance import FileProvenance
 from hpt.config import MoCoV2Config
 from hpt.core.param_groups import param_groups
 from hpt.core.run_files import BACKBONE, CHECKPOINT, CONFIG, read_metrics
@@ -97,7 +98,7 @@ def test_a_checkpoint_restores_the_method_and_optimiser_exactly(tmp_path):
     loss, _ = method(views)
     loss.backward()
     optimizer.step()  # momentum buffers now exist
-    save_checkpoint(tmp_path, method, optimizer, {"steps": 1, "wall_time_s": 0.5, "adaptations": {"x": 1}})
+    save_checkpoint(tmp_path, method, optimizer, FileProvenance(None, steps=1, wall_time_s=0.5, adaptations={"x": 1}))
     rng_after_saving = torch.rand(3)
 
     checkpoint = read_checkpoint(tmp_path)
@@ -119,5 +120,5 @@ def test_only_finite_weights_are_checkpointed(tmp_path):
     with torch.no_grad():
         next(method.parameters()).fill_(math.nan)
     with pytest.raises(HptError, match="the weights became non-finite at step 3; no checkpoint had been written"):
-        save_checkpoint(tmp_path, method, optimizer, {"steps": 3})
+        save_checkpoint(tmp_path, method, optimizer, FileProvenance(None, steps=3))
     assert read_checkpoint(tmp_path) is None

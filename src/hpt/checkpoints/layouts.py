@@ -58,11 +58,11 @@ class LoadReport:
         return "; ".join(parts)
 
 
-def load_notes(report: dict) -> list[str]:
+def load_notes(report: LoadReport | None) -> list[str]:
     """What a recorded load report says beyond its counts: which state dict was read, how the architecture
     was found (for the run's console and `hpt inspect`)."""
-    notes = [f"read {report['taken_from']}"] if report.get("taken_from") else []
-    return notes + ([report["identified"]] if report.get("identified") else [])
+    notes = [f"read {report.taken_from}"] if report and report.taken_from else []
+    return notes + ([report.identified] if report and report.identified else [])
 
 
 # --- layouts ------------------------------------------------------------------------------------------------

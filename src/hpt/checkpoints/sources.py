@@ -5,50 +5,16 @@ One function serves every place that needs weights: the base of `hpt pretrain` a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
 from hpt.backbones import Backbone, create_backbone, is_backbone_name
-from hpt.checkpoints.files import read_provenance, read_weights, sha256_file
+from hpt.checkpoints.files import read_weights, sha256_file
 from hpt.checkpoints.identify import identify
 from hpt.checkpoints.kinds import not_found
 from hpt.checkpoints.layouts import load_into
+from hpt.checkpoints.provenance import FileProvenance, Origin, read_record
 from hpt.core.run_files import BACKBONE
 from hpt.errors import HptError
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where a backbone's starting weights came from: a hub's pretrained weights, a module registered through
-    the Python API (`module:NAME`), a file, or none (scratch).
-
-    Recorded as the `base` of every file made from it (`to_dict`), so a file's lineage reaches back to it."""
-
-    source: Literal["hub", "module", "file", "scratch"]
-    backbone: str
-    spec: str | None = None
-    """What the user named: a hub name or a path; None for a random initialisation."""
-    path: str | None = None
-    sha256: str | None = None
-    load_report: dict[str, Any] | None = None
-    provenance: dict[str, Any] | None = None
-    """The file's own hpt provenance, when it has one: its lineage continues there."""
-
-    @classmethod
-    def scratch(cls, backbone: str) -> Origin:
-        return cls("scratch", backbone)
-
-    @property
-    def parent(self) -> dict[str, Any] | None:
-        """The file (or hub name) this one was made from, with its checksum where it is a file."""
-        return {"path": self.path or self.spec, "sha256": self.sha256} if self.spec else None
-
-    def to_dict(self) -> dict[str, Any]:
-        record: dict[str, Any] = {"spec": self.spec, "source": self.source, "backbone": self.backbone}
-        if self.source == "file":
-            record.update(path=self.path, sha256=self.sha256, load_report=self.load_report, provenance=self.provenance)
-        return record
 
 
 def resolve_path(spec: str) -> Path | None:
@@ -105,8 +71,8 @@ def architecture_of(spec: str, role: str = "base") -> str | None:
     if path is None:
         raise not_found(spec, role)
     if path.name.endswith(".safetensors"):
-        provenance = read_provenance(path)
-        return provenance.get("backbone") if provenance else None
+        provenance = read_record(path)
+        return provenance.backbone if provenance else None
     return None
 
 
@@ -125,17 +91,15 @@ def _from_file(
     spec: str, path: Path, backbone_name: str | None, role: str, in_chans: int | None
 ) -> tuple[Backbone, Origin]:
     weights = read_weights(path)
-    provenance = weights.provenance
-    recorded = provenance.get("backbone") if provenance else None
+    provenance = FileProvenance.from_dict(weights.provenance) if weights.provenance is not None else None
+    recorded = provenance.backbone if provenance else None
     if recorded and backbone_name and recorded != backbone_name:
         raise HptError(f"{role} '{spec}' holds a {recorded} backbone but --backbone says {backbone_name}")
-    recorded_chans = int((provenance or {}).get("data", {}).get("channels", 3))
+    recorded_chans = provenance.data.channels if provenance else 3
     name, identified = backbone_name or recorded, None
     if name is None:
         name, identified = identify(weights.tensors, f"{role} '{spec}'", recorded_chans)
     backbone = create_backbone(name, in_chans=in_chans or recorded_chans)
     report = load_into(backbone, weights.tensors, f"{role} '{spec}'", weights.taken_from)
     report.identified = identified
-    return backbone, Origin(
-        "file", backbone.name, spec, str(path.resolve()), sha256_file(path), report.to_dict(), provenance
-    )
+    return backbone, Origin("file", backbone.name, spec, str(path.resolve()), sha256_file(path), report, provenance)

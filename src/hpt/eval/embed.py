@@ -28,7 +28,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
 from hpt.backbones import Backbone  # noqa: E402
-from hpt.checkpoints.sources import Origin, load_one_of_several  # noqa: E402
+from hpt.checkpoints.provenance import Origin
+from hpt.checkpoints.sources import load_one_of_several  # noqa: E402
 from hpt.core.atomic import make_folder, write_text_atomic  # noqa: E402
 from hpt.data.dataset import ImageDataset  # noqa: E402
 from hpt.data.decode import Decoding  # noqa: E402
@@ -69,7 +70,7 @@ def embed(
     if len(images) <= neighbours:
         raise HptError(f"--data '{data}' has {len(images)} images: more than --neighbours {neighbours} are needed")
     models = [load_one_of_several(spec, backbone_name, "model") for spec in specs]
-    recorded = {size for _, origin in models if (size := recorded_image_size(origin.provenance or {}))}
+    recorded = {size for _, origin in models if (size := recorded_image_size(origin.provenance))}
     shared = recorded.pop() if len(recorded) == 1 else None  # the others' size, for a side-by-side
     embeddings = [_embed_one(spec, model, images, image_size or shared) for spec, model in zip(specs, models)]
     names = _unique([e.name for e in embeddings])
@@ -99,7 +100,7 @@ def _embed_one(spec: str, model: tuple[Backbone, Origin], images: ImageList, ima
     `image_size` (--image-size, else the size the other models recorded); a model that records no statistics
     is normalised with the data's."""
     backbone, origin = model
-    provenance = origin.provenance or {}
+    provenance = origin.provenance
     decoding = Decoding(model_window(None, provenance, images), backbone.in_chans)
     size = model_image_size(backbone, provenance, image_size)
     stats = recorded_stats(provenance, backbone.in_chans)

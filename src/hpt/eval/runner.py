@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hpt.backbones import Backbone
+from hpt.checkpoints.provenance import FileProvenance
 from hpt.checkpoints.sources import load_backbone
 from hpt.core.atomic import make_folder, write_text_atomic
 from hpt.data.decode import Decoding
@@ -93,7 +94,7 @@ def evaluate(
     images = read_labelled(train, {"test": test, "val": options.val})
     backbone, origin = load_backbone(spec, options.backbone, role="model")
 
-    provenance = origin.provenance or {}
+    provenance = origin.provenance
     images = images.with_channels(backbone.in_chans)
     decoding = Decoding(model_window(options.intensity, provenance, images.train), backbone.in_chans)
     image_size = model_image_size(backbone, provenance, options.image_size)
@@ -141,36 +142,33 @@ def files_digest(paths: list[Path]) -> str:
     return hashlib.sha256("\n".join(str(Path(p).resolve()) for p in paths).encode()).hexdigest()
 
 
-def recorded_image_size(provenance: dict[str, Any]) -> int | None:
+def recorded_image_size(provenance: FileProvenance | None) -> int | None:
     """The image size the model was pretrained at, if it records one."""
-    size = ((provenance.get("config") or {}).get("data") or {}).get("image_size")
-    return int(size) if isinstance(size, int) else None
+    return provenance.image_size if provenance else None
 
 
-def recorded_stats(provenance: dict[str, Any], channels: int) -> PixelStats | None:
+def recorded_stats(provenance: FileProvenance | None, channels: int) -> PixelStats | None:
     """The mean/std the model was pretrained with (its `config.json` tells downstream code the same), if any."""
-    data = provenance.get("data") or {}
-    mean, std = data.get("mean"), data.get("std")
-    if isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == channels:
-        return PixelStats(tuple(float(m) for m in mean), tuple(float(s) for s in std))
+    data = provenance.data if provenance else None
+    if data and data.mean is not None and data.std is not None and len(data.mean) == len(data.std) == channels:
+        return PixelStats(tuple(data.mean), tuple(data.std))
     return None
 
 
-def selection_warnings(provenance: dict[str, Any], test: str, val: str | None) -> list[str]:
+def selection_warnings(provenance: FileProvenance | None, test: str, val: str | None) -> list[str]:
     """A warning when the images scored here picked the run's exported step: that score is biased upwards."""
-    monitor = (provenance.get("config") or {}).get("monitor") or {}
-    by = (provenance.get("selected") or {}).get("by", "")
-    if not monitor.get("train") or by in ("", "last"):
+    selected = provenance.selected if provenance else None
+    if provenance is None or not provenance.config_value("monitor.train") or not (selected and selected.picked):
         return []
-    if "_val_" in by:  # 0.7 on: picked on monitor.val, or on a held-out part of monitor.train
-        picked_on = monitor.get("val") or monitor["train"]
+    if "_val_" in selected.by:  # 0.7 on: picked on monitor.val, or on a held-out part of monitor.train
+        picked_on = provenance.config_value("monitor.val") or provenance.config_value("monitor.train")
     else:  # before 0.7 the pick was made on monitor.test itself
-        picked_on = monitor.get("test")
+        picked_on = provenance.config_value("monitor.test")
     same = [spec for spec in (test, val) if spec and picked_on and _same_place(spec, picked_on)]
     if not same:
         return []
     return [
-        f"warning: '{same[0]}' holds the images this run's exported step was picked on (by {by}): a score on "
+        f"warning: '{same[0]}' holds the images this run's exported step was picked on (by {selected.by}): a score on "
         "them is biased upwards; report it on images that picked nothing"
     ]
 
@@ -179,16 +177,16 @@ def _same_place(a: str, b: str) -> bool:
     return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
-def model_image_size(backbone: Backbone, provenance: dict[str, Any], asked: int | None) -> int:
+def model_image_size(backbone: Backbone, provenance: FileProvenance | None, asked: int | None) -> int:
     """The size asked for, else the one the model was pretrained at, else its only one, else 224."""
     size = asked or recorded_image_size(provenance) or backbone.fixed_input_size or DEFAULT_IMAGE_SIZE
     backbone.check_image_size(size, "--image-size")
     return int(size)
 
 
-def model_window(setting: Setting | None, provenance: dict[str, Any], train: ImageList) -> Window:
+def model_window(setting: Setting | None, provenance: FileProvenance | None, train: ImageList) -> Window:
     """The model's own window when it records one and none is asked for: the pixels it learnt on."""
-    recorded = provenance.get("data", {}).get("intensity")
+    recorded = provenance.data.intensity if provenance else None
     if setting is None and recorded:
         return Window.from_dict(recorded)
     return resolve_window(train, setting or "auto")

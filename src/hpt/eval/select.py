@@ -47,7 +47,7 @@ def rank_candidates(
     for spec in candidates:
         began = time.perf_counter()
         backbone, origin = load_one_of_several(spec, backbone_name, "candidate", channels)
-        recorded = recorded_stats(origin.provenance or {}, channels)  # a run's own mean/std, as hpt eval uses
+        recorded = recorded_stats(origin.provenance, channels)  # a run's own mean/std, as hpt eval uses
         view = labelled.in_view(image_size, decoding=decoding, stats=recorded) if recorded else shared
         features, _ = extract_features(backbone, view.dataset("train"), batch_size, num_workers, device)
         train, val = split_validation(Split(features, targets_of(images)), val_fraction)

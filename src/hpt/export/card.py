@@ -13,46 +13,46 @@ import timm
 import yaml
 
 from hpt.backbones import split_name
+from hpt.checkpoints.provenance import AGAINST, FileProvenance, Origin, Selected
 from hpt.eval.uncertainty import SE, Difference
 
 
-def model_card(provenance: dict[str, Any], lineage: str) -> str:
-    config, data = provenance["config"], provenance["data"]
-    backbone = provenance["backbone"]
+def model_card(provenance: FileProvenance, lineage: str) -> str:
+    p, data = provenance, provenance.data
+    backbone, method = str(p.backbone), str(p.method)
     family, model = split_name(backbone)
     front: dict[str, Any] = {
         "library_name": "timm" if family == "timm" else "pytorch",
         "pipeline_tag": "image-feature-extraction",
-        "tags": ["hpt", "self-supervised-learning", "image-feature-extraction", provenance["method"], family],
+        "tags": ["hpt", "self-supervised-learning", "image-feature-extraction", method, family],
     }
-    hub_id = _base_hub_id(provenance.get("base") or {})
+    hub_id = _base_hub_id(p.base)
     if hub_id:
         front["base_model"] = hub_id
-    base = _public_base(provenance.get("base") or {})
+    base = _public_base(p.base)
     lines = [
         "---",
         yaml.safe_dump(front, sort_keys=False).strip(),
         "---",
         "",
-        f"# {backbone}, {provenance['method']} continued on {_folder(data.get('path')) or 'the data below'}",
+        f"# {backbone}, {method} continued on {_folder(data.path) or 'the data below'}",
         "",
         f"A headless {backbone} (pooled features, no classifier) made by "
-        f"hpt {provenance.get('hpt_version')}: self-supervised pretraining ("
-        f"{provenance['method']}, init `{provenance['init']}`) continued from `{base}`.",
+        f"hpt {p.hpt_version}: self-supervised pretraining ({method}, init `{p.init}`) continued from `{base}`.",
         "",
         "## Recipe",
         "",
         *_table(
             [
-                ("method", provenance["method"]),
-                ("initialisation", provenance["init"]),
-                ("steps", provenance["steps"]),
-                ("batch size", config["train"]["batch_size"]),
-                ("learning rate", _learning_rate(provenance)),
-                ("image size", config["data"]["image_size"]),
-                ("views", config["views"]["policy"]),
-                ("wall time", f"{provenance['wall_time_s']:.0f} s"),
-                ("backbone of step", (provenance.get("selected") or {}).get("step", provenance["steps"])),
+                ("method", method),
+                ("initialisation", p.init),
+                ("steps", p.steps),
+                ("batch size", p.config_value("train.batch_size")),
+                ("learning rate", _learning_rate(p)),
+                ("image size", p.image_size),
+                ("views", p.config_value("views.policy")),
+                ("wall time", f"{p.wall_time_s:.0f} s"),
+                ("backbone of step", p.selected.step if p.selected else p.steps),
             ]
         ),
         "",
@@ -60,12 +60,12 @@ def model_card(provenance: dict[str, Any], lineage: str) -> str:
         "",
         *_table(
             [
-                ("images", data["images"]),
-                ("held out for the monitor", data["held_out"]),
-                ("channels", data.get("channels", 3)),
-                ("intensity window", _window(data.get("intensity") or {})),
-                ("mean", _numbers(data["mean"])),
-                ("std", _numbers(data["std"])),
+                ("images", data.images),
+                ("held out for the monitor", data.held_out),
+                ("channels", data.channels),
+                ("intensity window", _window(data.intensity or {})),
+                ("mean", _numbers(data.mean or [])),
+                ("std", _numbers(data.std or [])),
             ]
         ),
         "",
@@ -75,7 +75,7 @@ def model_card(provenance: dict[str, Any], lineage: str) -> str:
         "",
         "## Evaluations",
         "",
-        *_evaluations(provenance.get("monitor") or [], provenance.get("selected") or {}),
+        *_evaluations(p.monitor or [], p.selected),
         "",
         "## Lineage",
         "",
@@ -90,10 +90,10 @@ def model_card(provenance: dict[str, Any], lineage: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _base_hub_id(base: dict[str, Any]) -> str | None:
+def _base_hub_id(base: Origin | None) -> str | None:
     """The Hugging Face id of a timm hub base (timm's own weights are hosted there); None otherwise."""
-    spec = base.get("spec") or ""
-    if base.get("source") != "hub" or not spec.startswith("timm:"):
+    spec = base.spec or "" if base else ""
+    if base is None or base.source != "hub" or not spec.startswith("timm:"):
         return None
     default: Any = timm.models.get_pretrained_cfg(split_name(spec)[1])
     return getattr(default, "hf_hub_id", None) if default is not None else None
@@ -113,33 +113,32 @@ def _window(window: dict[str, Any]) -> str:
     return ", ".join(f"{key} {value}" for key, value in window.items())
 
 
-def _public_base(base: dict[str, Any]) -> str:
+def _public_base(base: Origin | None) -> str:
     """A hub name as it is; a local file by its name and sha256."""
-    spec = base.get("spec")
-    if not spec:
+    if base is None or not base.spec:
         return "random initialisation"
-    if base.get("source") == "hub":
-        return str(spec)
-    sha = base.get("sha256")
-    return f"{Path(str(spec)).name}" + (f" (sha256 {str(sha)[:16]})" if sha else "")
+    if base.source == "hub":
+        return base.spec
+    return f"{Path(base.spec).name}" + (f" (sha256 {base.sha256[:16]})" if base.sha256 else "")
 
 
 def _folder(path: Any) -> str:
     return Path(str(path)).name if path else ""
 
 
-def _evaluations(records: list[dict[str, Any]], selected: dict[str, Any]) -> list[str]:
+def _evaluations(records: list[dict[str, Any]], selected: Selected | None) -> list[str]:
     if not records:
         return ["No labelled monitor was given: this run was not evaluated (`hpt eval RUN --train ... --test ...`)."]
     kind = records[0].get("monitor")
     if kind == "unlabelled":
         return _label_free(records)
-    compared = selected.get("compared") or {}
-    by = str(kind if selected.get("by") in (None, "last") else selected["by"])  # export=last: the monitor's score
+    compared = selected.compared if selected else None
+    picked_by_score = selected is not None and selected.picked
+    by = str(selected.by if selected and picked_by_score else kind)  # export=last: the monitor's score
     # before 0.7, or without the outcomes: the first test score is shown (in 0.6 it is also the one that picked)
-    score = str(compared.get("score") or next((c for c in records[0] if c.endswith(("top1", "_k20"))), by))
+    score = compared.score if compared else next((c for c in records[0] if c.endswith(("top1", "_k20"))), by)
     at = {r["step"]: r for r in records}
-    picked, last = selected.get("step", records[-1]["step"]), records[-1]["step"]
+    picked, last = selected.step if selected else records[-1]["step"], records[-1]["step"]
     steps = sorted({0, picked, last} & set(at))
     rows = []
     for step in steps:
@@ -148,7 +147,7 @@ def _evaluations(records: list[dict[str, Any]], selected: dict[str, Any]) -> lis
         error = record.get(score + SE)
         test = _cell(record.get(score)) + (f" ± {error:.4f}" if error is not None else "")
         rows.append(f"| {step} ({role}) | {_cell(record.get(by)) if by != score else '-'} | {test} |")
-    if selected.get("by") in (None, "last"):
+    if not picked_by_score:
         how = "the exported step is the last one (`monitor.export: last`)"
     elif by == score:  # hpt before 0.7 picked on the test split itself
         how = f"the exported step was picked by `{score}` on the test images themselves, so its score is biased upwards"
@@ -162,10 +161,9 @@ def _evaluations(records: list[dict[str, Any]], selected: dict[str, Any]) -> lis
         "|---|---|---|",
         *rows,
     ]
-    for name, what in (("step_0", "the starting point (step 0)"), ("last", "the last step")):
-        if name in compared:
-            words = Difference.from_dict(compared[name]).words()
-            lines += ["", f"The exported step against {what}, on the same test images: {words}."]
+    for name, difference in compared.named() if compared else []:
+        words = Difference.from_dict(difference).words()
+        lines += ["", f"The exported step against {AGAINST[name]}, on the same test images: {words}."]
     return lines
 
 
@@ -217,9 +215,9 @@ def _use(family: str, model: str, backbone: str) -> list[str]:
     ]
 
 
-def _learning_rate(provenance: dict[str, Any]) -> str:
+def _learning_rate(provenance: FileProvenance) -> str:
     """The rate the run used and where it came from (hpt before 0.6 recorded only `optim.lr`, often None)."""
-    resolved = provenance.get("resolved") or {}
+    resolved = provenance.resolved
     if "lr" in resolved:
         return f"{resolved['lr']:.4g} ({resolved['lr_rule']}, cosine to 0)"
-    return str(provenance["config"]["optim"]["lr"])
+    return str(provenance.config_value("optim.lr"))

@@ -20,7 +20,7 @@ def export_run(spec: str, fmt: str, image_size: int | None = None, out: Path | N
     backbone, origin = load_backbone(spec, role="model")
     if fmt == "hub":
         return [f"wrote {path}" for path in write_hub_files(run, backbone.num_features)]
-    size = model_image_size(backbone, origin.provenance or {}, image_size)
+    size = model_image_size(backbone, origin.provenance, image_size)
     exported = export_backbone(backbone, fmt, size, out or run / EXPORTS[fmt])
     return [
         f"wrote {exported.path}: N x {backbone.in_chans} x {size} x {size} normalised images -> N x "

@@ -10,8 +10,8 @@ import os
 import shutil
 from pathlib import Path
 
-from hpt.checkpoints.files import read_provenance
 from hpt.checkpoints.lineage import describe
+from hpt.checkpoints.provenance import read_record
 from hpt.core.atomic import temporary_path, write_text_atomic
 from hpt.core.run_files import BACKBONE, HUB_CONFIG, HUB_WEIGHTS, MODEL_CARD
 from hpt.errors import HptError
@@ -22,8 +22,8 @@ from hpt.export.timm_config import timm_config
 def write_hub_files(run: Path, num_features: int) -> list[Path]:
     """Write the three files from `run`'s exported backbone and its provenance; returns their paths."""
     exported = run / BACKBONE
-    provenance = read_provenance(exported)
-    if provenance is None:
+    provenance = read_record(exported)
+    if provenance is None or not provenance.is_run:
         raise HptError(f"'{exported}' carries no hpt provenance: not a backbone hpt exported")
     write_text_atomic(run / HUB_CONFIG, json.dumps(timm_config(provenance, num_features), indent=2) + "\n")
     write_text_atomic(run / MODEL_CARD, model_card(provenance, describe(str(exported), public=True)))

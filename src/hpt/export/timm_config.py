@@ -13,22 +13,21 @@ from typing import Any
 import timm
 
 from hpt.backbones import split_name
+from hpt.checkpoints.provenance import FileProvenance
 
 
-def timm_config(provenance: dict[str, Any], num_features: int) -> dict[str, Any]:
-    backbone = provenance["backbone"]
+def timm_config(provenance: FileProvenance, num_features: int) -> dict[str, Any]:
+    backbone, data = str(provenance.backbone), provenance.data
     family, model = split_name(backbone)
-    data = provenance["data"]
-    channels = int(data.get("channels", 3))
-    size = int(provenance["config"]["data"]["image_size"])
+    channels, size = data.channels, provenance.image_size
     pretrained_cfg: dict[str, Any] = {
         "input_size": [channels, size, size],
         # hpt's evaluation view: the shorter side resized (bilinear) to the size, then a centre crop of it
         "interpolation": "bilinear",
         "crop_pct": 1.0,
         "crop_mode": "center",
-        "mean": list(data["mean"]),
-        "std": list(data["std"]),
+        "mean": data.mean,
+        "std": data.std,
         "num_classes": 0,
     }
     if family == "timm":
@@ -43,8 +42,10 @@ def timm_config(provenance: dict[str, Any], num_features: int) -> dict[str, Any]
         "pretrained_cfg": pretrained_cfg,
         # not timm's: how files became pixels before the mean and std above (high-bit window, bands)
         "hpt": {
-            "version": provenance.get("hpt_version"),
+            "version": provenance.hpt_version,
             "backbone": backbone,
-            "decoding": {key: data[key] for key in ("intensity", "channels") if key in data},
+            "decoding": {"intensity": data.intensity, "channels": channels}
+            if data.intensity
+            else {"channels": channels},
         },
     }

@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from hpt.checkpoints.provenance import AGAINST, FileProvenance  # noqa: E402
 from hpt.core.atomic import make_folder  # noqa: E402
 from hpt.core.run_files import BACKBONE, read_metrics, read_monitor  # noqa: E402
 from hpt.errors import HptError  # noqa: E402
@@ -36,7 +37,7 @@ TRAINING_CURVES = (
 class RunRecord:
     name: str
     path: Path
-    provenance: dict[str, Any]
+    provenance: FileProvenance
     evals: dict[str, Any]
     curve: Curve
     """The monitor's reported (test) score against steps (empty for a run without labelled monitor splits)."""
@@ -48,13 +49,13 @@ class RunRecord:
 
     @property
     def init(self) -> str:
-        return self.provenance.get("init", "?")
+        return self.provenance.init or "?"
 
 
 def load_run(path: Path) -> RunRecord:
     if not (path / BACKBONE).is_file():
         raise HptError(f"report: '{path}' is not a finished hpt run (no {BACKBONE})")
-    provenance = json.loads((path / "backbone.json").read_text())
+    provenance = FileProvenance.from_dict(json.loads((path / "backbone.json").read_text()))
     evals = json.loads((path / "eval.json").read_text()) if (path / "eval.json").is_file() else {}
     monitor = read_monitor(path)
     picked_by = next((r["monitor"] for r in monitor if r.get("monitor") not in (None, "unlabelled")), None)
@@ -87,15 +88,8 @@ def build_report(paths: list[Path], out: Path) -> Path:
     ]
     for run in runs:
         p = run.provenance
-        base = (p.get("base") or {}).get("spec") or "-"
-        cells = [
-            run.name,
-            Path(str(base)).name,
-            p.get("method", "?"),
-            run.init,
-            str(p.get("steps")),
-            f"{p.get('wall_time_s', 0):.0f} s",
-        ]
+        base = p.base.spec if p.base and p.base.spec else "-"
+        cells = [run.name, Path(base).name, p.method or "?", run.init, str(p.steps), f"{p.wall_time_s:.0f} s"]
         cells += [_with_error(run.evals.get(protocol, {}).get("metrics", {}), metric) for protocol, metric in columns]
         lines.append("| " + " | ".join(cells) + " |")
     if columns:
@@ -163,12 +157,13 @@ def _comparisons(runs: list[RunRecord]) -> list[str]:
     first on the same `hpt eval` test images, image by image."""
     lines = []
     for run in runs:
-        compared = (run.provenance.get("selected") or {}).get("compared") or {}
-        step = (run.provenance.get("selected") or {}).get("step")
-        for name, what in (("step_0", "its start (step 0)"), ("last", "its last step")):
-            if name in compared:
-                words = Difference.from_dict(compared[name]).words()
-                lines.append(f"- `{run.name}`, exported step {step} against {what}, {compared['score']}: {words}")
+        selected = run.provenance.selected
+        if selected is None or selected.compared is None:
+            continue
+        for name, recorded in selected.compared.named():
+            words = Difference.from_dict(recorded).words()
+            score = selected.compared.score
+            lines.append(f"- `{run.name}`, exported step {selected.step} against {AGAINST[name]}, {score}: {words}")
     reference = runs[0]
     for run in runs[1:]:
         for protocol, result in run.evals.items():

@@ -20,7 +20,7 @@ from torchvision.utils import save_image
 
 from hpt.backbones import Backbone, batch_norms
 from hpt.checkpoints.layouts import load_notes
-from hpt.checkpoints.sources import Origin
+from hpt.checkpoints.provenance import Origin
 from hpt.config import PretrainConfig, dump_config
 from hpt.core.atomic import write_text_atomic
 from hpt.core.global_batch_norm import synchronise_batch_norm
@@ -116,7 +116,7 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
     if resumed:
         resumed.restore_rng()
 
-    changed = list(resumed.provenance["data"].get("changed_on_resume", [])) if resumed else []
+    changed = list(resumed.provenance.data.changed_on_resume) if resumed else []
     if resumed and plan.data_changes:
         changed.append({"at_step": resumed.steps, **plan.data_changes.to_dict()})
         say(
@@ -279,7 +279,7 @@ def _announce(plan: Plan, run: Path, backbone: str, origin: Origin, console: Con
         f": {plan.config.method} on {backbone}, init {plan.strategy.name} "
         f"from {origin.spec or 'random weights'}; {len(images)} images -> {run}",
     )
-    for note in load_notes(origin.load_report or {}):
+    for note in load_notes(origin.load_report):
         say(console, f"base {origin.spec}: {note}")
     if plan.monitor is not None and plan.monitor.labelled is not None:
         say(console, plan.monitor.labelled.describe())

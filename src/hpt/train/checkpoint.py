@@ -8,13 +8,14 @@ and data order are functions of it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from hpt.checkpoints.files import modified_since_written, read_provenance, read_tensors, save_tensors
+from hpt.checkpoints.files import modified_since_written, read_tensors, save_tensors
+from hpt.checkpoints.provenance import CHECKPOINT_FORMAT, FileProvenance, read_record
 from hpt.core.run_files import CHECKPOINT
 from hpt.errors import HptError
 from hpt.methods import SSLMethod
@@ -22,25 +23,24 @@ from hpt.train.health import all_finite
 
 OPTIMIZER_PREFIX = "optimizer."
 RNG_PREFIX = "rng."
-FORMAT = "hpt-checkpoint"
 
 
 @dataclass(frozen=True)
 class Checkpoint:
     tensors: dict[str, torch.Tensor]
-    provenance: dict[str, Any]
+    provenance: FileProvenance
 
     @property
     def steps(self) -> int:
-        return int(self.provenance["steps"])
+        return self.provenance.steps
 
     @property
     def wall_time_s(self) -> float:
-        return float(self.provenance["wall_time_s"])
+        return self.provenance.wall_time_s
 
     @property
     def adaptations(self) -> dict[str, Any]:
-        return dict(self.provenance.get("adaptations", {}))
+        return dict(self.provenance.adaptations)
 
     def restore(self, method: SSLMethod, optimizer: torch.optim.Optimizer) -> None:
         method.load_state_dict(
@@ -75,19 +75,20 @@ def read_checkpoint(run: Path) -> Checkpoint | None:
             f"--resume: '{path}' was modified since it was written (its content no longer matches the sha256 "
             "recorded in it); start again with --overwrite, or restore the file"
         )
-    tensors, provenance = read_tensors(path)
-    if not provenance or provenance.get("format") != FORMAT:
+    tensors, raw = read_tensors(path)
+    provenance = FileProvenance.from_dict(raw) if raw else None
+    if provenance is None or provenance.format != CHECKPOINT_FORMAT:
         raise HptError(f"--resume: '{path}' is not an hpt checkpoint")
     return Checkpoint(tensors, provenance)
 
 
 def save_checkpoint(
-    run: Path, method: SSLMethod, optimizer: torch.optim.Optimizer, provenance: dict[str, Any], writes: bool = True
+    run: Path, method: SSLMethod, optimizer: torch.optim.Optimizer, provenance: FileProvenance, writes: bool = True
 ) -> None:
     """Only healthy weights are saved: a non-finite parameter stops the run (every process: their weights are
     the same) and leaves the last checkpoint; `writes`: this is the process that writes."""
     if not all_finite(method.parameters()):
-        raise unhealthy("the weights became non-finite", provenance["steps"], run)
+        raise unhealthy("the weights became non-finite", provenance.steps, run)
     if not writes:
         return
     tensors = dict(method.state_dict())
@@ -99,14 +100,14 @@ def save_checkpoint(
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         for index, state in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"{RNG_PREFIX}cuda.{index}"] = state
-    save_tensors(run / CHECKPOINT, tensors, {**provenance, "format": FORMAT})
+    save_tensors(run / CHECKPOINT, tensors, replace(provenance, format=CHECKPOINT_FORMAT).to_dict())
 
 
 def unhealthy(what: str, step: int, run: Path) -> HptError:
     """The error that stops a run whose numbers stopped being finite, naming the checkpoint that is intact."""
-    last = read_provenance(run / CHECKPOINT) if (run / CHECKPOINT).is_file() else None
+    last = read_record(run / CHECKPOINT) if (run / CHECKPOINT).is_file() else None
     kept = (
-        f"the last good checkpoint (step {last['steps']}) is intact in '{run / CHECKPOINT}'"
+        f"the last good checkpoint (step {last.steps}) is intact in '{run / CHECKPOINT}'"
         if last
         else "no checkpoint had been written yet"
     )

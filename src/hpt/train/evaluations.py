@@ -14,6 +14,7 @@ import torch
 from rich.console import Console
 
 from hpt.backbones import Backbone
+from hpt.checkpoints.provenance import Compared
 from hpt.core.atomic import write_text_atomic
 from hpt.core.distributed import broadcast_from_first
 from hpt.core.run_files import MONITOR_OUTCOMES
@@ -77,25 +78,28 @@ class Evaluations:
         self.seconds += seconds
         self.metrics.write({"step": done, "monitor": self.selects_by or "unlabelled", **scores, "eval_s": seconds})
         self._write_outcomes()
-        kept = self.best is not None and self.best.offer(done, scores, self.backbone, provenance.to_dict())
+        kept = self.best is not None and self.best.offer(done, scores, self.backbone, provenance.record())
         say(
             self.console,
             f"step {done}: " + with_error_bars(scores) + ("  (best so far)" if kept and done > 0 else ""),
         )
         self.hold_statistics()  # the evaluation put the backbone back in train mode
 
-    def comparisons(self, picked: int, last: int) -> dict[str, Any]:
+    def comparisons(self, picked: int, last: int) -> Compared | None:
         """The test score of the picked step against step 0 (the starting point) and the last step, image by
-        image (paired, `uncertainty.py`); empty without a labelled monitor or those steps' outcomes."""
+        image (paired, `uncertainty.py`); None without a labelled monitor or those steps' outcomes."""
         labelled = self.labelled
         if labelled is None or picked not in labelled.outcomes:
-            return {}
+            return None
         outcomes = labelled.outcomes
-        compared: dict[str, Any] = {"score": labelled.reports}
-        for name, other in (("step_0", 0), ("last", last)):
-            if other != picked and other in outcomes:
-                compared[name] = paired_difference(outcomes[picked], outcomes[other]).to_dict()
-        return compared
+
+        def against(other: int) -> dict[str, Any] | None:
+            if other == picked or other not in outcomes:
+                return None
+            return paired_difference(outcomes[picked], outcomes[other]).to_dict()
+
+        compared = Compared(labelled.reports, step_0=against(0), last=against(last))
+        return compared if compared.named() else None
 
     def _write_outcomes(self) -> None:
         labelled = self.labelled

@@ -3,6 +3,7 @@ evaluation and checkpoint, then the export of the backbone the monitor selected 
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -10,6 +11,7 @@ from lightning_fabric import Fabric
 from rich.console import Console
 
 from hpt.checkpoints.files import save_tensors, sha256_file
+from hpt.checkpoints.provenance import AGAINST, BACKBONE_FORMAT, Compared, Parent, Selected
 from hpt.core.run_files import BACKBONE, CHECKPOINT, read_monitor
 from hpt.eval.uncertainty import SE, Difference
 from hpt.export.hub import write_hub_files
@@ -33,16 +35,16 @@ def finish(fabric: Fabric, plan: Plan, training: Training, ended: Ended) -> floa
         )
     t.evaluations(t.provenance.at(done, ended.clock()))
     wall_time = ended.clock()
-    provenance = t.provenance.at(done, wall_time).to_dict()
+    provenance = t.provenance.at(done, wall_time).record()
     save_checkpoint(run, t.method, t.optimizer, provenance, t.writes)
     close(t.metrics.loggers)
     if not t.writes:
         fabric.barrier()  # rank 0 exports
         return wall_time
-    parent = {"path": str((run / CHECKPOINT).resolve()), "sha256": sha256_file(run / CHECKPOINT)}
+    parent = Parent(str((run / CHECKPOINT).resolve()), sha256_file(run / CHECKPOINT))
     evaluations, best = read_monitor(run), t.evaluations.best
     exported = t.backbone.native_state_dict()
-    selected: dict[str, Any] = {"step": done, "by": "last"}
+    selected = Selected(done, "last")
     if best is not None and best.best is not None and config.monitor.export == "best":
         exported, selected = best.tensors(), best.best
         _say_what_was_selected(console, selected, evaluations, done)
@@ -54,50 +56,44 @@ def finish(fabric: Fabric, plan: Plan, training: Training, ended: Ended) -> floa
             "starting point (no label-free score told it reliably on the benchmark targets: "
             "benchmarks/results/label_free); give --monitor-train and --monitor-test to keep the best",
         )
-    if compared := t.evaluations.comparisons(selected["step"], done):
-        selected = {**selected, "compared": compared}
-        _say_how_it_compares(console, selected["step"], compared, evaluations)
-    save_tensors(
-        run / BACKBONE,
-        exported,
-        {**provenance, "format": "hpt-backbone", "parent": parent, "selected": selected, "monitor": evaluations},
-    )
+    if compared := t.evaluations.comparisons(selected.step, done):
+        selected = replace(selected, compared=compared)
+        _say_how_it_compares(console, selected.step, compared, evaluations)
+    record = replace(provenance, format=BACKBONE_FORMAT, parent=parent, selected=selected, monitor=evaluations)
+    save_tensors(run / BACKBONE, exported, record.to_dict())
     write_hub_files(run, t.backbone.num_features)  # config.json, model.safetensors, README.md
     say(
         console,
         f"done: {done} steps in {wall_time:.1f}s, final loss {ended.last_loss:.4f}; backbone of step "
-        f"{selected['step']} -> {run / BACKBONE} (with config.json and a model card for timm and model hubs)",
+        f"{selected.step} -> {run / BACKBONE} (with config.json and a model card for timm and model hubs)",
     )
     fabric.barrier()
     return wall_time
 
 
-def _say_what_was_selected(
-    console: Console, selected: dict[str, Any], evaluations: list[dict[str, Any]], done: int
-) -> None:
-    by, at_end = selected["by"], next((e for e in reversed(evaluations) if e["step"] == done), None)
+def _say_what_was_selected(console: Console, selected: Selected, evaluations: list[dict[str, Any]], done: int) -> None:
+    by, at_end = selected.by, next((e for e in reversed(evaluations) if e["step"] == done), None)
     end = f"{at_end[by]:.4f} at the end" if at_end else "the end not evaluated"
-    if selected["step"] == 0 and done > 0:
+    value = selected.value if selected.value is not None else math.nan
+    if selected.step == 0 and done > 0:
         say(
             console,
             ("warning", WARNING),
-            f": no evaluation beat the starting point by {by} ({selected['value']:.4f} at "
+            f": no evaluation beat the starting point by {by} ({value:.4f} at "
             f"step 0, {end}); backbone.safetensors holds the starting point (monitor.export=last: the "
             "last step)",
         )
-    elif selected["step"] != done:
+    elif selected.step != done:
         say(
             console,
-            f"backbone.safetensors holds step {selected['step']}, the best by {by} ({selected['value']:.4f}; {end}), "
+            f"backbone.safetensors holds step {selected.step}, the best by {by} ({value:.4f}; {end}), "
             "picked on validation images",
         )
 
 
-def _say_how_it_compares(
-    console: Console, picked: int, compared: dict[str, Any], evaluations: list[dict[str, Any]]
-) -> None:
+def _say_how_it_compares(console: Console, picked: int, compared: Compared, evaluations: list[dict[str, Any]]) -> None:
     """The exported step's test score with its standard error, against step 0 and the last step, paired."""
-    score = compared["score"]
+    score = compared.score
     at = {e["step"]: e for e in evaluations}
     if picked not in at or score not in at[picked]:
         return
@@ -106,7 +102,6 @@ def _say_how_it_compares(
     said = f"on monitor.test, step {picked} scores {score} {mine[score]:.4f}" + (
         f" ± {error:.4f} (one standard error)" if error is not None else ""
     )
-    for name, what in (("step_0", "the starting point (step 0)"), ("last", "the last step")):
-        if name in compared:
-            said += f"; against {what}: {Difference.from_dict(compared[name]).words()}"
+    for name, difference in compared.named():
+        said += f"; against {AGAINST[name]}: {Difference.from_dict(difference).words()}"
     say(console, said)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from hpt.checkpoints.files import read_provenance
+from hpt.checkpoints.provenance import FileProvenance, read_record
 from hpt.config import PretrainConfig
 from hpt.core.run_files import BACKBONE, read_metrics
 from hpt.methods import METHODS
@@ -91,8 +91,8 @@ def pretrain(
 
 def _finished(out: Path, console: Console) -> RunSummary:
     """`--resume` of a run that has finished: said, and nothing touched (its files, times and exports stay)."""
-    provenance = read_provenance(out / BACKBONE) or {}
-    steps, wall_time = int(provenance.get("steps", 0)), float(provenance.get("wall_time_s", 0.0))
+    provenance = read_record(out / BACKBONE) or FileProvenance(None)
+    steps, wall_time = provenance.steps, provenance.wall_time_s
     losses = [record["loss"] for record in read_metrics(out) if "loss" in record]
     say(console, f"'{out}' is finished ({steps} steps, {out / BACKBONE}); nothing to resume")
     return RunSummary(out, steps, losses[-1] if losses else float("nan"), wall_time)

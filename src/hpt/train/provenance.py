@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from hpt.checkpoints.sources import Origin
+from hpt.checkpoints.provenance import DataRecord, FileProvenance, Origin
 from hpt.config import PretrainConfig
 from hpt.data.decode import RGB, Decoding
 from hpt.data.stats import PixelStats
@@ -51,28 +51,33 @@ class Provenance:
     def at(self, steps: int, wall_time_s: float) -> Provenance:
         return replace(self, steps=steps, wall_time_s=wall_time_s)
 
+    def record(self) -> FileProvenance:
+        """What the files of the run record (the file's kind, selection and monitor are added by who writes it)."""
+        return FileProvenance(
+            backbone=self.backbone,
+            method=self.config.method,
+            init=self.init,
+            steps=self.steps,
+            wall_time_s=round(self.wall_time_s, 3),
+            hpt_version=__version__,
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+            data=DataRecord(
+                path=self.data.path,
+                images=self.data.images,
+                held_out=self.data.held_out,
+                mean=list(self.data.stats.mean),
+                std=list(self.data.stats.std),
+                intensity=self.data.decoding.window.to_dict(),
+                channels=self.data.decoding.channels,
+                fingerprint=self.data.fingerprint,
+                changed_on_resume=self.data.changed_on_resume,
+            ),
+            adaptations=self.adaptations,
+            resolved=self.resolved,
+            base=self.origin,
+            parent=self.origin.parent,
+            config=self.config.to_dict(),
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "hpt_version": __version__,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "backbone": self.backbone,
-            "method": self.config.method,
-            "init": self.init,
-            "steps": self.steps,
-            "wall_time_s": round(self.wall_time_s, 3),
-            "data": {
-                "path": self.data.path,
-                "images": self.data.images,
-                "held_out": self.data.held_out,
-                "mean": self.data.stats.mean,
-                "std": self.data.stats.std,
-                **self.data.decoding.to_dict(),
-                "fingerprint": self.data.fingerprint,
-                "changed_on_resume": self.data.changed_on_resume,
-            },
-            "adaptations": self.adaptations,
-            "resolved": self.resolved,
-            "base": self.origin.to_dict(),
-            "parent": self.origin.parent,
-            "config": self.config.to_dict(),
-        }
+        return self.record().to_dict()

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from hpt.backbones import Backbone
-from hpt.checkpoints.sources import Origin
+from hpt.checkpoints.provenance import Origin
 from hpt.config import ModelConfig, TransferConfig
 from hpt.errors import HptError
 from hpt.transfer.bn_only import init_bn_only, reestimate_batch_norm

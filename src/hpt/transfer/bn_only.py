@@ -15,7 +15,8 @@ from collections.abc import Iterable
 import torch
 
 from hpt.backbones import Backbone, batch_norms
-from hpt.checkpoints.sources import Origin, load_backbone
+from hpt.checkpoints.provenance import Origin
+from hpt.checkpoints.sources import load_backbone
 from hpt.config import ModelConfig
 from hpt.errors import HptError
 from hpt.transfer.norm_only import norm_layers

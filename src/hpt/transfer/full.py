@@ -8,7 +8,8 @@ builds them fresh).
 from __future__ import annotations
 
 from hpt.backbones import Backbone
-from hpt.checkpoints.sources import Origin, load_backbone
+from hpt.checkpoints.provenance import Origin
+from hpt.checkpoints.sources import load_backbone
 from hpt.config import ModelConfig
 
 

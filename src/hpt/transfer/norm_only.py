@@ -13,7 +13,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from hpt.backbones import Backbone
-from hpt.checkpoints.sources import Origin, load_backbone
+from hpt.checkpoints.provenance import Origin
+from hpt.checkpoints.sources import load_backbone
 from hpt.config import ModelConfig
 from hpt.errors import HptError
 

@@ -8,7 +8,8 @@ are loaded. Without either: ResNet-50.
 from __future__ import annotations
 
 from hpt.backbones import Backbone, create_backbone
-from hpt.checkpoints.sources import Origin, find_architecture
+from hpt.checkpoints.provenance import Origin
+from hpt.checkpoints.sources import find_architecture
 from hpt.config import ModelConfig
 
 DEFAULT_BACKBONE = "torchvision:resnet50"

@@ -1,0 +1,300 @@
+"""What an hpt file says about itself, typed both ways: one record per kind of thing a file records, each with
+`from_dict` (reads what any hpt since 0.1 wrote) and `to_dict` (what hpt writes now).
+
+A run writes it into every weights file (`files.save_tensors`: the safetensors metadata, and beside it as
+JSON): `checkpoint.safetensors` (`format: hpt-checkpoint`), `best.safetensors` and `backbone.safetensors`
+(`hpt-backbone`). Readers (lineage, `hpt eval`, the card, timm's config.json, the report, `--resume`) use these
+records and nothing else: a key is named here once. What older files lack gets the default that describes
+them (hpt 0.1 wrote no intensity window: 8-bit RGB; before 0.6 no `resolved`; before 0.5 no `selected`).
+Committed examples of every version's files are read in tests/test_provenance.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from hpt.checkpoints.files import read_provenance
+from hpt.checkpoints.layouts import LoadReport
+
+CHECKPOINT_FORMAT = "hpt-checkpoint"
+BACKBONE_FORMAT = "hpt-backbone"
+AGAINST = {"step_0": "the starting point (step 0)", "last": "the last step"}
+"""What each of `Compared`'s comparisons is against, in words."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a backbone's starting weights came from: a hub's pretrained weights, a module registered through
+    the Python API (`module:NAME`), a file, or none (scratch).
+
+    Recorded as the `base` of every file made from it (`to_dict`), so a file's lineage reaches back to it."""
+
+    source: Literal["hub", "module", "file", "scratch"]
+    backbone: str
+    spec: str | None = None
+    """What the user named: a hub name or a path; None for a random initialisation."""
+    path: str | None = None
+    sha256: str | None = None
+    load_report: LoadReport | None = None
+    provenance: FileProvenance | None = None
+    """The file's own hpt provenance, when it has one: its lineage continues there."""
+
+    @classmethod
+    def scratch(cls, backbone: str) -> Origin:
+        return cls("scratch", backbone)
+
+    @property
+    def parent(self) -> Parent | None:
+        """The file (or hub name) this one was made from, with its checksum where it is a file."""
+        return Parent(str(self.path or self.spec), self.sha256) if self.spec else None
+
+    def to_dict(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"spec": self.spec, "source": self.source, "backbone": self.backbone}
+        if self.source == "file":
+            record.update(
+                path=self.path,
+                sha256=self.sha256,
+                load_report=self.load_report.to_dict() if self.load_report else None,
+                provenance=self.provenance.to_dict() if self.provenance else None,
+            )
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Origin:
+        report, provenance = record.get("load_report"), record.get("provenance")
+        return cls(
+            record.get("source") or ("file" if record.get("path") else "scratch"),
+            str(record.get("backbone") or ""),
+            record.get("spec"),
+            record.get("path"),
+            record.get("sha256"),
+            _known(LoadReport, report) if isinstance(report, dict) and report.get("layout") else None,
+            FileProvenance.from_dict(provenance) if isinstance(provenance, dict) else None,
+        )
+
+
+@dataclass(frozen=True)
+class Parent:
+    """The file an exported backbone was taken from (the run's checkpoint), with its checksum then."""
+
+    path: str
+    sha256: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Parent:
+        return cls(str(record.get("path")), record.get("sha256"))
+
+
+@dataclass(frozen=True)
+class Compared:
+    """The exported step against step 0 and the last step on the monitor's test images, image by image
+    (`eval.uncertainty.Difference.to_dict()` records; 0.7 on)."""
+
+    score: str
+    step_0: dict[str, Any] | None = None
+    last: dict[str, Any] | None = None
+
+    def named(self) -> list[tuple[str, dict[str, Any]]]:
+        """(name, comparison) for those made: `step_0`, `last`."""
+        return [(name, value) for name, value in (("step_0", self.step_0), ("last", self.last)) if value]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"score": self.score, **dict(self.named())}
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Compared:
+        return cls(str(record.get("score", "")), record.get("step_0"), record.get("last"))
+
+
+@dataclass(frozen=True)
+class Selected:
+    """Which step's backbone a file holds and why: the best evaluation `by` a score (its `value`, every score
+    of that evaluation), or `by: last`."""
+
+    step: int
+    by: str = "last"
+    value: float | None = None
+    scores: dict[str, float] | None = None
+    compared: Compared | None = None
+
+    @property
+    def picked(self) -> bool:
+        """Chosen by a score (not simply the last step)."""
+        return self.by != "last"
+
+    def to_dict(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"step": self.step, "by": self.by}
+        if self.value is not None:
+            record.update(value=self.value, scores=self.scores)
+        if self.compared is not None:
+            record["compared"] = self.compared.to_dict()
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Selected:
+        compared, value = record.get("compared"), record.get("value")
+        return cls(
+            int(record["step"]),
+            str(record.get("by") or "last"),
+            None if value is None else float(value),
+            record.get("scores"),
+            Compared.from_dict(compared) if isinstance(compared, dict) else None,
+        )
+
+
+@dataclass(frozen=True)
+class DataRecord:
+    """The images a run trained on and how their files became pixels."""
+
+    path: str | None = None
+    images: int | None = None
+    held_out: int = 0
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    intensity: dict[str, Any] | None = None
+    """The intensity window (`data.intensity.Window.to_dict()`); None: none recorded (hpt 0.1: 8-bit RGB)."""
+    channels: int = 3
+    fingerprint: str = ""
+    """sha256 of the run's `data.json` (0.5 on)."""
+    changed_on_resume: list[dict[str, int]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "images": self.images,
+            "held_out": self.held_out,
+            "mean": self.mean,
+            "std": self.std,
+            "intensity": self.intensity,
+            "channels": self.channels,
+            "fingerprint": self.fingerprint,
+            "changed_on_resume": self.changed_on_resume,
+        }
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> DataRecord:
+        return cls(
+            record.get("path"),
+            record.get("images"),
+            int(record.get("held_out") or 0),
+            _floats(record.get("mean")),
+            _floats(record.get("std")),
+            record.get("intensity"),
+            int(record.get("channels") or 3),
+            str(record.get("fingerprint") or ""),
+            list(record.get("changed_on_resume") or []),
+        )
+
+
+@dataclass(frozen=True)
+class FileProvenance:
+    """The provenance of one weights file. `method` is None for a file that names its architecture and nothing
+    more (written by other code, `is_run` False)."""
+
+    backbone: str | None
+    method: str | None = None
+    init: str | None = None
+    steps: int = 0
+    wall_time_s: float = 0.0
+    hpt_version: str | None = None
+    created: str | None = None
+    data: DataRecord = field(default_factory=DataRecord)
+    adaptations: dict[str, Any] = field(default_factory=dict)
+    """What was done to the copied base before and after training (filter selection, weight scaling, BN)."""
+    resolved: dict[str, Any] = field(default_factory=dict)
+    """What the config left to the run, as it ran (0.6 on): `lr`, `lr_rule`, precision, devices, the batch per
+    process."""
+    base: Origin | None = None
+    parent: Parent | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    """The run's config as it was written (a tree): kept as written, since an older version's keys may no longer
+    validate; `config_value` reads it."""
+    format: str | None = None
+    """`hpt-checkpoint` or `hpt-backbone`; None before a file recorded its kind."""
+    selected: Selected | None = None
+    monitor: list[dict[str, Any]] | None = None
+    """The monitor's evaluations (metrics.jsonl's records: open-ended score names), in the exported backbone."""
+
+    @property
+    def is_run(self) -> bool:
+        return self.method is not None
+
+    def config_value(self, dotted: str) -> Any:
+        """`config.SECTION.KEY` as the run recorded it; None where it recorded none."""
+        node: Any = self.config
+        for key in dotted.split("."):
+            node = node.get(key) if isinstance(node, dict) else None
+        return node
+
+    @property
+    def image_size(self) -> int | None:
+        """The size the model was pretrained at, if it records one."""
+        size = self.config_value("data.image_size")
+        return size if isinstance(size, int) and not isinstance(size, bool) else None
+
+    def to_dict(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "hpt_version": self.hpt_version,
+            "created": self.created,
+            "backbone": self.backbone,
+            "method": self.method,
+            "init": self.init,
+            "steps": self.steps,
+            "wall_time_s": self.wall_time_s,
+            "data": self.data.to_dict(),
+            "adaptations": self.adaptations,
+            "resolved": self.resolved,
+            "base": self.base.to_dict() if self.base else None,
+            "parent": self.parent.to_dict() if self.parent else None,
+            "config": self.config,
+        }
+        if self.format is not None:
+            record["format"] = self.format
+        if self.selected is not None:
+            record["selected"] = self.selected.to_dict()
+        if self.monitor is not None:
+            record["monitor"] = self.monitor
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> FileProvenance:
+        base, parent, selected = record.get("base"), record.get("parent"), record.get("selected")
+        return cls(
+            record.get("backbone"),
+            record.get("method"),
+            record.get("init"),
+            int(record.get("steps") or 0),
+            float(record.get("wall_time_s") or 0.0),
+            record.get("hpt_version"),
+            record.get("created"),
+            DataRecord.from_dict(record.get("data") or {}),
+            dict(record.get("adaptations") or {}),
+            dict(record.get("resolved") or {}),
+            Origin.from_dict(base) if isinstance(base, dict) else None,
+            Parent.from_dict(parent) if isinstance(parent, dict) else None,
+            dict(record.get("config") or {}),
+            record.get("format"),
+            Selected.from_dict(selected) if isinstance(selected, dict) else None,
+            record.get("monitor"),
+        )
+
+
+def read_record(path: Path) -> FileProvenance | None:
+    """The provenance of an hpt weights file, typed; None for a file without one."""
+    raw = read_provenance(path)
+    return FileProvenance.from_dict(raw) if raw is not None else None
+
+
+def _floats(values: Any) -> list[float] | None:
+    return [float(v) for v in values] if isinstance(values, list) else None
+
+
+def _known(record_type: type, values: dict[str, Any]) -> Any:
+    """`record_type(**values)` with the keys it knows (a newer file may record more)."""
+    names = {f.name for f in fields(record_type)}
+    return record_type(**{key: value for key, value in values.items() if key in names})
