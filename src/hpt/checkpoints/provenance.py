@@ -11,7 +11,7 @@ Committed examples of every version's files are read in tests/test_provenance.py
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -148,6 +148,36 @@ class Selected:
 
 
 @dataclass(frozen=True)
+class Resolved:
+    """What the config left to the run, as it ran (hpt 0.6.0 and older files have none)."""
+
+    lr: float
+    """The peak learning rate the run used (per 256 images, scaled with the batch)."""
+    lr_rule: str
+    """Where it came from, in words (`mocov2.lr 0.03 x batch 64 / 256`)."""
+    precision: str
+    processes: int
+    device: str
+    batch_per_process: int
+
+    def describe(self) -> str:
+        return (
+            f"learning rate {self.lr:.4g} ({self.lr_rule}), cosine to 0; precision {self.precision}; "
+            f"{self.processes} process(es) on {self.device}, {self.batch_per_process} images each per step"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Resolved | None:
+        try:
+            return _known(cls, record)
+        except TypeError:  # a key missing: not one this version can read
+            return None
+
+
+@dataclass(frozen=True)
 class DataRecord:
     """The images a run trained on and how their files became pixels."""
 
@@ -206,9 +236,7 @@ class FileProvenance:
     data: DataRecord = field(default_factory=DataRecord)
     adaptations: dict[str, Any] = field(default_factory=dict)
     """What was done to the copied base before and after training (filter selection, weight scaling, BN)."""
-    resolved: dict[str, Any] = field(default_factory=dict)
-    """What the config left to the run, as it ran (0.6 on): `lr`, `lr_rule`, precision, devices, the batch per
-    process."""
+    resolved: Resolved | None = None
     base: Origin | None = None
     parent: Parent | None = None
     config: dict[str, Any] = field(default_factory=dict)
@@ -248,7 +276,7 @@ class FileProvenance:
             "wall_time_s": self.wall_time_s,
             "data": self.data.to_dict(),
             "adaptations": self.adaptations,
-            "resolved": self.resolved,
+            "resolved": self.resolved.to_dict() if self.resolved else {},
             "base": self.base.to_dict() if self.base else None,
             "parent": self.parent.to_dict() if self.parent else None,
             "config": self.config,
@@ -274,7 +302,7 @@ class FileProvenance:
             record.get("created"),
             DataRecord.from_dict(record.get("data") or {}),
             dict(record.get("adaptations") or {}),
-            dict(record.get("resolved") or {}),
+            Resolved.from_dict(record.get("resolved") or {}),
             Origin.from_dict(base) if isinstance(base, dict) else None,
             Parent.from_dict(parent) if isinstance(parent, dict) else None,
             dict(record.get("config") or {}),

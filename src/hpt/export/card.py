@@ -218,6 +218,6 @@ def _use(family: str, model: str, backbone: str) -> list[str]:
 def _learning_rate(provenance: FileProvenance) -> str:
     """The rate the run used and where it came from (hpt before 0.6 recorded only `optim.lr`, often None)."""
     resolved = provenance.resolved
-    if "lr" in resolved:
-        return f"{resolved['lr']:.4g} ({resolved['lr_rule']}, cosine to 0)"
+    if resolved is not None:
+        return f"{resolved.lr:.4g} ({resolved.lr_rule}, cosine to 0)"
     return str(provenance.config_value("optim.lr"))

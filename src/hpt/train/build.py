@@ -20,7 +20,7 @@ from torchvision.utils import save_image
 
 from hpt.backbones import Backbone, batch_norms
 from hpt.checkpoints.layouts import load_notes
-from hpt.checkpoints.provenance import Origin
+from hpt.checkpoints.provenance import Origin, Resolved
 from hpt.config import PretrainConfig, dump_config
 from hpt.core.atomic import write_text_atomic
 from hpt.core.global_batch_norm import synchronise_batch_norm
@@ -137,12 +137,7 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
     steps, wall_time = (resumed.steps, resumed.wall_time_s) if resumed else (0, 0.0)
     resolved = _resolved(fabric, config)
     if resumed is None:
-        say(
-            console,
-            f"learning rate {resolved['lr']:.4g} ({resolved['lr_rule']}), cosine to 0; precision "
-            f"{resolved['precision']}; {resolved['processes']} process(es) on {resolved['device']}, "
-            f"{resolved['batch_per_process']} images each per step",
-        )
+        say(console, resolved.describe())
     provenance = Provenance(
         config, backbone.name, plan.strategy.name, origin, data, adaptations, steps, wall_time, resolved
     )
@@ -198,16 +193,16 @@ def _starting_point(plan: Plan, device: torch.device) -> tuple[Backbone, Origin,
     return backbone, origin, resumed, adaptations
 
 
-def _resolved(fabric: Fabric, config: PretrainConfig) -> dict[str, Any]:
+def _resolved(fabric: Fabric, config: PretrainConfig) -> Resolved:
     """What the run resolved of its config (`Provenance.resolved`)."""
-    return {
-        "lr": config.scaled_learning_rate,
-        "lr_rule": config.learning_rate_rule(),
-        "precision": config.train.precision,
-        "processes": fabric.world_size,
-        "device": fabric.device.type,
-        "batch_per_process": config.train.batch_size // fabric.world_size,
-    }
+    return Resolved(
+        lr=config.scaled_learning_rate,
+        lr_rule=config.learning_rate_rule(),
+        precision=config.train.precision,
+        processes=fabric.world_size,
+        device=fabric.device.type,
+        batch_per_process=config.train.batch_size // fabric.world_size,
+    )
 
 
 def _optimiser(method: SSLMethod, config: PretrainConfig) -> tuple[torch.optim.Optimizer, np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from hpt.checkpoints.provenance import DataRecord, FileProvenance, Origin
+from hpt.checkpoints.provenance import DataRecord, FileProvenance, Origin, Resolved
 from hpt.config import PretrainConfig
 from hpt.data.decode import RGB, Decoding
 from hpt.data.stats import PixelStats
@@ -44,7 +44,7 @@ class Provenance:
     """What was done to the copied base before and after training (filter selection, weight scaling, BN)."""
     steps: int = 0
     wall_time_s: float = 0.0
-    resolved: dict[str, Any] = field(default_factory=dict)
+    resolved: Resolved | None = None
     """What the config left to the run, as it ran: the learning rate and its rule, precision, devices, the batch
     per process (config.yaml keeps what was asked)."""
 
