@@ -26,10 +26,21 @@ TINY = "timm:test_resnet"  # a real ResNet with BatchNorm (zero-initialised last
 def _pretrain(
     data: Path, run: Path, method: str, devices: int, *extra: str, launcher: tuple[str, ...] = (sys.executable,)
 ) -> subprocess.CompletedProcess:
-    command = [
-        *launcher,
-        "-m",
-        "hpt",
+    command = [*launcher, "-m", "hpt", *_arguments(data, run, method, devices, *extra)]
+    return subprocess.run(list(map(str, command)), capture_output=True, text=True, timeout=300)
+
+
+def _pretrain_here(data: Path, run: Path, method: str, *extra: str) -> subprocess.CompletedProcess:
+    """The one-process reference run: `_pretrain(..., 1, ...)`'s command through `main` in this process
+    (seconds of start-up saved per test; what it prints is in pytest's captured output)."""
+    from hpt.cli import main
+
+    argv = list(map(str, _arguments(data, run, method, 1, *extra)))
+    return subprocess.CompletedProcess(argv, main(argv), "", "")
+
+
+def _arguments(data: Path, run: Path, method: str, devices: int, *extra: str) -> list:
+    return [
         "pretrain",
         "--data",
         data,
@@ -59,7 +70,6 @@ def _pretrain(
         "swav.freeze_prototypes_steps=2",
         *(extra if "--accelerator" in extra else [*extra, "--accelerator", "cpu"]),
     ]
-    return subprocess.run(list(map(str, command)), capture_output=True, text=True, timeout=300)
 
 
 # What one process and two may differ by: float rounding only. Two processes sum gradients, BatchNorm statistics
@@ -149,7 +159,7 @@ def test_two_processes_match_one_with_the_same_global_batch(method, views, digit
         f"views.on_device={views != 'cpu'}",
     ]
     one, two = (
-        _pretrain(digits["pretrain"], tmp_path / "one", method, 1, *extra),
+        _pretrain_here(digits["pretrain"], tmp_path / "one", method, *extra),
         _pretrain(digits["pretrain"], tmp_path / "two", method, 2, *extra),
     )
     assert one.returncode == 0, one.stderr[-2000:]
@@ -162,11 +172,11 @@ def test_moco_shuffled_keys_match_one_process_when_statistics_are_frozen(digits,
     the backbone's BN statistics are frozen and MoCo's head has no BN, so each key depends on its own image only:
     the shuffled, encoded and unshuffled keys must be exactly the keys of one process."""
     base = tmp_path / "base"
-    made = _pretrain(digits["pretrain"], base, "mocov2", 1, "--backbone", TINY)
+    made = _pretrain_here(digits["pretrain"], base, "mocov2", "--backbone", TINY)
     assert made.returncode == 0, made.stderr[-2000:]
     extra = ["--base", base / "backbone.safetensors", "--set", "monitor.label_free_sample=64"]
     one, two = (
-        _pretrain(digits["pretrain"], tmp_path / "one", "mocov2", 1, *extra),
+        _pretrain_here(digits["pretrain"], tmp_path / "one", "mocov2", *extra),
         _pretrain(digits["pretrain"], tmp_path / "two", "mocov2", 2, *extra),
     )
     assert one.returncode == 0, one.stderr[-2000:]
@@ -178,7 +188,7 @@ def test_processes_started_by_torchrun_match_one_process(digits, tmp_path):
     """The other way in: torchrun starts both processes, Fabric joins them."""
     torchrun = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")  # own port
     extra = ["--backbone", TINY, "--set", "monitor.label_free_sample=64"]
-    one = _pretrain(digits["pretrain"], tmp_path / "one", "simclr", 1, *extra)
+    one = _pretrain_here(digits["pretrain"], tmp_path / "one", "simclr", *extra)
     two = _pretrain(digits["pretrain"], tmp_path / "two", "simclr", 2, *extra, launcher=torchrun)
     assert one.returncode == 0, one.stderr[-2000:]
     assert two.returncode == 0, two.stderr[-2000:]
