@@ -19,6 +19,7 @@ from torch import nn
 
 from hpt.checkpoints.files import read_tensors
 from hpt.core.run_files import read_metrics, read_monitor
+from hpt.methods import METHODS
 
 TINY = "timm:test_resnet"  # a real ResNet with BatchNorm (zero-initialised last BN of each block), 0.4M parameters
 
@@ -137,9 +138,7 @@ def _assert_near(got: torch.Tensor, expected: torch.Tensor, key: str) -> None:
     assert error <= WEIGHTS * size + 1e-5, f"{key}: |difference| {error:.3g}, |tensor| {size:.3g}"
 
 
-@pytest.mark.parametrize(
-    "method, views", [("mocov2", "cpu"), ("simclr", "cpu"), ("byol", "cpu"), ("swav", "cpu"), ("simclr", "on-device")]
-)
+@pytest.mark.parametrize("method, views", [*((name, "cpu") for name in sorted(METHODS)), ("simclr", "on-device")])
 def test_two_processes_match_one_with_the_same_global_batch(method, views, digits, tmp_path):
     """From scratch every BatchNorm trains, so statistics are global (train.sync_batch_norm); SimCLR's negatives,
     SwAV's Sinkhorn and queue, MoCo's queue and the kNN monitor's features all cross processes; with
