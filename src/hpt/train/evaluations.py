@@ -87,7 +87,7 @@ class Evaluations:
 
     def comparisons(self, picked: int, last: int) -> Compared | None:
         """The test score of the picked step against step 0 (the starting point) and the last step, image by
-        image (paired, `uncertainty.py`); None without a labelled monitor or those steps' outcomes."""
+        image (paired, `uncertainty.py`); None without a labelled monitor or the picked step's outcomes."""
         labelled = self.labelled
         if labelled is None or picked not in labelled.outcomes:
             return None
@@ -98,8 +98,7 @@ class Evaluations:
                 return None
             return paired_difference(outcomes[picked], outcomes[other]).to_dict()
 
-        compared = Compared(labelled.reports, step_0=against(0), last=against(last))
-        return compared if compared.named() else None
+        return Compared(labelled.reports, step_0=against(0), last=against(last))
 
     def _write_outcomes(self) -> None:
         labelled = self.labelled
