@@ -74,15 +74,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", type=Path, help="the other checkout's src/ (default: this one, run twice)")
     parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--quick", action="store_true", help="4 steps: checks the script (and that runs repeat)")
+    parser.add_argument(
+        "--quick", action="store_true", help="2 steps on 64 images: checks the script (and that runs repeat)"
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if args.quick:
-        args.steps = 4
+        args.steps = 2
     results = {**header("unchanged.py", args)}
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
-        folders = builtin.write_splits("mnist-5k", scratch / "data", unlabelled=256, per_class=20)
+        unlabelled, per_class = (64, 4) if args.quick else (256, 20)
+        folders = builtin.write_splits("mnist-5k", scratch / "data", unlabelled=unlabelled, per_class=per_class)
         pretrain(folders, scratch / "now", args.steps, None)
         pretrain(folders, scratch / "before", args.steps, args.before)
         results |= {"before": str(args.before or "this checkout"), "steps": args.steps}
