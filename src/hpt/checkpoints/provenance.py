@@ -5,7 +5,8 @@ A run writes it into every weights file (`files.save_tensors`: the safetensors m
 JSON): `checkpoint.safetensors` (`format: hpt-checkpoint`), `best.safetensors` and `backbone.safetensors`
 (`hpt-backbone`). Readers (lineage, `hpt eval`, the card, timm's config.json, the report, `--resume`) use these
 records and nothing else: a key is named here once. What older files lack gets the default that describes
-them (hpt 0.1 wrote no intensity window: 8-bit RGB; before 0.6 no `resolved`; before 0.5 no `selected`).
+them (0.1 and 0.2 wrote no intensity window or band count: 8-bit RGB; 0.6.0 and older no `resolved`; before
+0.6 no data fingerprint).
 Committed examples of every version's files are read in tests/test_provenance.py.
 """
 
@@ -183,15 +184,20 @@ class DataRecord:
 
     path: str | None = None
     images: int | None = None
+    """Images trained on."""
     held_out: int = 0
+    """Images held out of training for the label-free monitor."""
     mean: list[float] | None = None
     std: list[float] | None = None
+    """The data's own per-channel statistics the run normalised with (one per band)."""
     intensity: dict[str, Any] | None = None
-    """The intensity window (`data.intensity.Window.to_dict()`); None: none recorded (hpt 0.1: 8-bit RGB)."""
+    """The intensity window (`data.intensity.Window.to_dict()`); None: none recorded (hpt 0.1: 8-bit RGB). With
+    `channels`, how files became pixels: whoever uses the backbone must do the same."""
     channels: int = 3
     fingerprint: str = ""
-    """sha256 of the run's `data.json` (0.5 on)."""
+    """sha256 of the run's `data.json` (`data/fingerprint.py`: which files, of which sizes and times; 0.6 on)."""
     changed_on_resume: list[dict[str, int]] = field(default_factory=list)
+    """Each `--resume --allow-data-change` that met changed data: its step and the files added, removed, changed."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -314,7 +320,11 @@ class FileProvenance:
 
 def read_record(path: Path) -> FileProvenance | None:
     """The provenance of an hpt weights file, typed; None for a file without one."""
-    raw = read_provenance(path)
+    return record_of(read_provenance(path))
+
+
+def record_of(raw: dict[str, Any] | None) -> FileProvenance | None:
+    """A provenance as read from a file (`files.read_tensors`, `read_weights`), typed; None stays None."""
     return FileProvenance.from_dict(raw) if raw is not None else None
 
 

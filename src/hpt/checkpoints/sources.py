@@ -12,7 +12,7 @@ from hpt.checkpoints.files import read_weights, sha256_file
 from hpt.checkpoints.identify import identify
 from hpt.checkpoints.kinds import not_found
 from hpt.checkpoints.layouts import load_into
-from hpt.checkpoints.provenance import FileProvenance, Origin, read_record
+from hpt.checkpoints.provenance import Origin, read_record, record_of
 from hpt.core.run_files import BACKBONE
 from hpt.errors import HptError
 
@@ -91,7 +91,7 @@ def _from_file(
     spec: str, path: Path, backbone_name: str | None, role: str, in_chans: int | None
 ) -> tuple[Backbone, Origin]:
     weights = read_weights(path)
-    provenance = FileProvenance.from_dict(weights.provenance) if weights.provenance is not None else None
+    provenance = record_of(weights.provenance)
     recorded = provenance.backbone if provenance else None
     if recorded and backbone_name and recorded != backbone_name:
         raise HptError(f"{role} '{spec}' holds a {recorded} backbone but --backbone says {backbone_name}")

@@ -23,7 +23,8 @@ class BestBackbone:
         self.path, self.score = path, score
         self.best: Selected | None = None
         if resumed_at is not None and path.is_file():
-            kept = (read_record(path) or FileProvenance(None)).selected
+            record = read_record(path)
+            kept = record.selected if record else None
             if kept and kept.step <= resumed_at:  # one from after the checkpoint is recomputed, not trusted
                 self.best = kept
 

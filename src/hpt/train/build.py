@@ -20,7 +20,7 @@ from torchvision.utils import save_image
 
 from hpt.backbones import Backbone, batch_norms
 from hpt.checkpoints.layouts import load_notes
-from hpt.checkpoints.provenance import Origin, Resolved
+from hpt.checkpoints.provenance import DataRecord, Origin, Resolved
 from hpt.config import PretrainConfig, dump_config
 from hpt.core.atomic import write_text_atomic
 from hpt.core.global_batch_norm import synchronise_batch_norm
@@ -42,7 +42,7 @@ from hpt.train.evaluations import Evaluations
 from hpt.train.guard import RunLock
 from hpt.train.loggers import log_image, make_loggers
 from hpt.train.plan import Plan
-from hpt.train.provenance import Provenance, TrainingData
+from hpt.train.provenance import Provenance
 from hpt.train.run_dir import MetricsLog, create_run_dir
 from hpt.transfer import adapt_backbone, reestimate_batch_norm
 
@@ -125,14 +125,16 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
             f" since the last attempt: {plan.data_changes.describe()}; continued on the data as it is now "
             "(--allow-data-change), recorded in the provenance",
         )
-    data = TrainingData(
-        config.data.path,
-        len(plan.images),
-        plan.held_out,
-        plan.stats,
-        plan.decoding,
-        plan.fingerprint.digest(),
-        changed,
+    data = DataRecord(
+        path=config.data.path,
+        images=len(plan.images),
+        held_out=plan.held_out,
+        mean=list(plan.stats.mean),
+        std=list(plan.stats.std),
+        intensity=plan.decoding.window.to_dict(),
+        channels=plan.decoding.channels,
+        fingerprint=plan.fingerprint.digest(),
+        changed_on_resume=changed,
     )
     steps, wall_time = (resumed.steps, resumed.wall_time_s) if resumed else (0, 0.0)
     resolved = _resolved(fabric, config)

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from hpt.checkpoints.files import modified_since_written, read_tensors, save_tensors
-from hpt.checkpoints.provenance import CHECKPOINT_FORMAT, FileProvenance, read_record
+from hpt.checkpoints.provenance import CHECKPOINT_FORMAT, FileProvenance, read_record, record_of
 from hpt.core.run_files import CHECKPOINT
 from hpt.errors import HptError
 from hpt.methods import SSLMethod
@@ -76,7 +76,7 @@ def read_checkpoint(run: Path) -> Checkpoint | None:
             "recorded in it); start again with --overwrite, or restore the file"
         )
     tensors, raw = read_tensors(path)
-    provenance = FileProvenance.from_dict(raw) if raw else None
+    provenance = record_of(raw)
     if provenance is None or provenance.format != CHECKPOINT_FORMAT:
         raise HptError(f"--resume: '{path}' is not an hpt checkpoint")
     return Checkpoint(tensors, provenance)

@@ -12,25 +12,7 @@ from typing import Any
 
 from hpt.checkpoints.provenance import DataRecord, FileProvenance, Origin, Resolved
 from hpt.config import PretrainConfig
-from hpt.data.decode import RGB, Decoding
-from hpt.data.stats import PixelStats
 from hpt.version import __version__
-
-
-@dataclass(frozen=True)
-class TrainingData:
-    path: str | None
-    images: int
-    """Images trained on."""
-    held_out: int
-    """Images held out of training for the label-free monitor."""
-    stats: PixelStats
-    decoding: Decoding = RGB
-    """How files became pixels (intensity window, bands): whoever uses the backbone must do the same."""
-    fingerprint: str = ""
-    """sha256 of the run's `data.json` (`data/fingerprint.py`): which files, of which sizes and times."""
-    changed_on_resume: list[dict[str, int]] = field(default_factory=list)
-    """Each `--resume --allow-data-change` that met changed data: its step and the files added, removed, changed."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +21,7 @@ class Provenance:
     backbone: str
     init: str
     origin: Origin
-    data: TrainingData
+    data: DataRecord
     adaptations: dict[str, Any] = field(default_factory=dict)
     """What was done to the copied base before and after training (filter selection, weight scaling, BN)."""
     steps: int = 0
@@ -61,17 +43,7 @@ class Provenance:
             wall_time_s=round(self.wall_time_s, 3),
             hpt_version=__version__,
             created=datetime.now(UTC).isoformat(timespec="seconds"),
-            data=DataRecord(
-                path=self.data.path,
-                images=self.data.images,
-                held_out=self.data.held_out,
-                mean=list(self.data.stats.mean),
-                std=list(self.data.stats.std),
-                intensity=self.data.decoding.window.to_dict(),
-                channels=self.data.decoding.channels,
-                fingerprint=self.data.fingerprint,
-                changed_on_resume=self.data.changed_on_resume,
-            ),
+            data=self.data,
             adaptations=self.adaptations,
             resolved=self.resolved,
             base=self.origin,
