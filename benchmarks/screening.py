@@ -13,7 +13,6 @@ new file is added (that file alone is decoded). Images per second count the whol
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from provenance import header, markdown_header
+from provenance import header, markdown_header, write_results_json
 
 from hpt.data import builtin
 from hpt.data.files import find_images
@@ -65,8 +64,7 @@ def main() -> None:
         "seconds": {"cold": cold, "warm": warm, "one_added": added},
         "images_per_s": {"cold": len(images) / cold, "warm": len(images) / warm, "one_added": len(images) / added},
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results_json(args.out, results)
     lines = markdown_header("Screening a large folder", results)
     lines += [
         f"{results['images']} real PNGs ({'Fashion-MNIST' if builtin.fashion_mnist_available() else 'MNIST-5k'}), "

