@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import subprocess
 import sys
@@ -16,7 +17,13 @@ from PIL import Image
 
 from hpt.data import builtin
 
-torch.set_num_threads(2)
+THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+"""Threads a test computes on: one under `make test`, which runs a pytest worker a core (pytest-xdist), since two
+threads a worker oversubscribe the cores and torch's threads spin while they wait (the fast tier took 204 s so,
+against 77 s on one thread)."""
+torch.set_num_threads(THREADS)
+os.environ["OMP_NUM_THREADS"] = str(THREADS)  # and the hpt processes the tests start: a run made in this process
+#                                                and one made in another then agree bit for bit
 
 
 @pytest.fixture(autouse=True)
@@ -66,6 +73,27 @@ def tiny_pretrain():
                 *flags,
             ]
         )
+
+    return run
+
+
+@pytest.fixture
+def hpt_here(capsys):
+    """`hpt_here(*ARGS)`: what `python -m hpt ARGS` does, called in this process (`hpt.cli.main`): a
+    CompletedProcess with the exit code (argparse's exits too) and what it printed. Any other exception goes
+    through and fails the test, as a traceback would. For tests of what a command says and writes; nine
+    seconds of a new process's imports saved each. Kills, signals and second processes need real ones."""
+    from hpt.cli import main
+
+    def run(*args: object) -> subprocess.CompletedProcess:
+        argv = [str(arg) for arg in args]
+        capsys.readouterr()
+        try:
+            code = main(argv)
+        except SystemExit as exit:
+            code = exit.code
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(argv, code, out, err)
 
     return run
 

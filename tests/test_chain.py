@@ -62,7 +62,8 @@ def _wait_for(condition, process: subprocess.Popen, timeout: float = 240) -> Non
         time.sleep(0.02)
 
 
-def test_chain_runs_survives_a_kill_between_stages_and_reads_back(tmp_path, digits, lite0_file):
+def test_chain_runs_survives_a_kill_between_stages_and_reads_back(tmp_path, digits, lite0_file, hpt_here):
+    """The kill needs a process of its own; the re-run, `inspect` and the refusal run in the test's."""
     chain, out = _chain(tmp_path, digits), tmp_path / "out"
     first = subprocess.Popen(
         _hpt("chain", chain, "--out", out, "--base", lite0_file), stderr=subprocess.PIPE, text=True
@@ -73,9 +74,7 @@ def test_chain_runs_survives_a_kill_between_stages_and_reads_back(tmp_path, digi
     first.wait()
     finished = {name: (source / name).stat().st_mtime_ns for name in ("backbone.safetensors", "metrics.jsonl")}
 
-    second = subprocess.run(
-        _hpt("chain", chain, "--out", out, "--base", lite0_file), capture_output=True, text=True, timeout=300
-    )
+    second = hpt_here("chain", chain, "--out", out, "--base", lite0_file)
     assert second.returncode == 0, second.stderr
     assert "stage 1/3 'source': finished earlier, skipped" in second.stderr
     assert {name: (source / name).stat().st_mtime_ns for name in finished} == finished  # not redone
@@ -94,7 +93,7 @@ def test_chain_runs_survives_a_kill_between_stages_and_reads_back(tmp_path, digi
     assert target["init"] == "bn-only" and target["base"]["path"] == str((runs[1] / "backbone.safetensors").resolve())
     assert target["base"]["sha256"] == sha256_file(runs[1] / "backbone.safetensors")
 
-    inspect = subprocess.run(_hpt("inspect", out / "03-target"), capture_output=True, text=True, timeout=120)
+    inspect = hpt_here("inspect", out / "03-target")
     assert inspect.returncode == 0, inspect.stderr
     lines = inspect.stdout.splitlines()
     order = [
@@ -111,12 +110,7 @@ def test_chain_runs_survives_a_kill_between_stages_and_reads_back(tmp_path, digi
     assert "foreign checkpoint of timm:tf_efficientnet_lite0: layout lukemelas-efficientnet" in inspect.stdout
     assert inspect.stdout.count("[unchanged]") >= 3
 
-    changed = subprocess.run(
-        _hpt("chain", _chain(tmp_path, digits, source_steps=4), "--out", out, "--base", lite0_file),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    changed = hpt_here("chain", _chain(tmp_path, digits, source_steps=4), "--out", out, "--base", lite0_file)
     assert changed.returncode == 2 and "train.steps: 3 then, 4 now" in changed.stderr
 
 

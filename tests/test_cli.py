@@ -383,24 +383,15 @@ CASES = [
 
 IN_A_PROCESS = {"unknown flag", "missing data"}  # one of argparse's errors, one of hpt's
 """Cases run as `python -m hpt` (the exit code and stderr a shell sees); the others call the same `main` in this
-process, which returns the exit code (argparse's exits raise SystemExit) and lets any other exception through,
-failing the test: seconds of start-up saved each."""
+process (`hpt_here`)."""
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_bad_input_is_one_line_and_exit_2(case, digits, lite0_file, tmp_path, precious_run, capsys):
+def test_bad_input_is_one_line_and_exit_2(case, digits, lite0_file, tmp_path, precious_run, hpt_here):
     args, message = _bad_cases(digits, lite0_file, tmp_path)[case]
     argv = ["pretrain", "--out", str(precious_run), "--overwrite", "--steps", "2", *map(str, args)]
-    if case in IN_A_PROCESS:
-        result = hpt_process(*argv)
-        code, err = result.returncode, result.stderr
-    else:
-        capsys.readouterr()
-        try:
-            code = main(argv)
-        except SystemExit as exit:
-            code = exit.code
-        err = capsys.readouterr().err
+    result = (hpt_process if case in IN_A_PROCESS else hpt_here)(*argv)
+    code, err = result.returncode, result.stderr
     assert code == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err

@@ -194,8 +194,9 @@ def test_processes_started_by_torchrun_match_one_process(digits, tmp_path):
     _assert_same_run(tmp_path / "one", tmp_path / "two")
 
 
-def test_a_batch_that_does_not_split_over_the_processes_is_refused(digits, tmp_path):
-    result = _pretrain(digits["pretrain"], tmp_path / "run", "simclr", 3, "--backbone", TINY)
+def test_a_batch_that_does_not_split_over_the_processes_is_refused(digits, tmp_path, hpt_here):
+    """Refused before any process starts, so this one runs in the test's own."""
+    result = hpt_here(*_arguments(digits["pretrain"], tmp_path / "run", "simclr", 3, "--backbone", TINY))
     assert result.returncode == 2
     assert "train.batch_size 8 does not split evenly over 3 processes" in result.stderr
     assert not (tmp_path / "run").exists()
@@ -362,9 +363,11 @@ def test_one_process_in_slices_emulates_the_shuffled_keys_of_two(tmp_path):
     assert not torch.allclose(queries, keys, atol=1e-3)
 
 
-def test_an_accelerator_that_cannot_be_used_is_one_line(digits, tmp_path):
-    """An accelerator whose library is missing (tpu without torch_xla): one line naming the settings, exit 2."""
-    result = _pretrain(digits["pretrain"], tmp_path / "run", "simclr", 1, "--backbone", TINY, "--accelerator", "tpu")
+def test_an_accelerator_that_cannot_be_used_is_one_line(digits, tmp_path, hpt_here):
+    """An accelerator whose library is missing (tpu without torch_xla): one line naming the settings, exit 2
+    (refused before any process starts: run in the test's own)."""
+    argv = _arguments(digits["pretrain"], tmp_path / "run", "simclr", 1, "--backbone", TINY, "--accelerator", "tpu")
+    result = hpt_here(*argv)
     assert result.returncode == 2
     assert result.stderr.startswith("hpt: error: train.accelerator 'tpu'") and len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "run").exists()

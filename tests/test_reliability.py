@@ -89,15 +89,13 @@ def _assert_bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]
 
 
 @pytest.mark.parametrize("method,kills", [("mocov2", 3), ("byol", 1), ("swav", 1)])  # SimCLR keeps no state of its own
-def test_a_run_killed_at_random_steps_resumes_bit_for_bit(method, kills, digits, tmp_path):
+def test_a_run_killed_at_random_steps_resumes_bit_for_bit(method, kills, digits, tmp_path, hpt_here):
     # Killed between steps 5 and 19, at least 28 steps before the end: the poller in `_kill_at` sees its step while
     # the run is still going even when another process starves it of the CPU for a while (with 4 steps to spare, a
     # loaded machine could let the run finish first).
     steps, kill_points = 48, range(5, 20)
-    whole = tmp_path / "whole"
-    done = subprocess.run(
-        _hpt(*_pretrain_args(digits["pretrain"], whole, method, steps)), capture_output=True, text=True, timeout=300
-    )
+    whole = tmp_path / "whole"  # the reference, uninterrupted: run in this process (the same threads, see conftest)
+    done = hpt_here(*_pretrain_args(digits["pretrain"], whole, method, steps))
     assert done.returncode == 0, done.stderr
 
     run = tmp_path / "killed"
@@ -106,7 +104,7 @@ def test_a_run_killed_at_random_steps_resumes_bit_for_bit(method, kills, digits,
     for attempt, at in enumerate(sorted(rng.sample(kill_points, kills))):  # after the first checkpoint (4)
         _kill_at(args if attempt == 0 else [*args, "--resume"], run, at)
         assert not (run / "backbone.safetensors").exists()
-    refused = subprocess.run(_hpt(*args), capture_output=True, text=True, timeout=120)
+    refused = hpt_here(*args)  # a refusal: no process needed
     assert refused.returncode == 2 and "pass --overwrite to replace them, --resume to continue" in refused.stderr
     checkpoint_step = json.loads((run / "checkpoint.json").read_text())["steps"]
     resumed = subprocess.run(_hpt(*args, "--resume"), capture_output=True, text=True, timeout=300)
@@ -165,13 +163,13 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(digits, tmp_path
     assert pretrain(config, run, resume=True).steps == 6
 
 
-def test_a_run_skips_and_lists_the_bad_files_and_stops_when_there_are_too_many(digits, bad_images, tmp_path):
+def test_a_run_skips_and_lists_the_bad_files_and_stops_when_there_are_too_many(digits, bad_images, tmp_path, hpt_here):
     data = tmp_path / "data"
     shutil.copytree(digits["pretrain"], data)
     expected = bad_images(data / "batch-7")
     run = tmp_path / "run"
     args = _pretrain_args(data, run, "simclr", steps=2)
-    done = subprocess.run(_hpt(*args), capture_output=True, text=True, timeout=300)
+    done = hpt_here(*args)
     assert done.returncode == 0, done.stderr
     assert "skipped 5 unusable files of 261" in done.stderr
     listed = read_skipped(run / SKIPPED)
@@ -181,15 +179,13 @@ def test_a_run_skips_and_lists_the_bad_files_and_stops_when_there_are_too_many(d
     data = json.loads((run / "backbone.json").read_text())["data"]
     assert data["images"] == 256 and data["held_out"] == 0  # RankMe is logged only: nothing held out
 
-    strict = subprocess.run(
-        _hpt(*args, "--overwrite", "--set", "data.max_bad_fraction=0.01"), capture_output=True, text=True, timeout=300
-    )
+    strict = hpt_here(*args, "--overwrite", "--set", "data.max_bad_fraction=0.01")
     assert strict.returncode == 2 and len(strict.stderr.strip().splitlines()) == 1, strict.stderr
     assert "5 of 261 files cannot be used, more than data.max_bad_fraction (1%) allows" in strict.stderr
     assert (run / SKIPPED).is_file() and (run / "backbone.safetensors").is_file()  # refused before any write
 
 
-def test_a_run_that_diverges_stops_with_its_last_good_checkpoint(digits, tmp_path):
+def test_a_run_that_diverges_stops_with_its_last_good_checkpoint(digits, tmp_path, hpt_here):
     run = tmp_path / "run"
     args = [
         *_pretrain_args(digits["pretrain"], run, "simclr", steps=12),
@@ -198,7 +194,7 @@ def test_a_run_that_diverges_stops_with_its_last_good_checkpoint(digits, tmp_pat
         "--set",
         "train.checkpoint_every=1",
     ]
-    result = subprocess.run(_hpt(*args), capture_output=True, text=True, timeout=300)
+    result = hpt_here(*args)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     error = result.stderr.strip().splitlines()[-1]
     found = re.search(
@@ -214,11 +210,11 @@ def test_a_run_that_diverges_stops_with_its_last_good_checkpoint(digits, tmp_pat
     assert not (run / "backbone.safetensors").exists()
 
 
-def test_a_collapse_warning_is_logged_once_with_the_spread(digits, tmp_path):
+def test_a_collapse_warning_is_logged_once_with_the_spread(digits, tmp_path, hpt_here):
     """A healthy run's spread is well under 1 at init; a threshold above it must warn, once, and log the figure."""
     run = tmp_path / "run"
     args = [*_pretrain_args(digits["pretrain"], run, "mocov2", steps=6), "--set", "train.collapse_threshold=1.0"]
-    result = subprocess.run(_hpt(*args), capture_output=True, text=True, timeout=300)
+    result = hpt_here(*args)
     assert result.returncode == 0, result.stderr
     said = " ".join(result.stderr.split())  # the console wraps long lines
     assert said.count("the embeddings are collapsing at step 1 (spread") == 1 and said.count("collapsing") == 1
