@@ -3,6 +3,10 @@
 PY      := .venv/bin/python
 STAMP   := .venv/.hpt-installed
 FMNIST  := /usr/share/datasets/fashion-mnist
+# pytest workers (pytest-xdist), each computing on one thread (tests/conftest.py): one a core of the 2-core
+# machines the suite is sized for; `make test JOBS=0` runs it in pytest's own process, on two threads.
+JOBS    ?= 2
+PYTEST  := $(PY) -m pytest -q -n $(JOBS) --dist worksteal
 
 .PHONY: demo test test-fast check setup data clean
 
@@ -13,11 +17,11 @@ demo: setup data
 # documentation site, built strictly (a broken link or a missing page fails).
 test: setup
 	$(MAKE) --no-print-directory check
-	$(PY) -m pytest -q tests
+	$(PYTEST) tests
 
 # The edit-test loop: every test but those marked slow (real CLI runs, spawned processes), a few minutes.
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PYTEST) -m "not slow" tests
 
 check: setup
 	.venv/bin/ruff check src tests benchmarks examples docs
