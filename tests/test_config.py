@@ -33,7 +33,7 @@ def test_each_method_has_its_own_learning_rate_unless_one_is_set():
 @pytest.mark.parametrize(
     "overrides,message",
     [
-        ({"optim.lrr": 1}, "unknown key 'optim.lrr' (known here: lr, weight_decay"),
+        ({"optim.lrr": 1}, "unknown key 'optim.lrr' (known here: name, lr, weight_decay"),
         ({"bogus": 1}, "unknown key 'bogus'"),
         ({"train.steps": "many"}, "'train.steps' got 'many'; input should be a valid integer"),
         ({"train.steps": 0}, "'train.steps' got 0; input should be greater than or equal to 1"),

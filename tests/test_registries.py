@@ -17,6 +17,7 @@ from hpt.config import (
     Method,
     MethodSection,
     MonitorConfig,
+    Optimiser,
     PretrainConfig,
     ViewPolicy,
     load_config,
@@ -25,6 +26,7 @@ from hpt.data.views import POLICIES
 from hpt.eval.protocols import PROTOCOLS
 from hpt.methods import METHODS, syncs_batch_norm
 from hpt.train.auto import RECIPES
+from hpt.train.build import OPTIMISERS
 from hpt.train.loggers import FILES
 from hpt.transfer import STRATEGIES
 
@@ -64,6 +66,7 @@ def test_the_other_config_literals_are_their_registries():
     assert _literal(Init) == set(STRATEGIES)
     assert _literal(ViewPolicy) == set(POLICIES)
     assert _literal(LoggerName) == set(FILES)
+    assert _literal(Optimiser) == set(OPTIMISERS)
     protocols = _literal(MonitorConfig.model_fields["protocol"].annotation)
     assert protocols - {"both"} <= set(PROTOCOLS) and "both" not in PROTOCOLS  # the monitor's: kNN, linear, or both
     assert set(AutoConfig().recipes) <= set(RECIPES)

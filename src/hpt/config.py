@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from hpt.errors import HptError
 
@@ -24,6 +24,7 @@ its name below and its record in its own file, `hpt/methods/NAME.py`."""
 Precision = Literal["auto", "32-true", "32", "bf16-mixed", "16-mixed"]
 Strategy = Literal["auto", "ddp"]
 LoggerName = Literal["tensorboard", "csv", "mlflow", "wandb"]
+Optimiser = Literal["sgd", "adamw", "lars"]
 
 
 class Section(BaseModel):
@@ -243,15 +244,34 @@ class SwAVConfig(MethodSection):
 
 
 class OptimConfig(Section):
-    lr: float | None = Field(None, gt=0.0)
+    name: Optimiser = "sgd"
+    """`sgd` (with momentum: what every method's learning rate was measured with), `adamw` (Adam with decoupled
+    weight decay, betas 0.9/0.999: what ViTs and ConvNeXts train with) or `lars` (momentum SGD with a per-tensor
+    trust ratio, as SimCLR and BYOL train at large batches; biases and normalisation weights are neither
+    adapted nor decayed: `hpt/core/lars.py`). `adamw` and `lars` need `optim.lr`: no default is measured yet."""
+    lr: float | None = Field(None, gt=0.0, validate_default=True)
     """Learning rate for a batch of 256; the run uses lr * batch_size / 256 (linear scaling). None: the
-    method's own (`METHOD.lr`: `mocov2.lr`, `simclr.lr`, ...), measured continuing from a base."""
+    method's own (`METHOD.lr`: `mocov2.lr`, `simclr.lr`, ...), measured continuing from a base with `sgd`."""
     weight_decay: float = Field(1e-4, ge=0.0)
-    """L2 weight decay, not applied to normalisation weights and biases."""
+    """Weight decay (L2 for `sgd` and `lars`, decoupled for `adamw`), not applied to normalisation weights and
+    biases."""
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
-    """SGD momentum."""
+    """Momentum of `sgd` and `lars` (`adamw` keeps its beta1 of 0.9)."""
     warmup_steps: int = Field(0, ge=0)
     """Steps of linear learning-rate warm-up before the cosine decay."""
+    clip_grad: float | None = Field(None, gt=0.0)
+    """Before each step, the gradients' total norm (over every trained tensor, after the processes' all-reduce)
+    clipped to this; None: not clipped. DINO's recipe clips at 3."""
+
+    @field_validator("lr")
+    @classmethod
+    def _measured_or_given(cls, lr: float | None, info: ValidationInfo) -> float | None:
+        name = info.data.get("name", "sgd")
+        if lr is None and name != "sgd":
+            raise ValueError(
+                f"optim.name {name} needs a learning rate (the methods' own were measured with sgd); set optim.lr"
+            )
+        return lr
 
 
 class TrainConfig(Section):

@@ -1,4 +1,5 @@
-"""The one parameter-group helper: no weight decay on normalisation weights and biases.
+"""The one parameter-group helper: no weight decay on normalisation weights and biases (nor LARS's trust ratio,
+`lars_exclude`; other optimisers ignore the key).
 
 Deviation: MoCo's and HPT's code decay every parameter; excluding 1-D tensors is the later standard
 (e.g. BYOL, DINO) and matters more when few steps move a pretrained network.
@@ -18,4 +19,7 @@ def param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]
         if not param.requires_grad:
             continue
         (no_decay if param.ndim <= 1 else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [
+        {"params": decay, "weight_decay": weight_decay, "lars_exclude": False},
+        {"params": no_decay, "weight_decay": 0.0, "lars_exclude": True},
+    ]

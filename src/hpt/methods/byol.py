@@ -5,7 +5,7 @@ regresses the target network's projection of the other view; the target (backbon
 online one with momentum rising from 0.996 to 1 on a cosine schedule; the loss is symmetric over the two views
 and has no negatives. Projector and predictor: Linear(4096) - BN - ReLU - Linear(256).
 
-Deviation: SGD with momentum instead of LARS (as for SimCLR).
+Deviation: SGD with momentum instead of LARS by default, as for SimCLR (`optim.name: lars` gives it).
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ Representations": two views, a 2-layer MLP projection head with BatchNorm (hidde
 NT-Xent over the 2N views of the global batch (negatives of all processes, gradients flowing through
 `gather`).
 
-Deviations: SGD with momentum instead of LARS (hpt's one optimiser; LARS matters at batch 4096, not at the
-small batches of continued pretraining), and temperature 0.1 by default (the paper's best for small batches
-in its Table 5; its large-batch default is 0.5).
+Deviations: SGD with momentum instead of LARS by default (`optim.name: lars` gives the paper's; LARS matters
+at batch 4096, not at the small batches of continued pretraining), and temperature 0.1 by default (the paper's
+best for small batches in its Table 5; its large-batch default is 0.5).
 """
 
 from __future__ import annotations

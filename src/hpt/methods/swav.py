@@ -12,7 +12,8 @@ Across processes Sinkhorn normalises over the global batch (and every process's 
 code, each process queues its own slice: `queue_size / processes` embeddings each, so the Sinkhorn batch is
 the one a single process would have.
 
-Deviations: SGD with momentum instead of LARS; "first epoch" is given in steps (`freeze_prototypes_steps`).
+Deviations: SGD with momentum instead of LARS by default (`optim.name: lars` gives it); "first epoch" is given in
+steps (`freeze_prototypes_steps`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ or the checkpoint's on `--resume`), the method, the run folder, the data, the op
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -21,9 +21,10 @@ from torchvision.utils import save_image
 from hpt.backbones import Backbone, batch_norms
 from hpt.checkpoints.layouts import load_notes
 from hpt.checkpoints.provenance import DataRecord, Origin, Resolved
-from hpt.config import PretrainConfig, dump_config
+from hpt.config import OptimConfig, PretrainConfig, dump_config
 from hpt.core.atomic import write_text_atomic
 from hpt.core.global_batch_norm import synchronise_batch_norm
+from hpt.core.lars import LARS
 from hpt.core.param_groups import param_groups
 from hpt.core.run_files import BEST, CHECKPOINT, CONFIG, DATA_FINGERPRINT, METRICS, SKIPPED, TRAIN_LOG, VIEWS
 from hpt.core.schedule import cosine_schedule
@@ -59,6 +60,8 @@ class Training:
     batches: Iterator[Any]
     device_views: DeviceViews | None
     channels_last: bool
+    clip_grad: float | None
+    """`optim.clip_grad`: the gradients' total norm is clipped to it before each step."""
     lr_at: np.ndarray
     momentum_at: np.ndarray
     metrics: MetricsLog
@@ -156,6 +159,7 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
         batches=batches,
         device_views=_device_views(fabric, plan),
         channels_last=channels_last,
+        clip_grad=config.optim.clip_grad,
         lr_at=lr_at,
         momentum_at=momentum_at,
         metrics=metrics,
@@ -207,14 +211,22 @@ def _resolved(fabric: Fabric, config: PretrainConfig) -> Resolved:
     )
 
 
+OPTIMISERS: dict[str, Callable[[list[dict[str, Any]], float, OptimConfig], torch.optim.Optimizer]] = {
+    "sgd": lambda groups, lr, optim: torch.optim.SGD(groups, lr=lr, momentum=optim.momentum),
+    "adamw": lambda groups, lr, optim: torch.optim.AdamW(groups, lr=lr),  # each group's own weight decay
+    "lars": lambda groups, lr, optim: LARS(groups, lr=lr, momentum=optim.momentum),
+}
+"""`optim.name` -> the optimiser over `param_groups` (decay and no-decay groups) at the scaled learning rate."""
+
+
 def _optimiser(method: SSLMethod, config: PretrainConfig) -> tuple[torch.optim.Optimizer, np.ndarray, np.ndarray]:
-    """SGD, the learning rate scaled linearly with the (global) batch and on a cosine to 0; the method's EMA
-    momentum on a cosine. The schedules are indexed by step."""
+    """`optim.name`'s optimiser, the learning rate scaled linearly with the (global) batch and on a cosine to 0;
+    the method's EMA momentum on a cosine. The schedules are indexed by step."""
     steps, base_lr = config.train.steps, config.scaled_learning_rate
     lr_at = cosine_schedule(base_lr, 0.0, steps, config.optim.warmup_steps)
     momentum_at = cosine_schedule(*method.momentum, steps, reach_end=True)
     groups = param_groups(method, config.optim.weight_decay)
-    return torch.optim.SGD(groups, lr=base_lr, momentum=config.optim.momentum), lr_at, momentum_at
+    return OPTIMISERS[config.optim.name](groups, base_lr, config.optim), lr_at, momentum_at
 
 
 def _training_view(

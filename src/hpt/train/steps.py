@@ -164,6 +164,11 @@ def _step(fabric: Fabric, t: Training, step: int, window: Window, collapse: Coll
     collapse.add(embeddings)
     t.optimizer.zero_grad(set_to_none=True)
     fabric.backward(loss)
+    if t.clip_grad is not None:
+        # Computed and applied on the device, no synchronisation: error_if_nonfinite would read the norm on the
+        # host each step. A non-finite gradient makes the weights non-finite, so the next step's loss is too,
+        # which stops the run with its last good checkpoint intact.
+        fabric.clip_gradients(t.model, t.optimizer, max_norm=t.clip_grad, error_if_nonfinite=False)
     t.optimizer.step()
     ema_update(t.method.momentum_pairs(), float(t.momentum_at[step]))
     return loss_value

@@ -1,0 +1,98 @@
+"""`optim.name` (sgd, adamw, lars) and `optim.clip_grad`: LARS's update against its formula, clipping measured
+on real steps, and every optimiser's state carried through a checkpoint bit for bit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hpt.checkpoints.files import read_tensors
+from hpt.core.lars import LARS
+from hpt.core.param_groups import param_groups
+from hpt.errors import HptError
+from hpt.train import steps as step_loop
+from hpt.train.guard import Stopped
+from hpt.train.loop import pretrain
+
+
+def test_lars_scales_each_weight_step_by_its_trust_ratio_and_leaves_biases_plain():
+    """Two steps by hand: d = g + wd w, scaled by eta |w| / |d|; b = m b + d; w -= lr b. The bias (1-D) takes
+    momentum-SGD steps without decay or scaling; a zero weight takes a trust ratio of 1."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(4, 3)
+    zero = torch.nn.Parameter(torch.zeros(2, 2))
+    model = torch.nn.ModuleDict({"layer": layer, "zero": torch.nn.ParameterDict({"w": zero})})
+    lr, momentum, wd, eta = 0.5, 0.9, 0.1, 0.001
+    optimiser = LARS(param_groups(model, wd), lr=lr, momentum=momentum, trust_coefficient=eta)
+    w, b = layer.weight.detach().clone(), layer.bias.detach().clone()
+    buffer_w, buffer_b = torch.zeros_like(w), torch.zeros_like(b)
+    for _ in range(2):
+        gw, gb, gz = torch.randn_like(w), torch.randn_like(b), torch.randn(2, 2)
+        layer.weight.grad, layer.bias.grad, zero.grad = gw.clone(), gb.clone(), gz.clone()
+        before_zero = zero.detach().clone()
+        optimiser.step()
+        d = gw + wd * w
+        buffer_w = momentum * buffer_w + eta * w.norm() / d.norm() * d
+        buffer_b = momentum * buffer_b + gb
+        w, b = w - lr * buffer_w, b - lr * buffer_b
+        # float32 sums in another order: a few ulps of values of order 1
+        torch.testing.assert_close(layer.weight.detach(), w, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(layer.bias.detach(), b, rtol=1e-6, atol=1e-6)
+        if not before_zero.any():  # its first step: |w| = 0, so the ratio is 1 and the step is lr * (g + 0)
+            torch.testing.assert_close(zero.detach(), -lr * gz, rtol=1e-6, atol=1e-7)
+
+
+def test_adamw_and_lars_need_a_learning_rate(tiny_config, digits):
+    with pytest.raises(HptError, match="optim.name adamw needs a learning rate .* set optim.lr"):
+        tiny_config(digits["pretrain"], **{"optim.name": "adamw"})
+    assert tiny_config(digits["pretrain"], **{"optim.name": "lars", "optim.lr": 0.3}).optim.name == "lars"
+
+
+def _float_tensors(path) -> dict[str, torch.Tensor]:
+    tensors = read_tensors(path)[0]
+    return {k: v for k, v in tensors.items() if v.is_floating_point() and not k.startswith(("optimizer.", "rng."))}
+
+
+def test_clipping_bounds_the_first_step_by_the_clip(tiny_config, digits, tmp_path):
+    """One SimCLR step (no momentum encoder, no weight decay) from the same seeded start and batch, clipped at c1
+    and at c2: both steps point along the same gradient, so the weights differ by lr * |c1 - c2| in norm. The
+    gradient's norm at a random start is far above both (else neither is clipped and they do not differ)."""
+    settings = {
+        "method": "simclr",
+        "train.steps": 1,
+        "optim.lr": 32.0,  # x batch 8 / 256: a step of 1.0 x the clipped gradient
+        "optim.weight_decay": 0.0,
+        "monitor.label_free_sample": 0,
+    }
+    runs = {}
+    for clip in (1e-3, 2e-3):
+        runs[clip] = tmp_path / f"clip-{clip}"
+        pretrain(tiny_config(digits["pretrain"], **settings, **{"optim.clip_grad": clip}), runs[clip])
+    a, b = (_float_tensors(run / "checkpoint.safetensors") for run in runs.values())
+    difference = sum(float((a[k].double() - b[k].double()).square().sum()) for k in a) ** 0.5
+    # The rounding of w - step in float32: half an ulp of weights < 1 per element, ~1e-6 over 0.5 M elements,
+    # 0.1% of the 1e-3 expected; 1% is far above that and far below what clipping twice or not at all gives.
+    assert difference == pytest.approx(1e-3, rel=1e-2)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adamw", "lars"])
+def test_each_optimiser_resumes_a_stopped_run_bit_for_bit(name, tiny_config, digits, tmp_path, monkeypatch):
+    """A run stopped after step 3 (as by a signal: its checkpoint written there) and resumed ends with the
+    weights, momentum encoder, queue and optimiser state of a run never stopped: every optimiser's state is
+    saved and restored whole (AdamW's moments and step count, LARS's and SGD's momentum buffers)."""
+    config = tiny_config(digits["pretrain"], **{"train.steps": 5, "optim.name": name, "optim.lr": 0.03,
+                                                "optim.clip_grad": 3.0, "monitor.label_free_sample": 0})  # fmt: skip
+    pretrain(config, tmp_path / "whole")
+    calls = iter(range(100))
+    monkeypatch.setattr(step_loop, "_stop_agreed", lambda fabric, here: next(calls) == 2)  # after step 3
+    with pytest.raises(Stopped):
+        pretrain(config, tmp_path / "stopped")
+    monkeypatch.undo()
+    assert read_tensors(tmp_path / "stopped" / "checkpoint.safetensors")[1]["steps"] == 3
+    pretrain(config, tmp_path / "stopped", resume=True)
+    whole, resumed = (
+        read_tensors(run / "checkpoint.safetensors")[0] for run in (tmp_path / "whole", tmp_path / "stopped")
+    )
+    assert any(k.startswith("optimizer.") for k in whole) and whole.keys() == resumed.keys()
+    different = [k for k in whole if not torch.equal(whole[k], resumed[k])]
+    assert not different, different[:3]
