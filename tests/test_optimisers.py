@@ -96,3 +96,21 @@ def test_each_optimiser_resumes_a_stopped_run_bit_for_bit(name, tiny_config, dig
     assert any(k.startswith("optimizer.") for k in whole) and whole.keys() == resumed.keys()
     different = [k for k in whole if not torch.equal(whole[k], resumed[k])]
     assert not different, different[:3]
+
+
+def test_a_run_started_before_the_optimiser_settings_resumes_unless_they_are_now_set(tiny_config, digits, tmp_path):
+    """An earlier hpt's config.yaml has no `optim.name` nor `optim.clip_grad`: their defaults do what it did,
+    so `--resume` accepts it (here: a finished run, nothing left to do), and refuses one now asked otherwise."""
+    import yaml
+
+    from hpt.train.run_dir import check_run_dir
+
+    config, run = tiny_config(digits["pretrain"], **{"train.steps": 2}), tmp_path / "run"
+    pretrain(config, run)
+    written = yaml.safe_load((run / "config.yaml").read_text())
+    del written["optim"]["name"], written["optim"]["clip_grad"]
+    (run / "config.yaml").write_text(yaml.safe_dump(written))
+    assert check_run_dir(run, config, overwrite=False, resume=True)
+    clipped = tiny_config(digits["pretrain"], **{"train.steps": 2, "optim.clip_grad": 3.0})
+    with pytest.raises(HptError, match=r"optim.clip_grad: None then, 3.0 now"):
+        check_run_dir(run, clipped, overwrite=False, resume=True)

@@ -42,12 +42,28 @@ def check_run_dir(out: Path, config: PretrainConfig, overwrite: bool, resume: bo
     """Whether `out` may be written; True when there is an earlier attempt of this same run to continue."""
     if not earlier_attempt(out, overwrite, resume):
         return False
-    then = with_resolved_paths(read_yaml_mapping(out / CONFIG, f"--resume: '{out}''s"))
+    then = with_added_keys(with_resolved_paths(read_yaml_mapping(out / CONFIG, f"--resume: '{out}''s")), DEFAULTS)
     now = resolve_precision(config)  # `auto` as this machine resolves it: what the folder's config records
     difference = first_difference(then, with_resolved_paths(now.to_dict()))
     if difference:
         raise HptError(f"--resume: '{out}' was started with another config ({difference}); use a new --out")
     return True
+
+
+DEFAULTS = PretrainConfig().to_dict()
+
+
+def with_added_keys(old: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """`old` (the config.yaml an earlier hpt wrote) with the settings added since at their defaults. A setting
+    is added with a default that does what hpt did without it (`optim.name: sgd`, `optim.clip_grad: None`), so a
+    run started before it resumes, unless the setting is now asked otherwise."""
+    merged = dict(old)
+    for key, value in defaults.items():
+        if key not in merged:
+            merged[key] = value
+        elif isinstance(value, dict) and isinstance(merged[key], dict):
+            merged[key] = with_added_keys(merged[key], value)
+    return merged
 
 
 def first_difference(old: Any, new: Any, prefix: str = "") -> str | None:
