@@ -42,10 +42,13 @@ def test_lars_scales_each_weight_step_by_its_trust_ratio_and_leaves_biases_plain
             torch.testing.assert_close(zero.detach(), -lr * gz, rtol=1e-6, atol=1e-7)
 
 
-def test_adamw_and_lars_need_a_learning_rate(tiny_config, digits):
+def test_adamw_and_lars_need_a_learning_rate_and_are_named_beside_it(tiny_config, digits):
     with pytest.raises(HptError, match="optim.name adamw needs a learning rate .* set optim.lr"):
         tiny_config(digits["pretrain"], **{"optim.name": "adamw"})
-    assert tiny_config(digits["pretrain"], **{"optim.name": "lars", "optim.lr": 0.3}).optim.name == "lars"
+    lars = tiny_config(digits["pretrain"], **{"optim.name": "lars", "optim.lr": 0.3, "optim.clip_grad": 3})
+    # the console's, the provenance's and the model card's words for the learning rate name both; SGD's stay as before
+    assert lars.learning_rate_rule() == "optim.lr 0.3 x batch 8 / 256, lars, gradients clipped to norm 3"
+    assert tiny_config(digits["pretrain"]).learning_rate_rule() == "mocov2.lr 0.03 x batch 8 / 256"
 
 
 def _float_tensors(path) -> dict[str, torch.Tensor]:

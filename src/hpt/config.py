@@ -415,9 +415,15 @@ class PretrainConfig(Section):
         return self.learning_rate * self.train.batch_size / 256
 
     def learning_rate_rule(self) -> str:
-        """Where the learning rate a run uses comes from, in words: the rate per 256 images and its scaling."""
+        """Where the learning rate a run uses comes from, in words: the rate per 256 images and its scaling, and
+        the optimiser and the gradient clip where they are not the defaults (SGD, none)."""
         source = "optim.lr" if self.optim.lr is not None else f"{self.method}.lr"
-        return f"{source} {self.learning_rate:g} x batch {self.train.batch_size} / 256"
+        rule = f"{source} {self.learning_rate:g} x batch {self.train.batch_size} / 256"
+        if self.optim.name != "sgd":
+            rule += f", {self.optim.name}"
+        if self.optim.clip_grad is not None:
+            rule += f", gradients clipped to norm {self.optim.clip_grad:g}"
+        return rule
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PretrainConfig:
