@@ -31,15 +31,6 @@ def _pretrain(
     return subprocess.run(list(map(str, command)), capture_output=True, text=True, timeout=300)
 
 
-def _pretrain_here(data: Path, run: Path, method: str, *extra: str) -> subprocess.CompletedProcess:
-    """The one-process reference run: `_pretrain(..., 1, ...)`'s command through `main` in this process
-    (seconds of start-up saved per test; what it prints is in pytest's captured output)."""
-    from hpt.cli import main
-
-    argv = list(map(str, _arguments(data, run, method, 1, *extra)))
-    return subprocess.CompletedProcess(argv, main(argv), "", "")
-
-
 def _arguments(data: Path, run: Path, method: str, devices: int, *extra: str) -> list:
     return [
         "pretrain",
@@ -139,7 +130,7 @@ def _assert_near(got: torch.Tensor, expected: torch.Tensor, key: str) -> None:
 
 
 @pytest.mark.parametrize("method, views", [*((name, "cpu") for name in sorted(METHODS)), ("simclr", "on-device")])
-def test_two_processes_match_one_with_the_same_global_batch(method, views, digits, tmp_path):
+def test_two_processes_match_one_with_the_same_global_batch(method, views, digits, tmp_path, hpt_here):
     """From scratch every BatchNorm trains, so statistics are global (train.sync_batch_norm); SimCLR's negatives,
     SwAV's Sinkhorn and queue, MoCo's queue and the kNN monitor's features all cross processes; with
     views.on_device each process augments its slice of the global batch's draws."""
@@ -158,7 +149,7 @@ def test_two_processes_match_one_with_the_same_global_batch(method, views, digit
         f"views.on_device={views != 'cpu'}",
     ]
     one, two = (
-        _pretrain_here(digits["pretrain"], tmp_path / "one", method, *extra),
+        hpt_here(*_arguments(digits["pretrain"], tmp_path / "one", method, 1, *extra)),
         _pretrain(digits["pretrain"], tmp_path / "two", method, 2, *extra),
     )
     assert one.returncode == 0, one.stderr[-2000:]
@@ -166,16 +157,16 @@ def test_two_processes_match_one_with_the_same_global_batch(method, views, digit
     _assert_same_run(tmp_path / "one", tmp_path / "two", test_images=len(list(digits["test"].rglob("*.png"))))
 
 
-def test_moco_shuffled_keys_match_one_process_when_statistics_are_frozen(digits, tmp_path):
+def test_moco_shuffled_keys_match_one_process_when_statistics_are_frozen(digits, tmp_path, hpt_here):
     """MoCo's default across processes shuffles the key encoder's batch (shuffling BN). Continuing from a base,
     the backbone's BN statistics are frozen and MoCo's head has no BN, so each key depends on its own image only:
     the shuffled, encoded and unshuffled keys must be exactly the keys of one process."""
     base = tmp_path / "base"
-    made = _pretrain_here(digits["pretrain"], base, "mocov2", "--backbone", TINY)
+    made = hpt_here(*_arguments(digits["pretrain"], base, "mocov2", 1, "--backbone", TINY))
     assert made.returncode == 0, made.stderr[-2000:]
     extra = ["--base", base / "backbone.safetensors", "--set", "monitor.label_free_sample=64"]
     one, two = (
-        _pretrain_here(digits["pretrain"], tmp_path / "one", "mocov2", *extra),
+        hpt_here(*_arguments(digits["pretrain"], tmp_path / "one", "mocov2", 1, *extra)),
         _pretrain(digits["pretrain"], tmp_path / "two", "mocov2", 2, *extra),
     )
     assert one.returncode == 0, one.stderr[-2000:]
@@ -183,11 +174,11 @@ def test_moco_shuffled_keys_match_one_process_when_statistics_are_frozen(digits,
     _assert_same_run(tmp_path / "one", tmp_path / "two")
 
 
-def test_processes_started_by_torchrun_match_one_process(digits, tmp_path):
+def test_processes_started_by_torchrun_match_one_process(digits, tmp_path, hpt_here):
     """The other way in: torchrun starts both processes, Fabric joins them."""
     torchrun = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")  # own port
     extra = ["--backbone", TINY, "--set", "monitor.label_free_sample=64"]
-    one = _pretrain_here(digits["pretrain"], tmp_path / "one", "simclr", *extra)
+    one = hpt_here(*_arguments(digits["pretrain"], tmp_path / "one", "simclr", 1, *extra))
     two = _pretrain(digits["pretrain"], tmp_path / "two", "simclr", 2, *extra, launcher=torchrun)
     assert one.returncode == 0, one.stderr[-2000:]
     assert two.returncode == 0, two.stderr[-2000:]
