@@ -42,15 +42,13 @@ def check_run_dir(out: Path, config: PretrainConfig, overwrite: bool, resume: bo
     """Whether `out` may be written; True when there is an earlier attempt of this same run to continue."""
     if not earlier_attempt(out, overwrite, resume):
         return False
-    then = with_added_keys(with_resolved_paths(read_yaml_mapping(out / CONFIG, f"--resume: '{out}''s")), DEFAULTS)
+    then = with_resolved_paths(read_yaml_mapping(out / CONFIG, f"--resume: '{out}''s"))
+    then = with_added_keys(then, PretrainConfig().to_dict())
     now = resolve_precision(config)  # `auto` as this machine resolves it: what the folder's config records
     difference = first_difference(then, with_resolved_paths(now.to_dict()))
     if difference:
         raise HptError(f"--resume: '{out}' was started with another config ({difference}); use a new --out")
     return True
-
-
-DEFAULTS = PretrainConfig().to_dict()
 
 
 def with_added_keys(old: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
