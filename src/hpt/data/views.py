@@ -177,7 +177,7 @@ class RandomQuarterTurns(torch.nn.Module):
 
 class MultiView:
     """Independent views of one image, one per transform: two for the positive pair of contrastive methods,
-    2 large + N small for SwAV's multi-crop."""
+    2 large + N small for multi-crop (SwAV, DINO)."""
 
     def __init__(self, views: list[v2.Compose]) -> None:
         self.views = views
@@ -188,3 +188,21 @@ class MultiView:
 
 def two_views(view: v2.Compose) -> MultiView:
     return MultiView([view, view])
+
+
+LARGE_CROPS = 2
+"""Multi-crop's large (global) crops per image: the ones every small crop is compared with."""
+
+
+def small_crop_size(image_size: int, ratio: float) -> int:
+    """A small crop's side: `ratio` of the image size (96/224 in SwAV and DINO), at least 8 pixels."""
+    return max(8, round(image_size * ratio))
+
+
+def multi_crop(make_view, small_crops: int, small_size: int, split: float, small_min_scale: float) -> MultiView:
+    """Multi-crop (Caron et al., SwAV, NeurIPS 2020; DINO, ICCV 2021): 2 large crops at the run's size covering
+    `split`-1 of the image, then `small_crops` crops of `small_size` pixels covering `small_min_scale`-`split`.
+    `make_view(size=..., scale=...)` is the run's view policy (`methods.base.ViewFactory`)."""
+    large = make_view(scale=(split, 1.0))
+    small = make_view(size=small_size, scale=(small_min_scale, split))
+    return MultiView([large] * LARGE_CROPS + [small] * small_crops)

@@ -1,9 +1,14 @@
-"""The MLP projection head of MoCo v2 / SimCLR: Linear -> [BN] -> ReLU -> ... -> Linear."""
+"""The MLP projection head of MoCo v2 / SimCLR: Linear -> [BN] -> ReLU -> ... -> Linear (DINO's: GELU)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import torch
 from torch import nn
+
+RELU: Callable[[], nn.Module] = partial(nn.ReLU, inplace=True)
 
 
 class ProjectionMLP(nn.Module):
@@ -14,7 +19,13 @@ class ProjectionMLP(nn.Module):
     """
 
     def __init__(
-        self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int = 2, batch_norm: bool = False
+        self,
+        in_dim: int,
+        hidden_dim: int,
+        out_dim: int,
+        num_layers: int = 2,
+        batch_norm: bool = False,
+        activation: Callable[[], nn.Module] = RELU,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
@@ -23,7 +34,7 @@ class ProjectionMLP(nn.Module):
             layers.append(nn.Linear(width, hidden_dim, bias=not batch_norm))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(hidden_dim))
-            layers.append(nn.ReLU(inplace=True))
+            layers.append(activation())
             width = hidden_dim
         layers.append(nn.Linear(width, out_dim))
         self.net = nn.Sequential(*layers)

@@ -24,13 +24,13 @@ import torch.nn.functional as F
 from hpt.backbones import Backbone
 from hpt.config import SwAVConfig
 from hpt.core.distributed import world_size
-from hpt.data.views import MultiView
+from hpt.data.views import LARGE_CROPS, MultiView, multi_crop, small_crop_size
 from hpt.heads import ProjectionMLP
 from hpt.heads.prototypes import Prototypes
 from hpt.losses.swav import sinkhorn, swapped_prediction_loss
 from hpt.methods.base import MethodRecord, SSLMethod, StepOutput, ViewFactory
+from hpt.methods.crops import encode_crops
 
-LARGE_CROPS = 2
 SMALL_MIN_SCALE = 0.05
 
 
@@ -41,7 +41,7 @@ class SwAV(SSLMethod):
     def __init__(self, backbone: Backbone, config: SwAVConfig, image_size: int) -> None:
         super().__init__()
         self.config = config
-        self.small_size = max(8, round(image_size * config.small_crop_ratio))
+        self.small_size = small_crop_size(image_size, config.small_crop_ratio)
         self.backbone = backbone
         self.head = ProjectionMLP(backbone.num_features, config.hidden_dim, config.dim, batch_norm=True)
         self.prototypes = Prototypes(config.dim, config.prototypes)
@@ -51,10 +51,7 @@ class SwAV(SSLMethod):
         self.step = 0
 
     def views(self, make_view: ViewFactory) -> MultiView:
-        split = self.config.crop_split
-        large = make_view(scale=(split, 1.0))
-        small = make_view(size=self.small_size, scale=(SMALL_MIN_SCALE, split))
-        return MultiView([large] * LARGE_CROPS + [small] * self.config.small_crops)
+        return multi_crop(make_view, self.config.small_crops, self.small_size, self.config.crop_split, SMALL_MIN_SCALE)
 
     def on_step(self, step: int) -> None:
         self.step = step
@@ -62,9 +59,7 @@ class SwAV(SSLMethod):
     def forward(self, views):
         self.prototypes.normalize_()
         batch = views[0].shape[0]
-        groups = [views[:LARGE_CROPS], views[LARGE_CROPS:]]  # one backbone pass per crop size, as in SwAV
-        features = torch.cat([self.backbone(torch.cat(group)) for group in groups if group])  # (2+N)B x F
-        embeddings = F.normalize(self.head(features), dim=1)  # (2+N)B x dim
+        embeddings = F.normalize(self.head(encode_crops(self.backbone, views)), dim=1)  # (2+N)B x dim
         frozen = self.step < self.config.freeze_prototypes_steps
         scores = self.prototypes(embeddings, frozen=frozen).split(batch)  # (2+N) x [B x K]
 
