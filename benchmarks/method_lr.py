@@ -1,16 +1,19 @@
 """The learning rate of each method when it continues from a base, measured: hpt's per-method defaults.
 
-MoCo v2, SimCLR, BYOL and SwAV continue from the real ImageNet EfficientNet-Lite0 (hpt's defaults otherwise:
-`--init full`, the base's BN statistics frozen) on Fashion-MNIST (when installed) and MNIST-5k, at `--lrs`
-learning rates (per 256 images, scaled linearly to batch 64), `--seeds` seeds each, `--steps` steps at 32 px.
+MoCo v2, SimCLR, BYOL, SwAV and DINO (`--methods`: any of them) continue from the real ImageNet EfficientNet-Lite0
+(hpt's defaults otherwise: `--init full`, the base's BN statistics frozen) on Fashion-MNIST (when installed) and
+MNIST-5k, at `--lrs` learning rates (per 256 images, scaled linearly to batch 64), `--seeds` seeds each, `--steps`
+steps at 32 px.
 Each run is scored by the linear probe and kNN on the labelled split at step 0 (the base as it is) and at its
 last step, the backbone an unlabelled run exports. SwAV's prototypes stay frozen for its first epoch, as in its
 paper: one pass over the unlabelled images (79 steps of 64 over 5,000), not the 313 steps of an ImageNet epoch at
-batch 4096 that its default counts. A method's default (`hpt.config.METHOD_LR`) is the learning rate with the
+batch 4096 that its default counts; DINO's last layer likewise. `--set KEY=VALUE` adds a setting to every run (e.g.
+`dino.head_batch_norm=true`). A method's default (`hpt.config.METHOD_LR`) is the learning rate with the
 best mean last-step linear accuracy over both targets and all seeds.
 
     .venv/bin/python benchmarks/method_lr.py --out benchmarks/results/method_lr       # full: ~55 min, 2 cores*
     .venv/bin/python benchmarks/method_lr.py --quick --out /tmp/method_lr             # the suite's: ~40 s
+    .venv/bin/python benchmarks/method_lr.py --methods dino --seeds 1 --out benchmarks/results/method_lr_dino
 
 * measured while another study shared the 2 cores.
 """
@@ -36,14 +39,14 @@ from study import (
     write_results,
 )
 
-METHODS = ["mocov2", "simclr", "byol", "swav"]
+METHODS = ["mocov2", "simclr", "byol", "swav", "dino"]
 
 
 def run_target(target: str, args: argparse.Namespace) -> dict:
     data = target_data(target, args.out, args.unlabelled, args.per_class)
     epoch = math.ceil(len(list((data / "pretrain").rglob("*.png"))) / args.batch_size)
     runs: dict[str, dict[str, list[dict]]] = {}
-    for method in METHODS:
+    for method in args.methods:
         runs[method] = {}
         for lr in args.lrs:
             runs[method][str(lr)] = []
@@ -53,6 +56,8 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
                     "optim.lr": lr,
                     **run_settings(args, seed),
                     "swav.freeze_prototypes_steps": epoch,
+                    "dino.freeze_last_layer_steps": epoch,
+                    **dict(setting.split("=", 1) for setting in args.set),
                 }
                 folder = args.out / "runs" / target / f"{method}-lr{lr}-{seed}"
                 run = scored_run(data, str(data / "pretrain"), folder, "full", args.steps, args.steps, settings)
@@ -61,11 +66,11 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
     return {"runs": runs}
 
 
-def summarise(results: dict, lrs: list[float]) -> dict:
+def summarise(results: dict, lrs: list[float], methods: list[str]) -> dict:
     """Per method and learning rate: last-step accuracy (mean and sd over targets x seeds, and per target), its
     change from the base; and the chosen learning rate (best mean last-step linear accuracy)."""
     summary: dict = {}
-    for method in METHODS:
+    for method in methods:
         entry: dict = {}
         for lr in map(str, lrs):
             runs = [(t, r) for t, result in results["targets"].items() for r in result["runs"][method][lr]]
@@ -82,10 +87,10 @@ def summarise(results: dict, lrs: list[float]) -> dict:
     return summary
 
 
-def markdown(results: dict, lrs: list[float]) -> str:
+def markdown(results: dict, lrs: list[float], methods: list[str]) -> str:
     lines = markdown_header("Learning rate per method, continuing from the ImageNet Lite0", results)
     summary, targets = results["summary"], list(results["targets"])
-    bases = {t: results["targets"][t]["runs"]["mocov2"][str(lrs[0])][0]["curve"][0] for t in targets}
+    bases = {t: results["targets"][t]["runs"][methods[0]][str(lrs[0])][0]["curve"][0] for t in targets}
     lines += [
         "Base as it is: " + "; ".join(f"{t} linear {b['linear']:.1%}, kNN {b['kNN']:.1%}" for t, b in bases.items()),
         "",
@@ -96,7 +101,7 @@ def markdown(results: dict, lrs: list[float]) -> str:
         "| method | " + " | ".join(f"lr {lr}" for lr in lrs) + " | chosen |",
         "|---|" + "---|" * (len(lrs) + 1),
     ]
-    for method in METHODS:
+    for method in methods:
         s = summary[method]
         cells = [
             f"{s[str(lr)]['linear']['mean']:.1%} ± {s[str(lr)]['linear']['sd']:.1%} "
@@ -106,7 +111,7 @@ def markdown(results: dict, lrs: list[float]) -> str:
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {s['chosen']} |")
     lines += ["", "By target (last-step linear / kNN, mean over seeds):", ""]
     lines += ["| method | lr | " + " | ".join(targets) + " |", "|---|---|" + "---|" * len(targets)]
-    for method in METHODS:
+    for method in methods:
         for lr in map(str, lrs):
             s = summary[method][lr]
             cells = [f"{s['linear_by_target'][t]['mean']:.1%} / {s['kNN_by_target'][t]['mean']:.1%}" for t in targets]
@@ -119,14 +124,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     seed_arguments(parser, 2)
     parser.add_argument("--lrs", type=float, nargs="+", default=[0.003, 0.01, 0.03])
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="a setting added to every run")
     target_arguments(parser)
     args = parser.parse_args()
     if args.quick:
         args.steps, args.seeds, args.lrs = 2, 1, [0.01, 0.03]
         quick_targets(args)
     results = run_targets({**header("method_lr.py", args), "seeds": args.seeds}, args, run_target)
-    results["summary"] = summarise(results, args.lrs)
-    write_results(args.out, results, markdown(results, args.lrs))
+    results["summary"] = summarise(results, args.lrs, args.methods)
+    write_results(args.out, results, markdown(results, args.lrs, args.methods))
 
 
 if __name__ == "__main__":

@@ -60,6 +60,12 @@ def _arguments(data: Path, run: Path, method: str, devices: int, *extra: str) ->
         "swav.queue_size=16",
         "--set",
         "swav.freeze_prototypes_steps=2",
+        "--set",
+        "dino.out_dim=64",
+        "--set",
+        "dino.small_crops=2",
+        "--set",
+        "dino.freeze_last_layer_steps=2",
         *(extra if "--accelerator" in extra else [*extra, "--accelerator", "cpu"]),
     ]
 

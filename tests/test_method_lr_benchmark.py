@@ -11,7 +11,7 @@ def test_the_quick_learning_rate_study_writes_its_results(quick_benchmark):
     out = quick_benchmark("method_lr")
     results = json.loads((out / "results.json").read_text())
     runs = results["targets"]["mnist-5k"]["runs"]
-    assert list(runs) == ["mocov2", "simclr", "byol", "swav"]
+    assert list(runs) == ["mocov2", "simclr", "byol", "swav", "dino"]
     base = runs["mocov2"]["0.01"][0]["curve"][0]
     for method, by_lr in runs.items():
         assert list(by_lr) == ["0.01", "0.03"]

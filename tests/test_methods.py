@@ -147,6 +147,10 @@ def test_every_method_trains_every_backbone_family(name, backbone):
             "byol.hidden_dim": 64,
             "simclr.hidden_dim": 64,
             "mocov2.hidden_dim": 64,
+            "dino.out_dim": 64,
+            "dino.hidden_dim": 64,
+            "dino.small_crops": 2,
+            "dino.freeze_last_layer_steps": 0,
         }
     )
     method = build_method(name, create_backbone(backbone), config)

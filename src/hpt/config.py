@@ -18,7 +18,7 @@ from hpt.errors import HptError
 
 ViewPolicy = Literal["full", "no-color", "no-grayscale", "crop-blur", "crop-only", "rotation", "scan", "scan-rotation"]
 Init = Literal["full", "scratch", "bn-only", "norm-only"]
-Method = Literal["mocov2", "simclr", "byol", "swav"]
+Method = Literal["mocov2", "simclr", "byol", "swav", "dino"]
 """The names of `hpt.methods.METHODS` (tests/test_registries.py holds the two equal): each has a `MethodSection` of
 its name below and its record in its own file, `hpt/methods/NAME.py`."""
 Precision = Literal["auto", "32-true", "32", "bf16-mixed", "16-mixed"]
@@ -150,6 +150,8 @@ class MethodSection(Section):
     lr: float = Field(gt=0.0)
     """Learning rate per 256 images (scaled linearly with the batch) unless `optim.lr` is set; each method
     gives its own measured default."""
+    clip_grad: float | None = Field(None, gt=0.0)
+    """The method's own gradient clip (total norm) unless `optim.clip_grad` is set; None: not clipped."""
 
 
 class MoCoV2Config(MethodSection):
@@ -243,6 +245,50 @@ class SwAVConfig(MethodSection):
     """Step from which the queue is used."""
 
 
+class DINOConfig(MethodSection):
+    """DINO (Caron et al., ICCV 2021): the teacher an EMA of the student (0.996 -> 1, cosine), head 2048-2048-256
+    then 65536 weight-normalised outputs, centring (momentum 0.9), student temperature 0.1, teacher 0.04 warming
+    to 0.07, the last layer frozen for the first epoch, multi-crop 2 global + 8 local, gradients clipped at 3."""
+
+    out_dim: int = Field(65536, ge=2)
+    """Outputs of the head's last layer (the dimensions the softmaxes are over): DINO's 65536."""
+    hidden_dim: int = Field(2048, ge=1)
+    """Hidden width of the head's 3-layer MLP."""
+    bottleneck_dim: int = Field(256, ge=1)
+    """Width of the L2-normalised embedding the last layer scores."""
+    head_batch_norm: bool = False
+    """BatchNorm after the head's hidden layers (DINO's `use_bn_in_head`, off in its recipes)."""
+    momentum_start: float = Field(0.996, ge=0.0, le=1.0)
+    """EMA momentum of the teacher at step 0; it rises to `momentum_end` on a cosine."""
+    momentum_end: float = Field(1.0, ge=0.0, le=1.0)
+    """EMA momentum at the last step."""
+    student_temperature: float = Field(0.1, gt=0.0)
+    """Softmax temperature of the student's outputs."""
+    teacher_temperature_start: float = Field(0.04, gt=0.0)
+    """Softmax temperature of the teacher's outputs at step 0 (sharper than the student's)."""
+    teacher_temperature: float = Field(0.07, gt=0.0)
+    """The teacher's temperature after the warm-up (DINO's ViT recipe; its released ResNet-50 kept 0.04)."""
+    teacher_temperature_warmup: float = Field(0.3, ge=0.0, le=1.0)
+    """Share of `train.steps` over which the teacher's temperature rises linearly (DINO: 30 epochs of 100)."""
+    centre_momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    """Momentum of the running mean subtracted from the teacher's outputs."""
+    freeze_last_layer_steps: int = Field(313, ge=0)
+    """Steps during which the head's last layer does not train (DINO's first epoch; 313 steps is an ImageNet
+    epoch at batch 4096, as for SwAV)."""
+    small_crops: int = Field(8, ge=0)
+    """Local (small) crops per image besides the two global ones; the teacher sees only the global ones."""
+    small_crop_ratio: float = Field(96 / 224, gt=0.0, le=1.0)
+    """Local-crop size as a share of the image size (96 px at 224)."""
+    crop_split: float = Field(0.14, gt=0.0, lt=1.0)
+    """Global crops cover `crop_split`-1 of the image, local crops 0.05-`crop_split` (DINO's ResNet-50 recipe;
+    its ViTs use 0.4)."""
+    lr: float = Field(0.03, gt=0.0)
+    """Learning rate per 256 images (scaled linearly with the batch) unless `optim.lr` is set: DINO's ResNet-50
+    rate with SGD."""
+    clip_grad: float | None = Field(3.0, gt=0.0)
+    """The gradients' total norm is clipped to this unless `optim.clip_grad` is set (DINO's 3); None: off."""
+
+
 class OptimConfig(Section):
     name: Optimiser = "sgd"
     """`sgd` (with momentum: what every method's learning rate was measured with), `adamw` (Adam with decoupled
@@ -261,7 +307,7 @@ class OptimConfig(Section):
     """Steps of linear learning-rate warm-up before the cosine decay."""
     clip_grad: float | None = Field(None, gt=0.0)
     """Before each step, the gradients' total norm (over every trained tensor, after the processes' all-reduce)
-    clipped to this; None: not clipped. DINO's recipe clips at 3."""
+    clipped to this; None: the method's own (`METHOD.clip_grad`: `dino.clip_grad` 3, the others none)."""
 
     @field_validator("lr")
     @classmethod
@@ -389,6 +435,7 @@ class PretrainConfig(Section):
     simclr: SimCLRConfig = Field(default_factory=SimCLRConfig)
     byol: BYOLConfig = Field(default_factory=BYOLConfig)
     swav: SwAVConfig = Field(default_factory=SwAVConfig)
+    dino: DINOConfig = Field(default_factory=DINOConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
@@ -414,6 +461,11 @@ class PretrainConfig(Section):
         """The peak rate the run uses: `learning_rate` scaled linearly with the (global) batch."""
         return self.learning_rate * self.train.batch_size / 256
 
+    @property
+    def gradient_clip(self) -> float | None:
+        """The total gradient norm the run clips to: `optim.clip_grad` where set, else the method's own."""
+        return self.optim.clip_grad if self.optim.clip_grad is not None else self.method_section.clip_grad
+
     def learning_rate_rule(self) -> str:
         """Where the learning rate a run uses comes from, in words: the rate per 256 images and its scaling, and
         the optimiser and the gradient clip where they are not the defaults (SGD, none)."""
@@ -421,8 +473,8 @@ class PretrainConfig(Section):
         rule = f"{source} {self.learning_rate:g} x batch {self.train.batch_size} / 256"
         if self.optim.name != "sgd":
             rule += f", {self.optim.name}"
-        if self.optim.clip_grad is not None:
-            rule += f", gradients clipped to norm {self.optim.clip_grad:g}"
+        if self.gradient_clip is not None:
+            rule += f", gradients clipped to norm {self.gradient_clip:g}"
         return rule
 
 

@@ -61,7 +61,7 @@ class Training:
     device_views: DeviceViews | None
     channels_last: bool
     clip_grad: float | None
-    """`optim.clip_grad`: the gradients' total norm is clipped to it before each step."""
+    """`optim.clip_grad` or the method's own: the gradients' total norm is clipped to it before each step."""
     lr_at: np.ndarray
     momentum_at: np.ndarray
     metrics: MetricsLog
@@ -159,7 +159,7 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
         batches=batches,
         device_views=_device_views(fabric, plan),
         channels_last=channels_last,
-        clip_grad=config.optim.clip_grad,
+        clip_grad=config.gradient_clip,
         lr_at=lr_at,
         momentum_at=momentum_at,
         metrics=metrics,
