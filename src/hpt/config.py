@@ -344,8 +344,8 @@ class TrainConfig(Section):
     """`auto`: `bf16-mixed` on a GPU that has bfloat16 (Ampere and later), else `32-true`; the run's
     config.yaml records the one chosen. `bf16-mixed` or `16-mixed` run the forward passes under autocast."""
     sync_batch_norm: bool | None = None
-    """Across processes, BatchNorm statistics over the global batch. None: on for SimCLR, BYOL and SwAV (as
-    their papers train); off for MoCo v2, which shuffles the key encoder's batch across processes instead."""
+    """Across processes, BatchNorm statistics over the global batch. None: on for SimCLR, BYOL, SwAV and DINO
+    (as their papers train); off for MoCo v2, which shuffles the key encoder's batch across processes instead."""
     channels_last: bool | None = None
     """Images and weights in channels-last memory layout; None: on with a GPU (faster convolutions there)."""
     compile: bool = False
