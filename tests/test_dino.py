@@ -136,3 +136,27 @@ def test_a_stopped_run_resumes_bit_for_bit(tiny_config, digits, tmp_path, monkey
     assert whole["centre"].abs().sum() > 0
     different = [k for k in whole if not torch.equal(whole[k], resumed[k])]
     assert not different, different[:3]
+
+
+def test_multi_crop_views_are_made_on_the_device_too(tiny_config, digits, tmp_path, monkeypatch):
+    """`views.on_device`: the loader crops 2 global and 2 local crops (two sizes) and the device augments them;
+    DINO gets normalised float views of both sizes and trains on them."""
+    seen: list[list[tuple[int, ...]]] = []
+    forward = DINO.forward
+
+    def recording(self, views):
+        seen.append([tuple(v.shape) for v in views])
+        assert all(v.dtype == torch.float32 for v in views)
+        return forward(self, views)
+
+    monkeypatch.setattr(DINO, "forward", recording)
+    settings = {f"dino.{key}": value for key, value in SMALL.model_dump().items()}
+    config = tiny_config(
+        digits["pretrain"],
+        method="dino",
+        **settings,
+        **{"train.steps": 2, "views.on_device": True, "monitor.label_free_sample": 0},
+    )
+    pretrain(config, tmp_path / "run")
+    assert seen == [[(8, 3, 16, 16)] * 2 + [(8, 3, 8, 8)] * 2] * 2
+    assert all(torch.isfinite(m).all() for m in read_tensors(tmp_path / "run" / "checkpoint.safetensors")[0].values())

@@ -25,12 +25,13 @@ def teacher_targets(teacher: list[torch.Tensor], centre: torch.Tensor, temperatu
 def dino_loss(student: list[torch.Tensor], targets: list[torch.Tensor], temperature: float) -> torch.Tensor:
     """`student[v]`: B x K logits of crop v; `targets[i]`: B x K teacher probabilities of global crop i (crop i of
     `student` too). The mean over pairs (i, v), v != i, of -sum(targets[i] * log softmax(student[v] / T))."""
+    log_probabilities = [F.log_softmax(logits.float() / temperature, dim=1) for logits in student]  # once a crop
     total, pairs = student[0].new_zeros((), dtype=torch.float32), 0
     for i, target in enumerate(targets):
-        for v, logits in enumerate(student):
+        for v, log_probability in enumerate(log_probabilities):
             if v == i:
                 continue
-            total = total - (target * F.log_softmax(logits.float() / temperature, dim=1)).sum(dim=1).mean()
+            total = total - (target * log_probability).sum(dim=1).mean()
             pairs += 1
     return total / pairs
 
