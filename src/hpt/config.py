@@ -269,7 +269,8 @@ class DINOConfig(MethodSection):
     teacher_temperature: float = Field(0.07, gt=0.0)
     """The teacher's temperature after the warm-up (DINO's ViT recipe; its released ResNet-50 kept 0.04)."""
     teacher_temperature_warmup: float = Field(0.3, ge=0.0, le=1.0)
-    """Share of `train.steps` over which the teacher's temperature rises linearly (DINO: 30 epochs of 100)."""
+    """Share of `train.steps` over which the teacher's temperature rises linearly: DINO's recipes take their first
+    30 epochs, which is this share of its default 100."""
     centre_momentum: float = Field(0.9, ge=0.0, lt=1.0)
     """Momentum of the running mean subtracted from the teacher's outputs."""
     freeze_last_layer_steps: int = Field(313, ge=0)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -46,7 +47,8 @@ class DINO(SSLMethod):
         self.config = config
         self.momentum = (config.momentum_start, config.momentum_end)
         self.small_size = small_crop_size(image_size, config.small_crop_ratio)
-        self.warmup_steps = round(config.teacher_temperature_warmup * steps)
+        warmup_steps = round(config.teacher_temperature_warmup * steps)
+        self.warmup = np.linspace(config.teacher_temperature_start, config.teacher_temperature, warmup_steps)
         self.backbone = backbone
         self.head = DINOHead(
             backbone.num_features, config.hidden_dim, config.bottleneck_dim, config.out_dim, config.head_batch_norm
@@ -68,10 +70,7 @@ class DINO(SSLMethod):
     def teacher_temperature(self, step: int) -> float:
         """Linear from `teacher_temperature_start` at step 0 to `teacher_temperature` at the warm-up's last step
         (DINO's `np.linspace` over its warm-up epochs), then constant."""
-        start, end = self.config.teacher_temperature_start, self.config.teacher_temperature
-        if step >= self.warmup_steps - 1:
-            return end
-        return start + (end - start) * step / (self.warmup_steps - 1)
+        return float(self.warmup[step]) if step < len(self.warmup) else self.config.teacher_temperature
 
     def forward(self, views):
         batch = views[0].shape[0]
