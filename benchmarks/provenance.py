@@ -42,7 +42,7 @@ def header(script: str, args: argparse.Namespace) -> dict[str, str]:
     options = " ".join(
         f"--{k.replace('_', '-')}" + ("" if v is True else f" {' '.join(map(str, v)) if isinstance(v, list) else v}")
         for k, v in vars(args).items()
-        if k not in ("out", "quick") and v is not False  # a flag: named when on
+        if k not in ("out", "quick") and v is not False and v != []  # a flag: named when on; an empty list: not
     )
     command = f"benchmarks/{script} " + ("--quick " if args.quick else "") + options
     return {"command": command, "date": today(), "git": git_revision(), "machine": machine()}

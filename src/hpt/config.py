@@ -285,7 +285,8 @@ class DINOConfig(MethodSection):
     its ViTs use 0.4)."""
     lr: float = Field(0.03, gt=0.0)
     """Learning rate per 256 images (scaled linearly with the batch) unless `optim.lr` is set: DINO's ResNet-50
-    rate with SGD."""
+    rate with SGD, and the best of 0.003 / 0.01 / 0.03 continuing from the ImageNet Lite0 (the highest tried: +3.9
+    linear points over the base in 100 steps, one seed per target; benchmarks/results/method_lr_dino)."""
     clip_grad: float | None = Field(3.0, gt=0.0)
     """The gradients' total norm is clipped to this unless `optim.clip_grad` is set (DINO's 3); None: off."""
 
