@@ -152,6 +152,30 @@ def _write_bad_images(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture
+def stopped_and_resumed(tmp_path, monkeypatch):
+    """`stopped_and_resumed(CONFIG)`: the checkpoint tensors of a run of CONFIG never stopped, and of one stopped
+    after step 3 (as by a signal: its checkpoint written there) and resumed to the end."""
+    from hpt.checkpoints.files import read_tensors
+    from hpt.train import steps as step_loop
+    from hpt.train.guard import Stopped
+    from hpt.train.loop import pretrain
+
+    def run(config) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        pretrain(config, tmp_path / "whole")
+        calls = iter(range(100))
+        with monkeypatch.context() as patch:
+            patch.setattr(step_loop, "_stop_agreed", lambda fabric, here: next(calls) == 2)  # after step 3
+            with pytest.raises(Stopped):
+                pretrain(config, tmp_path / "stopped")
+        assert read_tensors(tmp_path / "stopped" / "checkpoint.safetensors")[1]["steps"] == 3
+        pretrain(config, tmp_path / "stopped", resume=True)
+        whole, resumed = (read_tensors(tmp_path / run / "checkpoint.safetensors")[0] for run in ("whole", "stopped"))
+        return whole, resumed
+
+    return run
+
+
+@pytest.fixture
 def quick_benchmark(tmp_path):
     """`quick_benchmark(NAME)` runs `benchmarks/NAME.py --quick --out TMP` as a user would; returns TMP."""
 

@@ -14,8 +14,6 @@ from hpt.config import DINOConfig, ModelConfig
 from hpt.core.param_groups import param_groups
 from hpt.losses.dino import dino_loss, teacher_targets, updated_centre
 from hpt.methods.dino import DINO
-from hpt.train import steps as step_loop
-from hpt.train.guard import Stopped
 from hpt.train.loop import pretrain
 from hpt.transfer.bn_only import init_bn_only
 
@@ -113,7 +111,7 @@ def test_bn_only_trains_the_batch_norm_and_the_student_head_only(lite0_file):
     assert in_optimizer == expected | {id(p) for p in method.head.parameters()}
 
 
-def test_a_stopped_run_resumes_bit_for_bit(tiny_config, digits, tmp_path, monkeypatch):
+def test_a_stopped_run_resumes_bit_for_bit(tiny_config, digits, stopped_and_resumed):
     """Stopped after step 3, inside the temperature's warm-up and after the last layer's freeze, and resumed: the
     student, teacher, centre and optimiser end as in a run never stopped (the step-dependent parts follow the
     step, not the process)."""
@@ -122,16 +120,7 @@ def test_a_stopped_run_resumes_bit_for_bit(tiny_config, digits, tmp_path, monkey
     config = tiny_config(
         digits["pretrain"], method="dino", **settings, **{"train.steps": 6, "monitor.label_free_sample": 0}
     )
-    pretrain(config, tmp_path / "whole")
-    calls = iter(range(100))
-    monkeypatch.setattr(step_loop, "_stop_agreed", lambda fabric, here: next(calls) == 2)  # after step 3
-    with pytest.raises(Stopped):
-        pretrain(config, tmp_path / "stopped")
-    monkeypatch.undo()
-    pretrain(config, tmp_path / "stopped", resume=True)
-    whole, resumed = (
-        read_tensors(run / "checkpoint.safetensors")[0] for run in (tmp_path / "whole", tmp_path / "stopped")
-    )
+    whole, resumed = stopped_and_resumed(config)
     assert {"centre", "teacher_head.last_layer", "head.last_layer"} <= whole.keys() and whole.keys() == resumed.keys()
     assert whole["centre"].abs().sum() > 0
     different = [k for k in whole if not torch.equal(whole[k], resumed[k])]

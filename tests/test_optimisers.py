@@ -10,8 +10,6 @@ from hpt.checkpoints.files import read_tensors
 from hpt.core.lars import LARS
 from hpt.core.param_groups import param_groups
 from hpt.errors import HptError
-from hpt.train import steps as step_loop
-from hpt.train.guard import Stopped
 from hpt.train.loop import pretrain
 
 
@@ -79,23 +77,13 @@ def test_clipping_bounds_the_first_step_by_the_clip(tiny_config, digits, tmp_pat
 
 
 @pytest.mark.parametrize("name", ["sgd", "adamw", "lars"])
-def test_each_optimiser_resumes_a_stopped_run_bit_for_bit(name, tiny_config, digits, tmp_path, monkeypatch):
+def test_each_optimiser_resumes_a_stopped_run_bit_for_bit(name, tiny_config, digits, stopped_and_resumed):
     """A run stopped after step 3 (as by a signal: its checkpoint written there) and resumed ends with the
     weights, momentum encoder, queue and optimiser state of a run never stopped: every optimiser's state is
     saved and restored whole (AdamW's moments and step count, LARS's and SGD's momentum buffers)."""
     config = tiny_config(digits["pretrain"], **{"train.steps": 5, "optim.name": name, "optim.lr": 0.03,
                                                 "optim.clip_grad": 3.0, "monitor.label_free_sample": 0})  # fmt: skip
-    pretrain(config, tmp_path / "whole")
-    calls = iter(range(100))
-    monkeypatch.setattr(step_loop, "_stop_agreed", lambda fabric, here: next(calls) == 2)  # after step 3
-    with pytest.raises(Stopped):
-        pretrain(config, tmp_path / "stopped")
-    monkeypatch.undo()
-    assert read_tensors(tmp_path / "stopped" / "checkpoint.safetensors")[1]["steps"] == 3
-    pretrain(config, tmp_path / "stopped", resume=True)
-    whole, resumed = (
-        read_tensors(run / "checkpoint.safetensors")[0] for run in (tmp_path / "whole", tmp_path / "stopped")
-    )
+    whole, resumed = stopped_and_resumed(config)
     assert any(k.startswith("optimizer.") for k in whole) and whole.keys() == resumed.keys()
     different = [k for k in whole if not torch.equal(whole[k], resumed[k])]
     assert not different, different[:3]

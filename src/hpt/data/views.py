@@ -199,10 +199,14 @@ def small_crop_size(image_size: int, ratio: float) -> int:
     return max(8, round(image_size * ratio))
 
 
-def multi_crop(make_view, small_crops: int, small_size: int, split: float, small_min_scale: float) -> MultiView:
+SMALL_MIN_SCALE = 0.05
+"""The smallest share of the image a small crop covers (SwAV's and DINO's 0.05)."""
+
+
+def multi_crop(make_view, small_crops: int, small_size: int, split: float) -> MultiView:
     """Multi-crop (Caron et al., SwAV, NeurIPS 2020; DINO, ICCV 2021): 2 large crops at the run's size covering
-    `split`-1 of the image, then `small_crops` crops of `small_size` pixels covering `small_min_scale`-`split`.
+    `split`-1 of the image, then `small_crops` crops of `small_size` pixels covering `SMALL_MIN_SCALE`-`split`.
     `make_view(size=..., scale=...)` is the run's view policy (`methods.base.ViewFactory`)."""
     large = make_view(scale=(split, 1.0))
-    small = make_view(size=small_size, scale=(small_min_scale, split))
+    small = make_view(size=small_size, scale=(SMALL_MIN_SCALE, split))
     return MultiView([large] * LARGE_CROPS + [small] * small_crops)

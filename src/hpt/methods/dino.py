@@ -36,8 +36,6 @@ from hpt.losses.dino import dino_loss, teacher_targets, updated_centre
 from hpt.methods.base import MethodRecord, SSLMethod, StepOutput, ViewFactory
 from hpt.methods.crops import encode_crops
 
-SMALL_MIN_SCALE = 0.05
-
 
 class DINO(SSLMethod):
     centre: torch.Tensor
@@ -62,7 +60,7 @@ class DINO(SSLMethod):
         return [(self.backbone, self.teacher_backbone), (self.head, self.teacher_head)]
 
     def views(self, make_view: ViewFactory) -> MultiView:
-        return multi_crop(make_view, self.config.small_crops, self.small_size, self.config.crop_split, SMALL_MIN_SCALE)
+        return multi_crop(make_view, self.config.small_crops, self.small_size, self.config.crop_split)
 
     def on_step(self, step: int) -> None:
         self.step = step

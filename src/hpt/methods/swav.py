@@ -31,8 +31,6 @@ from hpt.losses.swav import sinkhorn, swapped_prediction_loss
 from hpt.methods.base import MethodRecord, SSLMethod, StepOutput, ViewFactory
 from hpt.methods.crops import encode_crops
 
-SMALL_MIN_SCALE = 0.05
-
 
 class SwAV(SSLMethod):
     queue: torch.Tensor
@@ -51,7 +49,7 @@ class SwAV(SSLMethod):
         self.step = 0
 
     def views(self, make_view: ViewFactory) -> MultiView:
-        return multi_crop(make_view, self.config.small_crops, self.small_size, self.config.crop_split, SMALL_MIN_SCALE)
+        return multi_crop(make_view, self.config.small_crops, self.small_size, self.config.crop_split)
 
     def on_step(self, step: int) -> None:
         self.step = step
