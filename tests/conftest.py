@@ -169,7 +169,7 @@ def stopped_and_resumed(tmp_path, monkeypatch):
                 pretrain(config, tmp_path / "stopped")
         assert read_tensors(tmp_path / "stopped" / "checkpoint.safetensors")[1]["steps"] == 3
         pretrain(config, tmp_path / "stopped", resume=True)
-        whole, resumed = (read_tensors(tmp_path / run / "checkpoint.safetensors")[0] for run in ("whole", "stopped"))
+        whole, resumed = (read_tensors(tmp_path / name / "checkpoint.safetensors")[0] for name in ("whole", "stopped"))
         return whole, resumed
 
     return run

@@ -23,7 +23,9 @@ class DINOHead(nn.Module):
     ) -> None:
         """`batch_norm`: BatchNorm after each hidden layer (the reference's `use_bn_in_head`, off by default)."""
         super().__init__()
-        self.mlp = ProjectionMLP(in_dim, hidden_dim, bottleneck_dim, 3, batch_norm, activation=nn.GELU)
+        self.mlp = ProjectionMLP(
+            in_dim, hidden_dim, bottleneck_dim, num_layers=3, batch_norm=batch_norm, activation=nn.GELU
+        )
         for layer in self.mlp.modules():
             if isinstance(layer, nn.Linear):
                 nn.init.trunc_normal_(layer.weight, std=0.02)

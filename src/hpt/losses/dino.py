@@ -37,9 +37,9 @@ def dino_loss(student: list[torch.Tensor], targets: list[torch.Tensor], temperat
 
 
 @torch.no_grad()
-def updated_centre(centre: torch.Tensor, teacher: list[torch.Tensor], momentum: float) -> torch.Tensor:
-    """The new centre (1 x K): `momentum` of the old plus the rest of the teacher outputs' mean over the global
-    batch (every process's global crops, as DINO's all-reduce)."""
-    outputs = torch.cat(teacher).float()
+def updated_centre(centre: torch.Tensor, teacher: torch.Tensor, momentum: float) -> torch.Tensor:
+    """The new centre (1 x K): `momentum` of the old plus the rest of the mean of the teacher's outputs (N x K, every
+    global crop of the batch) over the global batch (every process's, as DINO's all-reduce)."""
+    outputs = teacher.float()
     batch_sum = all_reduce_sum(outputs.sum(dim=0, keepdim=True))
     return centre * momentum + batch_sum / (outputs.shape[0] * world_size()) * (1 - momentum)

@@ -38,6 +38,10 @@ class SSLMethod(nn.Module):
     momentum: tuple[float, float] = (0.0, 0.0)
     """Start and end of the EMA momentum (cosine, reaching the end on the last step), for `momentum_pairs`."""
 
+    step: int = 0
+    """The (0-based) step of the next forward, as `on_step` was last told: for methods whose behaviour changes with
+    it (MoCo's shuffle seed, SwAV's and DINO's frozen layers, DINO's temperature)."""
+
     def forward(self, views: list[torch.Tensor]) -> StepOutput:
         """The loss for one batch of views (each N x 3 x H x W), and the embeddings it came from."""
         raise NotImplementedError
@@ -51,7 +55,8 @@ class SSLMethod(nn.Module):
         return []
 
     def on_step(self, step: int) -> None:
-        """Told the (0-based) step before each forward, for methods whose behaviour changes with it."""
+        """Told the step before each forward."""
+        self.step = step
 
 
 @dataclass(frozen=True)

@@ -54,16 +54,12 @@ class DINO(SSLMethod):
         self.teacher_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
         self.teacher_head = copy.deepcopy(self.head).requires_grad_(False)
         self.register_buffer("centre", torch.zeros(1, config.out_dim))
-        self.step = 0
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         return [(self.backbone, self.teacher_backbone), (self.head, self.teacher_head)]
 
     def views(self, make_view: ViewFactory) -> MultiView:
         return multi_crop(make_view, self.config.small_crops, self.small_size, self.config.crop_split)
-
-    def on_step(self, step: int) -> None:
-        self.step = step
 
     def teacher_temperature(self, step: int) -> float:
         """Linear from `teacher_temperature_start` at step 0 to `teacher_temperature` at the warm-up's last step
@@ -76,10 +72,9 @@ class DINO(SSLMethod):
         student, bottleneck = self.head(encode_crops(self.backbone, views), frozen_last_layer=frozen)
         with torch.no_grad():
             teacher, _ = self.teacher_head(self.teacher_backbone(torch.cat(views[:LARGE_CROPS])))
-        teacher_crops = list(teacher.split(batch))
-        targets = teacher_targets(teacher_crops, self.centre, self.teacher_temperature(self.step))
+        targets = teacher_targets(list(teacher.split(batch)), self.centre, self.teacher_temperature(self.step))
         loss = dino_loss(list(student.split(batch)), targets, self.config.student_temperature)
-        self.centre.copy_(updated_centre(self.centre, teacher_crops, self.config.centre_momentum))
+        self.centre.copy_(updated_centre(self.centre, teacher, self.config.centre_momentum))
         return StepOutput(loss, bottleneck[:batch].detach())
 
 

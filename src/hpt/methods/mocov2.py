@@ -54,7 +54,7 @@ class MoCoV2(SSLMethod):
         """`splits`: slices for emulated shuffling BN on one process (`mocov2.bn_splits`); None: by the batch
         that comes, `default_splits`."""
         super().__init__()
-        self.shuffle_keys, self.seed, self.step, self.splits = shuffle_keys, seed, 0, splits
+        self.shuffle_keys, self.seed, self.splits = shuffle_keys, seed, splits
         self.temperature = config.temperature
         self.momentum = (config.momentum, config.momentum)
         self.backbone = backbone
@@ -68,9 +68,6 @@ class MoCoV2(SSLMethod):
 
     def views(self, make_view: ViewFactory) -> MultiView:
         return two_views(make_view())
-
-    def on_step(self, step: int) -> None:
-        self.step = step
 
     def _keys(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.momentum_head(self.momentum_backbone(images)), dim=1)

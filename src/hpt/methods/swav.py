@@ -46,13 +46,9 @@ class SwAV(SSLMethod):
         self.queue_size = config.queue_size // world_size()  # this process's share
         self.register_buffer("queue", torch.zeros(LARGE_CROPS, self.queue_size, config.dim))
         self.register_buffer("queued", torch.zeros((), dtype=torch.long))
-        self.step = 0
 
     def views(self, make_view: ViewFactory) -> MultiView:
         return multi_crop(make_view, self.config.small_crops, self.small_size, self.config.crop_split)
-
-    def on_step(self, step: int) -> None:
-        self.step = step
 
     def forward(self, views):
         self.prototypes.normalize_()
