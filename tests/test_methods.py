@@ -13,6 +13,7 @@ from hpt.backbones import create_backbone
 from hpt.config import BYOLConfig, SwAVConfig, load_config
 from hpt.core.ema import ema_update
 from hpt.core.schedule import cosine_schedule
+from hpt.data.stats import PixelStats
 from hpt.losses.byol import byol_loss
 from hpt.losses.nt_xent import nt_xent_loss
 from hpt.losses.swav import sinkhorn, swapped_prediction_loss
@@ -132,7 +133,7 @@ def test_swav_views_are_two_large_and_n_small_crops():
 
 @pytest.mark.parametrize("backbone", ["torchvision:resnet18", "timm:tf_efficientnet_lite0"])
 @pytest.mark.parametrize("name", sorted(METHODS))
-def test_every_method_trains_every_backbone_family(name, backbone):
+def test_every_method_trains_every_backbone_family(name, backbone, lite0_file):
     """One step on each registry entry: finite loss, gradients reach the backbone, nothing else needed."""
     torch.manual_seed(0)
     config = load_config(
@@ -151,9 +152,12 @@ def test_every_method_trains_every_backbone_family(name, backbone):
             "dino.hidden_dim": 64,
             "dino.small_crops": 2,
             "dino.freeze_last_layer_steps": 0,
+            "distill.teacher": str(lite0_file),
+            "distill.teacher_backbone": "timm:tf_efficientnet_lite0",
+            "distill.queue_size": 16,
         }
     )
-    method = build_method(name, create_backbone(backbone), config)
+    method = build_method(name, create_backbone(backbone), config, PixelStats((0.5,) * 3, (0.5,) * 3))
     recipe = method.views(lambda size=None, scale=None: lambda image: torch.randn(3, size or 32, size or 32))
     views = [torch.stack(crops) for crops in zip(*(recipe(None) for _ in range(4)))]  # the method's own views
     loss, embeddings = method(views)

@@ -7,6 +7,7 @@ from hpt.backbones import create_backbone
 from hpt.config import MoCoV2Config
 from hpt.core.ema import ema_update
 from hpt.core.schedule import cosine_schedule
+from hpt.data.stats import PixelStats
 from hpt.methods import build_method
 from hpt.methods.mocov2 import MoCoV2, default_splits
 from hpt.methods.queue import KeyQueue
@@ -105,7 +106,7 @@ def test_one_process_emulates_shuffling_batch_norm_only_while_statistics_train(t
     from hpt.transfer.frozen_statistics import hold_batch_norm_statistics
 
     config = tiny_config(digits["pretrain"], method="mocov2")
-    method = build_method("mocov2", make(config.model.backbone), config).train()
+    method = build_method("mocov2", make(config.model.backbone), config, PixelStats((0.5,) * 3, (0.5,) * 3)).train()
     assert method.splits is None  # mocov2.bn_splits unset: by the batch that comes
     assert method._splits(8) == 2 and method._splits(256) == 4
     hold_batch_norm_statistics(method)

@@ -31,6 +31,7 @@ PRETRAIN_FLAGS: dict[str, str] = {
     "--backbone": "model.backbone",
     "--init": "model.init",
     "--method": "method",
+    "--teacher": "distill.teacher",
     "--views": "views.policy",
     "--intensity": "data.intensity",
     "--steps": "train.steps",

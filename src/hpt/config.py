@@ -18,7 +18,7 @@ from hpt.errors import HptError
 
 ViewPolicy = Literal["full", "no-color", "no-grayscale", "crop-blur", "crop-only", "rotation", "scan", "scan-rotation"]
 Init = Literal["full", "scratch", "bn-only", "norm-only"]
-Method = Literal["mocov2", "simclr", "byol", "swav", "dino"]
+Method = Literal["mocov2", "simclr", "byol", "swav", "dino", "distill"]
 """The names of `hpt.methods.METHODS` (tests/test_registries.py holds the two equal): each has a `MethodSection` of
 its name below and its record in its own file, `hpt/methods/NAME.py`."""
 Precision = Literal["auto", "32-true", "32", "bf16-mixed", "16-mixed"]
@@ -293,6 +293,41 @@ class DINOConfig(MethodSection):
     """The gradients' total norm is clipped to this unless `optim.clip_grad` is set (DINO's 3); None: off."""
 
 
+NO_TEACHER = (  # `method: distill` without `distill.teacher`, where it is checked (precheck, the method)
+    "method distill needs a teacher: pass --teacher MODEL (a hub name, a checkpoint file or an hpt run folder), "
+    "or set distill.teacher"
+)
+
+
+class DistillConfig(MethodSection):
+    """Distillation of a frozen teacher into the base (SEED, Fang et al., ICLR 2021, or cosine regression): the
+    student (the base and a projection MLP onto the teacher's features) learns the teacher's embedding of each
+    view."""
+
+    teacher: str | None = None
+    """The frozen model distilled from (`--teacher`): a hub name (`timm:NAME`, `torchvision:NAME`), a checkpoint
+    file or an hpt run folder, as `model.base` takes them; `method: distill` needs one."""
+    teacher_backbone: str | None = None
+    """The teacher's architecture where its file does not say (a foreign checkpoint that hpt cannot identify from
+    its keys), e.g. `timm:tf_efficientnet_lite2`; hub names and hpt files name their own."""
+    teacher_image_size: int | None = Field(None, ge=8, le=4096)
+    """The side the teacher sees each view at (the student's view resized); None: the size an hpt teacher was
+    pretrained at, else the one size the teacher takes, else `data.image_size`."""
+    loss: Literal["seed", "cosine"] = "seed"
+    """`seed`: the student's similarities to the current teacher embedding and a queue of past ones match the
+    teacher's own (cross-entropy of the two softmaxes, SEED's loss); `cosine`: 2 - 2 cos(student, teacher)."""
+    queue_size: int = Field(65536, ge=1)
+    """Past teacher embeddings the `seed` loss compares with (SEED's 65536)."""
+    student_temperature: float = Field(0.2, gt=0.0)
+    """Softmax temperature of the student's similarities (`seed`; SEED's 0.2)."""
+    teacher_temperature: float = Field(1e-4, gt=0.0)
+    """Softmax temperature of the teacher's similarities (`seed`; SEED's code default 1e-4: nearly one-hot)."""
+    hidden_dim: int | None = Field(None, ge=1)
+    """Hidden width of the student's 2-layer projection MLP; None: the backbone's feature width (as SEED's)."""
+    lr: float = Field(0.03, gt=0.0)
+    """Learning rate per 256 images (scaled linearly with the batch) unless `optim.lr` is set: SEED's SGD rate."""
+
+
 class OptimConfig(Section):
     name: Optimiser = "sgd"
     """`sgd` (with momentum: what every method's learning rate was measured with), `adamw` (Adam with decoupled
@@ -440,6 +475,7 @@ class PretrainConfig(Section):
     byol: BYOLConfig = Field(default_factory=BYOLConfig)
     swav: SwAVConfig = Field(default_factory=SwAVConfig)
     dino: DINOConfig = Field(default_factory=DINOConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)

@@ -151,9 +151,9 @@ def _lukemelas_efficientnet(state: State, backbone: Backbone) -> State:
     lukemelas numbers blocks flat; timm nests them by stage. The N-th flat block is the N-th `blocks.S.I` of
     the timm model in order, which the backbone's own key names give.
     """
-    positions = sorted(
-        {tuple(int(p) for p in k.split(".")[1:3]) for k in backbone.native_state_dict() if k.startswith("blocks.")}
-    )
+    nested = (k.split(".")[1:3] for k in backbone.native_state_dict() if k.startswith("blocks."))
+    # only `blocks.S.I` keys: a model with flat blocks (a ViT's `blocks.N.attn`) is then simply not a fit
+    positions = sorted({(int(s), int(i)) for s, i in nested if s.isdigit() and i.isdigit()})
     converted: State = {}
     for key, value in state.items():
         head, _, rest = key.partition(".")

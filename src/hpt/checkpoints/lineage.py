@@ -6,6 +6,7 @@ still exists, its sha256 is checked against the one recorded when it was used.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,14 @@ def _check(path: str | None, sha256: str | None) -> str:
     return " [unchanged]" if sha256_file(file) == sha256 else " [CHANGED since it was used]"
 
 
+def _teacher(teacher: Origin, shown: Callable[[Any], str], public: bool) -> str:
+    """A distillation's teacher in a few words: what it is and where it came from, checked where it is a file."""
+    if teacher.source != "file":
+        return f"{teacher.spec} ({teacher.backbone}, {teacher.source} weights)"
+    checked = "" if public else _check(teacher.path, teacher.sha256)
+    return f"{shown(teacher.path)} ({teacher.backbone}) sha256 {str(teacher.sha256)[:16]}{checked}"
+
+
 def describe(spec: str, public: bool = False) -> str:
     """The lineage in lines; `public`: files and folders by name only (no local paths, nothing checked on this
     machine), for a model card that is published."""
@@ -102,6 +111,8 @@ def describe(spec: str, public: bool = False) -> str:
                 f"init {provenance.init}{' + ' + adapt if adapt else ''}, {provenance.steps} steps "
                 f"on {data.images} images of {shown(data.path)}, {provenance.wall_time_s}s, {provenance.created}"
             )
+            if teacher := provenance.teacher:
+                lines.append(f"   distilled from the teacher {_teacher(teacher, shown, public)}")
             parent = provenance.parent
             if provenance.format == BACKBONE_FORMAT and parent:
                 checked = "" if public else _check(parent.path, parent.sha256)

@@ -253,6 +253,9 @@ class FileProvenance:
     selected: Selected | None = None
     monitor: list[dict[str, Any]] | None = None
     """The monitor's evaluations (metrics.jsonl's records: open-ended score names), in the exported backbone."""
+    teacher: Origin | None = None
+    """The frozen model a distillation run learnt from (0.8 on), recorded as a base is: hub name or file, checksum,
+    its own provenance."""
 
     @property
     def is_run(self) -> bool:
@@ -293,11 +296,13 @@ class FileProvenance:
             record["selected"] = self.selected.to_dict()
         if self.monitor is not None:
             record["monitor"] = self.monitor
+        if self.teacher is not None:
+            record["teacher"] = self.teacher.to_dict()
         return record
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> FileProvenance:
-        base, parent, selected = record.get("base"), record.get("parent"), record.get("selected")
+        base, parent, selected, teacher = (record.get(key) for key in ("base", "parent", "selected", "teacher"))
         return cls(
             record.get("backbone"),
             record.get("method"),
@@ -315,6 +320,7 @@ class FileProvenance:
             record.get("format"),
             Selected.from_dict(selected) if isinstance(selected, dict) else None,
             record.get("monitor"),
+            Origin.from_dict(teacher) if isinstance(teacher, dict) else None,
         )
 
 

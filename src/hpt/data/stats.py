@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from hpt.checkpoints.provenance import FileProvenance
 from hpt.data.cache import files_key, read_cached, write_cached
 from hpt.data.decode import RGB, Decoding
 from hpt.data.files import ImageList
@@ -35,6 +36,15 @@ class PixelStats:
     def flat(self) -> bool:
         """Every channel at the floor: the sampled images are one value everywhere, nothing to learn from."""
         return all(s <= STD_FLOOR for s in self.std)
+
+
+def recorded_stats(provenance: FileProvenance | None, channels: int) -> PixelStats | None:
+    """The mean/std a model was pretrained with (its `config.json` tells downstream code the same), if it records
+    them for `channels` bands: what `hpt eval` normalises with, and a distillation teacher sees."""
+    data = provenance.data if provenance else None
+    if data and data.mean is not None and data.std is not None and len(data.mean) == len(data.std) == channels:
+        return PixelStats(tuple(data.mean), tuple(data.std))
+    return None
 
 
 def pixel_stats(images: ImageList, image_size: int, sample: int, seed: int = 0, decoding: Decoding = RGB) -> PixelStats:

@@ -25,7 +25,7 @@ from hpt.core.atomic import make_folder, write_text_atomic
 from hpt.data.decode import Decoding
 from hpt.data.files import ImageList
 from hpt.data.intensity import Setting, Window
-from hpt.data.stats import PixelStats
+from hpt.data.stats import recorded_stats
 from hpt.data.window_choice import resolve_window
 from hpt.errors import HptError
 from hpt.eval.features import eval_device
@@ -145,14 +145,6 @@ def files_digest(paths: list[Path]) -> str:
 def recorded_image_size(provenance: FileProvenance | None) -> int | None:
     """The image size the model was pretrained at, if it records one."""
     return provenance.image_size if provenance else None
-
-
-def recorded_stats(provenance: FileProvenance | None, channels: int) -> PixelStats | None:
-    """The mean/std the model was pretrained with (its `config.json` tells downstream code the same), if any."""
-    data = provenance.data if provenance else None
-    if data and data.mean is not None and data.std is not None and len(data.mean) == len(data.std) == channels:
-        return PixelStats(tuple(data.mean), tuple(data.std))
-    return None
 
 
 def selection_warnings(provenance: FileProvenance | None, test: str, val: str | None) -> list[str]:

@@ -14,6 +14,7 @@ import pkgutil
 
 from hpt.backbones import Backbone
 from hpt.config import PretrainConfig
+from hpt.data.stats import PixelStats
 from hpt.methods.base import MethodRecord, SSLMethod, StepOutput, ViewFactory
 
 
@@ -35,8 +36,9 @@ def syncs_batch_norm(config: PretrainConfig) -> bool:
     return METHODS[config.method].syncs_batch_norm(config.train)
 
 
-def build_method(name: str, backbone: Backbone, config: PretrainConfig) -> SSLMethod:
-    return METHODS[name].build(backbone, config)
+def build_method(name: str, backbone: Backbone, config: PretrainConfig, stats: PixelStats) -> SSLMethod:
+    """`stats`: the per-channel mean/std the views are normalised with (a teacher may want its own)."""
+    return METHODS[name].build(backbone, config, stats)
 
 
 __all__ = ["METHODS", "MethodRecord", "SSLMethod", "StepOutput", "ViewFactory", "build_method", "syncs_batch_norm"]

@@ -16,7 +16,9 @@ import torch
 from torch import nn
 
 from hpt.backbones import Backbone
+from hpt.checkpoints.provenance import Origin
 from hpt.config import MethodSection, PretrainConfig, TrainConfig
+from hpt.data.stats import PixelStats
 
 
 class ViewFactory(Protocol):
@@ -38,6 +40,10 @@ class SSLMethod(nn.Module):
     momentum: tuple[float, float] = (0.0, 0.0)
     """Start and end of the EMA momentum (cosine, reaching the end on the last step), for `momentum_pairs`."""
 
+    teacher_origin: Origin | None = None
+    """Where a frozen model the method learns from came from (distillation's teacher): the run's provenance records
+    it beside the base."""
+
     step: int = 0
     """The (0-based) step of the next forward, as `on_step` was last told: for methods whose behaviour changes with
     it (MoCo's shuffle seed, SwAV's and DINO's frozen layers, DINO's temperature)."""
@@ -54,6 +60,10 @@ class SSLMethod(nn.Module):
         """(online, target) modules that the loop updates by EMA after each optimiser step."""
         return []
 
+    def notes(self) -> list[str]:
+        """What the run's console says of the method as it starts, besides its name (distillation: its teacher)."""
+        return []
+
     def on_step(self, step: int) -> None:
         """Told the step before each forward."""
         self.step = step
@@ -67,8 +77,9 @@ class MethodRecord:
     """As `--method` takes it; also the name of its config section."""
     section: type[MethodSection]
     """Its settings (defaults included, the learning rate among them): `PretrainConfig.<name>`."""
-    build: Callable[[Backbone, PretrainConfig], SSLMethod]
-    """(the starting backbone, the run's config) -> the method; its `views` is the method's view recipe."""
+    build: Callable[[Backbone, PretrainConfig, PixelStats], SSLMethod]
+    """(the starting backbone, the run's config, the statistics its views are normalised with) -> the method; its
+    `views` is the method's view recipe."""
     shuffles_keys: bool = False
     """Across processes, shuffles the batch between them (MoCo's shuffling BN) instead of synchronising
     BatchNorm statistics, as its paper trains."""

@@ -48,4 +48,4 @@ class BYOL(SSLMethod):
         return StepOutput(byol_loss(online_1, target_2) + byol_loss(online_2, target_1), projected_1.detach())
 
 
-RECORD = MethodRecord("byol", BYOLConfig, lambda backbone, config: BYOL(backbone, config.byol))
+RECORD = MethodRecord("byol", BYOLConfig, lambda backbone, config, _stats: BYOL(backbone, config.byol))

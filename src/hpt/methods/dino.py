@@ -81,6 +81,6 @@ class DINO(SSLMethod):
 RECORD = MethodRecord(
     "dino",
     DINOConfig,
-    lambda backbone, config: DINO(backbone, config.dino, config.data.image_size, config.train.steps),
+    lambda backbone, config, _stats: DINO(backbone, config.dino, config.data.image_size, config.train.steps),
     unused_parameters=True,  # the head's last layer gets no gradient while frozen
 )

@@ -27,6 +27,7 @@ from torch import nn
 from hpt.backbones import Backbone, batch_norms
 from hpt.config import MoCoV2Config, PretrainConfig
 from hpt.core.distributed import gather, shuffled_forward, split_forward, world_size
+from hpt.data.stats import PixelStats
 from hpt.data.views import MultiView, two_views
 from hpt.heads import ProjectionMLP
 from hpt.losses import infonce_loss
@@ -97,7 +98,7 @@ class MoCoV2(SSLMethod):
         return StepOutput(loss, query.detach())
 
 
-def _build(backbone: Backbone, config: PretrainConfig) -> MoCoV2:
+def _build(backbone: Backbone, config: PretrainConfig, _stats: PixelStats) -> MoCoV2:
     shuffle_keys = not RECORD.syncs_batch_norm(config.train)
     return MoCoV2(backbone, config.mocov2, shuffle_keys, seed=config.train.seed, splits=config.mocov2.bn_splits)
 

@@ -38,4 +38,4 @@ class SimCLR(SSLMethod):
         return StepOutput(nt_xent_loss(gather(first), gather(second), self.temperature), first.detach())
 
 
-RECORD = MethodRecord("simclr", SimCLRConfig, lambda backbone, config: SimCLR(backbone, config.simclr))
+RECORD = MethodRecord("simclr", SimCLRConfig, lambda backbone, config, _stats: SimCLR(backbone, config.simclr))

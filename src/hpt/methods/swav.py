@@ -83,6 +83,6 @@ class SwAV(SSLMethod):
 RECORD = MethodRecord(
     "swav",
     SwAVConfig,
-    lambda backbone, config: SwAV(backbone, config.swav, config.data.image_size),
+    lambda backbone, config, _stats: SwAV(backbone, config.swav, config.data.image_size),
     unused_parameters=True,  # the prototypes get no gradient while frozen
 )

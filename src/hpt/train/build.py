@@ -85,7 +85,7 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
     config, writes = plan.config, fabric.global_rank == 0
     torch.manual_seed(config.train.seed)
     backbone, origin, resumed, adaptations = _starting_point(plan, fabric.device)
-    method = build_method(config.method, backbone, config)
+    method = build_method(config.method, backbone, config, plan.stats)
     if fabric.world_size > 1 and syncs_batch_norm(config):
         synchronise_batch_norm(method)
     fabric.barrier()  # every process has read what it needs (the checkpoint) before rank 0 changes the folder
@@ -95,6 +95,8 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
     if writes:
         keep_log(console, run / TRAIN_LOG)  # closed by the loop, however the run ends
     _announce(plan, run, backbone.name, origin, console, writes)
+    for note in method.notes():
+        say(console, note)
 
     loader = _loader(fabric, plan, method, resumed.steps if resumed else 0)
     optimizer, lr_at, momentum_at = _optimiser(method, config)
@@ -144,8 +146,9 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
     if resumed is None:
         say(console, resolved.describe())
     provenance = Provenance(
-        config, backbone.name, plan.strategy.name, origin, data, adaptations, steps, wall_time, resolved
-    )
+        config, backbone.name, plan.strategy.name, origin, data, adaptations, steps, wall_time, resolved,
+        method.teacher_origin,
+    )  # fmt: skip
     selects_by = plan.monitor.selects_by if plan.monitor else None
     best = BestBackbone(run / BEST, selects_by, steps if resumed else None) if selects_by and writes else None
     evaluations = Evaluations(

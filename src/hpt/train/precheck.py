@@ -1,6 +1,7 @@
 """What `hpt pretrain` checks before it imports torch, Fabric and timm (seconds of start-up), so that the common
 mistakes are one line at once: the config (validated as it is loaded), a `--data` that does not exist, an
-`--out` that holds another run, a `--base` that is neither a hub name, a run folder nor a weights file.
+`--out` that holds another run, a `--base` (or distillation's `--teacher`) that is neither a hub name, a run folder
+nor a weights file.
 Everything else is checked by the plan (`plan.py`), before any file is written. Imports nothing heavy:
 `benchmarks/fail_fast.py` measures the time to each error."""
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hpt.checkpoints.kinds import check_weights_spec
-from hpt.config import PretrainConfig
+from hpt.config import NO_TEACHER, PretrainConfig
 from hpt.core.run_files import earlier_attempt
 from hpt.errors import HptError
 
@@ -24,3 +25,7 @@ def precheck(config: PretrainConfig, out: Path, overwrite: bool, resume: bool) -
     earlier_attempt(out, overwrite, resume)
     if config.model.base:
         check_weights_spec(config.model.base)
+    if config.method == "distill":
+        if config.distill.teacher is None:
+            raise HptError(NO_TEACHER)
+        check_weights_spec(config.distill.teacher, "teacher")

@@ -29,6 +29,8 @@ class Provenance:
     resolved: Resolved | None = None
     """What the config left to the run, as it ran: the learning rate and its rule, precision, devices, the batch
     per process (config.yaml keeps what was asked)."""
+    teacher: Origin | None = None
+    """Where the frozen model the method learnt from came from (distillation's teacher), if any."""
 
     def at(self, steps: int, wall_time_s: float) -> Provenance:
         return replace(self, steps=steps, wall_time_s=wall_time_s)
@@ -49,6 +51,7 @@ class Provenance:
             base=self.origin,
             parent=self.origin.parent,
             config=self.config.to_dict(),
+            teacher=self.teacher,
         )
 
     def to_dict(self) -> dict[str, Any]:
