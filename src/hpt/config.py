@@ -366,6 +366,12 @@ class TrainConfig(Section):
     """The global batch: split evenly across processes, so a recipe means the same on 1 device or 64."""
     seed: int = 0
     """Seeds initialisation, data order and every view's random draws."""
+    accumulate: int = Field(1, ge=1)
+    """Micro-batches each step's batch is split into (per process), each through forward and backward on its own and
+    their gradients summed before one update: the memory of a micro-batch, the learning rate and data order of
+    `batch_size`. What then sees only a micro-batch: BatchNorm's batch statistics, in-batch negatives (SimCLR),
+    SwAV's Sinkhorn, MoCo's and SEED's queues (filled between micro-batches) and DINO's centre (updated after
+    each)."""
     log_every: int = Field(10, ge=1)
     """Steps between lines of `metrics.jsonl`."""
     checkpoint_every: int = Field(500, ge=1)

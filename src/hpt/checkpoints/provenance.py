@@ -160,12 +160,18 @@ class Resolved:
     processes: int
     device: str
     batch_per_process: int
+    accumulate: int = 1
+    """Micro-batches each process's batch was split into, their gradients summed (`train.accumulate`; 0.8 on)."""
 
     def describe(self) -> str:
-        return (
+        said = (
             f"learning rate {self.lr:.4g} ({self.lr_rule}), cosine to 0; precision {self.precision}; "
             f"{self.processes} process(es) on {self.device}, {self.batch_per_process} images each per step"
         )
+        if self.accumulate > 1:
+            micro = self.batch_per_process // self.accumulate
+            said += f", in {self.accumulate} micro-batches of {micro} (BatchNorm and in-batch comparisons see {micro})"
+        return said
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

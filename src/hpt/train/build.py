@@ -62,6 +62,8 @@ class Training:
     channels_last: bool
     clip_grad: float | None
     """`optim.clip_grad` or the method's own: the gradients' total norm is clipped to it before each step."""
+    accumulate: int
+    """Micro-batches each step's batch is split into, their gradients summed before the update (`train.accumulate`)."""
     lr_at: np.ndarray
     momentum_at: np.ndarray
     metrics: MetricsLog
@@ -163,6 +165,7 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
         device_views=_device_views(fabric, plan),
         channels_last=channels_last,
         clip_grad=config.gradient_clip,
+        accumulate=config.train.accumulate,
         lr_at=lr_at,
         momentum_at=momentum_at,
         metrics=metrics,
@@ -211,6 +214,7 @@ def _resolved(fabric: Fabric, config: PretrainConfig) -> Resolved:
         processes=fabric.world_size,
         device=fabric.device.type,
         batch_per_process=config.train.batch_size // fabric.world_size,
+        accumulate=config.train.accumulate,
     )
 
 

@@ -49,6 +49,13 @@ def make_fabric(train: TrainConfig, unused_parameters: bool = False) -> Fabric:
             f"train.batch_size {train.batch_size} does not split evenly over {processes} processes "
             f"(train.devices {train.devices} x train.num_nodes {train.num_nodes}); the batch is global"
         )
+    per_process = train.batch_size // processes
+    if per_process % train.accumulate or per_process // train.accumulate < 2:
+        raise HptError(
+            f"train.accumulate {train.accumulate}: each process's batch of {per_process} must split into "
+            f"{train.accumulate} equal micro-batches of at least 2 images (BatchNorm needs two); "
+            "lower train.accumulate or raise train.batch_size"
+        )
     strategy: str | DDPStrategy = "auto"
     if processes > 1 or train.strategy == "ddp":
         # Buffers stay each process's own: SwAV's queue holds this process's slice (BatchNorm statistics are

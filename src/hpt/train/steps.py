@@ -154,16 +154,25 @@ def _step(fabric: Fabric, t: Training, step: int, window: Window, collapse: Coll
     for group in t.optimizer.param_groups:
         group["lr"] = float(t.lr_at[step])  # lr_at and momentum_at are NumPy arrays: reading them waits for nothing
     t.method.on_step(step)
-    loss, embeddings = t.model(views)
+    t.optimizer.zero_grad(set_to_none=True)
+    parts = micro_batches(views, t.accumulate)
+    total, embedded = None, []
+    for index, part in enumerate(parts):
+        # across processes the gradients are all-reduced once, after the last part (one process has none to skip)
+        skips_sync = index < len(parts) - 1 and fabric.world_size > 1
+        with fabric.no_backward_sync(t.model, enabled=skips_sync):  # type: ignore[arg-type]  # Fabric's own module
+            loss, embeddings = t.model(part)
+            fabric.backward(loss / len(parts))  # the gradients summed over the parts: the whole batch's mean
+        total = loss.detach() if total is None else total + loss.detach()
+        embedded.append(embeddings)
+    assert total is not None
+    collapse.add(torch.cat(embedded))  # the whole batch's spread, however it was split
     # The one host synchronisation a step makes, on purpose: the loss must be known to be finite before the
     # update is applied (a non-finite loss updates nothing and stops the run with its last good checkpoint).
     # With several processes it is one all-reduce of a float, so that every process decides alike.
-    loss_value = mean_over_processes(float(loss.detach()), fabric.device)
+    loss_value = mean_over_processes(float(total) / len(parts), fabric.device)
     if not math.isfinite(loss_value):
         return loss_value  # nothing is updated with it
-    collapse.add(embeddings)
-    t.optimizer.zero_grad(set_to_none=True)
-    fabric.backward(loss)
     if t.clip_grad is not None:
         # Computed and applied on the device, no synchronisation: error_if_nonfinite would read the norm on the
         # host each step. A non-finite gradient makes the weights non-finite, so the next step's loss is too,
@@ -172,6 +181,14 @@ def _step(fabric: Fabric, t: Training, step: int, window: Window, collapse: Coll
     t.optimizer.step()
     ema_update(t.method.momentum_pairs(), float(t.momentum_at[step]))
     return loss_value
+
+
+def micro_batches(views: list[torch.Tensor], parts: int) -> list[list[torch.Tensor]]:
+    """The views of a batch in `parts` equal slices of consecutive images (`train.accumulate`), each slice every
+    view of its images."""
+    if parts == 1:
+        return [views]
+    return [list(slices) for slices in zip(*(view.chunk(parts) for view in views), strict=True)]
 
 
 def _log(t: Training, done: int, lr: float, window: Window, collapse: CollapseWatch, start: float) -> Window:
