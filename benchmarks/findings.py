@@ -12,7 +12,10 @@ when every pair agrees, does not hold when none does, and holds partly otherwise
   (the data fractions), is smaller than scratch's in the same seed.
 A second table, from `results/label_free`, holds hpt's own goal without labels, counted over runs: a pick within
 1 point of the labels' pick (by the best label-free criterion, the others and the references beside it), and the
-verdict "the last step beats the base" right.
+verdict "the last step beats the base" right. A third, from `results/distill`, holds distillation of the ImageNet
+Lite2 into the Lite0 base with the loss that study picked (on its validation split), at each teacher size: the
+student's last step against the base as it is, against HPT's (MoCo v2, same seed), and within 1 point of the
+teacher as it is.
 
     .venv/bin/python benchmarks/findings.py            # prints the table
     .venv/bin/python benchmarks/findings.py --write    # and puts it into README.md between its markers
@@ -124,6 +127,36 @@ def label_free_rows(results: dict) -> list[tuple[str, list[str], int, int]]:
     ]  # fmt: skip
 
 
+def distill_rows(results: dict) -> list[tuple[str, list[str], int, int]]:
+    """Distillation's findings for the loss the study picked, at each teacher size, over (target, seed) pairs."""
+    loss, rows = results["summary"]["picked"], []
+    sizes = sorted({int(name.rsplit("-", 1)[1]) for name in next(iter(results["targets"].values()))["runs"]
+                    if name.startswith(f"{loss}-")})  # fmt: skip
+    for size in sizes:
+        texts: dict[str, list[str]] = {"base": [], "hpt": [], "teacher": []}
+        counts = {key: [0, 0] for key in texts}
+        for target, result in results["targets"].items():
+            student = [r["curve"][-1][SCORE] for r in result["runs"][f"{loss}-{size}"]]
+            hpt = [r["curve"][-1][SCORE] for r in result["runs"]["mocov2"]]
+            base = [r["curve"][0][SCORE] for r in result["runs"][f"{loss}-{size}"]]
+            teacher = result["as_it_is"]["teacher"][str(size)][SCORE]
+            for key, others in (("base", base), ("hpt", hpt)):
+                counts[key][0] += sum(a > b for a, b in zip(student, others))
+                counts[key][1] += len(student)
+            counts["teacher"][0] += sum(a >= teacher - 0.01 for a in student)
+            counts["teacher"][1] += len(student)
+            texts["base"].append(f"{target}: {pct(student)} against {pct(base)}")
+            texts["hpt"].append(f"{target}: {pct(student)} against {pct(hpt)}")
+            texts["teacher"].append(f"{target}: {pct(student)} against the teacher's {teacher:.1%}")
+        what = f"{loss} from the Lite2 at {size} px"
+        rows += [
+            (f"{what} beats the Lite0 base (last step over the base as it is)", texts["base"], *counts["base"]),
+            (f"{what} beats HPT (MoCo v2 from the same base, same steps)", texts["hpt"], *counts["hpt"]),
+            (f"{what} comes within 1 point of the teacher as it is", texts["teacher"], *counts["teacher"]),
+        ]
+    return rows
+
+
 def render(root: Path = RESULTS) -> str:
     convergence = json.loads((root / "convergence" / "results.json").read_text())
     robustness = json.loads((root / "robustness" / "results.json").read_text())
@@ -144,6 +177,15 @@ def render(root: Path = RESULTS) -> str:
     ]
     for goal, texts, hits, total in label_free_rows(label_free):
         lines.append(f"| {goal} | {'; '.join(texts)} | {verdict(hits, total)} ({hits}/{total}) |")
+    distill = json.loads((root / "distill" / "results.json").read_text())
+    lines += [
+        "",
+        f"| distilling the bigger ImageNet model into the Lite0 (`benchmarks/distill.py`) | measured here: linear "
+        f"probe, mean ± sd over {distill['seeds']} seeds | verdict ((target, seed) pairs that agree) |",
+        "|---|---|---|",
+    ]
+    for finding, texts, hits, total in distill_rows(distill):
+        lines.append(f"| {finding} | {'; '.join(texts)} | {verdict(hits, total)} ({hits}/{total}) |")
     return "\n".join(lines) + "\n"
 
 
