@@ -18,6 +18,7 @@ from hpt.losses.seed import seed_loss
 from hpt.methods import build_method
 from hpt.methods.distill import Distill
 from hpt.methods.teacher import load_teacher
+from hpt.train.loop import pretrain
 
 LITE0 = "timm:tf_efficientnet_lite0"
 RUN_STATS = PixelStats((0.2, 0.3, 0.4), (0.1, 0.2, 0.3))
@@ -229,3 +230,23 @@ def test_a_missing_teacher_is_one_line_and_exit_2_before_anything_is_written(dig
     result = hpt_here("pretrain", "--data", str(digits["pretrain"]), "--out", str(run), "--method", "distill", *flags)
     assert result.returncode == 2 and said in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not run.exists()
+
+
+def test_its_one_view_is_made_on_the_device_too(tiny_config, digits, tmp_path, monkeypatch):
+    """`views.on_device`: the loader only crops; the student and the teacher get the device's normalised view."""
+    seen: list[list[tuple[int, ...]]] = []
+    forward = Distill.forward
+
+    def recording(self, views):
+        seen.append([tuple(v.shape) for v in views])
+        assert all(v.dtype == torch.float32 for v in views)
+        return forward(self, views)
+
+    monkeypatch.setattr(Distill, "forward", recording)
+    config = tiny_config(
+        digits["pretrain"],
+        method="distill",
+        **{"train.steps": 2, "views.on_device": True, "monitor.label_free_sample": 0},
+    )
+    pretrain(config, tmp_path / "run")
+    assert seen == [[(8, 3, 16, 16)]] * 2
