@@ -250,3 +250,13 @@ def test_its_one_view_is_made_on_the_device_too(tiny_config, digits, tmp_path, m
     )
     pretrain(config, tmp_path / "run")
     assert seen == [[(8, 3, 16, 16)]] * 2
+
+
+def test_a_teacher_named_by_a_relative_path_is_recorded_resolved(lite0_file, tmp_path, monkeypatch):
+    """As `model.base`: the same file named from another folder (a `--resume` elsewhere) is the same config."""
+    from hpt.config import resolve_paths
+
+    (tmp_path / "teacher.pth").symlink_to(lite0_file)
+    monkeypatch.chdir(tmp_path)
+    config = resolve_paths(load_config(None, {"method": "distill", "distill.teacher": "teacher.pth"}))
+    assert config.distill.teacher == str(lite0_file.resolve())

@@ -5,7 +5,8 @@ The student's views come normalised with the run's data statistics at the run's 
 same views resized to its image size (bilinear, antialiased when smaller) and, where it records statistics of
 its own (an hpt run's file), renormalised to them: x_teacher = (x * std_run + mean_run - mean_teacher) / std_teacher,
 one affine map per channel. A teacher that records none (a hub's or a foreign file's weights) is normalised as the
-student is: the data's own statistics, as `hpt eval` normalises such a model.
+student is: the data's own statistics, as `hpt eval` normalises such a model. The pixels themselves are the run's
+(its intensity window and bands): an hpt teacher's recorded window is not applied again.
 """
 
 from __future__ import annotations
