@@ -211,6 +211,7 @@ def test_the_lite2_teacher_distils_into_the_lite0_base_and_is_in_the_lineage(
     provenance = read_provenance(run / "backbone.safetensors")
     assert provenance["method"] == "distill" and provenance["teacher"]["sha256"] == sha256_file(lite2)
     assert provenance["teacher"]["backbone"] == "timm:tf_efficientnet_lite2"
+    assert FileProvenance.from_dict(provenance).to_dict() == provenance  # the teacher read back as written
     timm.create_model("tf_efficientnet_lite0", num_classes=0).load_state_dict(
         load_file(str(run / "backbone.safetensors")), strict=True
     )  # the student exports as an ordinary Lite0

@@ -161,7 +161,8 @@ class Resolved:
     device: str
     batch_per_process: int
     accumulate: int = 1
-    """Micro-batches each process's batch was split into, their gradients summed (`train.accumulate`; 0.8 on)."""
+    """Micro-batches each process's batch was split into, their gradients summed (`train.accumulate`; 0.8 on,
+    written only when above 1: a run without it writes what 0.7 wrote)."""
 
     def describe(self) -> str:
         said = (
@@ -174,7 +175,10 @@ class Resolved:
         return said
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        record = asdict(self)
+        if self.accumulate == 1:
+            del record["accumulate"]
+        return record
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Resolved | None:
