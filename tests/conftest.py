@@ -190,6 +190,26 @@ def stopped_and_resumed(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def recorded_views(monkeypatch):
+    """`recorded_views(METHOD_CLASS)`: a list that gets, at each forward of that method, the shapes of the views it
+    was given; each view must be float32 (normalised, whether made on the device or not)."""
+
+    def record(method_class: type) -> list[list[tuple[int, ...]]]:
+        seen: list[list[tuple[int, ...]]] = []
+        forward = method_class.forward
+
+        def recording(self, views):
+            seen.append([tuple(v.shape) for v in views])
+            assert all(v.dtype == torch.float32 for v in views)
+            return forward(self, views)
+
+        monkeypatch.setattr(method_class, "forward", recording)
+        return seen
+
+    return record
+
+
+@pytest.fixture
 def quick_benchmark(tmp_path):
     """`quick_benchmark(NAME)` runs `benchmarks/NAME.py --quick --out TMP` as a user would; returns TMP."""
 

@@ -129,18 +129,10 @@ def test_a_stopped_run_resumes_bit_for_bit(tiny_config, digits, stopped_and_resu
     assert not different, different[:3]
 
 
-def test_multi_crop_views_are_made_on_the_device_too(tiny_config, digits, tmp_path, monkeypatch):
+def test_multi_crop_views_are_made_on_the_device_too(tiny_config, digits, tmp_path, recorded_views):
     """`views.on_device`: the loader crops 2 global and 2 local crops (two sizes) and the device augments them;
     DINO gets normalised float views of both sizes and trains on them."""
-    seen: list[list[tuple[int, ...]]] = []
-    forward = DINO.forward
-
-    def recording(self, views):
-        seen.append([tuple(v.shape) for v in views])
-        assert all(v.dtype == torch.float32 for v in views)
-        return forward(self, views)
-
-    monkeypatch.setattr(DINO, "forward", recording)
+    seen = recorded_views(DINO)
     settings = {f"dino.{key}": value for key, value in SMALL.model_dump().items()}
     config = tiny_config(
         digits["pretrain"],

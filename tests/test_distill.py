@@ -233,17 +233,9 @@ def test_a_missing_teacher_is_one_line_and_exit_2_before_anything_is_written(dig
     assert not run.exists()
 
 
-def test_its_one_view_is_made_on_the_device_too(tiny_config, digits, tmp_path, monkeypatch):
+def test_its_one_view_is_made_on_the_device_too(tiny_config, digits, tmp_path, recorded_views):
     """`views.on_device`: the loader only crops; the student and the teacher get the device's normalised view."""
-    seen: list[list[tuple[int, ...]]] = []
-    forward = Distill.forward
-
-    def recording(self, views):
-        seen.append([tuple(v.shape) for v in views])
-        assert all(v.dtype == torch.float32 for v in views)
-        return forward(self, views)
-
-    monkeypatch.setattr(Distill, "forward", recording)
+    seen = recorded_views(Distill)
     config = tiny_config(
         digits["pretrain"],
         method="distill",
