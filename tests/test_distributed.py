@@ -182,6 +182,19 @@ def test_moco_shuffled_keys_match_one_process_when_statistics_are_frozen(digits,
     _assert_same_run(tmp_path / "one", tmp_path / "two")
 
 
+def test_two_processes_accumulating_match_one_process_on_the_whole_batch(digits, tmp_path, hpt_here):
+    """`train.accumulate` across processes: each of two processes takes its 4 images in 2 micro-batches of 2, the
+    gradients all-reduced once, after the last. Where nothing is shared between images (cosine distillation, the
+    BatchNorm statistics frozen) that is one process's update on the batch of 8."""
+    extra = ["--backbone", TINY, "--set", "distill.loss=cosine", "--set", "transfer.freeze_bn_statistics=true",
+             "--set", "monitor.label_free_sample=64"]  # fmt: skip
+    one = hpt_here(*_arguments(digits["pretrain"], tmp_path / "one", "distill", 1, *extra))
+    two = _pretrain(digits["pretrain"], tmp_path / "two", "distill", 2, *extra, "--set", "train.accumulate=2")
+    assert one.returncode == 0, one.stderr[-2000:]
+    assert two.returncode == 0, two.stderr[-2000:]
+    _assert_same_run(tmp_path / "one", tmp_path / "two")
+
+
 def test_processes_started_by_torchrun_match_one_process(digits, tmp_path, hpt_here):
     """The other way in: torchrun starts both processes, Fabric joins them."""
     torchrun = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")  # own port
