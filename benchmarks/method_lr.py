@@ -14,6 +14,9 @@ best mean last-step linear accuracy over both targets and all seeds.
     .venv/bin/python benchmarks/method_lr.py --out benchmarks/results/method_lr       # full: ~55 min, 2 cores*
     .venv/bin/python benchmarks/method_lr.py --quick --out /tmp/method_lr             # the suite's: ~40 s
     .venv/bin/python benchmarks/method_lr.py --methods dino --seeds 1 --out benchmarks/results/method_lr_dino
+    .venv/bin/python benchmarks/method_lr.py --methods distill --seeds 1 --set distill.teacher=LITE2.pth \
+        distill.teacher_backbone=timm:tf_efficientnet_lite2 distill.teacher_image_size=64 distill.queue_size=4096 \
+        --out benchmarks/results/method_lr_distill
 
 * measured while another study shared the 2 cores.
 """
@@ -40,6 +43,8 @@ from study import (
 )
 
 METHODS = ["mocov2", "simclr", "byol", "swav", "dino"]
+CHOICES = [*METHODS, "distill"]
+"""`--methods` takes distillation too, its teacher given by `--set distill.teacher=...` (not in the default list)."""
 
 
 def run_target(target: str, args: argparse.Namespace) -> dict:
@@ -124,7 +129,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     seed_arguments(parser, 2)
     parser.add_argument("--lrs", type=float, nargs="+", default=[0.003, 0.01, 0.03])
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
+    parser.add_argument("--methods", nargs="+", choices=CHOICES, default=METHODS)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="a setting added to every run")
     target_arguments(parser)
     args = parser.parse_args()
