@@ -16,7 +16,7 @@ Each run exports its last step (no pick); scores are its last step's on the labe
 is the one with the best mean last-step linear accuracy on the monitor's validation split (a fifth of the labelled
 training split, held out), over targets, seeds and teacher sizes: picked on one split, reported on another.
 
-    .venv/bin/python benchmarks/distill.py --out benchmarks/results/distill     # ~45 min on 2 cores
+    .venv/bin/python benchmarks/distill.py --out benchmarks/results/distill     # 57 min on 2 cores
     .venv/bin/python benchmarks/distill.py --quick --out /tmp/distill           # the suite's: ~40 s
 """
 
