@@ -107,6 +107,24 @@ def test_pretrain_export_and_eval_with_four_bands(four_band, lite0_file, tmp_pat
     assert np.load(out / "run.npy").shape == (8, 1280) and (out / "neighbours.png").is_file()
 
 
+@pytest.mark.slow  # seconds of real work (training): make test-fast leaves it out
+def test_an_rgb_teacher_distils_into_an_rgb_base_on_four_bands(four_band, lite0_file, tmp_path, hpt_here):
+    """Both the ImageNet teacher's and the base's first convolutions take the 4 bands (timm's rule); the teacher,
+    recording no statistics, sees the data's."""
+    run = tmp_path / "run"
+    result = hpt_here(
+        "pretrain", "--data", four_band / "pretrain", "--out", run, "--base", lite0_file, "--backbone", LITE0,
+        "--method", "distill", "--teacher", lite0_file, "--set", f"distill.teacher_backbone={LITE0}",
+        "--steps", "2", "--batch-size", "8", "--image-size", "32", "--workers", "0",
+        "--set", "distill.queue_size=16", "--set", "monitor.label_free_sample=0",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    provenance = read_provenance(run / "backbone.safetensors")
+    assert provenance["data"]["channels"] == 4
+    assert provenance["teacher"]["load_report"]["adapted"] == provenance["base"]["load_report"]["adapted"] != []
+    assert "the data's mean/std (it records none)" in " ".join(result.stderr.split())
+
+
 def test_a_mixed_folder_keeps_the_band_count_most_files_have(four_band, tmp_path, tiny_pretrain):
     """4-band TIFFs with an RGB PNG, a grey PNG (read as RGB: 3 bands), a 1-band array and a cut-off TIFF among
     them: each of those is skipped with its reason, and the run goes on with the 4-band images."""

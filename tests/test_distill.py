@@ -253,3 +253,12 @@ def test_a_teacher_named_by_a_relative_path_is_recorded_resolved(lite0_file, tmp
     monkeypatch.chdir(tmp_path)
     config = resolve_paths(load_config(None, {"method": "distill", "distill.teacher": "teacher.pth"}))
     assert config.distill.teacher == str(lite0_file.resolve())
+
+
+def test_an_hpt_teacher_of_other_bands_sees_the_datas_statistics_and_says_so(tmp_path):
+    """Its recorded RGB statistics say nothing of 4-band data: the data's are used, and the console line says why."""
+    hpt_teacher_file(tmp_path / "teacher.safetensors", 16, PixelStats((0.5,) * 3, (0.25,) * 3))
+    four = PixelStats((0.2, 0.3, 0.4, 0.5), (0.1, 0.2, 0.3, 0.4))
+    teacher, _ = load_teacher(DistillConfig(teacher=str(tmp_path / "teacher.safetensors")), four, 16, in_chans=4)
+    assert torch.equal(teacher.scale, torch.ones(1, 4, 1, 1)) and torch.equal(teacher.shift, torch.zeros(1, 4, 1, 1))
+    assert "records them for 3 bands, the data has 4" in teacher.describe()

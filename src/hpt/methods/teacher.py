@@ -84,5 +84,12 @@ def load_teacher(config: DistillConfig, stats: PixelStats, image_size: int, in_c
     own = recorded or stats
     run_mean, run_std = torch.tensor(stats.mean), torch.tensor(stats.std)
     mean, std = torch.tensor(own.mean), torch.tensor(own.std)
-    said = "the mean/std it records" if recorded else "the data's mean/std (it records none)"
+    kept = provenance.data.mean if provenance else None
+    said = (
+        "the mean/std it records"
+        if recorded
+        else f"the data's mean/std (it records them for {len(kept)} bands, the data has {in_chans})"
+        if kept
+        else "the data's mean/std (it records none)"
+    )
     return Teacher(backbone, size, run_std / std, (run_mean - mean) / std, said), origin
