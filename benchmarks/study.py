@@ -5,6 +5,7 @@ probe and kNN as it trains."""
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from provenance import write_results_json
 from hpt.checkpoints.files import read_provenance
 from hpt.config import PretrainConfig, load_config, resolve_paths
 from hpt.core.run_files import BACKBONE as BACKBONE_FILE
-from hpt.core.run_files import read_monitor
+from hpt.core.run_files import read_metrics, read_monitor
 from hpt.data import builtin
 from hpt.errors import HptError
 from hpt.train.loop import pretrain
@@ -25,6 +26,8 @@ from hpt.train.run_dir import check_run_dir, is_finished
 
 SCORES = {"linear": "linear_top1", "kNN": "knn_top1_k20"}
 BACKBONE = "timm:tf_efficientnet_lite0"
+VALIDATION = "linear_val_top1"
+"""The monitor's score on its held-out fifth of the labelled training split: what a study picks by."""
 
 
 INSTALLED = {"fashion-mnist": builtin.fashion_mnist_available, "emoji": builtin.emoji_available}
@@ -92,6 +95,67 @@ def scored_run(
         seconds = time.perf_counter() - began
     curve = [{"step": e["step"], **{label: e[key] for label, key in SCORES.items()}} for e in read_monitor(run)]
     return {"init": init, "steps": steps, "curve": curve, "seconds": round(seconds, 1)}
+
+
+def epoch_steps(data: Path, batch_size: int) -> int:
+    """Steps of one pass over a target's unlabelled images: what SwAV's prototypes and DINO's last layer stay
+    frozen for in the studies (their papers' first epoch), not the 313 steps of an ImageNet epoch at batch 4096
+    that their defaults count."""
+    return math.ceil(len(list((data / "pretrain").rglob("*.png"))) / batch_size)
+
+
+def training_speed(run: Path) -> float:
+    """The median over a run's logged windows of its training images per second (evaluations left out)."""
+    return statistics.median(m["images_per_s"] for m in read_metrics(run))
+
+
+def compared_run(data: Path, folder: Path, args: argparse.Namespace, seed: int, settings: dict[str, Any]) -> dict:
+    """One run of a study that compares settings on the targets from the Lite0 base (`--init full`, `args.steps`
+    steps, scored at step 0 and the last): its curve, its last step's validation score and its training speed."""
+    run = scored_run(data, str(data / "pretrain"), folder, "full", args.steps, args.steps,
+                     {**run_settings(args, seed), **settings})  # fmt: skip
+    run["validation"] = read_monitor(folder)[-1][VALIDATION]
+    run["images_per_s"] = training_speed(folder)
+    return run
+
+
+def setting_summary(targets: dict, name: str, batch_size: int) -> dict:
+    """One setting of such a study over its (target, seed) runs: last-step scores and their change from the base
+    (mean ± sd over targets x seeds, and per target), the validation score, and seconds per training step (the
+    median over runs of each run's median logged window, evaluations left out: a window that shared the cores
+    with other work does not move it)."""
+    entry: dict = {}
+    pairs = [(t, r) for t, result in targets.items() for r in result["runs"][name]]
+    for label in SCORES:
+        entry[label] = mean_sd([r["curve"][-1][label] for _, r in pairs])
+        entry[f"{label}_change"] = mean_sd([r["curve"][-1][label] - r["curve"][0][label] for _, r in pairs])
+        entry[f"{label}_by_target"] = {t: mean_sd([r["curve"][-1][label] for u, r in pairs if u == t]) for t in targets}
+    entry["validation"] = mean_sd([r["validation"] for _, r in pairs])
+    entry["seconds_per_step"] = statistics.median(batch_size / r["images_per_s"] for _, r in pairs)
+    return entry
+
+
+def settings_table(settings: dict[str, dict]) -> list[str]:
+    """The markdown table of `setting_summary`s: scores, changes from the base, validation, seconds a step."""
+    lines = [
+        "| setting | linear | change | kNN | change | validation | s / step (median) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, s in settings.items():
+        lines.append(
+            f"| {name} | {cell(s['linear'])} | {cell(s['linear_change'], True)} | {cell(s['kNN'])} | "
+            f"{cell(s['kNN_change'], True)} | {cell(s['validation'])} | {s['seconds_per_step']:.2f} |"
+        )
+    return lines
+
+
+def by_target_table(settings: dict[str, dict], targets: list[str]) -> list[str]:
+    """The markdown table of each setting's last-step linear / kNN per target (mean ± sd over seeds)."""
+    lines = ["| | " + " | ".join(targets) + " |", "|---|" + "---|" * len(targets)]
+    for name, s in settings.items():
+        cells = [f"{cell(s['linear_by_target'][t])} / {cell(s['kNN_by_target'][t])}" for t in targets]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def finished_with(run: Path, config: PretrainConfig) -> bool:
