@@ -7,9 +7,10 @@ steps at 32 px.
 Each run is scored by the linear probe and kNN on the labelled split at step 0 (the base as it is) and at its
 last step, the backbone an unlabelled run exports. SwAV's prototypes stay frozen for its first epoch, as in its
 paper: one pass over the unlabelled images (79 steps of 64 over 5,000), not the 313 steps of an ImageNet epoch at
-batch 4096 that its default counts; DINO's last layer likewise. `--set KEY=VALUE` adds a setting to every run (e.g.
-`dino.head_batch_norm=true`). A method's default (`hpt.config.METHOD_LR`) is the learning rate with the
-best mean last-step linear accuracy over both targets and all seeds.
+batch 4096 that its default counts; DINO's last layer likewise. `--optimiser` (sgd, adamw, lars) trains them all
+with it; `--set KEY=VALUE` adds a setting to every run (e.g. `dino.head_batch_norm=true`). A method's default for
+the optimiser (`METHOD.lr` for sgd, `METHOD.adamw_lr`, `METHOD.lars_lr`) is the learning rate with the best mean
+last-step linear accuracy over both targets and all seeds.
 
     .venv/bin/python benchmarks/method_lr.py --out benchmarks/results/method_lr       # full: ~55 min, 2 cores*
     .venv/bin/python benchmarks/method_lr.py --quick --out /tmp/method_lr             # the suite's: ~40 s
@@ -17,6 +18,10 @@ best mean last-step linear accuracy over both targets and all seeds.
     .venv/bin/python benchmarks/method_lr.py --methods distill --seeds 1 --set distill.teacher=LITE2.pth \
         distill.teacher_backbone=timm:tf_efficientnet_lite2 distill.teacher_image_size=64 distill.queue_size=4096 \
         --out benchmarks/results/method_lr_distill
+    .venv/bin/python benchmarks/method_lr.py --optimiser adamw --methods mocov2 simclr --seeds 1 \
+        --lrs 0.0001 0.0005 0.0025 --out benchmarks/results/method_lr_adamw
+    .venv/bin/python benchmarks/method_lr.py --optimiser lars --methods simclr byol --seeds 1 \
+        --lrs 0.03 0.1 0.3 --out benchmarks/results/method_lr_lars
 
 * measured while another study shared the 2 cores.
 """
@@ -58,6 +63,7 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
             for seed in range(args.seeds):
                 settings = {
                     "method": method,
+                    "optim.name": args.optimiser,
                     "optim.lr": lr,
                     **run_settings(args, seed),
                     "swav.freeze_prototypes_steps": epoch,
@@ -92,8 +98,9 @@ def summarise(results: dict, lrs: list[float], methods: list[str]) -> dict:
     return summary
 
 
-def markdown(results: dict, lrs: list[float], methods: list[str]) -> str:
-    lines = markdown_header("Learning rate per method, continuing from the ImageNet Lite0", results)
+def markdown(results: dict, lrs: list[float], methods: list[str], optimiser: str) -> str:
+    title = "Learning rate per method, continuing from the ImageNet Lite0"
+    lines = markdown_header(title + ("" if optimiser == "sgd" else f", with {optimiser}"), results)
     summary, targets = results["summary"], list(results["targets"])
     bases = {t: results["targets"][t]["runs"][methods[0]][str(lrs[0])][0]["curve"][0] for t in targets}
     lines += [
@@ -130,6 +137,7 @@ def main() -> None:
     seed_arguments(parser, 2)
     parser.add_argument("--lrs", type=float, nargs="+", default=[0.003, 0.01, 0.03])
     parser.add_argument("--methods", nargs="+", choices=CHOICES, default=METHODS)
+    parser.add_argument("--optimiser", choices=["sgd", "adamw", "lars"], default="sgd")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="a setting added to every run")
     target_arguments(parser)
     args = parser.parse_args()
@@ -138,7 +146,7 @@ def main() -> None:
         quick_targets(args)
     results = run_targets({**header("method_lr.py", args), "seeds": args.seeds}, args, run_target)
     results["summary"] = summarise(results, args.lrs, args.methods)
-    write_results(args.out, results, markdown(results, args.lrs, args.methods))
+    write_results(args.out, results, markdown(results, args.lrs, args.methods, args.optimiser))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""`optim.name` (sgd, adamw, lars) and `optim.clip_grad`: LARS's update against its formula, clipping measured
-on real steps, and every optimiser's state carried through a checkpoint bit for bit."""
+"""`optim.name` (sgd, adamw, lars), `optim.clip_grad` and `optim.weight_decay_end`: LARS's update against its
+formula, clipping measured on real steps, the weight decay each real step used, each method's own rate per
+optimiser, and every optimiser's state carried through a checkpoint bit for bit."""
 
 from __future__ import annotations
 
@@ -41,12 +42,40 @@ def test_lars_scales_each_weight_step_by_its_trust_ratio_and_leaves_biases_plain
 
 
 def test_adamw_and_lars_need_a_learning_rate_and_are_named_beside_it(tiny_config, digits):
-    with pytest.raises(HptError, match="optim.name adamw needs a learning rate .* set optim.lr"):
-        tiny_config(digits["pretrain"], **{"optim.name": "adamw"})
+    unmeasured = {"optim.name": "adamw", "mocov2.adamw_lr": None}  # as for a method with no adamw rate measured
+    with pytest.raises(HptError, match=r"optim.name adamw needs a learning rate: .* \(mocov2.adamw_lr is unset\); set"):
+        tiny_config(digits["pretrain"], **unmeasured)
     lars = tiny_config(digits["pretrain"], **{"optim.name": "lars", "optim.lr": 0.3, "optim.clip_grad": 3})
     # the console's, the provenance's and the model card's words for the learning rate name both; SGD's stay as before
     assert lars.learning_rate_rule() == "optim.lr 0.3 x batch 8 / 256, lars, gradients clipped to norm 3"
     assert tiny_config(digits["pretrain"]).learning_rate_rule() == "mocov2.lr 0.03 x batch 8 / 256"
+    # the method's own rate for the optimiser, where there is one, and where it came from
+    own = tiny_config(digits["pretrain"], **{**unmeasured, "mocov2.adamw_lr": 0.002})
+    assert own.scaled_learning_rate == pytest.approx(0.002 * 8 / 256)
+    assert own.learning_rate_rule() == "mocov2.adamw_lr 0.002 x batch 8 / 256, adamw"
+
+
+def test_the_weight_decay_follows_its_cosine_on_the_decayed_weights_only(tiny_config, digits, tmp_path):
+    """Each real AdamW step's weight decay (DINO's ViT recipe), read from the optimiser as it steps: `weight_decay`
+    at step 0, the cosine's values between, `weight_decay_end` at the last; the norms and biases never decayed.
+    (The schedule sets each group's key, which every optimiser reads the same way.)"""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    from hpt.core.schedule import cosine_schedule
+
+    seen: list[list[float]] = []
+    hook = register_optimizer_step_pre_hook(lambda opt, *_: seen.append([g["weight_decay"] for g in opt.param_groups]))
+    try:
+        config = tiny_config(digits["pretrain"], **{"train.steps": 5, "optim.name": "adamw", "optim.lr": 0.001,
+            "optim.weight_decay": 0.04, "optim.weight_decay_end": 0.4, "monitor.label_free_sample": 0})  # fmt: skip
+        pretrain(config, tmp_path / "run")
+    finally:
+        hook.remove()
+    decayed, plain = zip(*seen, strict=True)
+    assert decayed[0] == pytest.approx(0.04, abs=1e-12) and decayed[-1] == pytest.approx(0.4, abs=1e-12)
+    assert set(plain) == {0.0}
+    assert list(decayed) == pytest.approx(list(cosine_schedule(0.04, 0.4, 5, reach_end=True)), abs=1e-12)
+    assert config.learning_rate_rule().endswith(", weight decay 0.04 to 0.4 on a cosine")
 
 
 def _float_tensors(path) -> dict[str, torch.Tensor]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hpt.errors import HptError
 
@@ -150,6 +150,17 @@ class MethodSection(Section):
     lr: float = Field(gt=0.0)
     """Learning rate per 256 images (scaled linearly with the batch) unless `optim.lr` is set; each method
     gives its own measured default."""
+    adamw_lr: float | None = Field(None, gt=0.0)
+    """The learning rate per 256 images with `optim.name: adamw` unless `optim.lr` is set; None: not measured for
+    this method, so such a run needs `optim.lr`."""
+    lars_lr: float | None = Field(None, gt=0.0)
+    """The learning rate per 256 images with `optim.name: lars`, as `adamw_lr`."""
+
+    def rate_for(self, optimiser: str) -> tuple[str, float | None]:
+        """The key of this method's own learning rate for `optimiser` (`lr` for SGD) and its value."""
+        key = "lr" if optimiser == "sgd" else f"{optimiser}_lr"
+        return key, getattr(self, key)
+
     clip_grad: float | None = Field(None, gt=0.0)
     """The method's own gradient clip (total norm) unless `optim.clip_grad` is set; None: not clipped."""
 
@@ -337,13 +348,17 @@ class OptimConfig(Section):
     """`sgd` (with momentum: what every method's learning rate was measured with), `adamw` (Adam with decoupled
     weight decay, betas 0.9/0.999: what ViTs and ConvNeXts train with) or `lars` (momentum SGD with a per-tensor
     trust ratio, as SimCLR and BYOL train at large batches; biases and normalisation weights are neither
-    adapted nor decayed: `hpt/core/lars.py`). `adamw` and `lars` need `optim.lr`: no default is measured yet."""
-    lr: float | None = Field(None, gt=0.0, validate_default=True)
+    adapted nor decayed: `hpt/core/lars.py`). Each method has its own learning rate for each optimiser where one
+    was measured (`METHOD.lr` for sgd, `METHOD.adamw_lr`, `METHOD.lars_lr`); elsewhere `optim.lr` is needed."""
+    lr: float | None = Field(None, gt=0.0)
     """Learning rate for a batch of 256; the run uses lr * batch_size / 256 (linear scaling). None: the
-    method's own (`METHOD.lr`: `mocov2.lr`, `simclr.lr`, ...), measured continuing from a base with `sgd`."""
+    method's own for the optimiser (`mocov2.lr`, `mocov2.adamw_lr`, ...), measured continuing from a base."""
     weight_decay: float = Field(1e-4, ge=0.0)
     """Weight decay (L2 for `sgd` and `lars`, decoupled for `adamw`), not applied to normalisation weights and
-    biases."""
+    biases: 1e-4, MoCo v2's and DINO's ResNet-50 recipe (SGD), what every method's learning rate was measured at."""
+    weight_decay_end: float | None = Field(None, ge=0.0)
+    """Where set, the weight decay moves on a cosine from `weight_decay` at step 0 to this at the last step (DINO's
+    ViT recipe: AdamW, 0.04 to 0.4); None: constant."""
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     """Momentum of `sgd` and `lars` (`adamw` keeps its beta1 of 0.9)."""
     warmup_steps: int = Field(0, ge=0)
@@ -351,16 +366,6 @@ class OptimConfig(Section):
     clip_grad: float | None = Field(None, gt=0.0)
     """Before each step, the gradients' total norm (over every trained tensor, after the processes' all-reduce)
     clipped to this; None: the method's own (`METHOD.clip_grad`: `dino.clip_grad` 3, the others none)."""
-
-    @field_validator("lr")
-    @classmethod
-    def _measured_or_given(cls, lr: float | None, info: ValidationInfo) -> float | None:
-        name = info.data.get("name", "sgd")
-        if lr is None and name != "sgd":
-            raise ValueError(
-                f"optim.name {name} needs a learning rate (the methods' own were measured with sgd); set optim.lr"
-            )
-        return lr
 
 
 class TrainConfig(Section):
@@ -501,10 +506,24 @@ class PretrainConfig(Section):
         assert isinstance(section, MethodSection)
         return section
 
+    @model_validator(mode="after")
+    def _learning_rate_known(self) -> PretrainConfig:
+        key, rate = self.method_section.rate_for(self.optim.name)
+        if self.optim.lr is None and rate is None:  # HptError, not ValueError: pydantic passes it on as it is
+            raise HptError(
+                f"optim.name {self.optim.name} needs a learning rate: none is measured for method {self.method} "
+                f"({self.method}.{key} is unset); set optim.lr (--lr)"
+            )
+        return self
+
     @property
     def learning_rate(self) -> float:
-        """Per 256 images: `optim.lr` where set, else the method's own (`mocov2.lr`, ...)."""
-        return self.optim.lr if self.optim.lr is not None else self.method_section.lr
+        """Per 256 images: `optim.lr` where set, else the method's own for the optimiser (`mocov2.lr`, ...)."""
+        if self.optim.lr is not None:
+            return self.optim.lr
+        rate = self.method_section.rate_for(self.optim.name)[1]
+        assert rate is not None  # `_learning_rate_known`
+        return rate
 
     @property
     def scaled_learning_rate(self) -> float:
@@ -518,13 +537,20 @@ class PretrainConfig(Section):
 
     def learning_rate_rule(self) -> str:
         """Where the learning rate a run uses comes from, in words: the rate per 256 images and its scaling, and
-        the optimiser and the gradient clip where they are not the defaults (SGD, none)."""
-        source = "optim.lr" if self.optim.lr is not None else f"{self.method}.lr"
+        the optimiser, the gradient clip and the weight decay's schedule where they are not the defaults (SGD, none,
+        constant)."""
+        source = (
+            "optim.lr"
+            if self.optim.lr is not None
+            else f"{self.method}.{self.method_section.rate_for(self.optim.name)[0]}"
+        )
         rule = f"{source} {self.learning_rate:g} x batch {self.train.batch_size} / 256"
         if self.optim.name != "sgd":
             rule += f", {self.optim.name}"
         if self.gradient_clip is not None:
             rule += f", gradients clipped to norm {self.gradient_clip:g}"
+        if self.optim.weight_decay_end is not None:
+            rule += f", weight decay {self.optim.weight_decay:g} to {self.optim.weight_decay_end:g} on a cosine"
         return rule
 
 

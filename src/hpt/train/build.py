@@ -66,6 +66,8 @@ class Training:
     """Micro-batches each step's batch is split into, their gradients summed before the update (`train.accumulate`)."""
     lr_at: np.ndarray
     momentum_at: np.ndarray
+    weight_decay_at: np.ndarray
+    """The decayed group's weight decay at each step (`optim.weight_decay`, on a cosine to `weight_decay_end`)."""
     metrics: MetricsLog
     evaluations: Evaluations
     unreadable: UnreadableWatch
@@ -101,7 +103,7 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
         say(console, note)
 
     loader = _loader(fabric, plan, method, resumed.steps if resumed else 0)
-    optimizer, lr_at, momentum_at = _optimiser(method, config)
+    optimizer, lr_at, momentum_at, weight_decay_at = _optimiser(method, config)
     channels_last = (
         config.train.channels_last if config.train.channels_last is not None else fabric.device.type == "cuda"
     )
@@ -168,6 +170,7 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
         accumulate=config.train.accumulate,
         lr_at=lr_at,
         momentum_at=momentum_at,
+        weight_decay_at=weight_decay_at,
         metrics=metrics,
         evaluations=evaluations,
         unreadable=UnreadableWatch(
@@ -226,14 +229,20 @@ OPTIMISERS: dict[str, Callable[[list[dict[str, Any]], float, OptimConfig], torch
 """`optim.name` -> the optimiser over `param_groups` (decay and no-decay groups) at the scaled learning rate."""
 
 
-def _optimiser(method: SSLMethod, config: PretrainConfig) -> tuple[torch.optim.Optimizer, np.ndarray, np.ndarray]:
+def _optimiser(
+    method: SSLMethod, config: PretrainConfig
+) -> tuple[torch.optim.Optimizer, np.ndarray, np.ndarray, np.ndarray]:
     """`optim.name`'s optimiser, the learning rate scaled linearly with the (global) batch and on a cosine to 0;
-    the method's EMA momentum on a cosine. The schedules are indexed by step."""
-    steps, base_lr = config.train.steps, config.scaled_learning_rate
-    lr_at = cosine_schedule(base_lr, 0.0, steps, config.optim.warmup_steps)
+    the method's EMA momentum on a cosine; the weight decay constant, or on a cosine to `optim.weight_decay_end`
+    (as DINO's `cosine_scheduler` for it, without warm-up, but reaching the end value at the last step where
+    DINO's stops one step short). The schedules are indexed by step."""
+    steps, base_lr, optim = config.train.steps, config.scaled_learning_rate, config.optim
+    lr_at = cosine_schedule(base_lr, 0.0, steps, optim.warmup_steps)
     momentum_at = cosine_schedule(*method.momentum, steps, reach_end=True)
-    groups = param_groups(method, config.optim.weight_decay)
-    return OPTIMISERS[config.optim.name](groups, base_lr, config.optim), lr_at, momentum_at
+    decay_end = optim.weight_decay if optim.weight_decay_end is None else optim.weight_decay_end
+    weight_decay_at = cosine_schedule(optim.weight_decay, decay_end, steps, reach_end=True)
+    groups = param_groups(method, optim.weight_decay)
+    return OPTIMISERS[optim.name](groups, base_lr, optim), lr_at, momentum_at, weight_decay_at
 
 
 def _training_view(

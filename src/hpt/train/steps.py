@@ -152,7 +152,9 @@ def _step(fabric: Fabric, t: Training, step: int, window: Window, collapse: Coll
     if t.channels_last:
         views = [view.contiguous(memory_format=torch.channels_last) for view in views]
     for group in t.optimizer.param_groups:
-        group["lr"] = float(t.lr_at[step])  # lr_at and momentum_at are NumPy arrays: reading them waits for nothing
+        group["lr"] = float(t.lr_at[step])  # the schedules are NumPy arrays: reading them waits for nothing
+        if group["decays"]:
+            group["weight_decay"] = float(t.weight_decay_at[step])
     t.method.on_step(step)
     t.optimizer.zero_grad(set_to_none=True)
     parts = micro_batches(views, t.accumulate)
