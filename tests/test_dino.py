@@ -84,6 +84,27 @@ def test_the_last_layer_is_frozen_first_and_its_rows_are_used_as_unit_vectors():
     assert logits.abs().max() <= 1 + 1e-6  # cosine similarities
 
 
+def test_a_run_too_short_to_train_the_frozen_layer_says_so():
+    """The default freeze (313 steps: the papers' first epoch at ImageNet scale) outlasts a 100-step run: its console
+    says so for DINO's last layer and SwAV's prototypes, and nothing when the layer trains for part of the run."""
+    from hpt.config import SwAVConfig
+    from hpt.methods.swav import SwAV
+
+    backbone, defaults = (
+        create_backbone("torchvision:resnet18"),
+        SMALL.model_copy(update={"freeze_last_layer_steps": 313}),
+    )
+    (note,) = DINO(backbone, defaults, image_size=32, steps=100).notes()
+    assert note.startswith("DINO's last layer: frozen for the whole run (dino.freeze_last_layer_steps 313 >=")
+    assert DINO(backbone, defaults, image_size=32, steps=314).notes() == []
+    (note,) = SwAV(backbone, SwAVConfig(hidden_dim=8), image_size=32, steps=313).notes()
+    assert (
+        note.startswith("SwAV's prototypes: frozen for the whole run")
+        and "set swav.freeze_prototypes_steps to about" in note
+    )
+    assert SwAV(backbone, SwAVConfig(hidden_dim=8), image_size=32, steps=314).notes() == []
+
+
 def test_the_teacher_temperature_warms_up_linearly_then_holds():
     method = DINO(create_backbone("torchvision:resnet18"), SMALL, image_size=32, steps=100)  # warm-up: 30 steps
     temperatures = [method.teacher_temperature(step) for step in range(100)]

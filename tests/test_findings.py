@@ -1,5 +1,5 @@
 """The README's tables of findings are the ones `benchmarks/findings.py` renders from the committed results of the
-convergence, robustness, label-free and distillation studies: a number edited by hand, or results re-run without
+convergence, robustness, label-free, distillation and DINO studies: a number edited by hand, or results re-run without
 re-rendering the tables, fails here."""
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ def test_the_readme_states_the_findings_as_the_committed_results_say():
     assert readme.count(BEGIN) == readme.count(END) == 1
     in_readme = readme.split(BEGIN)[1].split(END)[0].strip("\n")
     assert in_readme == rendered.strip("\n")
-    findings, label_free, distill = (table.splitlines()[2:] for table in rendered.strip("\n").split("\n\n"))
+    findings, label_free, distill, dino = (table.splitlines()[2:] for table in rendered.strip("\n").split("\n\n"))
     assert len(findings) == 6  # four convergence findings, two robustness findings
     assert len(label_free) == 2  # the pick, the verdict on the last step
     assert len(distill) == 6  # against the base, HPT and the teacher, at each of two teacher sizes
-    rows = findings + label_free + distill
+    assert len(dino) == 2  # against the base, against HPT
+    rows = findings + label_free + distill + dino
     assert all(re.search(r"\*\*(holds|holds partly|does not hold)\*\* \(\d+/\d+\) \|$", row) for row in rows)

@@ -69,6 +69,17 @@ class SSLMethod(nn.Module):
         self.step = step
 
 
+def frozen_throughout(part: str, key: str, frozen_steps: int, steps: int | None) -> list[str]:
+    """The console's note when a part a method freezes for its first steps (its paper's first epoch, counted as
+    an ImageNet epoch at batch 4096) would stay frozen for the whole run: a short run never trains it."""
+    if steps is None or frozen_steps < steps:
+        return []
+    return [
+        f"{part}: frozen for the whole run ({key} {frozen_steps} >= train.steps {steps}, the paper's first "
+        f"epoch counted at ImageNet scale); set {key} to about one pass over your images to train it"
+    ]
+
+
 @dataclass(frozen=True)
 class MethodRecord:
     """Everything hpt needs to know of a method besides its module: one per method, `RECORD` in its file."""

@@ -33,7 +33,7 @@ from hpt.config import DINOConfig
 from hpt.data.views import LARGE_CROPS, MultiView, multi_crop, small_crop_size
 from hpt.heads.dino import DINOHead
 from hpt.losses.dino import dino_loss, teacher_targets, updated_centre
-from hpt.methods.base import MethodRecord, SSLMethod, StepOutput, ViewFactory
+from hpt.methods.base import MethodRecord, SSLMethod, StepOutput, ViewFactory, frozen_throughout
 from hpt.methods.crops import encode_crops
 
 
@@ -44,6 +44,7 @@ class DINO(SSLMethod):
         super().__init__()
         self.config = config
         self.momentum = (config.momentum_start, config.momentum_end)
+        self.steps = steps
         self.small_size = small_crop_size(image_size, config.small_crop_ratio)
         warmup_steps = round(config.teacher_temperature_warmup * steps)
         self.warmup = np.linspace(config.teacher_temperature_start, config.teacher_temperature, warmup_steps)
@@ -57,6 +58,10 @@ class DINO(SSLMethod):
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         return [(self.backbone, self.teacher_backbone), (self.head, self.teacher_head)]
+
+    def notes(self) -> list[str]:
+        frozen = self.config.freeze_last_layer_steps
+        return frozen_throughout("DINO's last layer", "dino.freeze_last_layer_steps", frozen, self.steps)
 
     def views(self, make_view: ViewFactory) -> MultiView:
         return multi_crop(make_view, self.config.small_crops, self.small_size, self.config.crop_split)

@@ -28,7 +28,7 @@ from hpt.data.views import LARGE_CROPS, MultiView, multi_crop, small_crop_size
 from hpt.heads import ProjectionMLP
 from hpt.heads.prototypes import Prototypes
 from hpt.losses.swav import sinkhorn, swapped_prediction_loss
-from hpt.methods.base import MethodRecord, SSLMethod, StepOutput, ViewFactory
+from hpt.methods.base import MethodRecord, SSLMethod, StepOutput, ViewFactory, frozen_throughout
 from hpt.methods.crops import encode_crops
 
 
@@ -36,9 +36,11 @@ class SwAV(SSLMethod):
     queue: torch.Tensor
     queued: torch.Tensor
 
-    def __init__(self, backbone: Backbone, config: SwAVConfig, image_size: int) -> None:
+    def __init__(self, backbone: Backbone, config: SwAVConfig, image_size: int, steps: int | None = None) -> None:
+        """`steps`: the run's, for the console's note when the prototypes would stay frozen throughout."""
         super().__init__()
         self.config = config
+        self.steps = steps
         self.small_size = small_crop_size(image_size, config.small_crop_ratio)
         self.backbone = backbone
         self.head = ProjectionMLP(backbone.num_features, config.hidden_dim, config.dim, batch_norm=True)
@@ -46,6 +48,10 @@ class SwAV(SSLMethod):
         self.queue_size = config.queue_size // world_size()  # this process's share
         self.register_buffer("queue", torch.zeros(LARGE_CROPS, self.queue_size, config.dim))
         self.register_buffer("queued", torch.zeros((), dtype=torch.long))
+
+    def notes(self) -> list[str]:
+        frozen = self.config.freeze_prototypes_steps
+        return frozen_throughout("SwAV's prototypes", "swav.freeze_prototypes_steps", frozen, self.steps)
 
     def views(self, make_view: ViewFactory) -> MultiView:
         return multi_crop(make_view, self.config.small_crops, self.small_size, self.config.crop_split)
@@ -83,6 +89,6 @@ class SwAV(SSLMethod):
 RECORD = MethodRecord(
     "swav",
     SwAVConfig,
-    lambda backbone, config, _stats: SwAV(backbone, config.swav, config.data.image_size),
+    lambda backbone, config, _stats: SwAV(backbone, config.swav, config.data.image_size, config.train.steps),
     unused_parameters=True,  # the prototypes get no gradient while frozen
 )
