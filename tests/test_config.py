@@ -56,3 +56,17 @@ def test_bad_yaml_files(tmp_path):
     (tmp_path / "broken.yaml").write_text("optim: {lr: [\n")
     with pytest.raises(HptError, match="not valid YAML"):
         load_config(tmp_path / "broken.yaml")
+
+
+def test_every_labelled_split_named_relatively_is_recorded_resolved(tmp_path, monkeypatch):
+    """The monitor's three splits, as `data.path`: the same folder named from another folder (a `--resume` started
+    elsewhere) is the same config, and the recorded config names it wherever it is read from."""
+    from hpt.config import resolve_paths
+
+    for split in ("train", "val", "test"):
+        (tmp_path / split).mkdir()
+    monkeypatch.chdir(tmp_path)
+    config = resolve_paths(load_config(None, {f"monitor.{s}": s for s in ("train", "val", "test")}))
+    assert [config.monitor.train, config.monitor.val, config.monitor.test] == [
+        str(tmp_path.resolve() / s) for s in ("train", "val", "test")
+    ]

@@ -580,7 +580,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     return validate_config(raw, source=str(path) if path else "config")
 
 
-PATH_KEYS = ("data.path", "model.base", "monitor.train", "monitor.test", "distill.teacher")
+PATH_KEYS = ("data.path", "model.base", "monitor.train", "monitor.val", "monitor.test", "distill.teacher")
 """Config keys that may name local files or folders (a base may also be a hub name)."""
 
 
