@@ -15,7 +15,8 @@ A second table, from `results/label_free`, holds hpt's own goal without labels, 
 verdict "the last step beats the base" right. A third, from `results/distill`, holds distillation of the ImageNet
 Lite2 into the Lite0 base with the loss that study picked (on its validation split), at each teacher size: the
 student's last step against the base as it is, against HPT's (MoCo v2, same seed), and within 1 point of the
-teacher as it is.
+teacher as it is. A fourth, from `results/dino`, holds DINO from the same base: its last step against the base as
+it is and against HPT's (same target, same seed), and the time a step took.
 
     .venv/bin/python benchmarks/findings.py            # prints the table
     .venv/bin/python benchmarks/findings.py --write    # and puts it into README.md between its markers
@@ -161,36 +162,54 @@ def distill_rows(results: dict) -> list[tuple[str, list[str], int, int]]:
     return rows
 
 
+def dino_rows(results: dict) -> list[tuple[str, list[str], int, int]]:
+    """DINO's findings over (target, seed) pairs: against the base as it is and against HPT (MoCo v2)."""
+    texts: dict[str, list[str]] = {"base": [], "hpt": []}
+    counts = {key: [0, 0] for key in texts}
+    for target, result in results["targets"].items():
+        dino = [r["curve"][-1][SCORE] for r in result["runs"]["dino"]]
+        others = {"base": [r["curve"][0][SCORE] for r in result["runs"]["dino"]],
+                  "hpt": [r["curve"][-1][SCORE] for r in result["runs"]["mocov2"]]}  # fmt: skip
+        for key, other in others.items():
+            counts[key][0] += sum(a > b for a, b in zip(dino, other, strict=True))
+            counts[key][1] += len(dino)
+            texts[key].append(f"{target}: {pct(dino)} against {pct(other)}")
+    settings = results["summary"]["settings"]
+    ratio = settings["dino"]["seconds_per_step"] / settings["mocov2"]["seconds_per_step"]
+    return [
+        ("DINO beats the Lite0 base (last step over the base as it is)", texts["base"], *counts["base"]),
+        (f"DINO beats HPT (MoCo v2 from the same base, same steps; a DINO step took {ratio:.1f}x as long)",
+         texts["hpt"], *counts["hpt"]),
+    ]  # fmt: skip
+
+
+def table(first: str, measured: str, counted: str, rows: list[tuple[str, list[str], int, int]]) -> list[str]:
+    """One markdown table of findings: its header's three cells, then a row per finding with its verdict."""
+    lines = [f"| {first} | {measured} | verdict ({counted} that agree) |", "|---|---|---|"]
+    for finding, texts, hits, total in rows:
+        lines.append(f"| {finding} | {'; '.join(texts)} | {verdict(hits, total)} ({hits}/{total}) |")
+    return lines
+
+
 def render(root: Path = RESULTS) -> str:
-    convergence = json.loads((root / "convergence" / "results.json").read_text())
-    robustness = json.loads((root / "robustness" / "results.json").read_text())
-    label_free = json.loads((root / "label_free" / "results.json").read_text())
-    seeds = len(next(iter(convergence["targets"].values()))["runs"]["HPT"])
-    lines = [
-        f"| HPT's finding | measured here: linear probe, mean ± sd over {seeds} seeds | verdict ((target, seed) "
-        "pairs that agree) |",
-        "|---|---|---|",
-    ]
-    for finding, texts, hits, total in convergence_rows(convergence) + robustness_rows(robustness):
-        lines.append(f"| {finding} | {'; '.join(texts)} | {verdict(hits, total)} ({hits}/{total}) |")
-    lines += [
-        "",
-        f"| hpt's goal without labels | measured here: {label_free['runs']} runs of `benchmarks/label_free.py`, "
-        "linear probe | verdict (runs that agree) |",
-        "|---|---|---|",
-    ]
-    for goal, texts, hits, total in label_free_rows(label_free):
-        lines.append(f"| {goal} | {'; '.join(texts)} | {verdict(hits, total)} ({hits}/{total}) |")
-    distill = json.loads((root / "distill" / "results.json").read_text())
-    lines += [
-        "",
-        f"| distilling the bigger ImageNet model into the Lite0 (`benchmarks/distill.py`) | measured here: linear "
-        f"probe, mean ± sd over {distill['seeds']} seeds | verdict ((target, seed) pairs that agree) |",
-        "|---|---|---|",
-    ]
-    for finding, texts, hits, total in distill_rows(distill):
-        lines.append(f"| {finding} | {'; '.join(texts)} | {verdict(hits, total)} ({hits}/{total}) |")
-    return "\n".join(lines) + "\n"
+    results = {name: json.loads((root / name / "results.json").read_text())
+               for name in ("convergence", "robustness", "label_free", "distill", "dino")}  # fmt: skip
+    seeds = len(next(iter(results["convergence"]["targets"].values()))["runs"]["HPT"])
+    pairs = "(target, seed) pairs"
+    tables = [
+        table("HPT's finding", f"measured here: linear probe, mean ± sd over {seeds} seeds", pairs,
+              convergence_rows(results["convergence"]) + robustness_rows(results["robustness"])),
+        table("hpt's goal without labels",
+              f"measured here: {results['label_free']['runs']} runs of `benchmarks/label_free.py`, linear probe",
+              "runs", label_free_rows(results["label_free"])),
+        table("distilling the bigger ImageNet model into the Lite0 (`benchmarks/distill.py`)",
+              f"measured here: linear probe, mean ± sd over {results['distill']['seeds']} seeds", pairs,
+              distill_rows(results["distill"])),
+        table("DINO from the Lite0 (`benchmarks/dino.py`)",
+              f"measured here: linear probe, mean ± sd over {results['dino']['seeds']} seeds", pairs,
+              dino_rows(results["dino"])),
+    ]  # fmt: skip
+    return "\n\n".join("\n".join(lines) for lines in tables) + "\n"
 
 
 def main() -> None:
