@@ -8,9 +8,11 @@ Each run is scored by the linear probe and kNN on the labelled split at step 0 (
 last step, the backbone an unlabelled run exports. SwAV's prototypes stay frozen for its first epoch, as in its
 paper: one pass over the unlabelled images (79 steps of 64 over 5,000), not the 313 steps of an ImageNet epoch at
 batch 4096 that its default counts; DINO's last layer likewise. `--optimiser` (sgd, adamw, lars) trains them all
-with it; `--set KEY=VALUE` adds a setting to every run (e.g. `dino.head_batch_norm=true`). A method's default for
+with it; `--reuse` reads the runs already finished under `--out` with the same config (a grid widened); `--set
+KEY=VALUE` adds a setting to every run (e.g. `dino.head_batch_norm=true`). A method's default for
 the optimiser (`METHOD.lr` for sgd, `METHOD.adamw_lr`, `METHOD.lars_lr`) is the learning rate with the best mean
-last-step linear accuracy over both targets and all seeds.
+last-step linear accuracy over both targets and all seeds; for adamw and lars only where that rate leaves the base
+better (`adopted`), else the method has none for the optimiser and a run needs `optim.lr`.
 
     .venv/bin/python benchmarks/method_lr.py --out benchmarks/results/method_lr       # full: ~55 min, 2 cores*
     .venv/bin/python benchmarks/method_lr.py --quick --out /tmp/method_lr             # the suite's: ~40 s
@@ -71,7 +73,8 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
                     **dict(setting.split("=", 1) for setting in args.set),
                 }
                 folder = args.out / "runs" / target / f"{method}-lr{lr}-{seed}"
-                run = scored_run(data, str(data / "pretrain"), folder, "full", args.steps, args.steps, settings)
+                run = scored_run(data, str(data / "pretrain"), folder, "full", args.steps, args.steps, settings,
+                                 reuse=args.reuse)  # fmt: skip
                 runs[method][str(lr)].append(run)
                 print(f"{target} {method} lr {lr} seed {seed}: {curve_text(run['curve'])}", flush=True)
     return {"runs": runs}
@@ -94,6 +97,8 @@ def summarise(results: dict, lrs: list[float], methods: list[str]) -> dict:
                 }
             entry[lr] = cell
         entry["chosen"] = max(map(str, lrs), key=lambda lr: entry[lr]["linear"]["mean"])
+        # what `METHOD.adamw_lr` / `METHOD.lars_lr` take: the chosen rate where it leaves the base better, else none
+        entry["adopted"] = entry["chosen"] if entry[entry["chosen"]]["linear_change"]["mean"] > 0 else None
         summary[method] = entry
     return summary
 
@@ -120,7 +125,8 @@ def markdown(results: dict, lrs: list[float], methods: list[str], optimiser: str
             f"({100 * s[str(lr)]['linear_change']['mean']:+.1f})"
             for lr in lrs
         ]
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {s['chosen']} |")
+        chosen = s["chosen"] if s.get("adopted", s["chosen"]) else f"none ({s['chosen']} is the best, under the base)"
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {chosen} |")
     lines += ["", "By target (last-step linear / kNN, mean over seeds):", ""]
     lines += ["| method | lr | " + " | ".join(targets) + " |", "|---|---|" + "---|" * len(targets)]
     for method in methods:
@@ -138,6 +144,7 @@ def main() -> None:
     parser.add_argument("--lrs", type=float, nargs="+", default=[0.003, 0.01, 0.03])
     parser.add_argument("--methods", nargs="+", choices=CHOICES, default=METHODS)
     parser.add_argument("--optimiser", choices=["sgd", "adamw", "lars"], default="sgd")
+    parser.add_argument("--reuse", action="store_true", help="read a finished run of the same config, not run it again")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="a setting added to every run")
     target_arguments(parser)
     args = parser.parse_args()

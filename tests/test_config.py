@@ -30,6 +30,21 @@ def test_each_method_has_its_own_learning_rate_unless_one_is_set():
     assert load_config().learning_rate == load_config(None, {"method": "mocov2"}).mocov2.lr
 
 
+@pytest.mark.parametrize("optimiser", ["adamw", "lars"])
+def test_each_rate_per_optimiser_is_the_one_its_study_chose(optimiser):
+    """`METHOD.adamw_lr` / `METHOD.lars_lr` are the committed study's chosen rates (benchmarks/method_lr.py
+    --optimiser), method by method; a method the study did not measure has none, so such a run needs optim.lr."""
+    import json
+    from pathlib import Path
+
+    results = Path(__file__).parents[1] / "benchmarks" / "results" / f"method_lr_{optimiser}" / "results.json"
+    summary = json.loads(results.read_text())["summary"]
+    config = load_config()
+    for method in typing.get_args(Method):
+        adopted = summary[method]["adopted"] if method in summary else None  # none where it left the base worse
+        assert getattr(getattr(config, method), f"{optimiser}_lr") == (adopted and float(adopted)), method
+
+
 @pytest.mark.parametrize(
     "overrides,message",
     [
