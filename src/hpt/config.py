@@ -182,6 +182,10 @@ class MoCoV2Config(MethodSection):
     """Learning rate per 256 images (scaled linearly with the batch) unless `optim.lr` is set: MoCo's own 0.03, the
     best of 0.003 / 0.01 / 0.03 continuing from the ImageNet Lite0 on both benchmark targets (the highest tried;
     benchmarks/results/method_lr)."""
+    adamw_lr: float | None = Field(0.0025, gt=0.0)
+    """With `optim.name: adamw`: the best of 0.0001 / 0.0005 / 0.0025 / 0.0125 continuing from the ImageNet Lite0
+    (+11.6 linear points over the base in 100 steps, one seed per target; 0.0125 collapsed;
+    benchmarks/results/method_lr_adamw)."""
     bn_splits: int | None = Field(None, ge=1)
     """On one process, the slices that emulate MoCo's shuffling BN (its single-GPU demo's SplitBatchNorm): the
     query encoder encodes the batch in this many slices, the key encoder a shuffled batch in as many, so a
@@ -203,6 +207,13 @@ class SimCLRConfig(MethodSection):
     """Learning rate per 256 images (scaled linearly with the batch) unless `optim.lr` is set: the best mean of 0.003 /
     0.01 / 0.03 continuing from the ImageNet Lite0 (0.003 was better on Fashion-MNIST, 0.01 on MNIST-5k; at 0.03 kNN
     accuracy fell to 22-47%; benchmarks/results/method_lr)."""
+    adamw_lr: float | None = Field(0.0025, gt=0.0)
+    """With `optim.name: adamw`: the best of 0.0001 / 0.0005 / 0.0025 / 0.0125 continuing from the ImageNet Lite0
+    (+17.8 linear points over the base, +16.4 at 0.0005, one seed per target; 0.0125 collapsed;
+    benchmarks/results/method_lr_adamw)."""
+    lars_lr: float | None = Field(0.3, gt=0.0)
+    """With `optim.name: lars`: SimCLR's own 0.3 per 256, the best of 0.03 / 0.1 / 0.3 continuing from the Lite0
+    (+16.1 linear points; the highest tried; benchmarks/results/method_lr_lars)."""
 
 
 class BYOLConfig(MethodSection):
@@ -220,6 +231,10 @@ class BYOLConfig(MethodSection):
     """Learning rate per 256 images (scaled linearly with the batch) unless `optim.lr` is set: the best of 0.003 / 0.01
     / 0.03 continuing from the ImageNet Lite0 (the highest tried; below it BYOL lost 4-11 points against the base in
     100 steps; benchmarks/results/method_lr)."""
+    lars_lr: float | None = Field(None, gt=0.0)
+    """None: with `optim.name: lars` at 0.03 / 0.1 / 0.3 per 256 (BYOL's own is 0.2) BYOL collapsed from the Lite0 on
+    both targets within 100 steps (chance accuracy; the collapse watch warned), so a LARS run needs `optim.lr`
+    (benchmarks/results/method_lr_lars)."""
 
 
 class SwAVConfig(MethodSection):
