@@ -15,7 +15,7 @@ in pairs (same target, same seed: the same base scored the same way at step 0), 
 pairs and its standard error; the seconds a training step take are the median logged window (evaluations left
 out), DINO's 10 crops against MoCo's 2 views.
 
-    .venv/bin/python benchmarks/dino.py --out benchmarks/results/dino     # ~75 min on 2 cores
+    .venv/bin/python benchmarks/dino.py --out benchmarks/results/dino     # 91 min on 2 cores
     .venv/bin/python benchmarks/dino.py --quick --out /tmp/dino           # the suite's: ~30 s
 """
 

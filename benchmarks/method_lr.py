@@ -21,7 +21,7 @@ better (`adopted`), else the method has none for the optimiser and a run needs `
         distill.teacher_backbone=timm:tf_efficientnet_lite2 distill.teacher_image_size=64 distill.queue_size=4096 \
         --out benchmarks/results/method_lr_distill
     .venv/bin/python benchmarks/method_lr.py --optimiser adamw --methods mocov2 simclr --seeds 1 \
-        --lrs 0.0001 0.0005 0.0025 --out benchmarks/results/method_lr_adamw
+        --lrs 0.0001 0.0005 0.0025 0.0125 --reuse --out benchmarks/results/method_lr_adamw
     .venv/bin/python benchmarks/method_lr.py --optimiser lars --methods simclr byol --seeds 1 \
         --lrs 0.03 0.1 0.3 --out benchmarks/results/method_lr_lars
 
@@ -34,10 +34,9 @@ import argparse
 
 from provenance import header, markdown_header
 from study import (
-    SCORES,
     curve_text,
     epoch_steps,
-    mean_sd,
+    last_step_scores,
     quick_targets,
     run_settings,
     run_targets,
@@ -88,14 +87,7 @@ def summarise(results: dict, lrs: list[float], methods: list[str]) -> dict:
         entry: dict = {}
         for lr in map(str, lrs):
             runs = [(t, r) for t, result in results["targets"].items() for r in result["runs"][method][lr]]
-            cell: dict = {}
-            for label in SCORES:
-                cell[label] = mean_sd([r["curve"][-1][label] for _, r in runs])
-                cell[f"{label}_change"] = mean_sd([r["curve"][-1][label] - r["curve"][0][label] for _, r in runs])
-                cell[f"{label}_by_target"] = {
-                    t: mean_sd([r["curve"][-1][label] for u, r in runs if u == t]) for t in results["targets"]
-                }
-            entry[lr] = cell
+            entry[lr] = last_step_scores(runs, list(results["targets"]))
         entry["chosen"] = max(map(str, lrs), key=lambda lr: entry[lr]["linear"]["mean"])
         # what `METHOD.adamw_lr` / `METHOD.lars_lr` take: the chosen rate where it leaves the base better, else none
         entry["adopted"] = entry["chosen"] if entry[entry["chosen"]]["linear_change"]["mean"] > 0 else None

@@ -119,17 +119,24 @@ def compared_run(data: Path, folder: Path, args: argparse.Namespace, seed: int, 
     return run
 
 
+def last_step_scores(pairs: list[tuple[str, dict]], targets: list[str]) -> dict:
+    """Over (target, run) pairs, for each score: the last step's mean ± sd, its change from the run's step 0 (the
+    base as it is), and the last step's mean ± sd per target."""
+    entry: dict = {}
+    for label in SCORES:
+        entry[label] = mean_sd([r["curve"][-1][label] for _, r in pairs])
+        entry[f"{label}_change"] = mean_sd([r["curve"][-1][label] - r["curve"][0][label] for _, r in pairs])
+        entry[f"{label}_by_target"] = {t: mean_sd([r["curve"][-1][label] for u, r in pairs if u == t]) for t in targets}
+    return entry
+
+
 def setting_summary(targets: dict, name: str, batch_size: int) -> dict:
     """One setting of such a study over its (target, seed) runs: last-step scores and their change from the base
     (mean ± sd over targets x seeds, and per target), the validation score, and seconds per training step (the
     median over runs of each run's median logged window, evaluations left out: a window that shared the cores
     with other work does not move it)."""
-    entry: dict = {}
     pairs = [(t, r) for t, result in targets.items() for r in result["runs"][name]]
-    for label in SCORES:
-        entry[label] = mean_sd([r["curve"][-1][label] for _, r in pairs])
-        entry[f"{label}_change"] = mean_sd([r["curve"][-1][label] - r["curve"][0][label] for _, r in pairs])
-        entry[f"{label}_by_target"] = {t: mean_sd([r["curve"][-1][label] for u, r in pairs if u == t]) for t in targets}
+    entry = last_step_scores(pairs, list(targets))
     entry["validation"] = mean_sd([r["validation"] for _, r in pairs])
     entry["seconds_per_step"] = statistics.median(batch_size / r["images_per_s"] for _, r in pairs)
     return entry

@@ -155,14 +155,13 @@ class MethodSection(Section):
     this method, so such a run needs `optim.lr`."""
     lars_lr: float | None = Field(None, gt=0.0)
     """The learning rate per 256 images with `optim.name: lars`, as `adamw_lr`."""
+    clip_grad: float | None = Field(None, gt=0.0)
+    """The method's own gradient clip (total norm) unless `optim.clip_grad` is set; None: not clipped."""
 
     def rate_for(self, optimiser: str) -> tuple[str, float | None]:
         """The key of this method's own learning rate for `optimiser` (`lr` for SGD) and its value."""
         key = "lr" if optimiser == "sgd" else f"{optimiser}_lr"
         return key, getattr(self, key)
-
-    clip_grad: float | None = Field(None, gt=0.0)
-    """The method's own gradient clip (total norm) unless `optim.clip_grad` is set; None: not clipped."""
 
 
 class MoCoV2Config(MethodSection):
