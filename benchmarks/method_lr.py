@@ -4,15 +4,17 @@ MoCo v2, SimCLR, BYOL, SwAV and DINO (`--methods`: any of them) continue from th
 (hpt's defaults otherwise: `--init full`, the base's BN statistics frozen) on Fashion-MNIST (when installed) and
 MNIST-5k, at `--lrs` learning rates (per 256 images, scaled linearly to batch 64), `--seeds` seeds each, `--steps`
 steps at 32 px.
-Each run is scored by the linear probe and kNN on the labelled split at step 0 (the base as it is) and at its
-last step, the backbone an unlabelled run exports. SwAV's prototypes stay frozen for its first epoch, as in its
-paper: one pass over the unlabelled images (79 steps of 64 over 5,000), not the 313 steps of an ImageNet epoch at
-batch 4096 that its default counts; DINO's last layer likewise. `--optimiser` (sgd, adamw, lars) trains them all
-with it; `--reuse` reads the runs already finished under `--out` with the same config (a grid widened); `--set
-KEY=VALUE` adds a setting to every run (e.g. `dino.head_batch_norm=true`). A method's default for
-the optimiser (`METHOD.lr` for sgd, `METHOD.adamw_lr`, `METHOD.lars_lr`) is the learning rate with the best mean
-last-step linear accuracy over both targets and all seeds; for adamw and lars only where that rate leaves the base
-better (`adopted`), else the method has none for the optimiser and a run needs `optim.lr`.
+Each run is scored by the linear probe and kNN on the labelled test split at step 0 (the base as it is) and at
+its last step, the backbone an unlabelled run exports, and on the monitor's validation split (a held-out fifth of
+the labelled training split) at both: the rate is picked by validation, reported on test. SwAV's prototypes stay
+frozen for its first epoch, as in its paper: one pass over the unlabelled images (79 steps of 64 over 5,000),
+not the 313 steps of an ImageNet epoch at batch 4096 that its default counts; DINO's last layer likewise.
+`--optimiser` (sgd, adamw, lars) trains them all with it; `--reuse` reads the runs already finished under `--out`
+with the same config (a grid widened); `--set KEY=VALUE` adds a setting to every run (e.g.
+`dino.head_batch_norm=true`). A method's default for the optimiser (`METHOD.lr` for sgd, `METHOD.adamw_lr`,
+`METHOD.lars_lr`) is the learning rate with the best mean last-step linear accuracy on validation over both
+targets and all seeds (a tie broken by kNN there); for adamw and lars only where that rate leaves the base better
+on validation (`adopted`), else the method has none for the optimiser and a run needs `optim.lr`.
 
     .venv/bin/python benchmarks/method_lr.py --out benchmarks/results/method_lr       # full: ~55 min, 2 cores*
     .venv/bin/python benchmarks/method_lr.py --quick --out /tmp/method_lr             # the suite's: ~40 s
@@ -37,6 +39,7 @@ from study import (
     curve_text,
     epoch_steps,
     last_step_scores,
+    mean_sd,
     quick_targets,
     run_settings,
     run_targets,
@@ -48,6 +51,10 @@ from study import (
     write_results,
 )
 
+from hpt.core.run_files import read_monitor
+
+VALIDATION_SCORES = {"linear": "linear_val_top1", "kNN": "knn_val_top1_k20"}
+"""The monitor's scores on its validation split (a held-out fifth of the labelled training split): what picks."""
 METHODS = ["mocov2", "simclr", "byol", "swav", "dino"]
 CHOICES = [*METHODS, "distill"]
 """`--methods` takes distillation too, its teacher given by `--set distill.teacher=...` (not in the default list)."""
@@ -74,6 +81,11 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
                 folder = args.out / "runs" / target / f"{method}-lr{lr}-{seed}"
                 run = scored_run(data, str(data / "pretrain"), folder, "full", args.steps, args.steps, settings,
                                  reuse=args.reuse)  # fmt: skip
+                monitor = read_monitor(folder)
+                run["validation"] = {
+                    label: {"base": monitor[0][key], "last": monitor[-1][key]}
+                    for label, key in VALIDATION_SCORES.items()
+                }
                 runs[method][str(lr)].append(run)
                 print(f"{target} {method} lr {lr} seed {seed}: {curve_text(run['curve'])}", flush=True)
     return {"runs": runs}
@@ -81,16 +93,25 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
 
 def summarise(results: dict, lrs: list[float], methods: list[str]) -> dict:
     """Per method and learning rate: last-step accuracy (mean and sd over targets x seeds, and per target), its
-    change from the base; and the chosen learning rate (best mean last-step linear accuracy)."""
+    change from the base, and the same on validation; and the chosen learning rate (best mean last-step validation
+    accuracy: the test scores beside it are not what picked it)."""
     summary: dict = {}
     for method in methods:
         entry: dict = {}
         for lr in map(str, lrs):
             runs = [(t, r) for t, result in results["targets"].items() for r in result["runs"][method][lr]]
             entry[lr] = last_step_scores(runs, list(results["targets"]))
-        entry["chosen"] = max(map(str, lrs), key=lambda lr: entry[lr]["linear"]["mean"])
-        # what `METHOD.adamw_lr` / `METHOD.lars_lr` take: the chosen rate where it leaves the base better, else none
-        entry["adopted"] = entry["chosen"] if entry[entry["chosen"]]["linear_change"]["mean"] > 0 else None
+            for label in VALIDATION_SCORES:
+                scores = [r["validation"][label] for _, r in runs]
+                entry[lr][f"{label}_validation"] = mean_sd([s["last"] for s in scores])
+                entry[lr][f"{label}_validation_change"] = mean_sd([s["last"] - s["base"] for s in scores])
+        # a tie on the linear probe (its validation split is 100 images a target) is broken by kNN there
+        entry["chosen"] = max(
+            map(str, lrs), key=lambda lr: (entry[lr]["linear_validation"]["mean"], entry[lr]["kNN_validation"]["mean"])
+        )
+        # what `METHOD.adamw_lr` / `METHOD.lars_lr` take: the chosen rate where it leaves the base better on
+        # validation, else none
+        entry["adopted"] = entry["chosen"] if entry[entry["chosen"]]["linear_validation_change"]["mean"] > 0 else None
         summary[method] = entry
     return summary
 
@@ -103,8 +124,9 @@ def markdown(results: dict, lrs: list[float], methods: list[str], optimiser: str
     lines += [
         "Base as it is: " + "; ".join(f"{t} linear {b['linear']:.1%}, kNN {b['kNN']:.1%}" for t, b in bases.items()),
         "",
-        "Last-step linear accuracy, mean ± sd over "
-        f"{len(targets)} target(s) x {results['seeds']} seed(s), and its change from the base (points). "
+        "Last-step linear accuracy on the test split, mean ± sd over "
+        f"{len(targets)} target(s) x {results['seeds']} seed(s), and its change from the base (points); after "
+        "`val`, the same on the validation split, which picks the rate (a tie there broken by kNN on it). "
         "Learning rates are per 256 images.",
         "",
         "| method | " + " | ".join(f"lr {lr}" for lr in lrs) + " | chosen |",
@@ -114,10 +136,13 @@ def markdown(results: dict, lrs: list[float], methods: list[str], optimiser: str
         s = summary[method]
         cells = [
             f"{s[str(lr)]['linear']['mean']:.1%} ± {s[str(lr)]['linear']['sd']:.1%} "
-            f"({100 * s[str(lr)]['linear_change']['mean']:+.1f})"
+            f"({100 * s[str(lr)]['linear_change']['mean']:+.1f}); val {s[str(lr)]['linear_validation']['mean']:.1%} "
+            f"({100 * s[str(lr)]['linear_validation_change']['mean']:+.1f})"
             for lr in lrs
         ]
-        chosen = s["chosen"] if s.get("adopted", s["chosen"]) else f"none ({s['chosen']} is the best, under the base)"
+        chosen = s["chosen"]
+        if s[chosen]["linear_validation_change"]["mean"] <= 0:  # sgd keeps it all the same; adamw, lars adopt none
+            chosen = f"{chosen} (under the base)" if optimiser == "sgd" else f"none ({chosen} the best, under the base)"
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {chosen} |")
     lines += ["", "By target (last-step linear / kNN, mean over seeds):", ""]
     lines += ["| method | lr | " + " | ".join(targets) + " |", "|---|---|" + "---|" * len(targets)]

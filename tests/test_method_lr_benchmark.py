@@ -1,6 +1,7 @@
 """The learning-rate study's quick mode (benchmarks/method_lr.py): every method continues from the real Lite0 on
-real digits at each learning rate, and the table names one chosen rate per method (the accuracies are the full
-mode's business, committed under benchmarks/results/method_lr)."""
+real digits at each learning rate, and the table names one chosen rate per method, picked on the validation
+split, not the test split it reports (the accuracies are the full mode's business, committed under
+benchmarks/results/method_lr)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,19 @@ def test_the_quick_learning_rate_study_writes_its_results(quick_benchmark):
     runs = results["targets"]["mnist-5k"]["runs"]
     assert list(runs) == ["mocov2", "simclr", "byol", "swav", "dino"]
     base = runs["mocov2"]["0.01"][0]["curve"][0]
+    base_validation = {label: v["base"] for label, v in runs["mocov2"]["0.01"][0]["validation"].items()}
     for method, by_lr in runs.items():
         assert list(by_lr) == ["0.01", "0.03"]
         for (run,) in by_lr.values():
             assert [c["step"] for c in run["curve"]] == [0, 2]
             assert run["curve"][0] == base  # every run starts from the same base, scored the same way
+            assert {label: v["base"] for label, v in run["validation"].items()} == base_validation  # validation too
         summary = results["summary"][method]
-        assert summary["chosen"] in by_lr
-        assert summary["chosen"] == max(by_lr, key=lambda lr: summary[lr]["linear"]["mean"])
+        validation = {lr: (summary[lr]["linear_validation"]["mean"], summary[lr]["kNN_validation"]["mean"])
+                      for lr in by_lr}  # fmt: skip
+        picked = max(by_lr, key=validation.__getitem__)
+        assert summary["chosen"] == picked  # on validation (a tie broken by kNN there), not on the test split
+        gain = summary[picked]["linear_validation_change"]["mean"]
+        assert summary["adopted"] == (picked if gain > 0 else None)
     table = (out / "results.md").read_text()
     assert "| swav |" in table and "| chosen |" in table

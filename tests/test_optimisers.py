@@ -134,3 +134,17 @@ def test_a_run_started_before_the_optimiser_settings_resumes_unless_they_are_now
     clipped = tiny_config(digits["pretrain"], **{"train.steps": 2, "optim.clip_grad": 3.0})
     with pytest.raises(HptError, match=r"optim.clip_grad: None then, 3.0 now"):
         check_run_dir(run, clipped, overwrite=False, resume=True)
+
+    # a default the run does not read changed since (another method's setting, its own method's rate for another
+    # optimiser): it resumes; its own rate for its optimiser changed: refused, the run would not be the same
+    method = config.method
+    written[method]["adamw_lr"] = written["dino"]["lr"] = 0.123
+    (run / "config.yaml").write_text(yaml.safe_dump(written))
+    assert check_run_dir(run, config, overwrite=False, resume=True)
+    written[method]["lr"] = 0.123
+    (run / "config.yaml").write_text(yaml.safe_dump(written))
+    with pytest.raises(HptError, match=rf"{method}.lr: 0.123 then"):
+        check_run_dir(run, config, overwrite=False, resume=True)
+    written["optim"]["lr"] = 0.5  # with optim.lr set (then and now) the method's own rates are not read
+    (run / "config.yaml").write_text(yaml.safe_dump(written))
+    assert check_run_dir(run, tiny_config(digits["pretrain"], **{"train.steps": 2, "optim.lr": 0.5}), False, True)

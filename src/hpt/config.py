@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -158,9 +158,17 @@ class MethodSection(Section):
     clip_grad: float | None = Field(None, gt=0.0)
     """The method's own gradient clip (total norm) unless `optim.clip_grad` is set; None: not clipped."""
 
+    RATE_KEYS: ClassVar[tuple[str, ...]] = ("lr", "adamw_lr", "lars_lr")
+    """The method's own learning rates, one an optimiser."""
+
+    @staticmethod
+    def rate_key(optimiser: str) -> str:
+        """The key of a method's own learning rate for `optimiser`: `lr` for SGD, `adamw_lr`, `lars_lr`."""
+        return "lr" if optimiser == "sgd" else f"{optimiser}_lr"
+
     def rate_for(self, optimiser: str) -> tuple[str, float | None]:
-        """The key of this method's own learning rate for `optimiser` (`lr` for SGD) and its value."""
-        key = "lr" if optimiser == "sgd" else f"{optimiser}_lr"
+        """The key of this method's own learning rate for `optimiser` and its value."""
+        key = self.rate_key(optimiser)
         return key, getattr(self, key)
 
 

@@ -1,7 +1,7 @@
 """A run folder: what `hpt pretrain` writes, and the rules that protect a user's work.
 
 A folder that already holds files is refused unless the user says `--overwrite` (start again) or `--resume`
-(continue: only when the folder's `config.yaml` is the config asked for now).
+(continue: only when the folder's `config.yaml` is the config asked for now, in every setting the run reads).
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from lightning_fabric.loggers import Logger
 
 from hpt.checkpoints.files import sidecar_path
-from hpt.config import PretrainConfig, read_yaml_mapping, with_resolved_paths
+from hpt.config import Method, MethodSection, PretrainConfig, read_yaml_mapping, with_resolved_paths
 from hpt.core.atomic import TMP_SUFFIX, make_folder, write_text_atomic
 from hpt.core.run_files import (
     BACKBONE,
@@ -45,7 +45,7 @@ def check_run_dir(out: Path, config: PretrainConfig, overwrite: bool, resume: bo
     then = with_resolved_paths(read_yaml_mapping(out / CONFIG, f"--resume: '{out}''s"))
     then = with_added_keys(then, PretrainConfig().to_dict())
     now = resolve_precision(config)  # `auto` as this machine resolves it: what the folder's config records
-    difference = first_difference(then, with_resolved_paths(now.to_dict()))
+    difference = first_difference(in_effect(then), in_effect(with_resolved_paths(now.to_dict())))
     if difference:
         raise HptError(f"--resume: '{out}' was started with another config ({difference}); use a new --out")
     return True
@@ -62,6 +62,18 @@ def with_added_keys(old: dict[str, Any], defaults: dict[str, Any]) -> dict[str, 
         elif isinstance(value, dict) and isinstance(merged[key], dict):
             merged[key] = with_added_keys(merged[key], value)
     return merged
+
+
+def in_effect(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` (a run's settings as a mapping) without what its run does not read: the sections of the other
+    methods, and its own method's learning rates for the other optimisers (all of them where `optim.lr` is set).
+    A run started before an upgrade that changed only such a default resumes after it."""
+    method, optim = str(config.get("method")), config.get("optim", {})
+    kept = {key: value for key, value in config.items() if key == method or key not in get_args(Method)}
+    if isinstance(kept.get(method), dict):
+        used = () if optim.get("lr") is not None else (MethodSection.rate_key(optim.get("name", "sgd")),)
+        kept[method] = {k: v for k, v in kept[method].items() if k in used or k not in MethodSection.RATE_KEYS}
+    return kept
 
 
 def first_difference(old: Any, new: Any, prefix: str = "") -> str | None:
