@@ -12,9 +12,11 @@ not the 313 steps of an ImageNet epoch at batch 4096 that its default counts; DI
 `--optimiser` (sgd, adamw, lars) trains them all with it; `--reuse` reads the runs already finished under `--out`
 with the same config (a grid widened); `--set KEY=VALUE` adds a setting to every run (e.g.
 `dino.head_batch_norm=true`). A method's default for the optimiser (`METHOD.lr` for sgd, `METHOD.adamw_lr`,
-`METHOD.lars_lr`) is the learning rate with the best mean last-step linear accuracy on validation over both
-targets and all seeds (a tie broken by kNN there); for adamw and lars only where that rate leaves the base better
-on validation (`adopted`), else the method has none for the optimiser and a run needs `optim.lr`.
+`METHOD.lars_lr`) is one the study cannot tell from the best: the learning rate with the best mean last-step
+linear accuracy on validation over both targets and all seeds (`chosen`; a tie broken by kNN there), or a rate it
+leads by no more than one standard error (`within_noise`: a default already there stays then, not moved on noise);
+for adamw and lars only where that rate leaves the base better on validation (`adopted`), else the method has none
+for the optimiser and a run needs `optim.lr`.
 
     .venv/bin/python benchmarks/method_lr.py --out benchmarks/results/method_lr       # full: ~55 min, 2 cores*
     .venv/bin/python benchmarks/method_lr.py --quick --out /tmp/method_lr             # the suite's: ~40 s
@@ -33,6 +35,8 @@ on validation (`adopted`), else the method has none for the optimiser and a run 
 from __future__ import annotations
 
 import argparse
+import math
+from pathlib import Path
 
 from provenance import header, markdown_header
 from study import (
@@ -52,6 +56,7 @@ from study import (
 )
 
 from hpt.core.run_files import read_monitor
+from hpt.eval.monitor import VALIDATION_FRACTION
 
 VALIDATION_SCORES = {"linear": "linear_val_top1", "kNN": "knn_val_top1_k20"}
 """The monitor's scores on its validation split (a held-out fifth of the labelled training split): what picks."""
@@ -88,7 +93,25 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
                 }
                 runs[method][str(lr)].append(run)
                 print(f"{target} {method} lr {lr} seed {seed}: {curve_text(run['curve'])}", flush=True)
-    return {"runs": runs}
+    return {"runs": runs, "validation_images": validation_images(data / "train")}
+
+
+def validation_images(train: Path) -> int:
+    """How many images the monitor holds out of the labelled training split `train` (one folder a class)."""
+    return sum(max(1, round(VALIDATION_FRACTION * len(list(c.iterdir())))) for c in train.iterdir() if c.is_dir())
+
+
+def lead(results: dict, method: str, best: str, other: str) -> dict[str, float]:
+    """How far rate `best` leads rate `other` on validation (mean over targets x seeds, linear probe) and the
+    standard error of that lead: each run's accuracy a binomial proportion over its target's validation images
+    (an upper bound: the same images score both rates, which a paired count would use)."""
+    pairs = [
+        (a["validation"]["linear"]["last"], b["validation"]["linear"]["last"], result["validation_images"])
+        for result in results["targets"].values()
+        for a, b in zip(result["runs"][method][best], result["runs"][method][other], strict=True)
+    ]
+    variance = sum((a * (1 - a) + b * (1 - b)) / n for a, b, n in pairs) / len(pairs) ** 2
+    return {"points": 100 * sum(a - b for a, b, _ in pairs) / len(pairs), "se": 100 * math.sqrt(variance)}
 
 
 def summarise(results: dict, lrs: list[float], methods: list[str]) -> dict:
@@ -112,6 +135,12 @@ def summarise(results: dict, lrs: list[float], methods: list[str]) -> dict:
         # what `METHOD.adamw_lr` / `METHOD.lars_lr` take: the chosen rate where it leaves the base better on
         # validation, else none
         entry["adopted"] = entry["chosen"] if entry[entry["chosen"]]["linear_validation_change"]["mean"] > 0 else None
+        # the chosen rate's lead over each other rate, and the rates it does not lead by one standard error: the
+        # measurement cannot tell them from the best (a default among them is as good as this study can say)
+        entry["lead"] = {
+            lr: lead(results, method, entry["chosen"], lr) for lr in map(str, lrs) if lr != entry["chosen"]
+        }
+        entry["within_noise"] = [entry["chosen"]] + [lr for lr, d in entry["lead"].items() if d["points"] <= d["se"]]
         summary[method] = entry
     return summary
 
@@ -127,6 +156,10 @@ def markdown(results: dict, lrs: list[float], methods: list[str], optimiser: str
         "Last-step linear accuracy on the test split, mean ± sd over "
         f"{len(targets)} target(s) x {results['seeds']} seed(s), and its change from the base (points); after "
         "`val`, the same on the validation split, which picks the rate (a tie there broken by kNN on it). "
+        "Chosen: the best on validation, and the rates it leads by no more than one standard error (its lead in "
+        "points ± the SE, each run's accuracy a binomial proportion over "
+        + ", ".join(f"{t}'s {r['validation_images']}" for t, r in results["targets"].items())
+        + " validation images): the study cannot tell those from the best. "
         "Learning rates are per 256 images.",
         "",
         "| method | " + " | ".join(f"lr {lr}" for lr in lrs) + " | chosen |",
@@ -143,6 +176,8 @@ def markdown(results: dict, lrs: list[float], methods: list[str], optimiser: str
         chosen = s["chosen"]
         if s[chosen]["linear_validation_change"]["mean"] <= 0:  # sgd keeps it all the same; adamw, lars adopt none
             chosen = f"{chosen} (under the base)" if optimiser == "sgd" else f"none ({chosen} the best, under the base)"
+        tied = [f"{lr} ({s['lead'][lr]['points']:+.1f} ± {s['lead'][lr]['se']:.1f})" for lr in s["within_noise"][1:]]
+        chosen += f"; within one SE of it: {', '.join(tied)}" if tied else "; ahead of the others by over one SE"
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {chosen} |")
     lines += ["", "By target (last-step linear / kNN, mean over seeds):", ""]
     lines += ["| method | lr | " + " | ".join(targets) + " |", "|---|---|" + "---|" * len(targets)]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 
 def test_the_quick_learning_rate_study_writes_its_results(quick_benchmark):
     out = quick_benchmark("method_lr")
@@ -28,5 +30,13 @@ def test_the_quick_learning_rate_study_writes_its_results(quick_benchmark):
         assert summary["chosen"] == picked  # on validation (a tie broken by kNN there), not on the test split
         gain = summary[picked]["linear_validation_change"]["mean"]
         assert summary["adopted"] == (picked if gain > 0 else None)
+        others = [lr for lr in by_lr if lr != picked]
+        assert summary["within_noise"][0] == picked and set(summary["lead"]) == set(others)
+        for lr, lead in summary["lead"].items():  # lead: points on validation, mean over the runs
+            assert lead["points"] == pytest.approx(100 * (validation[picked][0] - validation[lr][0]))
+            (a, _), (b, _), n = validation[picked], validation[lr], results["targets"]["mnist-5k"]["validation_images"]
+            assert n == 10  # a fifth of 5 images, at least one, in each of the 10 classes
+            assert lead["se"] == pytest.approx(100 * ((a * (1 - a) + b * (1 - b)) / n) ** 0.5)  # binomial, one run
+            assert (lr in summary["within_noise"]) == (lead["points"] <= lead["se"])
     table = (out / "results.md").read_text()
     assert "| swav |" in table and "| chosen |" in table
