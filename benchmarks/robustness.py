@@ -6,8 +6,8 @@ emoji-datasource-google: 1,906 clip-art images in 9 categories). Base: the real 
 (hpt's defaults), 64 px, batch 64, the same number of steps for every run, `--seeds` seeds of each. HPT
 (`--init full`, hpt's default of frozen BN statistics) against scratch (its BatchNorm statistics estimated on the
 target before step 0, hpt's default since 0.5):
-- augmentation policies (`views.policy`): full, no-color, crop-only, on all the unlabelled images;
-- pretraining data: 10%, 30% and 100% of the unlabelled images (the `full` policy), as file lists.
+- augmentation policies (`views.policy`, `--policies`): full, no-color, crop-only, on all the unlabelled images;
+- pretraining data (`--fractions`): 10%, 30% and 100% of the unlabelled images (the `full` policy), as file lists.
 Each run is scored at its end by a linear probe and kNN on the labelled split (the monitor's `both` protocol; the
 same code as `hpt eval`); HPT's step 0 is the base as it is, scratch's the random network it starts from.
 Robustness is read as the spread (best minus worst, per seed) of a strategy's accuracy over the policies, and over
@@ -49,7 +49,13 @@ from hpt.data.files import find_images  # noqa: E402
 STRATEGIES = {"scratch": "scratch", "HPT": "full"}
 POLICIES = ["full", "no-color", "crop-only"]
 FRACTIONS = [0.10, 0.30, 1.0]
-STUDIES = {"policies": POLICIES, "fractions": [f"{f:.2f}" for f in FRACTIONS]}
+QUICK = {"policies": ["full", "crop-only"], "fractions": [0.10, 0.30, 1.0]}
+"""The quick mode's settings: every piece of the study, with one run a seed fewer than the full mode's."""
+
+
+def studies(policies: list[str], fractions: list[float]) -> dict[str, list[str]]:
+    """The settings of the two studies, as the results name them."""
+    return {"policies": policies, "fractions": [f"{f:.2f}" for f in fractions]}
 
 
 def fraction_list(folder: Path, fraction: float, out: Path) -> str:
@@ -64,17 +70,20 @@ def fraction_list(folder: Path, fraction: float, out: Path) -> str:
 
 def run_target(target: str, args: argparse.Namespace) -> dict:
     data = target_data(target, args.out, args.unlabelled, args.per_class)
-    result: dict = {study: {name: {key: [] for key in keys} for name in STRATEGIES} for study, keys in STUDIES.items()}
+    settings_of = studies(args.policies, args.fractions)
+    result: dict = {
+        study: {name: {key: [] for key in keys} for name in STRATEGIES} for study, keys in settings_of.items()
+    }
     for seed in range(args.seeds):
         settings = run_settings(args, seed)
         for name, init in STRATEGIES.items():
             folder = args.out / "runs" / target / f"{name}-{seed}"
-            for policy in POLICIES:
+            for policy in args.policies:
                 run = scored_run(data, str(data / "pretrain"), folder / f"policy-{policy}", init, args.steps, 0,
                                  {**settings, "views.policy": policy})  # fmt: skip
                 result["policies"][name][policy].append(run)
                 print(f"{target} seed {seed} {name} policy {policy}: {end(run)}", flush=True)
-            for fraction in FRACTIONS:
+            for fraction in args.fractions:
                 if fraction == 1.0:
                     run = result["policies"][name]["full"][-1]  # the same run: all images, the full policy
                 else:
@@ -83,7 +92,7 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
                     run = scored_run(data, images, folder / f"fraction-{fraction:.2f}", init, args.steps, 0, settings)
                 result["fractions"][name][f"{fraction:.2f}"].append(run)
                 print(f"{target} seed {seed} {name} fraction {fraction:.0%}: {end(run)}", flush=True)
-    result["summary"] = summarise(result)
+    result["summary"] = summarise(result, settings_of)
     return result
 
 
@@ -92,7 +101,7 @@ def end(run: dict) -> str:
     return f"linear {last['linear']:.3f}, kNN {last['kNN']:.3f} at step {last['step']}"
 
 
-def summarise(result: dict) -> dict:
+def summarise(result: dict, settings_of: dict[str, list[str]]) -> dict:
     """Per strategy and score: its step 0; per setting, the last accuracy (mean and sd over seeds); per study,
     the spread over its settings and their mean (each per seed, then mean and sd), and in how many (setting,
     seed) runs the last step beats the run's own step 0."""
@@ -102,7 +111,7 @@ def summarise(result: dict) -> dict:
         for label in SCORES:
             starts = [run["curve"][0][label] for run in result["policies"][name]["full"]]
             entry[label] = {"start": mean_sd(starts)}
-            for study, keys in STUDIES.items():
+            for study, keys in settings_of.items():
                 runs = result[study][name]
                 last = {key: [run["curve"][-1][label] for run in runs[key]] for key in keys}
                 per_seed = list(zip(*last.values()))  # each seed's accuracy in every setting
@@ -120,21 +129,22 @@ def summarise(result: dict) -> dict:
 def plot(target: str, result: dict, path: Path) -> None:
     figure, (policies, fractions) = plt.subplots(1, 2, figsize=(10, 3.6))
     width = 0.8 / len(STRATEGIES)
+    names, shares = list(result["policies"]["HPT"]), list(result["fractions"]["HPT"])  # the settings run
     for i, name in enumerate(STRATEGIES):
         s = result["summary"][name]["linear"]
-        bars = [s["policies"]["last"][p] for p in POLICIES]
-        policies.bar([x + i * width for x in range(len(POLICIES))], [b["mean"] for b in bars], width,
+        bars = [s["policies"]["last"][p] for p in names]
+        policies.bar([x + i * width for x in range(len(names))], [b["mean"] for b in bars], width,
                      yerr=[b["sd"] for b in bars], capsize=3, label=name)  # fmt: skip
-        points = [s["fractions"]["last"][key] for key in STUDIES["fractions"]]
-        fractions.errorbar([100 * f for f in FRACTIONS], [p["mean"] for p in points], yerr=[p["sd"] for p in points],
-                           marker="o", capsize=3, label=name)  # fmt: skip
+        points = [s["fractions"]["last"][key] for key in shares]
+        fractions.errorbar([100 * float(f) for f in shares], [p["mean"] for p in points],
+                           yerr=[p["sd"] for p in points], marker="o", capsize=3, label=name)  # fmt: skip
     for axis in (policies, fractions):
         axis.axhline(result["summary"]["HPT"]["linear"]["start"]["mean"], color="grey", linestyle="--",
                      label="base as is")  # fmt: skip
         axis.axhline(result["summary"]["scratch"]["linear"]["start"]["mean"], color="grey", linestyle=":",
                      label="scratch's step 0")  # fmt: skip
         axis.grid(alpha=0.3)
-    policies.set_xticks([x + width / 2 for x in range(len(POLICIES))], POLICIES)
+    policies.set_xticks([x + width / 2 for x in range(len(names))], names)
     policies.set_title(f"{target}: linear accuracy by augmentation policy")
     fractions.set_xscale("log")
     fractions.set_xlabel("% of the unlabelled images")
@@ -157,7 +167,8 @@ def markdown(results: dict) -> str:
             f"at its end, mean ± standard deviation over {seeds} seeds; spread: best minus worst setting, per seed.",
             "",
         ]
-        for study, keys in STUDIES.items():
+        for study in ("policies", "fractions"):
+            keys = list(result[study]["HPT"])
             names = keys if study == "policies" else [f"{float(k):.0%} of the images" for k in keys]
             for label in SCORES:
                 lines += [
@@ -181,9 +192,14 @@ def main() -> None:
     parser.set_defaults(image_size=64)
     parser.add_argument("--steps", type=int, default=100)
     seed_arguments(parser)
+    parser.add_argument("--policies", nargs="+", choices=POLICIES, default=POLICIES)
+    parser.add_argument("--fractions", type=float, nargs="+", default=FRACTIONS)
     target_arguments(parser, ("fashion-mnist", "emoji"))
     args = parser.parse_args()
+    if 1.0 not in args.fractions or "full" not in args.policies:
+        parser.error("--fractions needs 1.0 and --policies full: all the images under the full policy is one run")
     if args.quick:
+        args.policies, args.fractions = QUICK["policies"], QUICK["fractions"]
         args.steps, args.image_size, args.batch_size, args.queue, args.seeds = 2, 16, 8, 32, 2
         args.unlabelled, args.per_class, args.workers, args.targets = 200, 5, 0, ["mnist-5k"]
     results = run_targets(header("robustness.py", args), args, run_target, plot, "robustness")

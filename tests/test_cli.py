@@ -215,7 +215,9 @@ def test_eval_knn_on_the_run(hpt_run, digits):
 # Settings under which each method learns visibly within 60 CPU steps on real digits: crop-only views
 # (a task small networks can learn fast), a small queue / fast EMA / few prototypes for the tiny batch.
 LEARNS_FAST = {
-    "distill": as_flags(A_TEACHER),
+    # the student: timm's 0.4M-parameter test_resnet; distillation's loss fell only 0.13 (of 0.1 asked) there in 60
+    # steps, so its student is a ResNet-18 (the test's backbone for all until the suite had to shrink)
+    "distill": [*as_flags(A_TEACHER), "--backbone", "torchvision:resnet18"],
     "mocov2": ["--set", "mocov2.momentum=0.99", "--set", "mocov2.queue_size=32"],
     "simclr": ["--set", "simclr.hidden_dim=512"],
     "byol": ["--set", "byol.hidden_dim=512", "--set", "byol.momentum_start=0.99"],
@@ -246,7 +248,8 @@ LEARNS_SLOWLY = {
 @pytest.mark.parametrize("method", sorted(LEARNS_FAST))
 def test_loss_falls_over_a_few_dozen_steps(method, digits, tmp_path):
     """Every method but those of LEARNS_SLOWLY, from scratch on real digits: the loss of the last 10 steps is
-    clearly below its early level, the higher of steps 1-10 and 11-20 (MoCo's first steps still see a queue of
+    clearly below its early level (0.1; on this CPU the margins over it were 0.21 SwAV, 0.48 MoCo, 0.74 BYOL, 1.47
+    SimCLR on timm's test_resnet), the higher of steps 1-10 and 11-20 (MoCo's first steps still see a queue of
     random keys, which makes them easy; BYOL drops most in its first steps)."""
     assert set(LEARNS_FAST) | set(LEARNS_SLOWLY) == set(METHODS) and not set(LEARNS_FAST) & set(LEARNS_SLOWLY)
     run = tmp_path / method
@@ -260,7 +263,7 @@ def test_loss_falls_over_a_few_dozen_steps(method, digits, tmp_path):
             "--method",
             method,
             "--backbone",
-            "torchvision:resnet18",
+            "timm:test_resnet",  # a real ResNet with BatchNorm; a method's flags below may name another
             "--init",
             "scratch",
             "--steps",
