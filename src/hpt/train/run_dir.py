@@ -45,7 +45,7 @@ def check_run_dir(out: Path, config: PretrainConfig, overwrite: bool, resume: bo
     then = with_resolved_paths(read_yaml_mapping(out / CONFIG, f"--resume: '{out}''s"))
     then = with_added_keys(then, PretrainConfig().to_dict())
     now = resolve_precision(config)  # `auto` as this machine resolves it: what the folder's config records
-    difference = first_difference(in_effect(then), in_effect(with_resolved_paths(now.to_dict())))
+    difference = first_difference(*in_effect(then, with_resolved_paths(now.to_dict())))
     if difference:
         raise HptError(f"--resume: '{out}' was started with another config ({difference}); use a new --out")
     return True
@@ -64,16 +64,24 @@ def with_added_keys(old: dict[str, Any], defaults: dict[str, Any]) -> dict[str, 
     return merged
 
 
-def in_effect(config: dict[str, Any]) -> dict[str, Any]:
-    """`config` (a run's settings as a mapping) without what its run does not read: the sections of the other
-    methods, and its own method's learning rates for the other optimisers (all of them where `optim.lr` is set).
-    A run started before an upgrade that changed only such a default resumes after it."""
-    method, optim = str(config.get("method")), config.get("optim", {})
-    kept = {key: value for key, value in config.items() if key == method or key not in get_args(Method)}
-    if isinstance(kept.get(method), dict):
-        used = () if optim.get("lr") is not None else (MethodSection.rate_key(optim.get("name", "sgd")),)
-        kept[method] = {k: v for k, v in kept[method].items() if k in used or k not in MethodSection.RATE_KEYS}
-    return kept
+def in_effect(then: dict[str, Any], now: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two runs' settings (as mappings) without what neither run reads: the sections of methods neither uses, and
+    each method's learning rates for optimisers neither takes its rate for (all of them where both set `optim.lr`).
+    A run started before an upgrade that changed only such a default resumes after it; a difference either run
+    reads is still named by its own key (`optim.lr`, not the method's rate it replaces)."""
+    configs = (then, now)
+    methods = {str(c.get("method")) for c in configs}
+    rates = {MethodSection.rate_key(c.get("optim", {}).get("name", "sgd")) for c in configs
+             if c.get("optim", {}).get("lr") is None}  # fmt: skip
+
+    def kept(config: dict[str, Any]) -> dict[str, Any]:
+        out = {key: value for key, value in config.items() if key in methods or key not in get_args(Method)}
+        for method in methods & out.keys():
+            if isinstance(out[method], dict):
+                out[method] = {k: v for k, v in out[method].items() if k in rates or k not in MethodSection.RATE_KEYS}
+        return out
+
+    return kept(then), kept(now)
 
 
 def first_difference(old: Any, new: Any, prefix: str = "") -> str | None:
