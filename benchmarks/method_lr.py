@@ -174,7 +174,7 @@ def markdown(results: dict, lrs: list[float], methods: list[str], optimiser: str
             for lr in lrs
         ]
         chosen = s["chosen"]
-        if s[chosen]["linear_validation_change"]["mean"] <= 0:  # sgd keeps it all the same; adamw, lars adopt none
+        if s["adopted"] is None:  # under the base on validation: sgd keeps it all the same; adamw, lars adopt none
             chosen = f"{chosen} (under the base)" if optimiser == "sgd" else f"none ({chosen} the best, under the base)"
         tied = [f"{lr} ({s['lead'][lr]['points']:+.1f} ± {s['lead'][lr]['se']:.1f})" for lr in s["within_noise"][1:]]
         chosen += f"; within one SE of it: {', '.join(tied)}" if tied else "; ahead of the others by over one SE"

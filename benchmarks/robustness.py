@@ -49,6 +49,7 @@ from hpt.data.files import find_images  # noqa: E402
 STRATEGIES = {"scratch": "scratch", "HPT": "full"}
 POLICIES = ["full", "no-color", "crop-only"]
 FRACTIONS = [0.10, 0.30, 1.0]
+STUDIES = ("policies", "fractions")
 QUICK = {"policies": ["full", "crop-only"], "fractions": [0.10, 0.30, 1.0]}
 """The quick mode's settings: every piece of the study, with one run a seed fewer than the full mode's."""
 
@@ -92,7 +93,7 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
                     run = scored_run(data, images, folder / f"fraction-{fraction:.2f}", init, args.steps, 0, settings)
                 result["fractions"][name][f"{fraction:.2f}"].append(run)
                 print(f"{target} seed {seed} {name} fraction {fraction:.0%}: {end(run)}", flush=True)
-    result["summary"] = summarise(result, settings_of)
+    result["summary"] = summarise(result)
     return result
 
 
@@ -101,7 +102,7 @@ def end(run: dict) -> str:
     return f"linear {last['linear']:.3f}, kNN {last['kNN']:.3f} at step {last['step']}"
 
 
-def summarise(result: dict, settings_of: dict[str, list[str]]) -> dict:
+def summarise(result: dict) -> dict:
     """Per strategy and score: its step 0; per setting, the last accuracy (mean and sd over seeds); per study,
     the spread over its settings and their mean (each per seed, then mean and sd), and in how many (setting,
     seed) runs the last step beats the run's own step 0."""
@@ -111,8 +112,9 @@ def summarise(result: dict, settings_of: dict[str, list[str]]) -> dict:
         for label in SCORES:
             starts = [run["curve"][0][label] for run in result["policies"][name]["full"]]
             entry[label] = {"start": mean_sd(starts)}
-            for study, keys in settings_of.items():
+            for study in STUDIES:
                 runs = result[study][name]
+                keys = list(runs)  # the settings run
                 last = {key: [run["curve"][-1][label] for run in runs[key]] for key in keys}
                 per_seed = list(zip(*last.values()))  # each seed's accuracy in every setting
                 beats = sum(run["curve"][-1][label] > run["curve"][0][label] for key in keys for run in runs[key])
@@ -167,7 +169,7 @@ def markdown(results: dict) -> str:
             f"at its end, mean ± standard deviation over {seeds} seeds; spread: best minus worst setting, per seed.",
             "",
         ]
-        for study in ("policies", "fractions"):
+        for study in STUDIES:
             keys = list(result[study]["HPT"])
             names = keys if study == "policies" else [f"{float(k):.0%} of the images" for k in keys]
             for label in SCORES:

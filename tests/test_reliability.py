@@ -88,7 +88,7 @@ def _assert_bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]
     assert not different, f"{len(different)} tensors differ, first {different[:3]}"
 
 
-# SimCLR keeps no state of its own; two kills of MoCo: a resumed run killed again resumes too (a third added a minute)
+# SimCLR keeps no state of its own; two kills of MoCo: a resumed run killed again resumes too (a third cost suite time)
 @pytest.mark.parametrize("method,kills", [("mocov2", 2), ("byol", 1), ("swav", 1)])
 def test_a_run_killed_at_random_steps_resumes_bit_for_bit(method, kills, digits, tmp_path, hpt_here):
     # Killed between steps 5 and 19, at least 28 steps before the end: the poller in `_kill_at` sees its step while
