@@ -36,19 +36,20 @@ def test_each_rate_per_optimiser_is_the_one_its_study_chose(optimiser):
     --optimiser, picked on validation), method by method; SGD's may be one the study could not tell from the best
     (within one standard error on validation: not moved on noise), kept even under the base; adamw and
     lars adopt none there, and a method their study did not measure has none, so such a run needs optim.lr. DINO's
-    and distillation's SGD rates come from studies of their own (method_lr_dino, method_lr_distill)."""
+    and distillation's SGD rates come from studies of their own (method_lr_dino, method_lr_distill), held alike."""
     import json
     from pathlib import Path
 
-    folder = "method_lr" if optimiser == "sgd" else f"method_lr_{optimiser}"
-    summary = json.loads((Path(__file__).parents[1] / "benchmarks" / "results" / folder / "results.json").read_text())
+    def study(folder: str) -> dict:
+        return json.loads((Path(__file__).parents[1] / "benchmarks" / "results" / folder / "results.json").read_text())
+
+    summary = study("method_lr" if optimiser == "sgd" else f"method_lr_{optimiser}")
     config = load_config()
     for method in typing.get_args(Method):
         section = getattr(config, method)
-        if optimiser == "sgd":
-            assert method in summary["summary"] or method in ("dino", "distill"), method
-            if method in summary["summary"]:  # the best on validation, or one the study cannot tell from it
-                assert str(section.lr) in summary["summary"][method]["within_noise"], method
+        if optimiser == "sgd":  # the best on validation, or one the study cannot tell from it
+            own = study(f"method_lr_{method}") if method in ("dino", "distill") else summary
+            assert str(section.lr) in own["summary"][method]["within_noise"], method
             continue
         adopted = summary["summary"][method]["adopted"] if method in summary["summary"] else None
         assert section.rate_for(optimiser)[1] == (adopted and float(adopted)), method
