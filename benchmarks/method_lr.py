@@ -61,6 +61,7 @@ from hpt.eval.monitor import VALIDATION_FRACTION
 VALIDATION_SCORES = {"linear": "linear_val_top1", "kNN": "knn_val_top1_k20"}
 """The monitor's scores on its validation split (a held-out fifth of the labelled training split): what picks."""
 METHODS = ["mocov2", "simclr", "byol", "swav", "dino"]
+QUICK_METHODS = ["mocov2", "dino"]
 CHOICES = [*METHODS, "distill"]
 """`--methods` takes distillation too, its teacher given by `--set distill.teacher=...` (not in the default list)."""
 
@@ -194,15 +195,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     seed_arguments(parser, 2)
     parser.add_argument("--lrs", type=float, nargs="+", default=[0.003, 0.01, 0.03])
-    parser.add_argument("--methods", nargs="+", choices=CHOICES, default=METHODS)
+    parser.add_argument("--methods", nargs="+", choices=CHOICES, help=f"default: {' '.join(METHODS)}")
     parser.add_argument("--optimiser", choices=["sgd", "adamw", "lars"], default="sgd")
     parser.add_argument("--reuse", action="store_true", help="read a finished run of the same config, not run it again")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="a setting added to every run")
     target_arguments(parser)
     args = parser.parse_args()
-    if args.quick:
-        args.steps, args.seeds, args.lrs = 2, 1, [0.01, 0.03]
+    if args.quick:  # the study is method-agnostic (optim.lr): MoCo, and DINO for its multi-crop and freeze
+        args.steps, args.seeds, args.lrs, args.methods = 2, 1, [0.01, 0.03], args.methods or QUICK_METHODS
         quick_targets(args)
+    args.methods = args.methods or METHODS
     results = run_targets({**header("method_lr.py", args), "seeds": args.seeds}, args, run_target)
     results["summary"] = summarise(results, args.lrs, args.methods)
     write_results(args.out, results, markdown(results, args.lrs, args.methods, args.optimiser))

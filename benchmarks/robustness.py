@@ -189,13 +189,21 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def share(text: str) -> float:
+    """A --fractions value: a share of the unlabelled images, in (0, 1] (1.5 would silently mean all of them)."""
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a share of the images: expected a number in (0, 1]")
+    return value
+
+
 def main() -> None:
     parser = study_arguments(__doc__)
     parser.set_defaults(image_size=64)
     parser.add_argument("--steps", type=int, default=100)
     seed_arguments(parser)
     parser.add_argument("--policies", nargs="+", choices=POLICIES, default=POLICIES)
-    parser.add_argument("--fractions", type=float, nargs="+", default=FRACTIONS)
+    parser.add_argument("--fractions", type=share, nargs="+", default=FRACTIONS)
     target_arguments(parser, ("fashion-mnist", "emoji"))
     args = parser.parse_args()
     if 1.0 not in args.fractions or "full" not in args.policies:

@@ -5,6 +5,9 @@ right shapes."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 
 def test_the_quick_robustness_study_writes_its_results(quick_benchmark):
@@ -27,3 +30,14 @@ def test_the_quick_robustness_study_writes_its_results(quick_benchmark):
     assert base == result["policies"]["HPT"]["full"][0]["curve"][0]["linear"]  # HPT's step 0: the base as it is
     assert (out / "robustness_mnist-5k.png").read_bytes()[:4] == b"\x89PNG"
     assert "| HPT |" in (out / "results.md").read_text()
+
+
+def test_a_share_of_the_images_outside_0_1_is_refused_by_name(tmp_path):
+    """--fractions 1.5 would silently run on all the images: exit 2 before anything runs, naming the value."""
+    script = Path(__file__).parents[1] / "benchmarks" / "robustness.py"
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, str(script), "--fractions", "0.3", "1.5", "1.0", "--out", str(out)],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 2, result.stderr[-500:]
+    assert "argument --fractions: 1.5 is not a share of the images: expected a number in (0, 1]" in result.stderr
+    assert not out.exists()
