@@ -14,11 +14,10 @@ demo: setup data
 	$(PY) examples/demo.py --out demo-out
 
 # The suite, then the habits of a maintained package: lint and format (ruff), types (mypy on src/), and the
-# documentation site, built strictly (a broken link or a missing page fails). The 15 slowest tests are listed
-# after the summary: where to trim when the suite nears its 15 minutes on 2 cores.
+# documentation site, built strictly (a broken link or a missing page fails).
 test: setup
 	$(MAKE) --no-print-directory check
-	$(PYTEST) --durations=15 tests
+	$(PYTEST) tests
 
 # The edit-test loop: every test but those marked slow (real CLI runs, spawned processes), a few minutes.
 test-fast: setup
