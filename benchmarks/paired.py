@@ -59,6 +59,10 @@ def side(folders: list[Path]) -> dict[str, dict]:
 def compare(a: dict, b: dict, first_seed: int = 0) -> dict:
     """A minus B over the (target, seed) pairs both sides ran, seeds from `first_seed`, for each score."""
     keys = sorted(k for k in a["runs"].keys() & b["runs"].keys() if k[1] >= first_seed)
+    for key in keys:  # the same base scored on the same labelled images at step 0, and as many steps: else no pair
+        x, y = a["runs"][key], b["runs"][key]
+        if x["curve"][0] != y["curve"][0] or x["steps"] != y["steps"]:
+            raise ValueError(f"{a['study']} and {b['study']} differ at step 0 or in steps on {key}: not a pair")
     summary: dict = {"pairs": len(keys), "lr": {"a": a["lr"], "b": b["lr"]}}
     for label, score in SCORES.items():
         differences = [score(a["runs"][k]) - score(b["runs"][k]) for k in keys]
@@ -131,11 +135,13 @@ def main() -> None:
     args = parser.parse_args()
     try:
         a, b = side(args.a), side(args.b)
+        methods = [m for m in a if m in b]
+        if not methods:
+            raise ValueError(f"no method is in both sides: {sorted(a)} against {sorted(b)}")
+        summary = {m: compare(a[m], b[m]) for m in methods}
+        held_out = {} if args.held_out_from is None else {m: compare(a[m], b[m], args.held_out_from) for m in methods}
     except ValueError as error:
         parser.error(str(error))
-    methods = [m for m in a if m in b]
-    if not methods:
-        parser.error(f"no method is in both sides: {sorted(a)} against {sorted(b)}")
     command = "benchmarks/paired.py " + " ".join(
         [f"--names {' '.join(args.names)}", "--a", *map(str, args.a), "--b", *map(str, args.b)]
         + ([] if args.held_out_from is None else [f"--held-out-from {args.held_out_from}"])
@@ -144,11 +150,10 @@ def main() -> None:
     results = {
         "command": command, "date": today(), "git": git_revision(), "machine": machine(),
         "names": args.names, "a": [str(f) for f in args.a], "b": [str(f) for f in args.b],
-        "summary": {m: compare(a[m], b[m]) for m in methods},
+        "summary": summary,
     }  # fmt: skip
     if args.held_out_from is not None:
-        results["held_out_from"] = args.held_out_from
-        results["held_out"] = {m: compare(a[m], b[m], args.held_out_from) for m in methods}
+        results["held_out_from"], results["held_out"] = args.held_out_from, held_out
     write_results(args.out, results, markdown(results))
 
 
