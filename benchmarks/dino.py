@@ -22,7 +22,6 @@ out), DINO's 10 crops against MoCo's 2 views.
 from __future__ import annotations
 
 import argparse
-import math
 
 from provenance import header, markdown_header
 from study import (
@@ -31,7 +30,7 @@ from study import (
     compared_run,
     curve_text,
     epoch_steps,
-    mean_sd,
+    paired_difference,
     quick_targets,
     run_targets,
     seed_arguments,
@@ -69,13 +68,7 @@ def paired(targets: dict, label: str) -> dict:
         for result in targets.values()
         for d, m in zip(result["runs"]["dino"], result["runs"]["mocov2"], strict=True)
     ]
-    spread = mean_sd(differences)
-    return {
-        **spread,
-        "standard_error": spread["sd"] / math.sqrt(len(differences)),
-        "wins": sum(d > 0 for d in differences),
-        "pairs": len(differences),
-    }
+    return paired_difference(differences)
 
 
 def summarise(results: dict, args: argparse.Namespace) -> dict:

@@ -27,9 +27,9 @@ import json
 import math
 from pathlib import Path
 
-from provenance import git_revision, machine, markdown_header, today
+from provenance import header, markdown_header
 from scipy.stats import t as student
-from study import mean_sd, write_results
+from study import mean_sd, paired_difference, write_results
 
 SCORES = {
     "linear": lambda run: run["curve"][-1]["linear"],
@@ -65,17 +65,10 @@ def compare(a: dict, b: dict, first_seed: int = 0) -> dict:
             raise ValueError(f"{a['study']} and {b['study']} differ at step 0 or in steps on {key}: not a pair")
     summary: dict = {"pairs": len(keys), "lr": {"a": a["lr"], "b": b["lr"]}}
     for label, score in SCORES.items():
-        differences = [score(a["runs"][k]) - score(b["runs"][k]) for k in keys]
-        spread = mean_sd(differences)
-        se = spread["sd"] / math.sqrt(len(keys))
-        half = float(student.ppf(0.975, len(keys) - 1)) * se if len(keys) > 1 else math.inf
-        summary[label] = {
-            **spread,
-            "standard_error": se,
-            "interval": [spread["mean"] - half, spread["mean"] + half],
-            "wins": sum(d > 0 for d in differences),
-            "finding": not spread["mean"] - half <= 0 <= spread["mean"] + half,
-        }
+        d = paired_difference([score(a["runs"][k]) - score(b["runs"][k]) for k in keys])
+        half = float(student.ppf(0.975, len(keys) - 1)) * d["standard_error"] if len(keys) > 1 else math.inf
+        low, high = d["mean"] - half, d["mean"] + half
+        summary[label] = {**d, "interval": [low, high], "finding": not low <= 0 <= high}
     for name, runs in (("a", a["runs"]), ("b", b["runs"])):
         summary[f"change_{name}"] = mean_sd(
             [runs[k]["curve"][-1]["linear"] - runs[k]["curve"][0]["linear"] for k in keys]
@@ -142,13 +135,8 @@ def main() -> None:
         held_out = {} if args.held_out_from is None else {m: compare(a[m], b[m], args.held_out_from) for m in methods}
     except ValueError as error:
         parser.error(str(error))
-    command = "benchmarks/paired.py " + " ".join(
-        [f"--names {' '.join(args.names)}", "--a", *map(str, args.a), "--b", *map(str, args.b)]
-        + ([] if args.held_out_from is None else [f"--held-out-from {args.held_out_from}"])
-        + ["--out", str(args.out)]
-    )
     results = {
-        "command": command, "date": today(), "git": git_revision(), "machine": machine(),
+        **header("paired.py", args),
         "names": args.names, "a": [str(f) for f in args.a], "b": [str(f) for f in args.b],
         "summary": summary,
     }  # fmt: skip

@@ -42,9 +42,10 @@ def header(script: str, args: argparse.Namespace) -> dict[str, str]:
     options = " ".join(
         f"--{k.replace('_', '-')}" + ("" if v is True else f" {' '.join(map(str, v)) if isinstance(v, list) else v}")
         for k, v in vars(args).items()
-        if k not in ("out", "quick") and v is not False and v != []  # a flag: named when on; an empty list: not
+        # a flag: named when on; an empty list or an option not given (None): not
+        if k not in ("out", "quick") and v is not False and v != [] and v is not None
     )
-    command = f"benchmarks/{script} " + ("--quick " if args.quick else "") + options
+    command = f"benchmarks/{script} " + ("--quick " if getattr(args, "quick", False) else "") + options
     return {"command": command, "date": today(), "git": git_revision(), "machine": machine()}
 
 

@@ -226,6 +226,18 @@ def mean_sd(values: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
+def paired_difference(differences: list[float]) -> dict[str, float]:
+    """Differences over pairs of runs (same target, same seed; one setting minus another): mean ± sd, the standard
+    error of the mean, and the pairs the first setting wins."""
+    spread = mean_sd(differences)
+    return {
+        **spread,
+        "standard_error": spread["sd"] / math.sqrt(len(differences)),
+        "wins": sum(d > 0 for d in differences),
+        "pairs": len(differences),
+    }
+
+
 def spearman(a: list[float], b: list[float]) -> float:
     """Spearman's rank correlation (ties ranked by their mean); NaN when either side is constant."""
 

@@ -18,9 +18,7 @@ STUDIES = BENCHMARKS / "results" / "optimisers"
 
 def test_the_committed_comparison_is_what_its_runs_give(tmp_path):
     committed = json.loads((STUDIES / "results.json").read_text())
-    command = committed["command"].split()[1:]
-    out = command.index("--out")
-    command[out + 1] = str(tmp_path)
+    command = [*committed["command"].split()[1:], "--out", str(tmp_path)]  # as every study's, without its --out
     subprocess.run([sys.executable, str(BENCHMARKS / "paired.py"), *command], cwd=BENCHMARKS, check=True,
                    capture_output=True, timeout=120)  # fmt: skip
     again = json.loads((tmp_path / "results.json").read_text())
