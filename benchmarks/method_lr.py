@@ -57,6 +57,7 @@ from study import (
 
 from hpt.core.run_files import read_monitor
 from hpt.eval.monitor import VALIDATION_FRACTION
+from hpt.eval.protocols import held_out_count
 
 VALIDATION_SCORES = {"linear": "linear_val_top1", "kNN": "knn_val_top1_k20"}
 """The monitor's scores on its validation split (a held-out fifth of the labelled training split): what picks."""
@@ -99,7 +100,7 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
 
 def validation_images(train: Path) -> int:
     """How many images the monitor holds out of the labelled training split `train` (one folder a class)."""
-    return sum(max(1, round(VALIDATION_FRACTION * len(list(c.iterdir())))) for c in train.iterdir() if c.is_dir())
+    return sum(held_out_count(len(list(c.iterdir())), VALIDATION_FRACTION) for c in train.iterdir() if c.is_dir())
 
 
 def lead(results: dict, method: str, best: str, other: str) -> dict[str, float]:

@@ -149,6 +149,11 @@ def linear_scores(train: Split, val: Split, test: Split) -> Result:
     return Result(with_errors(result["metrics"], result["correct"]), result["settings"], result["correct"])
 
 
+def held_out_count(members: int, fraction: float) -> int:
+    """How many of a class's `members` validation holds out: `fraction` of them, at least one."""
+    return max(1, round(fraction * members))
+
+
 def split_validation(train: Split, fraction: float, seed: int = 0) -> tuple[Split, Split]:
     """Hold out `fraction` of each class (at least one image) of `train` for validation, reproducibly."""
     generator = torch.Generator().manual_seed(seed)
@@ -157,7 +162,7 @@ def split_validation(train: Split, fraction: float, seed: int = 0) -> tuple[Spli
     for label in keys.unique():
         members = torch.nonzero(keys == label).flatten()
         members = members[torch.randperm(len(members), generator=generator)]
-        held.append(members[: max(1, round(fraction * len(members)))])
+        held.append(members[: held_out_count(len(members), fraction)])
     held_out = torch.zeros(len(keys), dtype=torch.bool)
     held_out[torch.cat(held)] = True
     return train.subset(~held_out), train.subset(held_out)
