@@ -28,6 +28,10 @@ for the optimiser and a run needs `optim.lr`.
         --lrs 0.0001 0.0005 0.0025 0.0125 --reuse --out benchmarks/results/method_lr_adamw
     .venv/bin/python benchmarks/method_lr.py --optimiser lars --methods simclr byol --seeds 1 \
         --lrs 0.03 0.1 0.3 --out benchmarks/results/method_lr_lars
+    .venv/bin/python benchmarks/method_lr.py --optimiser adamw --methods byol swav --seeds 1 \
+        --lrs 0.0001 0.0005 0.0025 0.0125 --out benchmarks/results/method_lr_adamw_byol_swav      # 45 min
+    .venv/bin/python benchmarks/method_lr.py --methods byol --seeds 1 --lrs 0.003 0.01 0.03 0.1 0.3 1.0 --reuse \
+        --out benchmarks/results/method_lr_byol          # 19 min: BYOL's first grid (0.003-0.03) stopped at its best
 
 * measured while another study shared the 2 cores.
 """
