@@ -16,8 +16,15 @@ its rates, so those pairs are not scored on what picked them. Nothing is run: th
         --out benchmarks/results/optimisers/sgd-simclr
     .venv/bin/python benchmarks/method_lr.py --seeds 3 --reuse --methods mocov2 simclr --lrs 0.0025 \
         --optimiser adamw --out benchmarks/results/optimisers/adamw
-    cd benchmarks && ../.venv/bin/python paired.py --names AdamW SGD --a results/optimisers/adamw \
-        --b results/optimisers/sgd-mocov2 results/optimisers/sgd-simclr --held-out-from 1 --out results/optimisers
+    # BYOL's sides (data and runs linked to method_lr_byol's and method_lr_adamw_byol_swav's: 13 min for 8 runs)
+    .venv/bin/python benchmarks/method_lr.py --seeds 3 --reuse --methods byol --lrs 0.3 \
+        --out benchmarks/results/optimisers/sgd-byol
+    .venv/bin/python benchmarks/method_lr.py --seeds 3 --reuse --methods byol --lrs 0.0025 --optimiser adamw \
+        --out benchmarks/results/optimisers/adamw-byol
+    cd benchmarks && ../.venv/bin/python paired.py --names AdamW SGD \
+        --a results/optimisers/adamw results/optimisers/adamw-byol \
+        --b results/optimisers/sgd-mocov2 results/optimisers/sgd-simclr results/optimisers/sgd-byol \
+        --held-out-from 1 --out results/optimisers
 """
 
 from __future__ import annotations
