@@ -187,9 +187,9 @@ class MoCoV2Config(MethodSection):
     """Softmax temperature of the InfoNCE loss."""
     lr: float = Field(0.03, gt=0.0)
     """Learning rate per 256 images (scaled linearly with the batch) unless `optim.lr` is set: MoCo's own 0.03. Of
-    0.003 / 0.01 / 0.03 continuing from the ImageNet Lite0 on both benchmark targets, picked on validation, 0.003
-    led it by 1.0 point, under one standard error (4.8), so it stays (on the test split 0.03 was best: +7.0 points
-    over the base; benchmarks/results/method_lr)."""
+    0.01 / 0.03 / 0.1 / 0.3 continuing from the ImageNet Lite0 on both benchmark targets (3 seeds, 400 validation
+    images a target), 0.1 was the best on validation by 1.1 points, under one standard error (1.2), so 0.03 stays
+    (+5.8 linear points over the base on test in 100 steps, 0.1 +8.8; 0.3 fell; benchmarks/results/method_lr_mocov2)."""
     adamw_lr: float | None = Field(0.0025, gt=0.0)
     """With `optim.name: adamw`: the best on validation of 0.0001 / 0.0005 / 0.0025 / 0.0125 continuing from the
     ImageNet Lite0 (tied with 0.0005 there, ahead by kNN; +11.6 linear points over the base on test in 100 steps,
