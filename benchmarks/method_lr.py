@@ -34,6 +34,8 @@ for the optimiser and a run needs `optim.lr`.
         --out benchmarks/results/method_lr_byol          # 19 min: BYOL's first grid (0.003-0.03) stopped at its best
     .venv/bin/python benchmarks/method_lr.py --methods mocov2 --seeds 3 --per-class 200 --lrs 0.01 0.03 0.1 0.3 \
         --out benchmarks/results/method_lr_mocov2        # 26 min: MoCo v2's best on test was 0.03, the edge, too
+    .venv/bin/python benchmarks/method_lr.py --optimiser lars --methods simclr byol --seeds 1 --lrs 0.3 1.0 3.0 \
+        --out benchmarks/results/method_lr_lars_wide     # 20 min: SimCLR's LARS best was 0.3, the edge
 
 * measured while another study shared the 2 cores.
 """

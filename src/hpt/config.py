@@ -220,9 +220,10 @@ class SimCLRConfig(MethodSection):
     ImageNet Lite0 (+17.8 linear points over the base on test, +16.4 at 0.0005, within one standard error of it on
     validation; one seed per target; 0.0125 collapsed; benchmarks/results/method_lr_adamw)."""
     lars_lr: float | None = Field(0.3, gt=0.0)
-    """With `optim.name: lars`: SimCLR's own 0.3 per 256, the best on validation of 0.03 / 0.1 /
-    0.3 continuing from the Lite0 (+16.1 linear points on test; the highest tried; the other two within one standard
-    error of it; benchmarks/results/method_lr_lars)."""
+    """With `optim.name: lars`: SimCLR's own 0.3 per 256. Of 0.03 / 0.1 / 0.3 continuing from the Lite0 it was the
+    best on validation (+16.1 linear points on test; benchmarks/results/method_lr_lars); widened to 1.0 / 3.0, 1.0
+    led it there by 1.5 points, within one standard error (4.1), and 3.0 fell
+    (benchmarks/results/method_lr_lars_wide)."""
 
 
 class BYOLConfig(MethodSection):
@@ -248,10 +249,10 @@ class BYOLConfig(MethodSection):
     +12.5 on validation, in 100 steps, one seed per target; 0.0125 fell to 28%;
     benchmarks/results/method_lr_adamw_byol_swav)."""
     lars_lr: float | None = Field(None, gt=0.0)
-    """None: with `optim.name: lars` at 0.03 / 0.1 / 0.3 per 256 (BYOL's own is 0.2) BYOL collapsed from the Lite0 on
-    both targets within 100 steps (chance accuracy; the collapse watch warned), so a LARS run needs `optim.lr`
-    (benchmarks/results/method_lr_lars): under LARS's trust ratio its new projector and predictor barely move, and
-    the biases collapse the representation (docs/methods.md)."""
+    """None: with `optim.name: lars` at 0.03 / 0.1 / 0.3 / 1.0 / 3.0 per 256 (BYOL's own is 0.2) BYOL collapsed from the
+    Lite0 on both targets within 100 steps (chance accuracy but one run at 3.0; the collapse watch warned), so a LARS
+    run needs `optim.lr` (benchmarks/results/method_lr_lars, method_lr_lars_wide): under LARS's trust ratio its new
+    projector and predictor barely move, and the biases collapse the representation (docs/methods.md)."""
 
 
 class SwAVConfig(MethodSection):
