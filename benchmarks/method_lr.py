@@ -36,6 +36,10 @@ for the optimiser and a run needs `optim.lr`.
         --out benchmarks/results/method_lr_mocov2        # 26 min: MoCo v2's best on test was 0.03, the edge, too
     .venv/bin/python benchmarks/method_lr.py --optimiser lars --methods simclr byol --seeds 1 --lrs 0.3 1.0 3.0 \
         --out benchmarks/results/method_lr_lars_wide     # 20 min: SimCLR's LARS best was 0.3, the edge
+    .venv/bin/python benchmarks/method_lr.py --optimiser adamw --methods distill dino --seeds 1 --lrs 0.0005 0.0025 \
+        --set distill.teacher=LITE2.pth distill.teacher_backbone=timm:tf_efficientnet_lite2 \
+        distill.teacher_image_size=64 distill.queue_size=4096 \
+        --out benchmarks/results/method_lr_adamw_dino_distill   # 34 min
 
 * measured while another study shared the 2 cores.
 """

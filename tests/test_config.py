@@ -32,7 +32,7 @@ def test_each_method_has_its_own_learning_rate_unless_one_is_set():
 
 STUDIES = {
     "sgd": ["method_lr", "method_lr_mocov2", "method_lr_byol", "method_lr_dino", "method_lr_distill"],
-    "adamw": ["method_lr_adamw", "method_lr_adamw_byol_swav"],
+    "adamw": ["method_lr_adamw", "method_lr_adamw_byol_swav", "method_lr_adamw_dino_distill"],
     "lars": ["method_lr_lars", "method_lr_lars_wide"],
 }
 """The committed studies (benchmarks/results/FOLDER) of each optimiser's rates, in order: a later study's pick
