@@ -40,6 +40,8 @@ for the optimiser and a run needs `optim.lr`.
         --set distill.teacher=LITE2.pth distill.teacher_backbone=timm:tf_efficientnet_lite2 \
         distill.teacher_image_size=64 distill.queue_size=4096 \
         --out benchmarks/results/method_lr_adamw_dino_distill   # 34 min
+    .venv/bin/python benchmarks/method_lr.py --methods distill --seeds 1 --lrs 0.03 0.1 0.3 1.0 --set (as above) \
+        --out benchmarks/results/method_lr_distill_wide  # 7 min: distillation's first grid's best was 0.1, the edge
 
 * measured while another study shared the 2 cores.
 """

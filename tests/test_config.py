@@ -31,13 +31,20 @@ def test_each_method_has_its_own_learning_rate_unless_one_is_set():
 
 
 STUDIES = {
-    "sgd": ["method_lr", "method_lr_mocov2", "method_lr_byol", "method_lr_dino", "method_lr_distill"],
+    "sgd": [
+        "method_lr",
+        "method_lr_mocov2",
+        "method_lr_byol",
+        "method_lr_dino",
+        "method_lr_distill",
+        "method_lr_distill_wide",
+    ],
     "adamw": ["method_lr_adamw", "method_lr_adamw_byol_swav", "method_lr_adamw_dino_distill"],
     "lars": ["method_lr_lars", "method_lr_lars_wide"],
 }
 """The committed studies (benchmarks/results/FOLDER) of each optimiser's rates, in order: a later study's pick
 replaces an earlier one's for the methods it measured (MoCo v2's and BYOL's own widened method_lr's grid past 0.03,
-method_lr_lars_wide method_lr_lars's past 0.3)."""
+method_lr_distill_wide method_lr_distill's past 0.1, method_lr_lars_wide method_lr_lars's past 0.3)."""
 
 
 @pytest.mark.parametrize("optimiser", ["sgd", "adamw", "lars"])
