@@ -42,6 +42,8 @@ for the optimiser and a run needs `optim.lr`.
         --out benchmarks/results/method_lr_adamw_dino_distill   # 34 min
     .venv/bin/python benchmarks/method_lr.py --methods distill --seeds 1 --lrs 0.03 0.1 0.3 1.0 --set (as above) \
         --out benchmarks/results/method_lr_distill_wide  # 7 min: distillation's first grid's best was 0.1, the edge
+    .venv/bin/python benchmarks/method_lr.py --methods dino --seeds 1 --lrs 0.03 0.1 \
+        --out benchmarks/results/method_lr_dino_wide     # 23 min: DINO's first grid's best was 0.03, the edge
 
 * measured while another study shared the 2 cores.
 """

@@ -36,6 +36,7 @@ STUDIES = {
         "method_lr_mocov2",
         "method_lr_byol",
         "method_lr_dino",
+        "method_lr_dino_wide",
         "method_lr_distill",
         "method_lr_distill_wide",
     ],
@@ -44,7 +45,8 @@ STUDIES = {
 }
 """The committed studies (benchmarks/results/FOLDER) of each optimiser's rates, in order: a later study's pick
 replaces an earlier one's for the methods it measured (MoCo v2's and BYOL's own widened method_lr's grid past 0.03,
-method_lr_distill_wide method_lr_distill's past 0.1, method_lr_lars_wide method_lr_lars's past 0.3)."""
+method_lr_dino_wide and method_lr_distill_wide theirs past 0.03 and 0.1, method_lr_lars_wide method_lr_lars's past
+0.3)."""
 
 
 @pytest.mark.parametrize("optimiser", ["sgd", "adamw", "lars"])

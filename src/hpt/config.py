@@ -339,7 +339,7 @@ class DINOConfig(MethodSection):
     """Learning rate per 256 images (scaled linearly with the batch) unless `optim.lr` is set: DINO's ResNet-50
     rate with SGD. Of 0.003 / 0.01 / 0.03 continuing from the ImageNet Lite0, 0.03 tied 0.01 on validation (62.0%
     linear; 0.01 ahead by kNN) and ended +4.1 linear points over the base on test in 100 steps, one seed per target
-    (benchmarks/results/method_lr_dino)."""
+    (benchmarks/results/method_lr_dino); 0.1 tied it there too (63.0%; benchmarks/results/method_lr_dino_wide)."""
     adamw_lr: float | None = Field(0.0025, gt=0.0)
     """With `optim.name: adamw`: the better on validation of 0.0005 (DINO's ViT rate) and 0.0025 (the other methods'
     AdamW rate) continuing from the ImageNet Lite0, 0.0005 within one standard error of it (+8.1 linear points over
