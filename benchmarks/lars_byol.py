@@ -77,11 +77,12 @@ class PlainGroups:
         named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         self.start = {n: p.detach().clone() for n, p in named}
         groups = param_groups(module, weight_decay)
-        moved = {id(p) for n, p in named if n.startswith(self.plain) and p.ndim > 1}
-        if not moved:
+        plain = [p for n, p in named if n.startswith(self.plain) and p.ndim > 1]
+        if not plain:
             return groups
-        groups[0]["params"] = [p for p in groups[0]["params"] if id(p) not in moved]
-        plain = [p for _, p in named if id(p) in moved]
+        ids = {id(p) for p in plain}
+        for group in groups:  # out of whichever group holds them, not by the groups' order
+            group["params"] = [p for p in group["params"] if id(p) not in ids]
         return [*groups, {"params": plain, "weight_decay": 0.0, "lars_exclude": True, "decays": False}]
 
 
