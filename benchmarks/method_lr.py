@@ -14,9 +14,12 @@ with the same config (a grid widened); `--set KEY=VALUE` adds a setting to every
 `dino.head_batch_norm=true`). A method's default for the optimiser (`METHOD.lr` for sgd, `METHOD.adamw_lr`,
 `METHOD.lars_lr`) is one the study cannot tell from the best: the learning rate with the best mean last-step
 linear accuracy on validation over both targets and all seeds (`chosen`; a tie broken by kNN there), or a rate it
-leads by no more than one standard error (`within_noise`: a default already there stays then, not moved on noise);
-for adamw and lars only where that rate leaves the base better on validation (`adopted`), else the method has none
-for the optimiser and a run needs `optim.lr`.
+leads by no more than one standard error (`within_noise`: a default already there stays then, not moved on noise),
+and of those not one whose kNN accuracy on validation fell under the base's by more than one standard error
+(`knn_worse`; sgd keeps one all the same where every such rate is); for adamw and lars the best of the rest where it
+leaves the base better on validation (`adopted`), else the method has none for the optimiser and a run needs
+`optim.lr`. `--from-results` applies this rule again to a committed study's runs (their scores are in its
+results.json), rewriting its summary and page (the page's note kept), and runs nothing.
 
     .venv/bin/python benchmarks/method_lr.py --out benchmarks/results/method_lr       # full: ~55 min, 2 cores*
     .venv/bin/python benchmarks/method_lr.py --quick --out /tmp/method_lr             # the suite's: ~40 s
@@ -42,8 +45,9 @@ for the optimiser and a run needs `optim.lr`.
         --out benchmarks/results/method_lr_adamw_dino_distill   # 34 min
     .venv/bin/python benchmarks/method_lr.py --methods distill --seeds 1 --lrs 0.03 0.1 0.3 1.0 --set (as above) \
         --out benchmarks/results/method_lr_distill_wide  # 7 min: distillation's first grid's best was 0.1, the edge
-    .venv/bin/python benchmarks/method_lr.py --methods dino --seeds 1 --lrs 0.03 0.1 \
-        --out benchmarks/results/method_lr_dino_wide     # 23 min: DINO's first grid's best was 0.03, the edge
+    .venv/bin/python benchmarks/method_lr.py --methods dino --seeds 1 --lrs 0.03 0.1 0.3 --reuse \
+        --out benchmarks/results/method_lr_dino_wide     # 23 min, 0.3 16 min more: DINO's first grid's best was 0.03
+    .venv/bin/python benchmarks/method_lr.py --from-results --out benchmarks/results/method_lr_adamw   # a second
 
 * measured while another study shared the 2 cores.
 """
@@ -51,10 +55,12 @@ for the optimiser and a run needs `optim.lr`.
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import shlex
 from pathlib import Path
 
-from provenance import header, markdown_header
+from provenance import git_revision, header, markdown_header, today
 from study import (
     curve_text,
     epoch_steps,
@@ -119,23 +125,44 @@ def validation_images(train: Path) -> int:
     return sum(held_out_count(len(list(c.iterdir())), VALIDATION_FRACTION) for c in train.iterdir() if c.is_dir())
 
 
-def lead(results: dict, method: str, best: str, other: str) -> dict[str, float]:
-    """How far rate `best` leads rate `other` on validation (mean over targets x seeds, linear probe) and the
-    standard error of that lead: each run's accuracy a binomial proportion over its target's validation images
-    (an upper bound: the same images score both rates, which a paired count would use)."""
-    pairs = [
-        (a["validation"]["linear"]["last"], b["validation"]["linear"]["last"], result["validation_images"])
-        for result in results["targets"].values()
-        for a, b in zip(result["runs"][method][best], result["runs"][method][other], strict=True)
-    ]
+def difference(pairs: list[tuple[float, float, int]]) -> dict[str, float]:
+    """The mean of a - b over `pairs` (a, b, n: two accuracies on the same n validation images), in points, and its
+    standard error: each accuracy a binomial proportion over its n images (an upper bound: the same images score
+    both, which a paired count would use)."""
     variance = sum((a * (1 - a) + b * (1 - b)) / n for a, b, n in pairs) / len(pairs) ** 2
     return {"points": 100 * sum(a - b for a, b, _ in pairs) / len(pairs), "se": 100 * math.sqrt(variance)}
 
 
+def lead(results: dict, method: str, best: str, other: str) -> dict[str, float]:
+    """How far rate `best` leads rate `other` on validation (mean over targets x seeds, linear probe)."""
+    return difference(
+        [
+            (a["validation"]["linear"]["last"], b["validation"]["linear"]["last"], result["validation_images"])
+            for result in results["targets"].values()
+            for a, b in zip(result["runs"][method][best], result["runs"][method][other], strict=True)
+        ]
+    )
+
+
+def knn_change(results: dict, method: str, lr: str) -> dict[str, float]:
+    """How far rate `lr` moved kNN accuracy on validation from the base's (mean over targets x seeds)."""
+    return difference(
+        [
+            (run["validation"]["kNN"]["last"], run["validation"]["kNN"]["base"], result["validation_images"])
+            for result in results["targets"].values()
+            for run in result["runs"][method][lr]
+        ]
+    )
+
+
 def summarise(results: dict, lrs: list[float], methods: list[str]) -> dict:
     """Per method and learning rate: last-step accuracy (mean and sd over targets x seeds, and per target), its
-    change from the base, and the same on validation; and the chosen learning rate (best mean last-step validation
-    accuracy: the test scores beside it are not what picked it)."""
+    change from the base, and the same on validation; the chosen learning rate (best mean last-step validation
+    accuracy: the test scores beside it are not what picked it), the rates within one standard error of it, and
+    of those the ones a default may be (`defaults`): those whose kNN accuracy on validation did not fall under the
+    base's by more than one standard error. A linear probe can rise while the neighbourhoods a kNN search or a
+    retrieval reads worsen (DINO's and SwAV's AdamW at 0.0025 did: -10 and -8 points): such a rate is not handed
+    to a user as a default when one the study cannot tell from it keeps them."""
     summary: dict = {}
     for method in methods:
         entry: dict = {}
@@ -146,21 +173,38 @@ def summarise(results: dict, lrs: list[float], methods: list[str]) -> dict:
                 scores = [r["validation"][label] for _, r in runs]
                 entry[lr][f"{label}_validation"] = mean_sd([s["last"] for s in scores])
                 entry[lr][f"{label}_validation_change"] = mean_sd([s["last"] - s["base"] for s in scores])
+            entry[lr]["kNN_validation_from_base"] = knn_change(results, method, lr)
         # a tie on the linear probe (its validation split is 100 images a target) is broken by kNN there
-        entry["chosen"] = max(
-            map(str, lrs), key=lambda lr: (entry[lr]["linear_validation"]["mean"], entry[lr]["kNN_validation"]["mean"])
+        ranked = sorted(
+            map(str, lrs),
+            key=lambda lr: (entry[lr]["linear_validation"]["mean"], entry[lr]["kNN_validation"]["mean"]),
+            reverse=True,
         )
-        # what `METHOD.adamw_lr` / `METHOD.lars_lr` take: the chosen rate where it leaves the base better on
-        # validation, else none
-        entry["adopted"] = entry["chosen"] if entry[entry["chosen"]]["linear_validation_change"]["mean"] > 0 else None
+        entry["chosen"] = ranked[0]
         # the chosen rate's lead over each other rate, and the rates it does not lead by one standard error: the
         # measurement cannot tell them from the best (a default among them is as good as this study can say)
-        entry["lead"] = {
-            lr: lead(results, method, entry["chosen"], lr) for lr in map(str, lrs) if lr != entry["chosen"]
-        }
+        entry["lead"] = {lr: lead(results, method, entry["chosen"], lr) for lr in ranked[1:]}
         entry["within_noise"] = [entry["chosen"]] + [lr for lr, d in entry["lead"].items() if d["points"] <= d["se"]]
+        changes = {lr: entry[lr]["kNN_validation_from_base"] for lr in ranked}
+        entry["knn_worse"] = [lr for lr in ranked if changes[lr]["points"] < -changes[lr]["se"]]
+        # best first; sgd keeps a default among them (or, where every one worsens kNN, among `within_noise`) even
+        # under the base
+        entry["defaults"] = [lr for lr in ranked if lr in entry["within_noise"] and lr not in entry["knn_worse"]]
+        # what `METHOD.adamw_lr` / `METHOD.lars_lr` take when first measured: the best of `defaults` that leaves the
+        # base better on validation, else none
+        better = may_default(entry, "adamw")
+        entry["adopted"] = better[0] if better else None
         summary[method] = entry
     return summary
+
+
+def may_default(entry: dict, optimiser: str) -> list[str]:
+    """The rates `METHOD.lr` (sgd), `METHOD.adamw_lr` or `METHOD.lars_lr` may be, given a method's summary `entry`:
+    its `defaults`, and for adamw and lars only those that leave the base better on validation (none: a run needs
+    `optim.lr`); sgd keeps one all the same, where every rate within one SE of the best worsens kNN among those."""
+    if optimiser == "sgd":
+        return entry["defaults"] or entry["within_noise"]
+    return [lr for lr in entry["defaults"] if entry[lr]["linear_validation_change"]["mean"] > 0]
 
 
 def markdown(results: dict, lrs: list[float], methods: list[str], optimiser: str) -> str:
@@ -177,8 +221,10 @@ def markdown(results: dict, lrs: list[float], methods: list[str], optimiser: str
         "Chosen: the best on validation, and the rates it leads by no more than one standard error (its lead in "
         "points ± the SE, each run's accuracy a binomial proportion over "
         + ", ".join(f"{t}'s {r['validation_images']}" for t, r in results["targets"].items())
-        + " validation images): the study cannot tell those from the best. "
-        "Learning rates are per 256 images.",
+        + " validation images): the study cannot tell those from the best. Of those, a rate whose kNN accuracy on "
+        "validation fell under the base's by more than one SE (points from the base ± the SE, binomial likewise) "
+        "is no default. A default: the rates the method's default may be (with adamw or lars only those that leave "
+        "the base better on validation; none: a run needs `optim.lr`). Learning rates are per 256 images.",
         "",
         "| method | " + " | ".join(f"lr {lr}" for lr in lrs) + " | chosen |",
         "|---|" + "---|" * (len(lrs) + 1),
@@ -191,11 +237,17 @@ def markdown(results: dict, lrs: list[float], methods: list[str], optimiser: str
             f"({100 * s[str(lr)]['linear_validation_change']['mean']:+.1f})"
             for lr in lrs
         ]
-        chosen = s["chosen"]
-        if s["adopted"] is None:  # under the base on validation: sgd keeps it all the same; adamw, lars adopt none
-            chosen = f"{chosen} (under the base)" if optimiser == "sgd" else f"none ({chosen} the best, under the base)"
+        chosen = s["chosen"] + (" (under the base)" if s[s["chosen"]]["linear_validation_change"]["mean"] <= 0 else "")
         tied = [f"{lr} ({s['lead'][lr]['points']:+.1f} ± {s['lead'][lr]['se']:.1f})" for lr in s["within_noise"][1:]]
         chosen += f"; within one SE of it: {', '.join(tied)}" if tied else "; ahead of the others by over one SE"
+        worse = [
+            f"{lr} ({s[lr]['kNN_validation_from_base']['points']:+.1f} ± {s[lr]['kNN_validation_from_base']['se']:.1f})"
+            for lr in s["within_noise"]
+            if lr in s["knn_worse"]
+        ]
+        if worse:
+            chosen += f"; kNN under the base by over one SE at {', '.join(worse)}"
+        chosen += f"; a default: {', '.join(may_default(s, optimiser)) or 'none'}"
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {chosen} |")
     lines += ["", "By target (last-step linear / kNN, mean over seeds):", ""]
     lines += ["| method | lr | " + " | ".join(targets) + " |", "|---|---|" + "---|" * len(targets)]
@@ -207,6 +259,41 @@ def markdown(results: dict, lrs: list[float], methods: list[str], optimiser: str
     return "\n".join(lines) + "\n"
 
 
+RECOMPUTED = "Summary and choice recomputed"
+"""How the line a page written again by `--from-results` gains begins (one such line a page: the latest)."""
+
+
+def page_note(page: Path) -> list[str]:
+    """The note added by hand to a committed results.md after its Date line (its runs' story), to keep on a page
+    written again."""
+    lines = page.read_text().splitlines() if page.exists() else []
+    starts = [i for i, line in enumerate(lines) if line.startswith("Date: ")]
+    ends = [i for i, line in enumerate(lines) if line.startswith("Base as it is: ")]
+    note = lines[starts[0] + 1 : ends[0]] if starts and ends else []
+    return [line for line in note if line.strip() and not line.startswith(RECOMPUTED)]
+
+
+def from_results(parser: argparse.ArgumentParser, out: Path) -> None:
+    """Summarise a committed study again from its results.json (its runs' scores, and the command that made them),
+    under today's rule: the summary and page are rewritten, dated, the page's note kept; no run is made."""
+    path = out / "results.json"
+    if not path.is_file():
+        parser.error(f"--from-results: {path} does not exist; expected a method_lr.py study's results.json")
+    results = json.loads(path.read_text())
+    args = parser.parse_args(shlex.split(results["command"])[1:] + ["--out", str(out)])
+    args.methods = args.methods or METHODS
+    results["summary"] = summarise(results, args.lrs, args.methods)
+    results["summarised"] = {"date": today(), "git": git_revision()}
+    page = markdown(results, args.lrs, args.methods, args.optimiser).splitlines()
+    note = page_note(out / "results.md") + [
+        f"{RECOMPUTED} from these runs' scores on {results['summarised']['date']}, git "
+        f"{results['summarised']['git']} (`method_lr.py --from-results`): no run made again."
+    ]
+    date = next(i for i, line in enumerate(page) if line.startswith("Date: "))
+    page[date + 1 : date + 1] = note
+    write_results(out, results, "\n".join(page) + "\n")
+
+
 def main() -> None:
     parser = study_arguments(__doc__)
     parser.add_argument("--steps", type=int, default=100)
@@ -216,8 +303,11 @@ def main() -> None:
     parser.add_argument("--optimiser", choices=["sgd", "adamw", "lars"], default="sgd")
     parser.add_argument("--reuse", action="store_true", help="read a finished run of the same config, not run it again")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="a setting added to every run")
+    parser.add_argument("--from-results", action="store_true", help="summarise OUT/results.json again; run nothing")
     target_arguments(parser)
     args = parser.parse_args()
+    if args.from_results:
+        return from_results(parser, args.out)
     if args.quick:  # the study is method-agnostic (optim.lr): MoCo, and DINO for its multi-crop and freeze
         args.steps, args.seeds, args.lrs, args.methods = 2, 1, [0.01, 0.03], args.methods or QUICK_METHODS
         quick_targets(args)
