@@ -46,8 +46,15 @@ results.json), rewriting its summary and page (the page's note kept), and runs n
     .venv/bin/python benchmarks/method_lr.py --methods distill --seeds 1 --lrs 0.03 0.1 0.3 1.0 --set (as above) \
         --out benchmarks/results/method_lr_distill_wide  # 7 min: distillation's first grid's best was 0.1, the edge
     .venv/bin/python benchmarks/method_lr.py --methods dino --seeds 1 --lrs 0.03 0.1 0.3 --reuse \
-        --out benchmarks/results/method_lr_dino_wide     # 23 min, 0.3 16 min more: DINO's first grid's best was 0.03
-    .venv/bin/python benchmarks/method_lr.py --from-results --out benchmarks/results/method_lr_adamw   # a second
+        --out benchmarks/results/method_lr_dino_wide     # 23 min, 0.3 17 min more: DINO's first grid's best was 0.03
+    .venv/bin/python benchmarks/method_lr.py --methods dino --seeds 1 --per-class 200 --lrs 0.03 0.3 1.0 --reuse \
+        --out benchmarks/results/method_lr_dino_sharp    # 23 min for 0.03 / 0.3, 12 more for 1.0: 400 val images
+    .venv/bin/python benchmarks/method_lr.py --optimiser adamw --methods distill dino --seeds 1 \
+        --lrs 0.0001 0.0005 0.0025 0.0125 --reuse --set (as above) \
+        --out benchmarks/results/method_lr_adamw_dino_distill   # 25 min more: the first two rates' grid widened
+    .venv/bin/python benchmarks/method_lr.py --optimiser lars --methods swav --seeds 1 --lrs 0.03 0.1 0.3 1.0 \
+        --reuse --out benchmarks/results/method_lr_lars_swav   # 0.1-1.0 first (25 min), then 0.03 (10 min)
+    .venv/bin/python benchmarks/method_lr.py --from-results --out benchmarks/results/method_lr_adamw   # seconds, no run
 
 * measured while another study shared the 2 cores.
 """

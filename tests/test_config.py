@@ -37,16 +37,17 @@ STUDIES = {
         "method_lr_byol",
         "method_lr_dino",
         "method_lr_dino_wide",
+        "method_lr_dino_sharp",
         "method_lr_distill",
         "method_lr_distill_wide",
     ],
     "adamw": ["method_lr_adamw", "method_lr_adamw_byol_swav", "method_lr_adamw_dino_distill"],
-    "lars": ["method_lr_lars", "method_lr_lars_wide"],
+    "lars": ["method_lr_lars", "method_lr_lars_wide", "method_lr_lars_swav"],
 }
 """The committed studies (benchmarks/results/FOLDER) of each optimiser's rates, in order: a later study's pick
 replaces an earlier one's for the methods it measured (MoCo v2's and BYOL's own widened method_lr's grid past 0.03,
-method_lr_dino_wide and method_lr_distill_wide theirs past 0.03 and 0.1, method_lr_lars_wide method_lr_lars's past
-0.3)."""
+method_lr_dino_wide and method_lr_distill_wide theirs past 0.03 and 0.1, method_lr_dino_sharp DINO's on 400
+validation images a target, method_lr_lars_wide method_lr_lars's past 0.3; method_lr_lars_swav measures SwAV)."""
 
 
 @pytest.mark.parametrize("optimiser", ["sgd", "adamw", "lars"])

@@ -152,9 +152,11 @@ class MethodSection(Section):
     gives its own measured default."""
     adamw_lr: float | None = Field(None, gt=0.0)
     """The learning rate per 256 images with `optim.name: adamw` unless `optim.lr` is set; None: not measured for
-    this method, so such a run needs `optim.lr`."""
+    this method, or no rate measured left the base better without worsening kNN, so such a run needs `optim.lr`."""
     lars_lr: float | None = Field(None, gt=0.0)
-    """The learning rate per 256 images with `optim.name: lars`, as `adamw_lr`."""
+    """The learning rate per 256 images with `optim.name: lars`, as `adamw_lr` (None for BYOL, which collapsed at
+    every rate measured, and SwAV, under the base at every one: benchmarks/results/method_lr_lars_wide,
+    method_lr_lars_swav)."""
     clip_grad: float | None = Field(None, gt=0.0)
     """The method's own gradient clip (total norm) unless `optim.clip_grad` is set; None: not clipped."""
 
@@ -337,11 +339,14 @@ class DINOConfig(MethodSection):
     crop_split: float = Field(0.14, gt=0.0, lt=1.0)
     """Global crops cover `crop_split`-1 of the image, local crops 0.05-`crop_split` (DINO's ResNet-50 recipe;
     its ViTs use 0.4)."""
-    lr: float = Field(0.03, gt=0.0)
-    """Learning rate per 256 images (scaled linearly with the batch) unless `optim.lr` is set: DINO's ResNet-50
-    rate with SGD. Of 0.003 / 0.01 / 0.03 continuing from the ImageNet Lite0, 0.03 tied 0.01 on validation (62.0%
-    linear; 0.01 ahead by kNN) and ended +4.1 linear points over the base on test in 100 steps, one seed per target
-    (benchmarks/results/method_lr_dino); 0.1 tied it there too (63.0%; benchmarks/results/method_lr_dino_wide)."""
+    lr: float = Field(0.3, gt=0.0)
+    """Learning rate per 256 images (scaled linearly with the batch) unless `optim.lr` is set: ten times DINO's
+    ResNet-50 SGD rate (0.03, hpt's default until 2026-12). Continuing from the ImageNet Lite0 for 100 steps, 0.3
+    was the best on validation of 0.03 / 0.3 / 1.0 on 400 validation images a target (79.5% linear, 0.03 5.9
+    points behind, over two standard errors; 1.0 within one; +7.1 linear points over the base on test against
+    0.03's +5.3; kNN kept over the base's; benchmarks/results/method_lr_dino_sharp); the coarser studies (0.003 to
+    0.3 on 100 images a target, benchmarks/results/method_lr_dino, method_lr_dino_wide) could not tell the rates
+    apart. Longer runs than 100 steps may want less."""
     adamw_lr: float | None = Field(0.0005, gt=0.0)
     """With `optim.name: adamw`: DINO's own ViT rate. Of 0.0001 / 0.0005 / 0.0025 / 0.0125 continuing from the
     ImageNet Lite0, 0.0025 was the best on validation (by 4.0 linear points over 0.0005, within one standard error,
