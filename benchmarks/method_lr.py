@@ -286,8 +286,14 @@ def from_results(parser: argparse.ArgumentParser, out: Path) -> None:
     path = out / "results.json"
     if not path.is_file():
         parser.error(f"--from-results: {path} does not exist; expected a method_lr.py study's results.json")
-    results = json.loads(path.read_text())
-    args = parser.parse_args(shlex.split(results["command"])[1:] + ["--out", str(out)])
+    try:
+        results = json.loads(path.read_text())
+        command = shlex.split(results["command"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        results, command = None, []
+    if not command or command[0] != "benchmarks/method_lr.py" or "targets" not in results:
+        parser.error(f"--from-results: {path} is not a method_lr.py study's results (its command and runs)")
+    args = parser.parse_args(command[1:] + ["--out", str(out)])
     args.methods = args.methods or METHODS
     results["summary"] = summarise(results, args.lrs, args.methods)
     results["summarised"] = {"date": today(), "git": git_revision()}

@@ -80,3 +80,9 @@ def summarised_again(out: Path) -> None:
     assert missing.returncode == 2
     assert f"{out / 'none' / 'results.json'} does not exist" in missing.stderr
     assert not (out / "none").exists()  # nothing written
+    (out / "other").mkdir()
+    (out / "other" / "results.json").write_text('{"command": "benchmarks/dino.py --steps 100"}')
+    other = subprocess.run([sys.executable, str(script), "--from-results", "--out", str(out / "other")],
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert other.returncode == 2 and "is not a method_lr.py study's results" in other.stderr
+    assert sorted(p.name for p in (out / "other").iterdir()) == ["results.json"]  # nothing written beside it
