@@ -162,7 +162,7 @@ def knn_change(results: dict, method: str, lr: str) -> dict[str, float]:
     )
 
 
-def summarise(results: dict, lrs: list[float], methods: list[str]) -> dict:
+def summarise(results: dict, lrs: list[float], methods: list[str], optimiser: str) -> dict:
     """Per method and learning rate: last-step accuracy (mean and sd over targets x seeds, and per target), its
     change from the base, and the same on validation; the chosen learning rate (best mean last-step validation
     accuracy: the test scores beside it are not what picked it), the rates within one standard error of it, and
@@ -201,6 +201,8 @@ def summarise(results: dict, lrs: list[float], methods: list[str]) -> dict:
         # base better on validation, else none
         better = may_default(entry, "adamw")
         entry["adopted"] = better[0] if better else None
+        # what `METHOD.lr` / `adamw_lr` / `lars_lr` (the study's optimiser's) may be: what the config is held to
+        entry["may_default"] = may_default(entry, optimiser)
         summary[method] = entry
     return summary
 
@@ -254,7 +256,7 @@ def markdown(results: dict, lrs: list[float], methods: list[str], optimiser: str
         ]
         if worse:
             chosen += f"; kNN under the base by over one SE at {', '.join(worse)}"
-        chosen += f"; a default: {', '.join(may_default(s, optimiser)) or 'none'}"
+        chosen += f"; a default: {', '.join(s['may_default']) or 'none'}"
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {chosen} |")
     lines += ["", "By target (last-step linear / kNN, mean over seeds):", ""]
     lines += ["| method | lr | " + " | ".join(targets) + " |", "|---|---|" + "---|" * len(targets)]
@@ -295,7 +297,7 @@ def from_results(parser: argparse.ArgumentParser, out: Path) -> None:
         parser.error(f"--from-results: {path} is not a method_lr.py study's results (its command and runs)")
     args = parser.parse_args(command[1:] + ["--out", str(out)])
     args.methods = args.methods or METHODS
-    results["summary"] = summarise(results, args.lrs, args.methods)
+    results["summary"] = summarise(results, args.lrs, args.methods, args.optimiser)
     results["summarised"] = {"date": today(), "git": git_revision()}
     page = markdown(results, args.lrs, args.methods, args.optimiser).splitlines()
     note = page_note(out / "results.md") + [
@@ -326,7 +328,7 @@ def main() -> None:
         quick_targets(args)
     args.methods = args.methods or METHODS
     results = run_targets({**header("method_lr.py", args), "seeds": args.seeds}, args, run_target)
-    results["summary"] = summarise(results, args.lrs, args.methods)
+    results["summary"] = summarise(results, args.lrs, args.methods, args.optimiser)
     write_results(args.out, results, markdown(results, args.lrs, args.methods, args.optimiser))
 
 

@@ -50,6 +50,7 @@ def test_the_quick_learning_rate_study_writes_its_results_and_is_summarised_agai
         assert summary["defaults"] == [lr for lr in summary["within_noise"] if lr not in summary["knn_worse"]]
         gains = [lr for lr in summary["defaults"] if summary[lr]["linear_validation_change"]["mean"] > 0]
         assert summary["adopted"] == (gains[0] if gains else None)
+        assert summary["may_default"] == (summary["defaults"] or summary["within_noise"])  # the quick study's sgd
     table = (out / "results.md").read_text()
     assert "| dino |" in table and "| chosen |" in table
     summarised_again(out)  # on the same study: a second quick run would cost the suite 40 s
@@ -64,9 +65,13 @@ def summarised_again(out: Path) -> None:
     date = next(i for i, line in enumerate(page) if line.startswith("Date: "))
     (out / "results.md").write_text("\n".join([*page[: date + 1], "A note by hand.", *page[date + 1 :]]) + "\n")
     script = Path(__file__).parents[1] / "benchmarks" / "method_lr.py"
+
+    def from_results(folder: Path) -> subprocess.CompletedProcess:
+        command = [sys.executable, str(script), "--from-results", "--out", str(folder)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
     for _ in range(2):
-        result = subprocess.run([sys.executable, str(script), "--from-results", "--out", str(out)],
-                                capture_output=True, text=True, timeout=300)  # fmt: skip
+        result = from_results(out)
         assert result.returncode == 0, result.stderr[-2000:]
     after = json.loads((out / "results.json").read_text())
     assert after["summary"] == before["summary"] and after["targets"] == before["targets"]
@@ -75,14 +80,12 @@ def summarised_again(out: Path) -> None:
     assert "A note by hand." in text and text.count("Summary and choice recomputed") == 1
     table = [line for line in page if line.startswith("|")]
     assert [line for line in text.splitlines() if line.startswith("|")] == table  # the same summary rendered
-    missing = subprocess.run([sys.executable, str(script), "--from-results", "--out", str(out / "none")],
-                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    missing = from_results(out / "none")
     assert missing.returncode == 2
     assert f"{out / 'none' / 'results.json'} does not exist" in missing.stderr
     assert not (out / "none").exists()  # nothing written
     (out / "other").mkdir()
     (out / "other" / "results.json").write_text('{"command": "benchmarks/dino.py --steps 100"}')
-    other = subprocess.run([sys.executable, str(script), "--from-results", "--out", str(out / "other")],
-                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    other = from_results(out / "other")
     assert other.returncode == 2 and "is not a method_lr.py study's results" in other.stderr
     assert sorted(p.name for p in (out / "other").iterdir()) == ["results.json"]  # nothing written beside it
