@@ -5,9 +5,10 @@ frozen), `--steps` steps at batch 64 on 32-px views of each target, `--seeds` se
 - `mocov2`: HPT, the method a run gets without `--method` (its queue 4096 here, as in every study at batch 64);
 - `dino`: `--method dino` with its defaults (2 global crops and 8 local ones of 32 * 96/224 px, a 65536-output
   head, centring, the teacher's temperature 0.04 warming to 0.07 over the first 30% of the steps, gradients
-  clipped at 3, lr 0.03), except its last layer: frozen for one pass over the unlabelled images (79 steps of 64
-  over 5,000, DINO's first epoch, as in `method_lr.py`), where the default's 313 steps (an ImageNet epoch at
-  batch 4096) would freeze it for the whole run.
+  clipped at 3, `dino.lr` 0.3 per 256; the committed results before 2026-12-04 were made at 0.03, its default
+  then), except its last layer: frozen for one pass over the unlabelled images (79 steps of 64 over 5,000, DINO's
+  first epoch, as in `method_lr.py`), where the default's 313 steps (an ImageNet epoch at batch 4096)
+  would freeze it for the whole run.
 
 Each run exports its last step (no pick); scores are its last step's on the labelled test split, beside the
 validation split's (the monitor's held-out fifth of the labelled training split). DINO against MoCo v2 is compared
@@ -15,7 +16,7 @@ in pairs (same target, same seed: the same base scored the same way at step 0), 
 pairs and its standard error; the seconds a training step take are the median logged window (evaluations left
 out), DINO's 10 crops against MoCo's 2 views.
 
-    .venv/bin/python benchmarks/dino.py --out benchmarks/results/dino     # 91 min on 2 cores
+    .venv/bin/python benchmarks/dino.py --out benchmarks/results/dino     # 58 min on 2 cores (91 in its first run)
     .venv/bin/python benchmarks/dino.py --quick --out /tmp/dino           # the suite's: ~30 s
 """
 
