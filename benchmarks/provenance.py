@@ -1,4 +1,6 @@
-"""What every committed benchmark result says about where it came from: git revision, machine, date."""
+"""What every committed benchmark result says about where it came from: git revision, machine, date, and the
+packages and device its numbers depend on (`hpt.core.environment`: another environment rounds elsewhere, and runs
+of one config and seed then differ as two seeds do)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,11 @@ import platform
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import torch
+
+from hpt.core.environment import Environment, current
 
 
 def git_revision() -> str:
@@ -36,9 +41,9 @@ def today() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def header(script: str, args: argparse.Namespace) -> dict[str, str]:
-    """The command that reproduces a study's results (every option spelled out), its date, git revision and
-    machine: the first keys of every results.json."""
+def header(script: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The command that reproduces a study's results (every option spelled out), its date, git revision, machine
+    and environment: the first keys of every results.json."""
     options = " ".join(
         f"--{k.replace('_', '-')}" + ("" if v is True else f" {' '.join(map(str, v)) if isinstance(v, list) else v}")
         for k, v in vars(args).items()
@@ -46,7 +51,14 @@ def header(script: str, args: argparse.Namespace) -> dict[str, str]:
         if k not in ("out", "quick") and v is not False and v != [] and v is not None
     )
     command = f"benchmarks/{script} " + ("--quick " if getattr(args, "quick", False) else "") + options
-    return {"command": command, "date": today(), "git": git_revision(), "machine": machine()}
+    environment = current("cuda" if torch.cuda.is_available() else "cpu").to_dict()
+    return {
+        "command": command,
+        "date": today(),
+        "git": git_revision(),
+        "machine": machine(),
+        "environment": environment,
+    }
 
 
 def markdown_header(title: str, results: dict) -> list[str]:
@@ -55,6 +67,11 @@ def markdown_header(title: str, results: dict) -> list[str]:
         f"# {title}",
         "",
         f"Command: `{results['command']}`  ",
+        *(
+            [f"Environment: {Environment.from_dict(results['environment']).describe()}  "]
+            if "environment" in results
+            else []
+        ),
         f"Date: {results['date']}, git {results['git']}, {results['machine']}",
         "",
     ]

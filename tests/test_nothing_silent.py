@@ -323,6 +323,32 @@ def test_changed_data_is_refused_on_resume_unless_allowed_and_then_recorded(digi
 
 
 @pytest.mark.slow  # a real run of its own
+def test_a_resume_in_another_environment_says_so_and_records_the_new_one(digits, tmp_path, capsys, monkeypatch):
+    """Another package version rounds elsewhere: the run goes on, but the console says it is no longer bit for bit
+    and the files record the environment they were written in. (Another timm is simulated by its version: one
+    install of each is all a test machine has.)"""
+    from hpt.cli import main
+    from hpt.core import environment
+
+    made = _tiny_run(digits, tmp_path)
+    run, flags = made["run"], made["flags"]
+    first = json.loads((run / "backbone.json").read_text())["environment"]
+    assert first == environment.current("cpu").to_dict()
+    assert "computed with" in (run / "README.md").read_text()  # the model card
+    capsys.readouterr()
+    (run / "backbone.safetensors").unlink()  # as if cut off after its last checkpoint
+    installed = environment._version
+    monkeypatch.setattr(environment, "_version", lambda name: "9.9-other" if name == "timm" else installed(name))
+    assert main(["pretrain", *flags, "--resume"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "another environment than the one step 2 was written in" in err, err
+    assert f"timm {first['packages']['timm']} -> 9.9-other" in err and "not bit for bit" in err
+    assert json.loads((run / "backbone.json").read_text())["environment"]["packages"]["timm"] == "9.9-other"
+    assert main(["inspect", str(run)]) == 0
+    assert "timm 9.9-other" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.slow  # a real run of its own
 def test_a_tampered_checkpoint_or_backbone_is_said_to_be_modified(finished, digits, tmp_path, capsys):
     from hpt.cli import main
 

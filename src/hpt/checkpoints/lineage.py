@@ -113,6 +113,8 @@ def describe(spec: str, public: bool = False) -> str:
             )
             if teacher := provenance.teacher:
                 lines.append(f"   distilled from the teacher {_teacher(teacher, shown, public)}")
+            if environment := provenance.environment:
+                lines.append(f"   computed with {environment.describe()}")
             parent = provenance.parent
             if provenance.format == BACKBONE_FORMAT and parent:
                 checked = "" if public else _check(parent.path, parent.sha256)

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from hpt.checkpoints.files import read_provenance
 from hpt.checkpoints.layouts import LoadReport
+from hpt.core.environment import Environment
 
 CHECKPOINT_FORMAT = "hpt-checkpoint"
 BACKBONE_FORMAT = "hpt-backbone"
@@ -266,6 +267,8 @@ class FileProvenance:
     teacher: Origin | None = None
     """The frozen model a distillation run learnt from (0.8 on), recorded as a base is: hub name or file, checksum,
     its own provenance."""
+    environment: Environment | None = None
+    """The packages and device the process that wrote the file computed with (0.8 on; `core/environment.py`)."""
 
     @property
     def is_run(self) -> bool:
@@ -308,11 +311,15 @@ class FileProvenance:
             record["monitor"] = self.monitor
         if self.teacher is not None:
             record["teacher"] = self.teacher.to_dict()
+        if self.environment is not None:
+            record["environment"] = self.environment.to_dict()
         return record
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> FileProvenance:
-        base, parent, selected, teacher = (record.get(key) for key in ("base", "parent", "selected", "teacher"))
+        base, parent, selected, teacher, environment = (
+            record.get(key) for key in ("base", "parent", "selected", "teacher", "environment")
+        )
         return cls(
             record.get("backbone"),
             record.get("method"),
@@ -331,6 +338,7 @@ class FileProvenance:
             Selected.from_dict(selected) if isinstance(selected, dict) else None,
             record.get("monitor"),
             Origin.from_dict(teacher) if isinstance(teacher, dict) else None,
+            Environment.from_dict(environment) if isinstance(environment, dict) else None,
         )
 
 

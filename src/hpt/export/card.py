@@ -53,6 +53,7 @@ def model_card(provenance: FileProvenance, lineage: str) -> str:
                 ("views", p.config_value("views.policy")),
                 ("wall time", f"{p.wall_time_s:.0f} s"),
                 ("backbone of step", p.selected.step if p.selected else p.steps),
+                *([("computed with", p.environment.describe())] if p.environment else []),
             ]
         ),
         "",

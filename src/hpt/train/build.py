@@ -23,6 +23,7 @@ from hpt.checkpoints.layouts import load_notes
 from hpt.checkpoints.provenance import DataRecord, Origin, Resolved
 from hpt.config import OptimConfig, PretrainConfig, dump_config
 from hpt.core.atomic import write_text_atomic
+from hpt.core.environment import current
 from hpt.core.global_batch_norm import synchronise_batch_norm
 from hpt.core.lars import LARS
 from hpt.core.param_groups import param_groups
@@ -149,9 +150,17 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
     resolved = _resolved(fabric, config)
     if resumed is None:
         say(console, resolved.describe())
+    environment = current(fabric.device)
+    if resumed and resumed.provenance.environment and (changes := resumed.provenance.environment.changes(environment)):
+        say(
+            console,
+            ("another environment", WARNING),
+            f" than the one step {resumed.steps} was written in ({'; '.join(changes)}): the run goes on, but not bit "
+            "for bit as it would have in its own (recorded in the provenance)",
+        )
     provenance = Provenance(
         config, backbone.name, plan.strategy.name, origin, data, adaptations, steps, wall_time, resolved,
-        method.teacher_origin,
+        method.teacher_origin, environment,
     )  # fmt: skip
     selects_by = plan.monitor.selects_by if plan.monitor else None
     best = BestBackbone(run / BEST, selects_by, steps if resumed else None) if selects_by and writes else None

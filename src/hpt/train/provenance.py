@@ -12,6 +12,7 @@ from typing import Any
 
 from hpt.checkpoints.provenance import DataRecord, FileProvenance, Origin, Resolved
 from hpt.config import PretrainConfig
+from hpt.core.environment import Environment
 from hpt.version import __version__
 
 
@@ -31,6 +32,8 @@ class Provenance:
     per process (config.yaml keeps what was asked)."""
     teacher: Origin | None = None
     """Where the frozen model the method learnt from came from (distillation's teacher), if any."""
+    environment: Environment | None = None
+    """The packages and device this process computes with."""
 
     def at(self, steps: int, wall_time_s: float) -> Provenance:
         return replace(self, steps=steps, wall_time_s=wall_time_s)
@@ -52,6 +55,7 @@ class Provenance:
             parent=self.origin.parent,
             config=self.config.to_dict(),
             teacher=self.teacher,
+            environment=self.environment,
         )
 
     def to_dict(self) -> dict[str, Any]:
