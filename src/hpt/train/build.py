@@ -156,7 +156,7 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
             console,
             ("another environment", WARNING),
             f" than the one step {resumed.steps} was written in ({'; '.join(changes)}): the run goes on, but not bit "
-            "for bit as it would have in its own (recorded in the provenance)",
+            "for bit as it would have in its own (this log keeps the change; its files record the new environment)",
         )
     provenance = Provenance(
         config, backbone.name, plan.strategy.name, origin, data, adaptations, steps, wall_time, resolved,
