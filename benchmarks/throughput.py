@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from hpt.backbones import create_backbone
 from hpt.config import load_config
+from hpt.core.environment import current
 from hpt.core.run_files import read_metrics
 from hpt.data import builtin
 from hpt.data.files import find_images
@@ -216,7 +217,8 @@ def main() -> None:
         "hpt_data_wait_share": statistics.median(waiting),
         "hpt_views_on_device_data_wait_share": statistics.median(on_device_waiting),
         "ratios": {"hpt/limit": figures["hpt"] / figures["limit"], "hpt/lightly": figures["hpt"] / figures["lightly"]},
-        "machine": {"device": machine(), "threads": torch.get_num_threads(), "torch": torch.__version__},
+        "machine": {"device": machine()},
+        "environment": current(device).to_dict(),  # torch's version and threads among the rest
         "date": today(),
         "git": git_revision(),
     }
