@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import re
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -94,11 +95,16 @@ def _row(key: str, field: Any) -> str:
 
 
 def _type(annotation: Any) -> str:
-    args = typing.get_args(annotation)
-    if typing.get_origin(annotation) is typing.Literal:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
         return " \\| ".join(f"`{value}`" for value in args)
-    if type(None) in args:  # X | None
-        return " \\| ".join([*(_type(arg) for arg in args if arg is not type(None)), "none"])
+    if origin is typing.Annotated:  # a constrained number: its type and its range
+        return _type(args[0]) + "".join(_bounds(info).replace(", ", " ", 1) for info in args[1:])
+    if origin is list:
+        return f"list of {_type(args[0])}"
+    if origin in (typing.Union, types.UnionType):  # X | Y, None last
+        named = [_type(arg) for arg in args if arg is not type(None)]
+        return " \\| ".join(named + ["none"] * (type(None) in args))
     return re.sub(r"typing\.|<class '([^']+)'>", r"\1", str(annotation)).replace("|", "\\|")
 
 

@@ -410,7 +410,8 @@ def test_bad_input_is_one_line_and_exit_2(case, digits, lite0_file, tmp_path, pr
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
     assert message in lines[0]
-    assert sorted(p.name for p in precious_run.iterdir()) == ["metrics.jsonl"]
+    listed = ["skipped.refused.jsonl"] if case == "non-image file" else []  # a refusal lists its files beside
+    assert sorted(p.name for p in precious_run.iterdir()) == ["metrics.jsonl", *listed]
     assert (precious_run / "metrics.jsonl").read_text() == "precious\n"
 
 

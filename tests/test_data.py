@@ -1,5 +1,7 @@
 import json
 import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,12 +9,13 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from hpt.core.run_files import REFUSED, SKIPPED
 from hpt.data.cache import cache_dir
 from hpt.data.dataset import ImageDataset
 from hpt.data.decode import load_rgb
 from hpt.data.files import find_images
 from hpt.data.order import SeededItems, StepBatches
-from hpt.data.screen import ScreenPolicy, problem_with
+from hpt.data.screen import ScreenPolicy, TooManyUnusable, problem_with, read_skipped
 from hpt.data.stats import pixel_stats
 from hpt.data.views import POLICIES, eval_view, pretrain_view, two_views
 from hpt.errors import HptError
@@ -195,8 +198,8 @@ def test_each_kind_of_bad_file_is_named_with_its_reason(tmp_path, bad_images):
     assert found.keys() == expected.keys()
     for name, reason in expected.items():
         assert found[name].startswith(reason), (name, found[name])
-    assert problem_with(tmp_path / "bad" / "fine.png", max_image_pixels=32).startswith(
-        "8 x 8 pixels, over the limit of 32"
+    assert problem_with(tmp_path / "bad" / "fine.png", max_image_pixels=32) == (
+        "over the limit of 32 pixels, data.max_image_pixels (8 x 8 pixels)"
     )
 
 
@@ -211,7 +214,7 @@ def test_screening_skips_a_few_bad_files_and_refuses_a_folder_of_them(tmp_path, 
     for i in range(40):
         _png(tmp_path / "data" / f"{i:02}.png", i)
     expected = bad_images(tmp_path / "data")
-    with pytest.raises(HptError, match=r"5 of 45 files cannot be used, more than data.max_bad_fraction \(5%\)"):
+    with pytest.raises(TooManyUnusable, match=r"5 of 45 files cannot be used, more than data.max_bad_fraction \(5%\)"):
         find_images(tmp_path / "data")
     images = find_images(tmp_path / "data", policy=ScreenPolicy(max_bad_fraction=0.2))
     assert len(images) == 40 and sorted(p.name for p in images.skipped) == sorted(expected)
@@ -242,3 +245,29 @@ def test_screening_remembers_each_file_so_one_new_file_is_screened_alone(tmp_pat
     images = find_images(tmp_path / "data", policy=ScreenPolicy(max_bad_fraction=0.1))
     assert decoded == ["05.png"] and [p.name for p in images.skipped] == ["05.png"]
     assert (cache_dir() / "screen.sqlite").is_file()
+
+
+def test_a_refused_start_lists_every_unusable_file_and_loses_nothing_written(
+    digits, bad_images, tmp_path, tiny_pretrain, capsys
+):
+    """5 bad files among 261, over a 1% limit: the start is refused with the reasons counted, and every file is
+    listed with its reason in the new run folder, which stays free for the next start (no --overwrite needed). A
+    refused start into a finished run lists them beside it and changes none of the run's files."""
+    data = tmp_path / "data"
+    shutil.copytree(digits["pretrain"], data)
+    expected = bad_images(data)
+    run = tmp_path / "run"
+    capsys.readouterr()
+    assert tiny_pretrain(data, run, 1, "--set=data.max_bad_fraction=0.01") == 2
+    said = capsys.readouterr().err
+    assert said.count("\n") == 1 and "5 of 261 files cannot be used" in said and "2 x truncated or corrupt; " in said
+    assert f"every one with its reason in {run / SKIPPED}" in " ".join(said.split())
+    listed = {Path(p).name: reason for p, reason in read_skipped(run / SKIPPED).items()}
+    assert listed.keys() == expected.keys() and all(listed[n].startswith(r) for n, r in expected.items())
+
+    assert tiny_pretrain(data, run, 1) == 0  # the folder held only the list: a start that accepts them goes on
+    finished = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert tiny_pretrain(data, run, 1, "--set=data.max_bad_fraction=0.01", "--overwrite") == 2
+    assert f"every one with its reason in {run / REFUSED}" in " ".join(capsys.readouterr().err.split())
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != REFUSED} == finished
+    assert read_skipped(run / REFUSED) == read_skipped(run / SKIPPED)  # the same five, the run's list kept

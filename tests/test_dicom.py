@@ -1,10 +1,14 @@
-"""DICOM through pydicom, on the real files pydicom ships: pixel values as pydicom's own modality LUT and VOI give
-them, MONOCHROME1 inverted, the unusable ones skipped with their reason, and `hpt pretrain`/`hpt eval` end to end."""
+"""DICOM through pydicom, on the real files pydicom and pydicom-data ship (CR, CT, MR, US, NM; eight transfer
+syntaxes): pixel values as pydicom's own modality LUT and VOI give them, MONOCHROME1 inverted, screening from the
+header alone, the unusable ones skipped with their reason and every one listed when a start is refused, a window per
+modality, and `hpt pretrain`/`hpt eval` end to end."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +19,15 @@ from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 from hpt.cli import main
 from hpt.core.run_files import SKIPPED
+from hpt.data import dicom
 from hpt.data.decode import load_rgb
 from hpt.data.files import find_images
 from hpt.data.intensity import Window
-from hpt.data.screen import problem_with, read_skipped
-from hpt.data.window_choice import resolve_window
+from hpt.data.screen import TooManyUnusable, problem_with, read_skipped
+from hpt.data.window_choice import PERCENTILES, PIXELS_PER_IMAGE, resolve_window
+from hpt.errors import HptError
+
+SHIPPED = Path(get_testdata_file("JPEG-LL.dcm")).parent  # pydicom-data's 68 files: no download
 
 
 def _file(name: str) -> Path:
@@ -66,14 +74,136 @@ def test_monochrome1_is_inverted(tmp_path):
     "name, reason",
     [
         ("rtplan.dcm", "DICOM without pixel data"),
-        ("MR_truncated.dcm", "truncated or corrupt"),
-        ("rtdose.dcm", "multi-frame DICOM (15 frames): not supported"),
-        ("JPEG-lossy.dcm", "no installed decoder reads: pip install pylibjpeg"),
+        ("MR_truncated.dcm", "truncated or corrupt (the file ends 62 bytes early)"),  # 9630 bytes of 9692
+        ("emri_small_jpeg_2k_lossless_too_short.dcm", "truncated or corrupt (its pixel data is cut short)"),
+        ("rtdose.dcm", "multi-frame DICOM: not supported, write each frame as its own file (15 frames)"),
+        ("badVR.dcm", "truncated or corrupt (NumberOfFrames is '1A', not a number)"),
     ],
 )
 def test_unusable_dicom_files_are_named_with_their_reason(name, reason):
     found = problem_with(_file(name))
     assert found is not None and reason in found and "\n" not in found
+
+
+def test_screening_agrees_with_decoding_on_every_shipped_file_it_can_judge_from_the_header():
+    """Every one of pydicom's and pydicom-data's files: screening (the header alone) accepts a file exactly when
+    hpt decodes it, but for the two whose compressed stream is broken inside (what only decoding finds; training
+    meets them and another image stands in). The decoders of the `dicom` extra read every compressed syntax here."""
+    files = sorted({*SHIPPED.glob("*.dcm"), *Path(get_testdata_file("CT_small.dcm")).parent.glob("*.dcm")})
+    disagree, compressed = {}, set()
+    for path in files:
+        screened = problem_with(path)
+        try:
+            load_rgb(path)
+            decoded = None
+        except Exception as exc:  # noqa: BLE001 - what decoding says, to compare
+            decoded = str(exc)
+        if (screened is None) != (decoded is None):
+            disagree[path.name] = decoded
+        if (
+            screened is None
+            and pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID.is_compressed
+        ):
+            compressed.add(str(pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID.name))
+    assert len(files) >= 140
+    assert disagree.keys() == {"JPEG-lossy.dcm", "JPEG2000-embedded-sequence-delimiter.dcm"}, disagree
+    assert all(reason.startswith("cannot decode its pixel data (compressed as") for reason in disagree.values())
+    assert {"JPEG Lossless, Non-Hierarchical, First-Order Prediction (Process 14 [Selection Value 1])",
+            "JPEG 2000 Image Compression (Lossless Only)", "JPEG-LS Lossless Image Compression", "RLE Lossless",
+            "JPEG Baseline (Process 1)"} <= compressed  # fmt: skip
+
+
+def test_a_stream_broken_inside_passes_screening_and_stops_decoding(tmp_path):
+    """The proof that screening decodes nothing: a real JPEG 2000 file whose compressed bytes are garbled (every
+    length kept) is accepted from its header, and only decoding finds it."""
+    ds = pydicom.dcmread(_file("JPEG2000.dcm"))
+    data = bytearray(ds.PixelData)
+    third = len(data) // 3
+    data[third : 2 * third] = np.random.default_rng(0).integers(0, 256, third, dtype=np.uint8).tobytes()
+    ds.PixelData = bytes(data)
+    ds.save_as(tmp_path / "garbled.dcm")
+    assert problem_with(tmp_path / "garbled.dcm") is None
+    with pytest.raises(dicom.DicomProblem, match="cannot decode its pixel data .compressed as JPEG 2000"):
+        load_rgb(tmp_path / "garbled.dcm")
+
+
+def test_a_syntax_no_decoder_reads_names_the_extra(tmp_path):
+    """Without the decoders (hidden from a fresh interpreter, as on a machine without the extra) a JPEG Lossless
+    file is named with what to install; a video syntax pydicom cannot decode at all is named as such."""
+    hide = (
+        "import sys, importlib.abc\n"
+        "class Hide(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('pylibjpeg', 'libjpeg', 'openjpeg', 'gdcm'): raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Hide())\n"
+        "from pathlib import Path\nfrom hpt.data.screen import problem_with\n"
+        f"print(problem_with(Path({str(_file('JPEG-LL.dcm'))!r})))\n"
+    )
+    said = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=120)
+    assert said.returncode == 0, said.stderr
+    assert said.stdout.strip() == (
+        "compressed as JPEG Lossless, Non-Hierarchical, First-Order Prediction (Process 14 [Selection Value 1]), "
+        f"which no installed decoder reads: {dicom.DECODERS}"
+    )
+    ds = pydicom.dcmread(_file("JPEG-LL.dcm"))
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.MPEG4HP41
+    ds.save_as(tmp_path / "video.dcm", enforce_file_format=False)
+    assert problem_with(tmp_path / "video.dcm") == (
+        "compressed as MPEG-4 AVC/H.264 High Profile / Level 4.1, which pydicom has no decoder for"
+    )
+
+
+def test_a_refused_folder_lists_every_file_with_its_reason(tmp_path):
+    """pydicom-data's folder as it ships: 20 of its 68 files cannot be used (multi-frame, not DICOM, cut short),
+    more than data.max_bad_fraction's 5%: the refusal counts them by reason, and the list it writes holds every
+    one, each reason the one screening gives that file alone."""
+    with pytest.raises(TooManyUnusable) as refused:
+        find_images(SHIPPED)
+    said = str(refused.value)
+    assert "20 of 68 files cannot be used" in said and "\n" not in said
+    assert "18 x multi-frame DICOM: not supported, write each frame as its own file; " in said
+    assert "1 x not a DICOM file" in said and "1 x truncated or corrupt" in said
+    listed = refused.value.listed_in(tmp_path / "skipped.jsonl")
+    assert str(listed).endswith(f"every one with its reason in {tmp_path / 'skipped.jsonl'}")
+    skipped = read_skipped(tmp_path / "skipped.jsonl")
+    assert len(skipped) == 20
+    assert skipped == {path: problem_with(Path(path)) for path in skipped}
+
+
+def _mixed(folder: Path) -> Path:
+    """Real files of three modalities: CT (Hounsfield units, no VOI), NM (counts, no VOI), MR (its own VOI)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(3):
+        for prefix, name in (("ct", "CT_small.dcm"), ("nm", "JPEG-LL.dcm"), ("mr", "MR_small.dcm")):
+            shutil.copy(_file(name), folder / f"{prefix}{i}.dcm")
+    return folder
+
+
+def test_modalities_that_use_the_dataset_window_get_one_each(tmp_path):
+    """CT and NM files without a VOI of their own: each modality's window is the 0.5-99.5th percentiles of its own
+    values (computed here with pydicom's modality LUT and numpy, from every PIXELS_PER_IMAGE-th value as the window
+    samples a large image), each file goes through its own, and the window
+    survives the provenance's round trip. MR brings its own VOI and takes none."""
+    window = resolve_window(find_images(_mixed(tmp_path / "mixed")), "auto")
+    assert [name for name, _ in window.by_modality] == ["CT", "NM"]
+    for name, file in (("CT", "CT_small.dcm"), ("NM", "JPEG-LL.dcm")):
+        ds = pydicom.dcmread(_file(file))
+        values = apply_modality_lut(ds.pixel_array, ds).astype(np.float64)
+        low, high = np.percentile(values.ravel()[:: max(1, values.size // PIXELS_PER_IMAGE)], PERCENTILES)
+        own = window.for_modality(name)
+        assert (own.low, own.high) == pytest.approx((low, high))
+        expected = np.clip(np.floor((values - low) * 255 / (high - low) + 0.5), 0, 255)
+        assert np.array_equal(np.asarray(load_rgb(_file(file), window))[..., 0], expected)
+    assert Window.from_dict(json.loads(json.dumps(window.to_dict()))) == window
+    assert "DICOM, a window per modality: CT [" in window.describe()
+
+
+def test_a_window_given_in_values_is_refused_for_mixed_modalities(tmp_path):
+    images = find_images(_mixed(tmp_path / "mixed"))
+    with pytest.raises(HptError, match=r"come from 2 modalities \(3 CT, 3 NM\): set data.intensity auto"):
+        resolve_window(images, (-1000, 1000))
+    allowed = resolve_window(images, (-1000, 1000), mixed_modalities="allow")
+    assert (allowed.low, allowed.high, allowed.by_modality) == (-1000, 1000, ())
 
 
 def test_a_file_that_is_not_dicom_is_named(tmp_path):
@@ -82,9 +212,10 @@ def test_a_file_that_is_not_dicom_is_named(tmp_path):
 
 
 def test_pretrain_and_eval_on_a_folder_of_dicom_files(tmp_path, capsys, tiny_pretrain):
-    """Grey (CT, MR, three encodings), colour (RGB) and unusable files in one folder; two 'classes' for eval."""
+    """Grey (CT, MR, NM compressed as JPEG Lossless; four encodings), colour (RGB) and unusable files in one folder;
+    two 'classes' for eval. CT and NM bring no VOI: each gets its own window, said, recorded, and used by eval."""
     good = {
-        "ct": ["CT_small.dcm", "MR_small_bigendian.dcm"],
+        "ct": ["CT_small.dcm", "MR_small_bigendian.dcm", "JPEG-LL.dcm"],
         "mr": ["MR_small.dcm", "MR_small_RLE.dcm", "SC_rgb_rle.dcm"],
     }
     for split, copies in (("pretrain", 4), ("train", 2), ("test", 1)):
@@ -94,12 +225,20 @@ def test_pretrain_and_eval_on_a_folder_of_dicom_files(tmp_path, capsys, tiny_pre
                     target = tmp_path / split / label / f"{i}-{name}"
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy(_file(name), target)
-    shutil.copy(_file("rtplan.dcm"), tmp_path / "pretrain" / "ct" / "plan.dcm")  # 1 bad of 21: under 5%
+    shutil.copy(_file("rtplan.dcm"), tmp_path / "pretrain" / "ct" / "plan.dcm")  # 1 bad of 25: under 5%
     run = tmp_path / "run"
+    capsys.readouterr()
     assert tiny_pretrain(tmp_path / "pretrain", run, 2) == 0
+    said = " ".join(capsys.readouterr().err.split())
     assert "DICOM without pixel data" in [r for p, r in read_skipped(run / SKIPPED).items() if p.endswith("plan.dcm")]
+    assert "skipped 1 unusable files of 25 (1 x DICOM without pixel data)" in said
+    assert "DICOM files of 4 modalities: 12 MR, 4 CT, 4 NM, 4 OT" in said
+    assert "DICOM, a window per modality: CT [" in said and ", NM [" in said
+    recorded = json.loads((run / "backbone.json").read_text())["data"]["intensity"]
+    assert sorted(recorded["by_modality"]) == ["CT", "NM"]
     evaluate = ["eval", str(run), "--train", str(tmp_path / "train"), "--test", str(tmp_path / "test")]
     assert main([*evaluate, "--workers", "0"]) == 0
     result = json.loads((run / "eval.json").read_text())["knn"]
-    assert result["settings"]["classes"] == ["ct", "mr"] and result["settings"]["test_images"] == 5
+    assert result["settings"]["classes"] == ["ct", "mr"] and result["settings"]["test_images"] == 6
+    assert result["settings"]["intensity"] == recorded  # the model's own windows, each modality's
     capsys.readouterr()

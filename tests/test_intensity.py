@@ -75,7 +75,11 @@ def test_a_run_records_its_window_and_hpt_eval_applies_it(high_bit, tmp_path, ca
     folders = high_bit[TWELVE_BIT[0]]
     run = tmp_path / "run"
     assert tiny_pretrain(folders["pretrain"], run, 2) == 0
-    assert "high-bit images: intensity window [0, 4095]" in " ".join(capsys.readouterr().err.split())
+    said = " ".join(capsys.readouterr().err.split())
+    assert "high-bit images: intensity window [0, 4095]" in said and "8 images beside two of their" in said
+    with Image.open(run / "views.png") as grid:  # the first image as evaluated, after the window: white strokes
+        first = np.asarray(grid.convert("L"))[2:98, 2:98]  # 16 px shown at 96, after a 2-px border
+    assert first.max() >= 128 and first.min() <= 5  # at the 16-bit range: black, 16 of 255 at most
     recorded = read_provenance(run / "backbone.safetensors")["data"]["intensity"]
     assert recorded["mode"] == "fixed" and (recorded["low"], recorded["high"]) == (0.0, 4095.0)
 

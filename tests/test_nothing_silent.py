@@ -57,7 +57,7 @@ def test_one_nan_or_inf_pixel_leaves_the_window_finite_and_the_images_visible(di
     window = resolve_window(find_images(tmp_path / "tiles"), "auto")
     # the one bad value is left out of 60 x 784 others: the percentiles are those of the clean tiles
     assert (window.low, window.high) == (clean.low, clean.high) and np.isfinite([window.low, window.high]).all()
-    assert "1 NaN/inf values in 1 files left out" in window.source and tiles[7].name in window.source
+    assert "1 no-data/NaN/inf values in 1 files left out" in window.source and tiles[7].name in window.source
     rgb = np.asarray(load_rgb(tiles[7], window))
     assert rgb[3, 4].tolist() == [0, 0, 0]  # filled with the window's low end
     assert rgb.max() == 255 and rgb.mean() > 10  # the digit itself is still there, not a black image
@@ -82,7 +82,7 @@ def test_nan_in_a_multiband_array_and_files_of_nothing_but_nan(tmp_path):
         "all-inf.tif": ALL_NON_FINITE,
     }
     window = resolve_window(images, "auto")
-    assert 0 < window.low < window.high < 100 and "5 NaN/inf values in 1 files" in window.source
+    assert 0 < window.low < window.high < 100 and "5 no-data/NaN/inf values in 1 files" in window.source
     bands = Decoding(window, 5)(tmp_path / "b0.npy")
     assert bands[:, 0, 0].tolist() == [0] * 5 and int(bands.max()) == 255
 
@@ -119,7 +119,7 @@ def test_multiband_bombs_are_refused_from_their_headers_before_any_decoding(tmp_
         f.write(b"\0" * 64)
     # had either been decoded, it would be refused as truncated (and would first ask for 18-72 GB of memory)
     for path in (tiff, npy):
-        assert problem_with(path) == "60000 x 60000 pixels, over the limit of 89478485 (data.max_image_pixels)"
+        assert problem_with(path) == "over the limit of 89478485 pixels, data.max_image_pixels (60000 x 60000 pixels)"
     assert problem_with(tiff, max_image_pixels=10**10).startswith("truncated or corrupt")  # the claim is a lie
     pages = tmp_path / "pages.npy"  # each page within the pixel limit, 9000 of them: 1.5 TB of values
     with open(pages, "wb") as f:

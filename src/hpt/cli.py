@@ -34,6 +34,7 @@ PRETRAIN_FLAGS: dict[str, str] = {
     "--teacher": "distill.teacher",
     "--views": "views.policy",
     "--intensity": "data.intensity",
+    "--bands": "data.bands",
     "--steps": "train.steps",
     "--batch-size": "train.batch_size",
     "--seed": "train.seed",
@@ -257,12 +258,16 @@ def select_arguments(select: argparse.ArgumentParser) -> None:
 
 def select_command(args: argparse.Namespace) -> int:
     from hpt.core.atomic import check_writable_file, write_text_atomic
+    from hpt.data.screen import TooManyUnusable, listing_beside
     from hpt.eval.select import describe as describe_ranking
     from hpt.eval.select import rank_candidates
 
     if args.out:
         check_writable_file(args.out)  # before the ranking, not after it
-    result = rank_candidates(args.candidates, args.data, args.backbone, args.image_size)
+    try:
+        result = rank_candidates(args.candidates, args.data, args.backbone, args.image_size)
+    except TooManyUnusable as refused:  # every file listed beside the ranking asked for
+        raise refused.listed_in(listing_beside(args.out)) if args.out else refused from None
     print(describe_ranking(result))
     if args.out:
         write_text_atomic(args.out, json.dumps(result, indent=2) + "\n")

@@ -63,10 +63,53 @@ class DataConfig(Section):
     .npy arrays as they are (the first convolution adapted). `auto`: the count most files have; files with
     another count are skipped and listed."""
 
+    bands: list[Annotated[int, Field(ge=1, le=64)]] | None = None
+    """Which bands of each file the model sees, in this order, numbered from 1 as GDAL and rasterio number them
+    (data/bands.py): `[5, 3, 2]` is WorldView-2's red, green and blue, `[7, 5, 3]` a false-colour infrared. Three
+    bands make an RGB image (colour views); files with fewer bands than the highest named are skipped and
+    listed. None: every band, in the file's order."""
+
+    mixed_modalities: Literal["refuse", "allow"] = "refuse"
+    """DICOM files of several modalities (CT with MR, say) that use the dataset window: under `data.intensity
+    auto` each modality gets a window of its own; a window given as `[low, high]` is in one modality's units, so
+    such a mix is refused with counts unless this is `allow` (one window for all of them)."""
+
+    preview_bands: list[Annotated[int, Field(ge=1, le=64)]] | None = None
+    """The three bands `views.png` shows as red, green and blue for multi-band data, numbered as `data.bands`
+    (of the file; with `data.bands`, three of those). None: the first three the model sees (one band: grey)."""
+
     @field_validator("intensity", mode="before")
     @classmethod
     def _intensity(cls, value: Any) -> Any:
         return intensity_setting(value)
+
+    @field_validator("bands", "preview_bands", mode="before")
+    @classmethod
+    def _band_list(cls, value: Any) -> Any:
+        """The flag's '7,5,3,2' as a list; any other value as it is."""
+        if isinstance(value, str) and value.strip():
+            try:
+                return [int(part) for part in value.split(",")]
+            except ValueError:
+                raise ValueError(f"expected band numbers from 1, e.g. 5,3,2; got {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _bands(self) -> DataConfig:
+        if self.bands is not None:
+            if not self.bands or len(set(self.bands)) != len(self.bands):
+                raise ValueError(f"data.bands {self.bands}: expected distinct band numbers (from 1)")
+            if self.channels not in ("auto", len(self.bands)):
+                raise ValueError(
+                    f"data.channels {self.channels} with data.bands {self.bands}: the model sees the "
+                    f"{len(self.bands)} bands named; leave data.channels auto"
+                )
+        if self.preview_bands is not None:
+            if len(self.preview_bands) != 3:
+                raise ValueError(f"data.preview_bands {self.preview_bands}: expected three bands (red, green, blue)")
+            if self.bands is not None and not set(self.preview_bands) <= set(self.bands):
+                raise ValueError(f"data.preview_bands {self.preview_bands}: expected three of data.bands {self.bands}")
+        return self
 
 
 def intensity_setting(value: Any) -> Any:

@@ -205,6 +205,8 @@ class DataRecord:
     """The intensity window (`data.intensity.Window.to_dict()`); None: none recorded (hpt 0.1: 8-bit RGB). With
     `channels`, how files became pixels: whoever uses the backbone must do the same."""
     channels: int = 3
+    bands: list[int] | None = None
+    """`data.bands`: which bands of each file, numbered from 1, the `channels` are; None: all, in order."""
     fingerprint: str = ""
     """sha256 of the run's `data.json` (`data/fingerprint.py`: which files, of which sizes and times; 0.6 on)."""
     changed_on_resume: list[dict[str, int]] = field(default_factory=list)
@@ -219,6 +221,7 @@ class DataRecord:
             "std": self.std,
             "intensity": self.intensity,
             "channels": self.channels,
+            **({"bands": self.bands} if self.bands is not None else {}),
             "fingerprint": self.fingerprint,
             "changed_on_resume": self.changed_on_resume,
         }
@@ -233,6 +236,7 @@ class DataRecord:
             _floats(record.get("std")),
             record.get("intensity"),
             int(record.get("channels") or 3),
+            [int(b) for b in record["bands"]] if isinstance(record.get("bands"), list) else None,
             str(record.get("fingerprint") or ""),
             list(record.get("changed_on_resume") or []),
         )

@@ -26,6 +26,9 @@ DATA_FINGERPRINT = "data.json"
 SKIPPED = "skipped.jsonl"
 """The files of `--data` that were not used, with why: found unusable by screening, or by training when a
 file changed after it (`data/screen.py`'s `read_skipped` reads it)."""
+REFUSED = "skipped.refused.jsonl"
+"""Every unusable file of a refused start (too many of them), with why, where the folder already holds a run
+or a `skipped.jsonl` of its own; in an empty or new folder that list is `SKIPPED` itself."""
 TRAIN_LOG = "train.log"
 """What the run's console said, appended across resumes (`train/console.py`)."""
 VIEWS = "views.png"
@@ -41,10 +44,10 @@ LOCK = ".lock"
 def earlier_attempt(out: Path, overwrite: bool, resume: bool) -> bool:
     """Whether `out` holds an earlier attempt to continue (`--resume`); the rules that protect a user's work,
     without reading a config: a file is not a folder, a folder of files needs --overwrite or --resume, and
-    --resume needs a run's config.yaml."""
+    --resume needs a run's config.yaml. A folder holding only a refused start's `skipped.jsonl` is empty."""
     if out.exists() and not out.is_dir():
         raise HptError(f"--out '{out}' exists and is not a folder")
-    if not (out.is_dir() and any(p.name != LOCK for p in out.iterdir())) or overwrite:
+    if not (out.is_dir() and any(p.name not in (LOCK, SKIPPED) for p in out.iterdir())) or overwrite:
         return False
     if not resume:
         raise HptError(

@@ -1,10 +1,21 @@
-"""Multi-band images: more than RGB per pixel (aerial RGB + near-infrared, multiplexed microscopy).
+"""Multi-band images: more than RGB per pixel (aerial RGB + near-infrared, WorldView's 8 bands, multiplexed
+microscopy).
 
 Read from TIFF (through `tifffile`) and from NumPy `.npy` arrays (`allow_pickle=False`: a file of objects is
 refused, never unpickled), as H x W x C (a 2-D array is one band). A TIFF is multi-band when it has 2 or more
 than 3 samples per pixel, unless its 4th sample is marked as alpha (then it is an RGBA image, read as RGB like
-any other); a `.npy` array always is. `data.channels` is the bands every image of a dataset must have: `auto`
-takes the count of most of its files; files with another count are skipped and named.
+any other), or when its pages are an ImageJ/OME channel axis (`C`); a `.npy` array always is.
+
+The TIFF's layout comes from its header, never from the array's shape: pixel-interleaved samples (GDAL's
+`INTERLEAVE=PIXEL`, PlanarConfiguration 1, axes `YXS`) and band-sequential planes (`INTERLEAVE=BAND`,
+PlanarConfiguration 2, axes `SYX`, as WorldView products ship), stripped or tiled, both read as H x W x C.
+GDAL's no-data value (the `GDAL_NODATA` tag, 42113) marks pixels that hold no measurement: they are read as
+NaN, the missing-value path of `intensity.py` (left out of the window, then `data.nan_fill`); tifffile's own
+attempt to parse that tag for integer data logs a warning per file, which is kept off the console.
+
+`data.channels` is the bands every image of a dataset must have: `auto` takes the count of most of its files;
+files with another count are skipped and named. `data.bands` (1-based, as GDAL and rasterio number bands) takes
+those bands, in that order, from every file instead (`Decoding.bands`).
 
 Bands become a C x H x W uint8 tensor through the dataset's intensity window (`intensity.py`), the same window
 for every band. Colour jitter and grayscale are RGB operations: a multi-band view gets brightness and contrast
@@ -13,7 +24,11 @@ jitter per band instead (`views.py`).
 
 from __future__ import annotations
 
+import logging
+import math
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +40,34 @@ from hpt.errors import HptError
 ARRAY_SUFFIXES = (".npy",)
 TIFF_SUFFIXES = (".tif", ".tiff")
 ALPHA = (1, 2)  # TIFF ExtraSamples: associated, unassociated alpha
+GDAL_NODATA = 42113
+"""The TIFF tag GDAL writes a raster's no-data value in, as ASCII ('-9999', 'nan')."""
+
+
+class NotOneImage(ValueError):
+    """A TIFF whose first series is a stack of pages (time, depth, an unnamed axis), not one image of bands."""
+
+
+class _NoNodataNoise(logging.Filter):
+    """tifffile logs a warning for every file whose GDAL_NODATA its own parser cannot cast to the sample type
+    ('nan' in an integer file); hpt reads that tag itself (`_nodata`), so the warning says nothing to a user."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "GDAL_NODATA" not in record.getMessage()
+
+
+logging.getLogger("tifffile").addFilter(_NoNodataNoise())
+
+
+@dataclass(frozen=True)
+class Raster:
+    """A multi-band file's pixels."""
+
+    values: np.ndarray
+    """H x W x C: as stored, or as floats with NaN where the file marks no-data."""
+    stored: np.dtype
+    """The file's sample type: what decides whether the window applies (8-bit bands are used as they are) and
+    the top of `full-range`."""
 
 
 def band_count(path: Path) -> int:
@@ -41,14 +84,17 @@ def band_count(path: Path) -> int:
         with tifffile.TiffFile(path) as tiff:
             page = tiff.pages.first
             samples, extra = int(page.samplesperpixel), tuple(int(e) for e in getattr(page, "extrasamples", ()) or ())
+            if (channels := _channel_pages(tiff)) is not None:
+                return channels
         if samples == 2 or samples > 4 or (samples == 4 and not (extra and extra[0] in ALPHA)):
             return samples
     return 3
 
 
 def header_shape(path: Path) -> tuple[tuple[int, ...], np.dtype]:
-    """(shape, dtype) of what `read_bands` would return, from the file's header alone: nothing is decoded, so
-    a file claiming billions of values costs nothing to refuse. For a TIFF, its first series (every page of it)."""
+    """(H x W x C shape, dtype) of what `read_raster` would return, from the file's header alone: nothing is
+    decoded, so a file claiming billions of values costs nothing to refuse. For a TIFF, its first series (every
+    page of it), in the order its header gives: a layout it cannot read as H x W x C is an error naming it."""
     if path.suffix.lower() in ARRAY_SUFFIXES:
         with open(path, "rb") as f:
             major, _ = np.lib.format.read_magic(f)
@@ -59,62 +105,120 @@ def header_shape(path: Path) -> tuple[tuple[int, ...], np.dtype]:
 
     with tifffile.TiffFile(path) as tiff:
         series = tiff.series[0]
-        return tuple(int(n) for n in series.shape), np.dtype(series.dtype)
+        shape = tuple(int(n) for n in series.shape)
+        order = _to_height_width_bands(series.axes, shape)
+        return tuple(shape[i] for i in order), np.dtype(series.dtype)
+
+
+def channel_pages(path: Path) -> bool:
+    """A TIFF whose bands are its pages (an ImageJ/OME channel axis), which PIL would read as its first page."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tiff:
+        return _channel_pages(tiff) is not None
+
+
+def _channel_pages(tiff: object) -> int | None:
+    """The channel count of a TIFF whose pages are an ImageJ/OME channel axis (`C`), else None."""
+    if int(tiff.pages.first.samplesperpixel) != 1 or len(tiff.pages) < 2:  # type: ignore[attr-defined]
+        return None
+    series = tiff.series[0]  # type: ignore[attr-defined]
+    return int(series.shape[series.axes.index("C")]) if "C" in series.axes else None
 
 
 def is_multiband(path: Path) -> bool:
     return path.suffix.lower() in ARRAY_SUFFIXES or band_count(path) != 3
 
 
-def read_bands(path: Path) -> np.ndarray:
-    """H x W x C values as stored."""
+def read_raster(path: Path) -> Raster:
+    """H x W x C values as stored, no-data as NaN (see the module's docstring)."""
+    nodata = None
     if path.suffix.lower() in ARRAY_SUFFIXES:
         values = np.load(path, allow_pickle=False)
     else:
         import tifffile
 
-        values = tifffile.imread(path)
+        with tifffile.TiffFile(path) as tiff:
+            series = tiff.series[0]
+            nodata = _nodata(tiff.pages.first)
+            values = series.asarray()
+            values = values.transpose(_to_height_width_bands(series.axes, values.shape))
     if values.ndim == 2:
         values = values[..., None]
     if values.ndim != 3:
         raise ValueError(f"expected an H x W or H x W x C array, got shape {values.shape}")
-    return values
+    stored = values.dtype
+    if nodata is not None and values.dtype.kind in "uif":
+        missing = np.isnan(values) if math.isnan(nodata) else values == nodata
+        if missing.any():
+            values = values.astype(np.float32 if values.dtype.itemsize <= 2 else np.float64)  # exact for 16 bits
+            values[missing] = np.nan
+    return Raster(values, stored)
 
 
-def load_bands(path: Path, window: Window) -> torch.Tensor:
-    """C x H x W uint8: 8-bit bands as they are, higher-bit and float bands through `window`."""
-    values = read_bands(path)
-    if values.dtype != np.uint8:
-        high = 1.0 if values.dtype.kind == "f" else type_high("I")
-        values = window.to_uint8(values, high)
+def read_bands(path: Path) -> np.ndarray:
+    """H x W x C values as stored, no-data as NaN."""
+    return read_raster(path).values
+
+
+def load_bands(path: Path, window: Window, bands: Sequence[int] | None = None) -> torch.Tensor:
+    """C x H x W uint8: 8-bit bands as they are (no-data as the window's fill, else 0), higher-bit and float
+    bands through `window`. `bands`: 1-based band numbers to take, in order (`data.bands`); None: all."""
+    raster = read_raster(path)
+    values = raster.values
+    if bands is not None:
+        values = values[..., [b - 1 for b in bands]]
+    if raster.stored == np.uint8:
+        if values.dtype != np.uint8:  # no-data marked in an 8-bit file
+            values = np.nan_to_num(values, nan=0 if window.fill is None else window.fill).clip(0, 255)
+            values = values.astype(np.uint8)
+    else:
+        values = window.to_uint8(values, 1.0 if raster.stored.kind == "f" else type_high("I"))
     return torch.from_numpy(np.ascontiguousarray(values.transpose(2, 0, 1)))
 
 
 def multiband_values(path: Path) -> np.ndarray | None:
-    """What a dataset window is measured on: the values of a high-bit multi-band file, else None."""
+    """What a dataset window is measured on: the values of a high-bit multi-band file (no-data as NaN), else None."""
     try:
-        values = read_bands(path)
+        raster = read_raster(path)
     except Exception:  # noqa: BLE001 - a user's file may break a reader in any way; screening reports it
         return None
-    return None if values.dtype == np.uint8 else values
+    return None if raster.stored == np.uint8 else raster.values
 
 
-def dataset_channels(paths: list[Path], setting: int | str, what: str) -> tuple[int, dict[Path, str]]:
-    """(the dataset's band count, the files with another count and why). `auto`: the count most files have."""
+def dataset_channels(
+    paths: list[Path], setting: int | str, what: str, bands: Sequence[int] | None = None
+) -> tuple[int, dict[Path, str]]:
+    """(the bands the model sees, the files that cannot give them and why). `auto`: the count most files have.
+    With `bands` (`data.bands`), that many, and every file needs at least the highest band named."""
     counts = {path: _count_or_none(path) for path in paths}
+    if bands:
+        needed = max(bands)
+        other = {
+            path: f"{_bands(count)}; data.bands takes band {needed}"
+            for path, count in counts.items()
+            if count is not None and count < needed
+        }
+        if len(other) == len(paths):
+            raise HptError(f"{what}: no file has band {needed} (data.bands); the first has {_bands(counts[paths[0]])}")
+        return len(bands), other
     if setting == "auto":
         common = Counter(c for c in counts.values() if c is not None).most_common(1)
         channels = common[0][0] if common else 3
     else:
         channels = int(setting)
     other = {
-        path: f"{count} band{'s' if count != 1 else ''}; the dataset has {channels} (data.channels)"
+        path: f"{_bands(count)}; the dataset has {channels} (data.channels)"
         for path, count in counts.items()
         if count is not None and count != channels
     }
     if len(other) == len(paths):
         raise HptError(f"{what}: no file has {channels} bands (data.channels); the first has {counts[paths[0]]}")
     return channels, other
+
+
+def _bands(count: int | None) -> str:
+    return f"{count} band{'s' if count != 1 else ''}"
 
 
 def _count_or_none(path: Path) -> int | None:
@@ -129,3 +233,26 @@ def _array_shape(path: Path) -> tuple[int, ...]:
     if len(shape) not in (2, 3):
         raise ValueError(f"expected an H x W or H x W x C array, got shape {shape}")
     return tuple(shape)
+
+
+def _to_height_width_bands(axes: str, shape: Sequence[int]) -> tuple[int, ...]:
+    """The permutation that takes a TIFF series in its header's axes (tifffile's letters: Y, X, S samples, C
+    channels) to H x W (x C). Any other axis (pages of a stack: I, Q, Z, T) is not one image of bands."""
+    extra = [axis for axis in axes if axis not in "YX"]
+    if "Y" not in axes or "X" not in axes or len(extra) > 1 or (extra and extra[0] not in "SC"):
+        raise NotOneImage(
+            f"a TIFF series of shape {tuple(shape)} (axes {axes}): expected one image of bands (Y X and samples or "
+            "channels), not a stack of pages"
+        )
+    return tuple(axes.index(axis) for axis in "YX" + "".join(extra))
+
+
+def _nodata(page: object) -> float | None:
+    """The GDAL_NODATA tag's value, or None: absent, or not a number."""
+    value = page.tags.valueof(GDAL_NODATA)  # type: ignore[attr-defined]
+    if value is None:
+        return None
+    try:
+        return float(str(value).strip().replace(",", "."))  # 'nan', '-9999', '1e+20'; comma decimal separators
+    except ValueError:
+        return None

@@ -4,8 +4,9 @@
 - high-bit images (16- and 32-bit integers, floats; grey, and RGB TIFFs) go through the dataset's intensity window
   (`intensity.py`; `full-range` when none is given), the same for every image so relative brightness is kept;
 - DICOM (`.dcm`) through its modality LUT and VOI (`dicom.py`);
-- multi-band images (`.npy`, TIFFs with more than RGB) become C x H x W uint8 tensors (`bands.py`) when the
-  dataset is multi-band (`Decoding.channels`);
+- multi-band images (`.npy`, TIFFs with more than RGB, in either layout) become C x H x W uint8 tensors
+  (`bands.py`) when the dataset is multi-band (`Decoding.channels`); `data.bands` takes some of their bands, in
+  its order (three of them: an RGB image, with the colour views);
 - alpha (RGBA, LA, palette with transparency) is composited onto black, i.e. transparent pixels are 0;
 - everything else (CMYK, YCbCr, P) goes through PIL's own conversion to RGB.
 """
@@ -29,23 +30,49 @@ DICOM_SUFFIX = ".dcm"
 @dataclass(frozen=True)
 class Decoding:
     """How a dataset's files become pixels, the same for every image of it and for every use of it (training,
-    statistics, the monitor, `hpt eval`): the intensity window of high-bit values, and the number of bands
-    (3: every image as 8-bit RGB; another number: multi-band arrays, as C x H x W uint8 tensors)."""
+    statistics, the monitor, `hpt eval`): the intensity window of high-bit values, the number of bands the model
+    sees (3: every image as 8-bit RGB; another number: multi-band arrays, as C x H x W uint8 tensors), and which
+    of each file's bands they are (`data.bands`, 1-based; None: all of them, in the file's order)."""
 
     window: Window = FULL_RANGE
     channels: int = 3
+    bands: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.bands is not None and len(self.bands) != self.channels:
+            raise ValueError(f"{len(self.bands)} bands taken ({list(self.bands)}) for {self.channels} channels")
 
     def __call__(self, path: Path) -> Image.Image | torch.Tensor:
+        if self.bands is not None:
+            return self._selected(path)
         if self.channels == 3:  # files with another band count were left out when the dataset was listed
             return load_rgb(path, self.window)
         return bands.load_bands(path, self.window)
 
+    def _selected(self, path: Path) -> Image.Image | torch.Tensor:
+        """`bands` of the file: of its stored bands (multi-band TIFF, `.npy`), or of R, G, B for every other
+        image; three of them are an RGB image like any other (colour views), another count a tensor."""
+        if bands.is_multiband(path):
+            taken = bands.load_bands(path, self.window, self.bands)
+        else:
+            rgb = torch.from_numpy(np.asarray(load_rgb(path, self.window)).copy()).permute(2, 0, 1)
+            taken = rgb[[b - 1 for b in self.bands or ()]].contiguous()
+        if self.channels == 3:
+            return Image.fromarray(taken.permute(1, 2, 0).contiguous().numpy(), mode="RGB")
+        return taken
+
     def to_dict(self) -> dict[str, Any]:
-        return {"intensity": self.window.to_dict(), "channels": self.channels}
+        record: dict[str, Any] = {"intensity": self.window.to_dict(), "channels": self.channels}
+        return record if self.bands is None else {**record, "bands": list(self.bands)}
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Decoding:
-        return cls(Window.from_dict(record["intensity"]), int(record.get("channels", 3)))
+        taken = record.get("bands")
+        return cls(
+            Window.from_dict(record["intensity"]),
+            int(record.get("channels", 3)),
+            None if taken is None else tuple(int(b) for b in taken),
+        )
 
 
 RGB = Decoding()
@@ -57,8 +84,8 @@ def load_rgb(path: Path, window: Window = FULL_RANGE) -> Image.Image:
     if path.suffix.lower() in bands.ARRAY_SUFFIXES:  # a 1- or 3-band array in an RGB dataset
         return _bands_as_rgb(path, window)
     with Image.open(path) as image:
-        if _high_bit_rgb_tiff(image):  # PIL would read it at 8 bits with its own scaling (value / 257)
-            return _bands_as_rgb(path, window)
+        if _high_bit_rgb_tiff(image) or _channel_pages(image, path):  # PIL would read it at 8 bits with its own
+            return _bands_as_rgb(path, window)  # scaling (value / 257), or only its first page
         image.load()
         return to_rgb(image, window)
 
@@ -72,6 +99,11 @@ def _high_bit_rgb_tiff(image: Image.Image) -> bool:
     """A TIFF with three samples of more than 8 bits, from the header PIL has already read."""
     bits = image.tag_v2.get(258, ()) if image.format == "TIFF" else ()  # type: ignore[attr-defined]
     return len(bits) == 3 and max(bits) > 8
+
+
+def _channel_pages(image: Image.Image, path: Path) -> bool:
+    """A TIFF of several pages that are one image's channels (ImageJ/OME), not a stack of images."""
+    return image.format == "TIFF" and getattr(image, "n_frames", 1) > 1 and bands.channel_pages(path)
 
 
 def to_rgb(image: Image.Image, window: Window = FULL_RANGE) -> Image.Image:
@@ -100,7 +132,7 @@ def high_bit_values(path: Path) -> np.ndarray | None:
         return bands.multiband_values(path)
     try:
         with Image.open(path) as image:
-            if _high_bit_rgb_tiff(image):
+            if _high_bit_rgb_tiff(image) or _channel_pages(image, path):
                 return bands.multiband_values(path)
             if not is_high_bit(image):
                 return None

@@ -1,4 +1,5 @@
-"""DICOM files (`.dcm`), read with pydicom (the optional extra: `pip install 'hpt[medical]'`).
+"""DICOM files (`.dcm`), read with pydicom (the optional extra: `pip install 'hpt[dicom]'`, which brings the
+pylibjpeg decoders of compressed transfer syntaxes with it).
 
 A greyscale file's stored values go through the modality LUT (rescale slope and intercept, or a modality LUT
 sequence: CT in Hounsfield units), then through the file's own VOI when it has one (a VOI LUT sequence, or window
@@ -7,15 +8,26 @@ C.11.2), onto 0-255; a file without one gets the dataset's intensity window (`in
 values dark) is inverted after that, so that bright means dense in every file. Colour files (RGB, YBR, palette)
 become RGB.
 
-Not supported, and so skipped with the reason in `skipped.jsonl`: multi-frame files (write each frame as its own
-file), files without pixel data, and compressed files that no installed decoder reads (the reason names what to
-install).
+Screening reads a file's header alone (`read_header`: pydicom with the pixel data's value left unread, ~1 ms a
+file where decoding a CR took ~25-500 ms): a file without pixel data, with pixel data cut short (its length
+against rows x columns x frames x samples x bits, and against the file's size), of an unsupported photometric
+interpretation, or compressed in a transfer syntax that no installed decoder reads (the reason names what to
+install) is skipped with the reason in `skipped.jsonl`. A pixel error that only decoding finds (a corrupt JPEG
+stream) is met in training, where another image stands in (`unreadable.py`). Multi-frame files are skipped too,
+with the reason.
+
+A dataset's files that use the dataset window (greyscale, no VOI of their own) may come from several modalities,
+whose values mean different things (CT in Hounsfield units, MR in its scanner's units): the `auto` window is then
+measured for each modality (`Window.by_modality`, `window_choice.py`), and each file goes through its own
+modality's (`Window.for_modality`).
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,44 +36,156 @@ import numpy as np
 from hpt.data.intensity import Window
 from hpt.errors import first_line
 
-DECODERS = "pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg (or python-gdcm)"
+DECODERS = "pip install 'hpt[dicom]' (pylibjpeg with pylibjpeg-libjpeg and pylibjpeg-openjpeg), or python-gdcm"
+PIXEL_DATA = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+GREY = ("MONOCHROME1", "MONOCHROME2")
+COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420", "PALETTE COLOR")
+FLOAT_BITS = {0x7FE00008: 32, 0x7FE00009: 64}
+"""Float and Double Float Pixel Data: bits a value, whatever BitsAllocated says."""
+DEFER_BYTES = 1024
+"""Elements larger than this are located, not read, when a header is screened: the pixel data above all."""
+
+
+warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
+"""pydicom warns about each harmless deviation from the standard it reads past (a value of the wrong VR, implicit
+VR where explicit was declared); hpt names what makes a file unusable itself. Set once, here, rather than around
+each read: `warnings.catch_warnings` is not safe in screening's threads (one thread's context would swallow or
+restore another's)."""
 
 
 class DicomProblem(Exception):
     """Why a DICOM file cannot be used, in words for `skipped.jsonl`."""
 
 
-def read(path: Path, max_pixels: int | None = None) -> tuple[Any, np.ndarray]:
-    """(the dataset, its pixel array) or DicomProblem. `max_pixels`: refuse larger images before decoding."""
+@dataclass(frozen=True)
+class Header:
+    """What screening learns of a usable DICOM file from its header."""
+
+    modality: str
+    """(0008,0060), e.g. CT, MR, CR, US; '' when the file has none."""
+    grey: bool
+    own_window: bool
+    """A VOI (window centre and width, or a VOI LUT) of its own: the dataset window does not apply to it."""
+    width: int
+    height: int
+
+    @property
+    def uses_dataset_window(self) -> bool:
+        return self.grey and not self.own_window
+
+
+def read_header(path: Path) -> Header:
+    """The file's `Header`, or DicomProblem with why it cannot be used; its pixel data is never decoded."""
+    pydicom = _pydicom()
+    try:
+        ds = pydicom.dcmread(path, defer_size=DEFER_BYTES)
+    except pydicom.errors.InvalidDicomError:
+        raise DicomProblem("not a DICOM file") from None
+    except (EOFError, ValueError, KeyError, TypeError, AttributeError, NotImplementedError) as exc:
+        raise DicomProblem(f"truncated or corrupt ({type(exc).__name__}: {first_line(exc)})") from None
+    element = next((ds.get_item(name, keep_deferred=True) for name in PIXEL_DATA if name in ds), None)
+    if element is None:  # pydicom leaves out a pixel data element that the file's end cuts short
+        raise DicomProblem(CUT_SHORT if _names_pixel_data(path) else "DICOM without pixel data")
+    frames, rows, columns = _frames(ds), int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    if frames > 1:
+        raise DicomProblem(multi_frame(frames))
+    if not rows or not columns:
+        raise DicomProblem(f"no image ({rows} rows x {columns} columns)")
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    if photometric not in GREY + COLOUR:
+        raise DicomProblem(f"photometric interpretation {photometric}: not supported")
+    _check_pixel_data(path, ds, element, frames * rows * columns, photometric)
+    return Header(str(ds.get("Modality", "") or ""), photometric in GREY, has_voi(ds), columns, rows)
+
+
+def multi_frame(frames: int) -> str:
+    return f"multi-frame DICOM: not supported, write each frame as its own file ({frames} frames)"
+
+
+def _check_pixel_data(path: Path, ds: Any, element: Any, pixels: int, photometric: str) -> None:
+    """A decoder for its transfer syntax, and (uncompressed) as many bytes as its header says it holds."""
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is None:
+        raise DicomProblem("no transfer syntax in its file meta information")
+    if syntax.is_compressed:
+        try:
+            available = _decodable(syntax)
+        except NotImplementedError:
+            raise DicomProblem(f"compressed as {syntax.name}, which pydicom has no decoder for") from None
+        if not available:
+            raise DicomProblem(f"compressed as {syntax.name}, which no installed decoder reads: {DECODERS}")
+        return
+    length, start = getattr(element, "length", None), getattr(element, "value_tell", None)
+    if length is None or length == 0xFFFFFFFF:
+        return  # a value read already, or of undefined length: decoding finds what is wrong with it
+    bits = FLOAT_BITS.get(int(element.tag), int(ds.get("BitsAllocated", 0) or 0))
+    samples = 2 if photometric == "YBR_FULL_422" else int(ds.get("SamplesPerPixel", 1) or 1)  # 4:2:2: Y Y Cb Cr
+    expected = -(-pixels * samples * bits // 8)
+    if length < expected:
+        raise DicomProblem(f"truncated or corrupt (pixel data of {length} bytes, {expected} expected)")
+    if start is not None and not syntax.is_deflated and start + length > os.stat(path).st_size:
+        raise DicomProblem(f"truncated or corrupt (the file ends {start + length - os.stat(path).st_size} bytes early)")
+
+
+CUT_SHORT = "truncated or corrupt (its pixel data is cut short)"
+
+
+def _names_pixel_data(path: Path, chunk: int = 16 << 20) -> bool:
+    """Whether the file's bytes hold the Pixel Data tag (7FE0,0010), in either byte order (read in chunks)."""
+    tags, tail = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10"), b""
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            data, tail = tail + block, block[-3:]
+            if any(tag in data for tag in tags):
+                return True
+    return False
+
+
+def _decodable(syntax: Any) -> bool:
+    """Whether an installed plugin decodes `syntax` (NotImplementedError: pydicom has no decoder for it at all)."""
+    from pydicom.pixels import get_decoder
+
+    return bool(get_decoder(syntax).is_available)
+
+
+def _frames(ds: Any) -> int:
+    value = ds.get("NumberOfFrames", 1)
+    try:
+        return max(1, int(value or 1))
+    except (TypeError, ValueError):
+        raise DicomProblem(f"truncated or corrupt (NumberOfFrames is {str(value)!r}, not a number)") from None
+
+
+def _pydicom() -> Any:
     try:
         import pydicom
     except ImportError:
-        raise DicomProblem("DICOM needs pydicom: pip install 'hpt[medical]'") from None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pydicom warns about harmless deviations from the standard
-        try:
-            ds = pydicom.dcmread(path)
-        except pydicom.errors.InvalidDicomError:
-            raise DicomProblem("not a DICOM file") from None
-        if not any(name in ds for name in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-            raise DicomProblem("DICOM without pixel data")
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-        if frames > 1:
-            raise DicomProblem(f"multi-frame DICOM ({frames} frames): not supported; write each frame as its own file")
-        pixels = int(ds.get("Rows", 0)) * int(ds.get("Columns", 0))
-        if max_pixels is not None and pixels > max_pixels:
-            raise DicomProblem(f"{pixels} pixels, over the limit of {max_pixels} (data.max_image_pixels)")
-        try:
-            return ds, ds.pixel_array
-        except (RuntimeError, NotImplementedError) as exc:
-            syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-            if syntax is not None and syntax.is_compressed:
-                raise DicomProblem(
-                    f"compressed as {syntax.name}, which no installed decoder reads: {DECODERS}"
-                ) from None
-            raise DicomProblem(f"cannot decode its pixel data ({first_line(exc)})") from None
-        except (ValueError, AttributeError, KeyError, TypeError) as exc:
-            raise DicomProblem(f"truncated or corrupt ({type(exc).__name__}: {first_line(exc)})") from None
+        raise DicomProblem("DICOM needs pydicom: pip install 'hpt[dicom]'") from None
+    return pydicom
+
+
+def read(path: Path) -> tuple[Any, np.ndarray]:
+    """(the dataset, its pixel array) or DicomProblem."""
+    pydicom = _pydicom()
+    try:
+        ds = pydicom.dcmread(path)
+    except pydicom.errors.InvalidDicomError:
+        raise DicomProblem("not a DICOM file") from None
+    if not any(name in ds for name in PIXEL_DATA):
+        raise DicomProblem("DICOM without pixel data")
+    if (frames := _frames(ds)) > 1:
+        raise DicomProblem(multi_frame(frames))
+    try:
+        return ds, ds.pixel_array
+    except (RuntimeError, NotImplementedError) as exc:
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        if syntax is not None and syntax.is_compressed and not _decodable(syntax):
+            raise DicomProblem(f"compressed as {syntax.name}, which no installed decoder reads: {DECODERS}") from None
+        said = " ".join(str(exc).split())[:200]  # pydicom's first line only says that every plugin failed
+        named = f" (compressed as {syntax.name}: {said})" if syntax else f" ({said})"
+        raise DicomProblem(f"cannot decode its pixel data{named}") from None
+    except (ValueError, AttributeError, KeyError, TypeError) as exc:
+        raise DicomProblem(f"truncated or corrupt ({type(exc).__name__}: {first_line(exc)})") from None
 
 
 def is_grey(ds: Any) -> bool:
@@ -85,10 +209,18 @@ def to_rgb_array(path: Path, window: Window) -> np.ndarray:
     if not is_grey(ds):
         return _colour(ds, pixels)
     values = modality_values(ds, pixels)
-    grey = voi_uint8(ds, values) if has_voi(ds) else window.to_uint8(values, float(2 ** int(ds.BitsStored) - 1))
+    if has_voi(ds):
+        grey = voi_uint8(ds, values)
+    else:  # the dataset window, its modality's where it has one of its own
+        grey = window.for_modality(str(ds.get("Modality", "") or "")).to_uint8(values, type_top(ds))
     if ds.PhotometricInterpretation == "MONOCHROME1":
         grey = 255 - grey
     return np.repeat(grey[..., None], 3, axis=-1)
+
+
+def type_top(ds: Any) -> float:
+    """The top of a file's stored values (`full-range`): 2^BitsStored - 1."""
+    return float(2 ** int(ds.get("BitsStored", 16) or 16) - 1)
 
 
 def values_for_window(path: Path) -> np.ndarray | None:

@@ -27,7 +27,7 @@ dataset, which decodes a sample, is `window_choice.py`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -49,6 +49,16 @@ class Window:
     fill: float | None = None
     """What NaN and infinite values become before the window, in the images' own values (`data.nan_fill`);
     None: the window's low end (black)."""
+    by_modality: tuple[tuple[str, Window], ...] = ()
+    """DICOM files of several modalities that use the dataset window: each modality's own `auto` window (CT's
+    in Hounsfield units, MR's in its scanner's units; `for_modality`); this one serves every other file."""
+
+    def for_modality(self, modality: str) -> Window:
+        """The window of a DICOM file of `modality`: its modality's own, else this one."""
+        for name, window in self.by_modality:
+            if name == modality:
+                return replace(window, fill=self.fill)
+        return self
 
     def to_uint8(self, values: np.ndarray, type_high: float) -> np.ndarray:
         """`values` (any shape) -> uint8: [low, high] onto 0-255, rounded, clipped. `type_high`: the top of
@@ -71,7 +81,11 @@ class Window:
         return np.clip(np.floor((values - low) * (255.0 / (high - low)) + 0.5), 0, 255).astype(np.uint8)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        record = asdict(self)
+        record["by_modality"] = {name: window.to_dict() for name, window in self.by_modality}
+        if not self.by_modality:
+            del record["by_modality"]  # as files written before it read
+        return record
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Window:
@@ -82,13 +96,19 @@ class Window:
             float(record.get("high", 0.0)),
             str(record.get("source", "")),
             None if fill is None else float(fill),
+            tuple((str(name), cls.from_dict(window)) for name, window in (record.get("by_modality") or {}).items()),
         )
 
     def describe(self) -> str:
         fill = "" if self.fill is None else f"; NaN/inf -> {self.fill:g}"
         if self.mode == "fixed":
-            return f"intensity window [{self.low:g}, {self.high:g}] ({self.source}{fill})"
-        return f"intensity {self.mode} ({self.source}{fill})" if self.source or fill else f"intensity {self.mode}"
+            said = f"intensity window [{self.low:g}, {self.high:g}] ({self.source}{fill})"
+        else:
+            said = f"intensity {self.mode} ({self.source}{fill})" if self.source or fill else f"intensity {self.mode}"
+        if self.by_modality:
+            each = ", ".join(f"{name} [{window.low:g}, {window.high:g}]" for name, window in self.by_modality)
+            said += f"; DICOM, a window per modality: {each}"
+        return said
 
 
 FULL_RANGE = Window("full-range")

@@ -14,7 +14,9 @@ size, modification time and permissions (and the pixel limit): a dataset is scre
 and adding or changing one file of a screened folder screens that file alone.
 
 A run goes on without the bad files when they are at most `max_bad_fraction` of the data; above that the
-data is probably not what the user meant, and the run stops before it starts, naming the first bad file.
+data is probably not what the user meant, and the run stops before it starts (`TooManyUnusable`) with the
+reasons counted ("21 x compressed as JPEG Lossless ...: pip install ...; 2 x empty file") and every file listed
+with its reason (`skipped.jsonl`, where the command writes).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import os
 import sqlite3
 import stat
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -52,8 +55,9 @@ class ScreenPolicy:
         return cls(data.max_image_pixels, data.max_bad_fraction)
 
 
-SCREENING_RULES = "v2"
-"""In every cache key: files screened by earlier rules (before all-NaN files and header checks) are screened again."""
+SCREENING_RULES = "v3"
+"""In every cache key: files screened by earlier rules are screened again (v2: all-NaN files and header checks;
+v3: DICOM from its header, band-sequential TIFFs and GDAL no-data)."""
 LARGE_DECODE_BYTES = 256 << 20
 """A file that decodes to more than this is screened while no other such file is (see the module's docstring)."""
 _large_decode = threading.Lock()
@@ -88,16 +92,16 @@ def problem_with(path: Path, max_image_pixels: int = ScreenPolicy.max_image_pixe
         if os.stat(path).st_size == 0:
             return "empty file"
         if path.suffix.lower() == DICOM_SUFFIX:
-            dicom.read(path, max_image_pixels)  # rows x columns checked, several frames refused, before decoding
-            return None
+            header = dicom.read_header(path)  # the header alone: decoding errors are met in training
+            return over_pixel_limit(header.width, header.height, max_image_pixels)
         if path.suffix.lower() in bands.ARRAY_SUFFIXES or (
             path.suffix.lower() in bands.TIFF_SUFFIXES and bands.band_count(path) != 3
         ):
             return _bands_problem(path, max_image_pixels)
         with Image.open(path) as image:
             width, height = image.size
-            if width * height > max_image_pixels:
-                return f"{width} x {height} pixels, over the limit of {max_image_pixels} (data.max_image_pixels)"
+            if over := over_pixel_limit(width, height, max_image_pixels):
+                return over
             if image.format == "JPEG":
                 image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
             with _decoding(width * height * 8):  # at most 8 bytes a pixel (RGBA at 16 bits, double floats)
@@ -119,14 +123,24 @@ def problem_with(path: Path, max_image_pixels: int = ScreenPolicy.max_image_pixe
     return None
 
 
-ALL_NON_FINITE = "every value is NaN or infinite"
+def over_pixel_limit(width: int, height: int, max_image_pixels: int) -> str | None:
+    """The reason a `width` x `height` image is refused unread, or None when it is within the limit."""
+    if width * height <= max_image_pixels:
+        return None
+    return f"over the limit of {max_image_pixels} pixels, data.max_image_pixels ({width} x {height} pixels)"
+
+
+ALL_NON_FINITE = "every value is no-data, NaN or infinite"
 MAX_BANDS = 64
 """The most bands `data.channels` takes: a file's values are bounded by the pixel limit times this."""
 
 
 def _bands_problem(path: Path, max_image_pixels: int) -> str | None:
     """A multi-band file's problem, its header checked before any value is decoded."""
-    shape, dtype = bands.header_shape(path)
+    try:
+        shape, dtype = bands.header_shape(path)
+    except bands.NotOneImage as exc:  # pages of a stack: said as it is, not as a damaged file
+        return first_line(exc)
     if dtype.hasobject:
         return "an array of Python objects: refused, never unpickled (allow_pickle=False)"
     if dtype.kind not in "uif":
@@ -134,8 +148,8 @@ def _bands_problem(path: Path, max_image_pixels: int) -> str | None:
     if len(shape) not in (2, 3):
         return f"expected an H x W or H x W x C array, got shape {shape}"
     height, width = shape[:2]
-    if height * width > max_image_pixels:
-        return f"{width} x {height} pixels, over the limit of {max_image_pixels} (data.max_image_pixels)"
+    if over := over_pixel_limit(width, height, max_image_pixels):
+        return over
     if (count := int(np.prod(shape))) > max_image_pixels * MAX_BANDS:  # a series of many pages, say
         return f"{count} values ({' x '.join(map(str, shape))}), over data.max_image_pixels x {MAX_BANDS} bands"
     with _decoding(int(np.prod(shape)) * dtype.itemsize):
@@ -161,12 +175,66 @@ def screen(paths: list[Path], what: str, policy: ScreenPolicy) -> dict[Path, str
         cache.store([(key, reasons[path]) for path in todo if (key := keys[path]) is not None])
     bad = {path: reason for path in paths if (reason := reasons[path]) is not None}
     if len(bad) > policy.max_bad_fraction * len(paths) or len(bad) == len(paths):
-        first, reason = next(iter(bad.items()))
-        raise HptError(
-            f"{what}: {len(bad)} of {len(paths)} files cannot be used, more than data.max_bad_fraction "
-            f"({policy.max_bad_fraction:.0%}) allows; the first: '{first}': {reason}"
-        )
+        raise TooManyUnusable(what, bad, len(paths), policy.max_bad_fraction)
     return bad
+
+
+class TooManyUnusable(HptError):
+    """More unusable files than `data.max_bad_fraction` allows: the reasons counted in the message, every file
+    kept (`bad`) for the command to list where it writes (`listed_in`)."""
+
+    def __init__(self, what: str, bad: dict[Path, str], total: int, max_bad_fraction: float, listed: str = ""):
+        self.what, self.bad, self.total, self.max_bad_fraction = what, bad, total, max_bad_fraction
+        first, reason = next(iter(bad.items()))
+        super().__init__(
+            f"{what}: {len(bad)} of {total} files cannot be used, more than data.max_bad_fraction "
+            f"({max_bad_fraction:.0%}) allows: {reasons_by_count(bad)}; the first: '{first}': {reason}"
+            + (f"; {listed}" if listed else "")
+        )
+
+    def listed_in(self, report: Path) -> TooManyUnusable:
+        """The same refusal, every file written to `report` (`skipped.jsonl`'s form) and the message naming it;
+        where it cannot be written, the refusal as it was."""
+        try:
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text(skipped_report(self.bad))
+        except OSError:
+            return self
+        listed = f"every one with its reason in {report}"
+        return TooManyUnusable(self.what, self.bad, self.total, self.max_bad_fraction, listed)
+
+
+def listing_beside(out: Path) -> Path:
+    """Where a command that writes `out` (eval.json, a ranking) lists the files of a refused start: beside it,
+    `eval.json` -> `eval.skipped.jsonl`."""
+    return out.with_name(out.name.split(".")[0] + ".skipped.jsonl")
+
+
+SHOWN_REASONS = 4
+"""Kinds of reason a summary names; the rest are counted together."""
+
+
+def reasons_by_count(bad: dict[Path, str]) -> str:
+    """'21 x compressed as ...: pip install ...; 2 x empty file': unusable files counted by kind of reason (a
+    reason less its trailing detail in brackets: the decoder's own message, a count), the commonest first."""
+    kinds = Counter(_without_detail(reason) for reason in bad.values()).most_common()
+    if len(kinds) <= SHOWN_REASONS + 1:
+        return "; ".join(f"{count} x {kind}" for kind, count in kinds)
+    rest = sum(count for _, count in kinds[SHOWN_REASONS:])
+    shown = [f"{count} x {kind}" for kind, count in kinds[:SHOWN_REASONS]]
+    return "; ".join([*shown, f"{rest} x {len(kinds) - SHOWN_REASONS} other reasons"])
+
+
+def _without_detail(reason: str) -> str:
+    """`reason` less a trailing bracketed detail, brackets nested in it included."""
+    if not reason.endswith(")"):
+        return reason
+    depth = 0
+    for at in range(len(reason) - 1, -1, -1):
+        depth += {")": 1, "(": -1}.get(reason[at], 0)
+        if depth == 0:
+            return reason[:at].rstrip() or reason
+    return reason
 
 
 def _key(path: Path, max_image_pixels: int) -> str | None:

@@ -1,20 +1,32 @@
 """Choosing a dataset's intensity window (`data.intensity`, `intensity.py` says what each setting means): given,
 or measured once on a sample of the dataset's high-bit values and cached like the pixel statistics.
 
+DICOM files of several modalities that use the dataset window (greyscale, no VOI of their own: CT in Hounsfield
+units beside MR in its scanner's units) get an `auto` window for each modality, each measured on a sample of its
+own files (`Window.by_modality`); a window given in values (`[low, high]`) is one modality's units, so it is
+refused for such a mix unless `data.mixed_modalities` is `allow`. Each DICOM file's modality is read from its
+header (`modalities`), once, and cached.
+
 Apart from `intensity.py` because measuring decodes files (`decode.py`), and decoding applies windows.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import random
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hpt.data.cache import files_key, read_cached, write_cached
-from hpt.data.decode import high_bit_values
+from hpt.data.decode import DICOM_SUFFIX, high_bit_values
+from hpt.data.dicom import DicomProblem, read_header
 from hpt.data.files import ImageList
 from hpt.data.intensity import Setting, Window
 from hpt.errors import HptError
@@ -26,33 +38,98 @@ PIXELS_PER_IMAGE = 65536
 PERCENTILES = (0.5, 99.5)
 
 
-def resolve_window(images: ImageList, setting: Setting, seed: int = 0, fill: float | None = None) -> Window:
-    """The window `setting` means for `images` (see the module's docstring); `fill`: `data.nan_fill`."""
+def resolve_window(
+    images: ImageList,
+    setting: Setting,
+    seed: int = 0,
+    fill: float | None = None,
+    bands: Sequence[int] | None = None,
+    mixed_modalities: str = "refuse",
+) -> Window:
+    """The window `setting` means for `images` (see the module's docstring); `fill`: `data.nan_fill`; `bands`:
+    `data.bands`, the bands of multi-band files it is measured on (None: all); `mixed_modalities`:
+    `data.mixed_modalities`."""
     if fill is not None and not math.isfinite(fill):
         raise HptError(f"data.nan_fill: expected a finite number, got {fill}")
-    if isinstance(setting, tuple | list):
-        low, high = (float(v) for v in setting)
-        return Window("fixed", low, high, "data.intensity", fill)
     if setting == "full-range":
         return Window("full-range", source="data.intensity", fill=fill)
     if setting == "per-image":
         return Window("per-image", source="data.intensity", fill=fill)
-    paths = sorted(images.paths)
-    if len(paths) > WINDOW_SAMPLE:
-        paths = sorted(random.Random(seed).sample(paths, WINDOW_SAMPLE))
-    key = files_key(paths, "window", *PERCENTILES, PIXELS_PER_IMAGE, "finite values only")
-    cached = read_cached("window", key)
-    window = Window.from_dict(cached) if cached is not None else measure_window(paths)
-    if cached is None:
-        write_cached("window", key, window.to_dict())
+    found = modalities(images.paths)
+    windowed = windowed_modalities(found)
+    if isinstance(setting, tuple | list):
+        low, high = (float(v) for v in setting)
+        if len(windowed) > 1 and mixed_modalities != "allow":
+            raise HptError(
+                f"data.intensity [{low:g}, {high:g}] is one window in one modality's values, but the DICOM files "
+                f"that use it come from {len(windowed)} modalities ({describe_counts(windowed)}): set "
+                "data.intensity auto (a window measured for each modality), keep one modality, or set "
+                "data.mixed_modalities allow"
+            )
+        return Window("fixed", low, high, "data.intensity", fill)
+    window = _measured(sorted(images.paths), seed, bands)
+    if len(windowed) > 1:
+        each = [
+            (name, _measured(sorted(p for p, (m, uses) in found.items() if uses and m == name), seed, bands))
+            for name in sorted(windowed)
+        ]
+        window = replace(window, by_modality=tuple(each))
     return replace(window, fill=fill)
 
 
-def measure_window(paths: list[Any]) -> Window:
-    """The `auto` window of `paths`: percentiles of their finite values (NaN and inf left out and counted)."""
+def _measured(paths: list[Any], seed: int, bands: Sequence[int] | None) -> Window:
+    """The `auto` window of a seeded sample of `paths`, measured once and cached."""
+    if len(paths) > WINDOW_SAMPLE:
+        paths = sorted(random.Random(seed).sample(paths, WINDOW_SAMPLE))
+    key = files_key(paths, "window", *PERCENTILES, PIXELS_PER_IMAGE, "finite values only", *(bands or ()))
+    cached = read_cached("window", key)
+    window = Window.from_dict(cached) if cached is not None else measure_window(paths, bands)
+    if cached is None:
+        write_cached("window", key, window.to_dict())
+    return window
+
+
+def modalities(paths: list[Path]) -> dict[Path, tuple[str, bool]]:
+    """Each usable DICOM file among `paths`: its modality and whether it uses the dataset window (read from its
+    header, in a thread per core; cached under a key over the files)."""
+    files = sorted(p for p in paths if p.suffix.lower() == DICOM_SUFFIX)
+    if not files:
+        return {}
+    key = files_key(files, "modalities")
+    cached = read_cached("modalities", key)
+    if cached is None or len(cached) != len(files):
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            cached = list(pool.map(_modality, files, chunksize=64))
+        write_cached("modalities", key, cached)
+    return {path: (str(found[0]), bool(found[1])) for path, found in zip(files, cached) if found is not None}
+
+
+def windowed_modalities(found: dict[Path, tuple[str, bool]]) -> Counter[str]:
+    """Files that use the dataset window, counted by modality ('' for files that name none)."""
+    return Counter(modality for modality, uses in found.values() if uses)
+
+
+def describe_counts(counts: Counter[str]) -> str:
+    """'40 CT, 20 MR, 2 without a modality'."""
+    return ", ".join(f"{n} {name}" if name else f"{n} without a modality" for name, n in counts.most_common())
+
+
+def _modality(path: Path) -> tuple[str, bool] | None:
+    try:
+        header = read_header(path)
+    except DicomProblem:
+        return None  # screening's to name
+    return header.modality, header.uses_dataset_window
+
+
+def measure_window(paths: list[Any], bands: Sequence[int] | None = None) -> Window:
+    """The `auto` window of `paths`: percentiles of their finite values (no-data, NaN and inf left out and
+    counted); of multi-band files, of `bands` only."""
     samples, non_finite = [], {}
     for path in paths:
         values = high_bit_values(path)
+        if values is not None and bands and values.ndim == 3 and values.shape[-1] >= max(bands):
+            values = values[..., [b - 1 for b in bands]]
         if values is not None and values.size:
             flat = values.reshape(-1)
             if flat.dtype.kind == "f" and not (finite := np.isfinite(flat)).all():
@@ -73,7 +150,7 @@ def measure_window(paths: list[Any]) -> Window:
     if not (math.isfinite(low) and math.isfinite(high)):  # float64 overflow of extreme float values
         raise HptError(f"data: the intensity window measured is [{low:g}, {high:g}], not finite; set data.intensity")
     ignored = (
-        f"; {sum(non_finite.values())} NaN/inf values in {len(non_finite)} files left out (e.g. "
+        f"; {sum(non_finite.values())} no-data/NaN/inf values in {len(non_finite)} files left out (e.g. "
         f"'{next(iter(non_finite))}')"
         if non_finite
         else ""

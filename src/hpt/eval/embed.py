@@ -35,10 +35,11 @@ from hpt.data.dataset import ImageDataset  # noqa: E402
 from hpt.data.decode import Decoding  # noqa: E402
 from hpt.data.files import ImageList, find_images  # noqa: E402
 from hpt.data.stats import pixel_stats  # noqa: E402
+from hpt.data.view_grid import as_rgb  # noqa: E402
 from hpt.data.views import eval_view, resize_crop  # noqa: E402
 from hpt.errors import HptError  # noqa: E402
 from hpt.eval.features import eval_device, extract_features  # noqa: E402
-from hpt.eval.runner import model_image_size, model_window, recorded_image_size, recorded_stats  # noqa: E402
+from hpt.eval.runner import model_decoding, model_image_size, recorded_image_size, recorded_stats  # noqa: E402
 
 THUMBNAIL = 64
 """Pixels a side of each image in `neighbours.png`."""
@@ -101,7 +102,7 @@ def _embed_one(spec: str, model: tuple[Backbone, Origin], images: ImageList, ima
     is normalised with the data's."""
     backbone, origin = model
     provenance = origin.provenance
-    decoding = Decoding(model_window(None, provenance, images), backbone.in_chans)
+    decoding = model_decoding(None, provenance, images, backbone.in_chans)
     size = model_image_size(backbone, provenance, image_size)
     stats = recorded_stats(provenance, backbone.in_chans)
     source = "recorded by the model" if stats else "the data's (the model records none)"
@@ -168,7 +169,7 @@ def _draw_neighbours(
     def tile(index: int) -> torch.Tensor:
         pixels = decoding(images.paths[index])
         if isinstance(pixels, torch.Tensor):  # multi-band: its first three bands as RGB (fewer: the first, grey)
-            pixels = pixels[:3] if pixels.shape[0] >= 3 else pixels[:1].expand(3, -1, -1)
+            pixels = as_rgb(pixels)
         return thumbnail(pixels)
 
     figure, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 0.5 * len(queries) + 1), squeeze=False)

@@ -7,7 +7,7 @@ One helper for `hpt eval`, the run's monitor and `hpt select`, so the three see 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,6 +17,7 @@ from hpt.data.bands import dataset_channels
 from hpt.data.dataset import ImageDataset
 from hpt.data.decode import RGB, Decoding
 from hpt.data.files import ImageList, find_images
+from hpt.data.screen import reasons_by_count
 from hpt.data.stats import PixelStats, pixel_stats
 from hpt.data.views import eval_view
 from hpt.errors import HptError
@@ -47,11 +48,21 @@ class LabelledImages:
             if images.skipped
         }
 
-    def with_channels(self, channels: int) -> LabelledImages:
-        """Each split without the files whose band count is not `channels` (named in its skipped files)."""
+    def skipped_note(self) -> str | None:
+        """One line on the files screened out of the splits, by split and by reason; None when there are none."""
+        found = {role: images.skipped for role, images in self.splits.items() if images.skipped}
+        if not found:
+            return None
+        every = {path: reason for skipped in found.values() for path, reason in skipped.items()}
+        where = ", ".join(f"{len(skipped)} of {role}" for role, skipped in found.items())
+        return f"skipped {len(every)} unusable files ({where}): {reasons_by_count(every)}"
+
+    def with_channels(self, channels: int, bands: Sequence[int] | None = None) -> LabelledImages:
+        """Each split without the files whose band count is not `channels`, or that lack one of `bands` (the
+        model's `data.bands`), named in its skipped files."""
         splits = {}
         for role, images in self.splits.items():
-            _, other = dataset_channels(images.paths, channels, f"{role} '{self.specs[role]}'")
+            _, other = dataset_channels(images.paths, channels, f"{role} '{self.specs[role]}'", bands)
             splits[role] = images.without(other) if other else images
         return LabelledImages(splits, self.specs)
 

@@ -83,7 +83,7 @@ class LabelledMonitor:
         if images.multilabel:
             raise HptError("monitor: the monitor needs one label per image (one sub-folder per class)")
         self.protocol = config.protocol
-        images = images.with_channels(decoding.channels)  # the run's band count: other files are left out
+        images = images.with_channels(decoding.channels, decoding.bands)  # the run's bands: others left out
         self.data = images.in_view(image_size, stats_sample, decoding, stats)  # the run's own pixels
         self.batch_size, self.workers, self.cache_bytes = batch_size, workers, config.cache_mb * 2**20
         self.views: dict[str, Dataset] = {}

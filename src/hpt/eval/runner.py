@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from hpt.core.atomic import make_folder, write_text_atomic
 from hpt.data.decode import Decoding
 from hpt.data.files import ImageList
 from hpt.data.intensity import Setting, Window
+from hpt.data.screen import TooManyUnusable, listing_beside
 from hpt.data.stats import recorded_stats
 from hpt.data.window_choice import resolve_window
 from hpt.errors import HptError
@@ -91,12 +93,16 @@ def evaluate(
     if not 0 < options.val_fraction < 1:
         raise HptError(f"--val-fraction {options.val_fraction}: expected a number between 0 and 1")
     out = out or default_output(spec)
-    images = read_labelled(train, {"test": test, "val": options.val})
+    try:
+        images = read_labelled(train, {"test": test, "val": options.val})
+    except TooManyUnusable as refused:
+        raise refused.listed_in(listing_beside(out)) from None
     backbone, origin = load_backbone(spec, options.backbone, role="model")
 
     provenance = origin.provenance
-    images = images.with_channels(backbone.in_chans)
-    decoding = Decoding(model_window(options.intensity, provenance, images.train), backbone.in_chans)
+    bands = recorded_bands(provenance)
+    images = images.with_channels(backbone.in_chans, bands)
+    decoding = model_decoding(options.intensity, provenance, images.train, backbone.in_chans)
     image_size = model_image_size(backbone, provenance, options.image_size)
     recorded = recorded_stats(provenance, backbone.in_chans)
     data = images.in_view(image_size, options.stats_sample, decoding, recorded)
@@ -108,6 +114,7 @@ def evaluate(
     notes = [
         f"preprocessing: {image_size} px, mean/std {source}, {decoding.window.describe()}",
         *selection_warnings(provenance, test, options.val),
+        *([skipped] if (skipped := images.skipped_note()) else []),
     ]
     context: dict[str, Any] = {
         "image_size": data.image_size,
@@ -176,12 +183,28 @@ def model_image_size(backbone: Backbone, provenance: FileProvenance | None, aske
     return int(size)
 
 
-def model_window(setting: Setting | None, provenance: FileProvenance | None, train: ImageList) -> Window:
+def recorded_bands(provenance: FileProvenance | None) -> tuple[int, ...] | None:
+    """The bands of each file the model was pretrained on (`data.bands`), if it records a choice."""
+    bands = provenance.data.bands if provenance else None
+    return tuple(bands) if bands else None
+
+
+def model_decoding(
+    setting: Setting | None, provenance: FileProvenance | None, train: ImageList, channels: int
+) -> Decoding:
+    """The model's own decoding: its recorded window unless another is asked for, and its bands."""
+    bands = recorded_bands(provenance)
+    return Decoding(model_window(setting, provenance, train, bands), channels, bands)
+
+
+def model_window(
+    setting: Setting | None, provenance: FileProvenance | None, train: ImageList, bands: Sequence[int] | None = None
+) -> Window:
     """The model's own window when it records one and none is asked for: the pixels it learnt on."""
     recorded = provenance.data.intensity if provenance else None
     if setting is None and recorded:
         return Window.from_dict(recorded)
-    return resolve_window(train, setting or "auto")
+    return resolve_window(train, setting or "auto", bands=bands)
 
 
 def _merge_into(out: Path, protocol: str, result: dict[str, Any]) -> None:

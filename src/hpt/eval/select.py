@@ -72,7 +72,8 @@ def rank_candidates(
         **decoding.to_dict(),
         "seconds": round(time.perf_counter() - started, 2),
     }
-    return {"ranking": rows, "budget": budget}
+    skipped = {"skipped_files": labelled.skipped(), "skipped": note} if (note := labelled.skipped_note()) else {}
+    return {"ranking": rows, "budget": budget, **skipped}
 
 
 def describe(result: dict[str, Any]) -> str:
@@ -90,4 +91,6 @@ def describe(result: dict[str, Any]) -> str:
         f"forward passes at {b['image_size']} px, {b['seconds']:.1f}s; {b['val_fraction']:.0%} of each class "
         "held out to score (± one standard error: a gap smaller than about twice it is no ranking)"
     )
+    if result.get("skipped"):
+        lines.append(f"{result['skipped']} (listed in the ranking's JSON, --out)")
     return "\n".join(lines)

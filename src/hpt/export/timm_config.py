@@ -44,8 +44,10 @@ def timm_config(provenance: FileProvenance, num_features: int) -> dict[str, Any]
         "hpt": {
             "version": provenance.hpt_version,
             "backbone": backbone,
-            "decoding": {"intensity": data.intensity, "channels": channels}
-            if data.intensity
-            else {"channels": channels},
+            "decoding": {
+                **({"intensity": data.intensity} if data.intensity else {}),
+                "channels": channels,
+                **({"bands": data.bands} if data.bands else {}),
+            },
         },
     }

@@ -32,10 +32,11 @@ from hpt.core.schedule import cosine_schedule
 from hpt.data.dataset import ImageDataset
 from hpt.data.device_views import DeviceViews, crop_view
 from hpt.data.order import SeededItems, StepBatches
-from hpt.data.screen import skipped_report
+from hpt.data.screen import reasons_by_count, skipped_report
 from hpt.data.unreadable import UnreadableFiles, UnreadableWatch
 from hpt.data.view_grid import view_grid
 from hpt.data.views import pretrain_view
+from hpt.data.window_choice import describe_counts
 from hpt.methods import SSLMethod, build_method, syncs_batch_norm
 from hpt.train.best import BestBackbone
 from hpt.train.checkpoint import Checkpoint, read_checkpoint
@@ -143,6 +144,7 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
         std=list(plan.stats.std),
         intensity=plan.decoding.window.to_dict(),
         channels=plan.decoding.channels,
+        bands=list(plan.decoding.bands) if plan.decoding.bands else None,
         fingerprint=plan.fingerprint.digest(),
         changed_on_resume=changed,
     )
@@ -268,14 +270,21 @@ def _training_view(
 
 def _draw_views(plan: Plan, run: Path, metrics: MetricsLog, console: Console) -> None:
     """`views.png` and TensorBoard's `views`: a few images beside two of their training views."""
-    config, stats = plan.config, plan.stats
-    if not config.train.view_grid or plan.decoding.channels != 3:
-        return  # multi-band views have no picture to draw (yet)
-    view = _training_view(plan)
-    grid = view_grid(plan.images, plan.decoding, view, config.train.view_grid, config.train.seed, stats.mean, stats.std)
+    config, stats, decoding = plan.config, plan.stats, plan.decoding
+    if not config.train.view_grid:
+        say(console, f"no {VIEWS}: train.view_grid is 0")
+        return
+    view, count, seed = _training_view(plan), config.train.view_grid, config.train.seed
+    grid, drawn = view_grid(plan.images, decoding, view, count, seed, stats.mean, stats.std, plan.preview)
     save_image(grid, run / VIEWS)
     log_image(metrics.loggers, "views", grid)
-    say(console, f"{config.train.view_grid} images beside two of their training views: {run / VIEWS}")
+    shown = ""
+    if decoding.channels != 3:
+        taken = decoding.bands or tuple(range(1, decoding.channels + 1))
+        channels = plan.preview or ((0, 1, 2) if decoding.channels >= 3 else (0,))
+        names = [str(taken[c]) for c in channels]
+        shown = f" (bands {', '.join(names)} as red, green, blue)" if len(names) == 3 else f" (band {names[0]}, grey)"
+    say(console, f"{drawn} image{'s' if drawn != 1 else ''} beside two of their training views{shown}: {run / VIEWS}")
 
 
 def _device_views(fabric: Fabric, plan: Plan) -> DeviceViews | None:
@@ -305,7 +314,7 @@ def _announce(plan: Plan, run: Path, backbone: str, origin: Origin, console: Con
         say(
             console,
             (f"skipped {len(images.skipped)} unusable files", WARNING),
-            f" of {len(images) + len(images.skipped)}: listed in {run / SKIPPED}",
+            f" of {len(images) + len(images.skipped)} ({reasons_by_count(images.skipped)}): listed in {run / SKIPPED}",
         )
     say(
         console,
@@ -319,6 +328,8 @@ def _announce(plan: Plan, run: Path, backbone: str, origin: Origin, console: Con
         say(console, plan.monitor.labelled.describe())
     if plan.held_out:
         say(console, f"{plan.held_out} images held out of training: the label-free pick's sample (view retrieval)")
+    if len(plan.modalities) > 1:
+        say(console, f"DICOM files of {len(plan.modalities)} modalities: {describe_counts(plan.modalities)}")
     window = plan.decoding.window
     if window.mode != "full-range" or window.source == "data.intensity":
         say(console, f"high-bit images: {window.describe()}")

@@ -4,6 +4,7 @@ here, with one line that names it."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,17 +19,18 @@ from hpt.data.dataset import sample_batches
 from hpt.data.decode import Decoding
 from hpt.data.files import ImageList, find_images
 from hpt.data.fingerprint import DataChanges, DataFingerprint
-from hpt.data.screen import ScreenPolicy
+from hpt.data.screen import ScreenPolicy, TooManyUnusable
 from hpt.data.stats import STD_FLOOR, PixelStats, pixel_stats
 from hpt.data.unreadable import UnreadableFiles
+from hpt.data.view_grid import preview_channels
 from hpt.data.views import eval_view, pretrain_view
-from hpt.data.window_choice import resolve_window
+from hpt.data.window_choice import modalities, resolve_window
 from hpt.errors import HptError
 from hpt.eval.monitor import Monitor, build_monitor, hold_out
 from hpt.train.guard import StopRequests
 from hpt.train.loggers import check_loggers
 from hpt.train.precheck import NO_DATA
-from hpt.train.run_dir import check_run_dir
+from hpt.train.run_dir import check_run_dir, refusal_report
 from hpt.transfer import Strategy, check_strategy
 from hpt.transfer.frozen_statistics import freezes_batch_norm_statistics
 
@@ -53,6 +55,10 @@ class Plan:
     """The folder holds an earlier attempt of this same run (`--resume`)."""
     fingerprint: DataFingerprint
     """The data as it is now (`data/fingerprint.py`): what `data.json` records."""
+    preview: tuple[int, ...] | None
+    """The channels `views.png` draws as red, green and blue (`data.preview_bands`); None: the first three."""
+    modalities: Counter[str]
+    """The data's DICOM files by modality (none: not DICOM), said on the console when they are several."""
     data_changes: DataChanges | None = None
     """On `--resume --allow-data-change`: how the data differs from what the earlier attempts trained on."""
 
@@ -75,13 +81,21 @@ class Plan:
 
 
 def plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool, allow_data_change: bool = False) -> Plan:
+    try:
+        return _plan_run(config, out, overwrite, resume, allow_data_change)
+    except TooManyUnusable as refused:  # every unusable file listed where the run would have been
+        raise refused.listed_in(refusal_report(out)) from None
+
+
+def _plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool, allow_data_change: bool) -> Plan:
     config = resolve_paths(config)  # recorded absolute: the same folder named two ways is the same run
     StopRequests(config.train.stop_signals)  # the signal names, checked before anything starts
     check_loggers(config.train.loggers)
     if config.data.path is None:
         raise HptError(NO_DATA)
     found = find_images(config.data.path, policy=ScreenPolicy.of(config.data))
-    channels, other_bands = dataset_channels(found.paths, config.data.channels, f"data '{config.data.path}'")
+    bands = tuple(config.data.bands) if config.data.bands else None
+    channels, other_bands = dataset_channels(found.paths, config.data.channels, f"data '{config.data.path}'", bands)
     found = found.without(other_bands) if other_bands else found
     if channels != 3 and config.views.on_device:
         raise HptError(
@@ -95,7 +109,11 @@ def plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool, a
             f"data '{config.data.path}' has {len(images)} images to train on, fewer than the batch size {batch_size}"
         )
     strategy = check_strategy(config.model, config.transfer)
-    decoding = Decoding(resolve_window(found, config.data.intensity, config.train.seed, config.data.nan_fill), channels)
+    data = config.data
+    window = resolve_window(found, data.intensity, config.train.seed, data.nan_fill, bands, data.mixed_modalities)
+    decoding = Decoding(window, channels, bands)
+    preview = preview_channels(config.data.preview_bands, decoding)
+    found_modalities = Counter(modality for modality, _ in modalities(found.paths).values())
     stats = pixel_stats(found, config.data.image_size, config.data.stats_sample, decoding=decoding)
     if stats.unreadable:  # changed since they were screened: skipped and listed like screening's finds
         found, images = found.without(stats.unreadable), images.without(stats.unreadable)
@@ -139,5 +157,7 @@ def plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool, a
         freezes_batch_norm_statistics(config.transfer, strategy.name),
         continuing,
         fingerprint,
+        preview,
+        found_modalities,
         changes or None,
     )

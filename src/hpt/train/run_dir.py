@@ -24,9 +24,11 @@ from hpt.core.run_files import (
     EXPORTS,
     HUB_CONFIG,
     HUB_WEIGHTS,
+    LOCK,
     METRICS,
     MODEL_CARD,
     MONITOR_OUTCOMES,
+    REFUSED,
     SKIPPED,
     TRAIN_LOG,
     VIEWS,
@@ -103,7 +105,12 @@ def create_run_dir(out: Path, continuing: bool) -> Path:
         derived = [
             out / name
             for name in (HUB_CONFIG, HUB_WEIGHTS, MODEL_CARD, VIEWS, TRAIN_LOG, MONITOR_OUTCOMES, *EXPORTS.values())
-        ] + [out / "eval.json", out / "skipped.txt"]  # skipped.txt: the list of hpt 0.5 and before
+        ] + [
+            out / "eval.json",
+            out / "skipped.txt",
+            out / REFUSED,
+            out / "eval.skipped.jsonl",
+        ]  # skipped.txt: hpt 0.5's list
         for path in [*tensor_files, *map(sidecar_path, tensor_files), out / METRICS, out / SKIPPED, *derived]:
             path.unlink(missing_ok=True)  # what an earlier run wrote here would no longer be true
         for name in FILES.values():  # the loggers' records of the earlier run
@@ -113,6 +120,15 @@ def create_run_dir(out: Path, continuing: bool) -> Path:
                 (out / name).unlink(missing_ok=True)
         (out / METRICS).write_text("")
     return out
+
+
+def refusal_report(out: Path) -> Path:
+    """Where a refused start lists every unusable file (`data/screen.py`'s `TooManyUnusable`): the folder's
+    `skipped.jsonl` when it is new or holds nothing else (it stays a folder a run may start in), else beside what
+    it holds, never over it."""
+    if out.is_dir() and any(p.name not in (LOCK, SKIPPED) for p in out.iterdir()):
+        return out / REFUSED
+    return out / SKIPPED
 
 
 def is_finished(run: Path) -> bool:
