@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each is import
     from hpt.config import load_config as load_config
     from hpt.eval.runner import EvalOptions as EvalOptions
     from hpt.eval.runner import evaluate as evaluate
+    from hpt.export.preprocessing import preprocessing as preprocessing
     from hpt.pipeline.chain import run_chain as run_chain
     from hpt.train.loop import pretrain as pretrain
 
@@ -29,6 +30,7 @@ _API = {
     "run_chain": "hpt.pipeline.chain",
     "evaluate": "hpt.eval.runner",
     "EvalOptions": "hpt.eval.runner",
+    "preprocessing": "hpt.export.preprocessing",
     "lineage": "hpt.checkpoints.lineage",
     "register_backbone": "hpt.backbones.module_family",
 }

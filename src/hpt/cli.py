@@ -308,12 +308,29 @@ def export_arguments(export: argparse.ArgumentParser) -> None:
     )
     export.add_argument("--image-size", type=positive_int, help="onnx, torchscript: input size (default: the run's)")
     export.add_argument("--out", type=Path, help="onnx, torchscript: the file (default: in the run folder)")
+    export.add_argument(
+        "--with-preprocessing",
+        action="store_true",
+        help="onnx, torchscript: take N x S x S x C raw arrays (--raw-type) and apply the run's bands, intensity "
+        "window, 8-bit rounding and normalisation inside (written as raw-backbone.*)",
+    )
+    export.add_argument("--raw-type", help="with --with-preprocessing: your files' sample type (uint8, uint16, ...)")
+    export.add_argument(
+        "--raw-bands", type=positive_int, help="with --with-preprocessing: bands per pixel of your arrays (default: "
+        "the highest band the run takes)"
+    )  # fmt: skip
 
 
 def export_command(args: argparse.Namespace) -> int:
     from hpt.export.command import export_run
+    from hpt.export.preprocessing import RAW_TYPES
 
-    print("\n".join(export_run(args.model, args.format, args.image_size, args.out)))
+    if args.with_preprocessing and not args.raw_type:
+        raise HptError(f"--with-preprocessing needs --raw-type: your files' sample type, one of {', '.join(RAW_TYPES)}")
+    if (args.raw_type or args.raw_bands) and not args.with_preprocessing:
+        raise HptError("--raw-type and --raw-bands describe --with-preprocessing's input: add --with-preprocessing")
+    raw_type = args.raw_type if args.with_preprocessing else None
+    print("\n".join(export_run(args.model, args.format, args.image_size, args.out, raw_type, args.raw_bands)))
     return 0
 
 

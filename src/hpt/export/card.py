@@ -14,7 +14,9 @@ import yaml
 
 from hpt.backbones import split_name
 from hpt.checkpoints.provenance import AGAINST, FileProvenance, Origin, Selected
+from hpt.errors import HptError
 from hpt.eval.uncertainty import SE, Difference
+from hpt.export.preprocessing import from_provenance
 
 
 def model_card(provenance: FileProvenance, lineage: str) -> str:
@@ -70,10 +72,11 @@ def model_card(provenance: FileProvenance, lineage: str) -> str:
             ]
         ),
         "",
-        "Inputs are the image's pixels in [0, 1] (after the intensity window), the shorter side resized to the "
-        "image size, centre-cropped, then normalised with the mean and std above (`config.json` holds them "
-        "for timm).",
+        "Inputs are the image's pixels in [0, 1] (after the intensity window, rounded to whole 8-bit levels), the "
+        "shorter side resized to the image size, centre-cropped, then normalised with the mean and std above "
+        "(`config.json` holds them for timm; the window and bands under its `hpt` key).",
         "",
+        *_preprocessing(provenance),
         "## Evaluations",
         "",
         *_evaluations(p.monitor or [], p.selected),
@@ -89,6 +92,27 @@ def model_card(provenance: FileProvenance, lineage: str) -> str:
         *_use(family, model, backbone),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _preprocessing(provenance: FileProvenance) -> list[str]:
+    """Raw pixels to the model's input, with hpt (`hpt.preprocessing`) and without it (plain NumPy)."""
+    try:
+        prepared = from_provenance(provenance)
+    except HptError:
+        return []
+    return [
+        "## Preprocessing raw pixels",
+        "",
+        'With hpt installed, `hpt.preprocessing("PATH/TO/THIS/FOLDER")` returns a function that takes a raw array '
+        "(H x W x C, as your files store it) or a file and returns the model's input, exactly as this run made "
+        "it; `hpt export PATH --format onnx --with-preprocessing --raw-type TYPE` puts it inside the ONNX file. "
+        "Without hpt, for arrays already at the image size:",
+        "",
+        "```python",
+        prepared.numpy_code(),
+        "```",
+        "",
+    ]
 
 
 def _base_hub_id(base: Origin | None) -> str | None:

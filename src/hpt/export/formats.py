@@ -35,24 +35,41 @@ class Exported:
     """The largest absolute feature on the probe batch."""
 
 
-def export_backbone(backbone: Backbone, fmt: str, image_size: int, out: Path) -> Exported:
-    """Write `out` in `fmt` (via a temporary file, renamed once checked) and return how close it came."""
+@dataclass(frozen=True)
+class GraphInput:
+    """What the exported file takes: its input's name, an example to trace with and a probe of another batch size
+    to check with (of the input's dtype), and the dimensions besides the batch that may vary."""
+
+    name: str
+    example: torch.Tensor
+    probe: torch.Tensor
+    dynamic: dict[int, str]
+
+
+def normalised_images(channels: int, image_size: int) -> GraphInput:
+    """N x C x S x S normalised images: the backbone's own input."""
+    shape = (channels, image_size, image_size)
+    example = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
+    return GraphInput("images", example, torch.randn(3, *shape, generator=torch.Generator().manual_seed(1)), {})
+
+
+def export_backbone(
+    backbone: Backbone, fmt: str, image_size: int, out: Path, model: torch.nn.Module | None = None,
+    inputs: GraphInput | None = None,
+) -> Exported:  # fmt: skip
+    """Write `out` in `fmt` (via a temporary file, renamed once checked) and return how close it came. `model` and
+    `inputs`: another module around the backbone and what it takes (`preprocessing.RawInput`)."""
     if fmt not in FORMATS:
         raise HptError(f"--format {fmt}: expected one of {', '.join(FORMATS)}, or hub")
     backbone.check_image_size(image_size, "--image-size")
     check_writable_file(out)
-    model = backbone.model.eval()
-    example = torch.randn(2, backbone.in_chans, image_size, image_size, generator=torch.Generator().manual_seed(0))
-    probe = torch.randn(3, backbone.in_chans, image_size, image_size, generator=torch.Generator().manual_seed(1))
+    model = (model or backbone.model).eval()
+    inputs = inputs or normalised_images(backbone.in_chans, image_size)
     tmp = temporary_path(out)
     try:
         with torch.no_grad():
-            expected = model(probe)
-            got = (
-                _write_onnx(model, example, probe, tmp)
-                if fmt == "onnx"
-                else _write_torchscript(model, example, probe, tmp)
-            )
+            expected = model(inputs.probe)
+            got = _write_onnx(model, inputs, tmp) if fmt == "onnx" else _write_torchscript(model, inputs, tmp)
         difference, scale = float((got - expected).abs().max()), float(expected.abs().max())
         if not difference <= TOLERANCE * max(1.0, scale):
             raise HptError(
@@ -67,7 +84,7 @@ def export_backbone(backbone: Backbone, fmt: str, image_size: int, out: Path) ->
     return Exported(out, difference, scale)
 
 
-def _write_onnx(model: torch.nn.Module, example: torch.Tensor, probe: torch.Tensor, path: Path) -> torch.Tensor:
+def _write_onnx(model: torch.nn.Module, inputs: GraphInput, path: Path) -> torch.Tensor:
     try:
         import onnxruntime
     except ImportError:
@@ -75,21 +92,21 @@ def _write_onnx(model: torch.nn.Module, example: torch.Tensor, probe: torch.Tens
     with contextlib.redirect_stdout(io.StringIO()):  # the exporter reports each of its passes on stdout
         program = torch.onnx.export(
             model,
-            (example,),
+            (inputs.example,),
             None,
             dynamo=True,
-            input_names=["images"],
+            input_names=[inputs.name],
             output_names=["features"],
-            dynamic_shapes=({0: "batch"},),
+            dynamic_shapes=({0: "batch", **inputs.dynamic},),
         )
     if program is None:
         raise HptError("the ONNX exporter returned no program")
     program.save(str(path))
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return torch.from_numpy(session.run(None, {"images": probe.numpy()})[0])
+    return torch.from_numpy(session.run(None, {inputs.name: inputs.probe.numpy()})[0])
 
 
-def _write_torchscript(model: torch.nn.Module, example: torch.Tensor, probe: torch.Tensor, path: Path) -> torch.Tensor:
-    traced = torch.jit.trace(model, example)
+def _write_torchscript(model: torch.nn.Module, inputs: GraphInput, path: Path) -> torch.Tensor:
+    traced = torch.jit.trace(model, inputs.example)
     traced.save(str(path))
-    return torch.jit.load(str(path))(probe)
+    return torch.jit.load(str(path))(inputs.probe)
