@@ -95,7 +95,7 @@ def test_a_sample_of_nothing_but_nan_is_an_error_naming_a_file(tmp_path):
     from hpt.data.window_choice import measure_window
 
     with pytest.raises(HptError, match=r"every value of the 3 sampled high-bit images is NaN or infinite \(e.g. '.*t0"):
-        measure_window(sorted(tmp_path.glob("*.tif")))
+        measure_window([(path, None) for path in sorted(tmp_path.glob("*.tif"))])
 
 
 def _claim_size(tiff: Path, width: int, height: int) -> None:

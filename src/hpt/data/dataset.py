@@ -34,9 +34,9 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
         if self.unreadable is None:
-            pixels = self.decoding(self.images.paths[index])
+            pixels = self.decoding(*self.images.item(index))
         else:
-            index, pixels = self.unreadable.decode(self.decoding, self.images.paths, index)
+            index, pixels = self.unreadable.decode(self.decoding, self.images, index)
         label = self.images.labels[index] if self.images.labels is not None else -1
         return self.transform(pixels), label
 

@@ -22,9 +22,8 @@ import torch
 from PIL import Image
 
 from hpt.data import bands, dicom
+from hpt.data.dicom import DICOM_SUFFIX
 from hpt.data.intensity import FULL_RANGE, Window, is_high_bit, type_high
-
-DICOM_SUFFIX = ".dcm"
 
 
 @dataclass(frozen=True)
@@ -42,20 +41,21 @@ class Decoding:
         if self.bands is not None and len(self.bands) != self.channels:
             raise ValueError(f"{len(self.bands)} bands taken ({list(self.bands)}) for {self.channels} channels")
 
-    def __call__(self, path: Path) -> Image.Image | torch.Tensor:
+    def __call__(self, path: Path, frame: int | None = None) -> Image.Image | torch.Tensor:
+        """The pixels of `path` (of its `frame`, a multi-frame DICOM file's: `ImageList.item`)."""
         if self.bands is not None:
-            return self._selected(path)
+            return self._selected(path, frame)
         if self.channels == 3:  # files with another band count were left out when the dataset was listed
-            return load_rgb(path, self.window)
+            return load_rgb(path, self.window, frame)
         return bands.load_bands(path, self.window)
 
-    def _selected(self, path: Path) -> Image.Image | torch.Tensor:
+    def _selected(self, path: Path, frame: int | None) -> Image.Image | torch.Tensor:
         """`bands` of the file: of its stored bands (multi-band TIFF, `.npy`), or of R, G, B for every other
         image; three of them are an RGB image like any other (colour views), another count a tensor."""
         if bands.is_multiband(path):
             taken = bands.load_bands(path, self.window, self.bands)
         else:
-            rgb = torch.from_numpy(np.asarray(load_rgb(path, self.window)).copy()).permute(2, 0, 1)
+            rgb = torch.from_numpy(np.asarray(load_rgb(path, self.window, frame)).copy()).permute(2, 0, 1)
             taken = rgb[[b - 1 for b in self.bands or ()]].contiguous()
         if self.channels == 3:
             return Image.fromarray(taken.permute(1, 2, 0).contiguous().numpy(), mode="RGB")
@@ -78,9 +78,10 @@ class Decoding:
 RGB = Decoding()
 
 
-def load_rgb(path: Path, window: Window = FULL_RANGE) -> Image.Image:
+def load_rgb(path: Path, window: Window = FULL_RANGE, frame: int | None = None) -> Image.Image:
+    """`path` (`frame` of a multi-frame DICOM file) as 8-bit RGB."""
     if path.suffix.lower() == DICOM_SUFFIX:
-        return Image.fromarray(dicom.to_rgb_array(path, window), mode="RGB")
+        return Image.fromarray(dicom.to_rgb_array(path, window, frame), mode="RGB")
     if path.suffix.lower() in bands.ARRAY_SUFFIXES:  # a 1- or 3-band array in an RGB dataset
         return _bands_as_rgb(path, window)
     with Image.open(path) as image:
@@ -121,11 +122,11 @@ def to_rgb(image: Image.Image, window: Window = FULL_RANGE) -> Image.Image:
     return image.convert("RGB")
 
 
-def high_bit_values(path: Path) -> np.ndarray | None:
+def high_bit_values(path: Path, frame: int | None = None) -> np.ndarray | None:
     """The raw values of a high-bit image (what a dataset window is measured on); None for 8-bit images, for
     DICOM files that bring their own window, and for files that cannot be read (screening names those)."""
     if path.suffix.lower() == DICOM_SUFFIX:
-        return dicom.values_for_window(path)
+        return dicom.values_for_window(path, frame)
     if path.suffix.lower() in bands.ARRAY_SUFFIXES or (
         path.suffix.lower() in bands.TIFF_SUFFIXES and _quietly(bands.is_multiband, path)
     ):

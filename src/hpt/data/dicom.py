@@ -13,8 +13,12 @@ file where decoding a CR took ~25-500 ms): a file without pixel data, with pixel
 against rows x columns x frames x samples x bits, and against the file's size), of an unsupported photometric
 interpretation, or compressed in a transfer syntax that no installed decoder reads (the reason names what to
 install) is skipped with the reason in `skipped.jsonl`. A pixel error that only decoding finds (a corrupt JPEG
-stream) is met in training, where another image stands in (`unreadable.py`). Multi-frame files are skipped too,
-with the reason.
+stream) is met in training, where another image stands in (`unreadable.py`).
+
+A multi-frame file (enhanced CT and MR, ultrasound cines, tomosynthesis) is one image per frame (`headers` says
+how many; `files.py` lists each): a frame is decoded alone (pydicom's `pixel_array(path, index=...)`, the rest of
+the pixel data left unread), through the rescale and VOI of the enhanced file's functional groups, shared and of
+that frame (PS3.3 C.7.6.16), where the modality LUT and VOI read them.
 
 A dataset's files that use the dataset window (greyscale, no VOI of their own) may come from several modalities,
 whose values mean different things (CT in Hounsfield units, MR in its scanner's units): the `auto` window is then
@@ -27,15 +31,18 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hpt.data.cache import files_key, read_cached, write_cached
 from hpt.data.intensity import Window
 from hpt.errors import first_line
 
+DICOM_SUFFIX = ".dcm"
 DECODERS = "pip install 'hpt[dicom]' (pylibjpeg with pylibjpeg-libjpeg and pylibjpeg-openjpeg), or python-gdcm"
 PIXEL_DATA = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 GREY = ("MONOCHROME1", "MONOCHROME2")
@@ -68,10 +75,34 @@ class Header:
     """A VOI (window centre and width, or a VOI LUT) of its own: the dataset window does not apply to it."""
     width: int
     height: int
+    frames: int = 1
 
     @property
     def uses_dataset_window(self) -> bool:
         return self.grey and not self.own_window
+
+
+def headers(paths: Sequence[Path]) -> dict[Path, Header]:
+    """The usable DICOM files among `paths`, each with its header (read in a thread per core; cached under a key
+    over the files, so a later start reads none): their frames, modalities and windows, for listing and windows."""
+    files = sorted({p for p in paths if p.suffix.lower() == DICOM_SUFFIX})
+    if not files:
+        return {}
+    key = files_key(files, "dicom headers", len(fields(Header)))
+    cached = read_cached("dicom", key)
+    if cached is None or len(cached) != len(files):
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            found = list(pool.map(_header_or_none, files, chunksize=64))
+        cached = [None if header is None else astuple(header) for header in found]
+        write_cached("dicom", key, cached)
+    return {path: Header(*values) for path, values in zip(files, cached) if values is not None}
+
+
+def _header_or_none(path: Path) -> Header | None:
+    try:
+        return read_header(path)
+    except DicomProblem:
+        return None  # screening's to name
 
 
 def read_header(path: Path) -> Header:
@@ -87,19 +118,32 @@ def read_header(path: Path) -> Header:
     if element is None:  # pydicom leaves out a pixel data element that the file's end cuts short
         raise DicomProblem(CUT_SHORT if _names_pixel_data(path) else "DICOM without pixel data")
     frames, rows, columns = _frames(ds), int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    if frames > 1:
-        raise DicomProblem(multi_frame(frames))
     if not rows or not columns:
         raise DicomProblem(f"no image ({rows} rows x {columns} columns)")
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     if photometric not in GREY + COLOUR:
         raise DicomProblem(f"photometric interpretation {photometric}: not supported")
     _check_pixel_data(path, ds, element, frames * rows * columns, photometric)
-    return Header(str(ds.get("Modality", "") or ""), photometric in GREY, has_voi(ds), columns, rows)
+    own_window = has_voi(with_frame(ds, 0))
+    return Header(str(ds.get("Modality", "") or ""), photometric in GREY, own_window, columns, rows, frames)
 
 
-def multi_frame(frames: int) -> str:
-    return f"multi-frame DICOM: not supported, write each frame as its own file ({frames} frames)"
+FRAME_GROUPS = ("PixelValueTransformationSequence", "FrameVOILUTSequence")
+"""The functional groups of an enhanced file that hold what other files keep at the top level: rescale slope,
+intercept and type; window centre, width and VOI LUT function."""
+
+
+def with_frame(ds: Any, frame: int) -> Any:
+    """`ds` with the shared functional groups', then frame `frame`'s, rescale and VOI set at its top level (in
+    place), where pydicom's modality LUT and hpt's VOI read them; a file without functional groups as it is."""
+    shared, per_frame = ds.get("SharedFunctionalGroupsSequence"), ds.get("PerFrameFunctionalGroupsSequence")
+    items = [shared[0] if shared else None, per_frame[frame] if per_frame and frame < len(per_frame) else None]
+    for item in (found for found in items if found is not None):
+        for name in FRAME_GROUPS:
+            if name in item and item[name].value:
+                for element in item[name][0]:
+                    ds[element.tag] = element
+    return ds
 
 
 def _check_pixel_data(path: Path, ds: Any, element: Any, pixels: int, photometric: str) -> None:
@@ -164,19 +208,21 @@ def _pydicom() -> Any:
     return pydicom
 
 
-def read(path: Path) -> tuple[Any, np.ndarray]:
-    """(the dataset, its pixel array) or DicomProblem."""
+def read(path: Path, frame: int | None = None) -> tuple[Any, np.ndarray]:
+    """(the dataset, with `frame`'s functional groups at its top level; that frame's pixel array) or DicomProblem.
+    `frame`: 0-based, of a multi-frame file (None: the first); only that frame's pixel data is read."""
     pydicom = _pydicom()
     try:
-        ds = pydicom.dcmread(path)
+        ds = pydicom.dcmread(path, defer_size=DEFER_BYTES)  # the pixel data is read below, one frame of it
     except pydicom.errors.InvalidDicomError:
         raise DicomProblem("not a DICOM file") from None
     if not any(name in ds for name in PIXEL_DATA):
         raise DicomProblem("DICOM without pixel data")
-    if (frames := _frames(ds)) > 1:
-        raise DicomProblem(multi_frame(frames))
+    frames, index = _frames(ds), frame or 0
+    if index >= frames:
+        raise DicomProblem(f"no frame {index} (the file has {frames})")
     try:
-        return ds, ds.pixel_array
+        return with_frame(ds, index), _frame_pixels(path, ds, index) if frames > 1 else ds.pixel_array
     except (RuntimeError, NotImplementedError) as exc:
         syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         if syntax is not None and syntax.is_compressed and not _decodable(syntax):
@@ -186,6 +232,17 @@ def read(path: Path) -> tuple[Any, np.ndarray]:
         raise DicomProblem(f"cannot decode its pixel data{named}") from None
     except (ValueError, AttributeError, KeyError, TypeError) as exc:
         raise DicomProblem(f"truncated or corrupt ({type(exc).__name__}: {first_line(exc)})") from None
+
+
+def _frame_pixels(path: Path, ds: Any, index: int) -> np.ndarray:
+    """One frame of a multi-frame file: read alone from the file, or, where pydicom's reader of a path cannot
+    (a deflated dataset, an odd offset table), from the whole pixel data."""
+    from pydicom.pixels import pixel_array
+
+    try:
+        return pixel_array(path, index=index)
+    except (ValueError, AttributeError, KeyError):
+        return pixel_array(ds, index=index)
 
 
 def is_grey(ds: Any) -> bool:
@@ -203,9 +260,9 @@ def modality_values(ds: Any, pixels: np.ndarray) -> np.ndarray:
     return np.asarray(apply_modality_lut(pixels, ds), dtype=np.float64)
 
 
-def to_rgb_array(path: Path, window: Window) -> np.ndarray:
-    """H x W x 3 uint8."""
-    ds, pixels = read(path)
+def to_rgb_array(path: Path, window: Window, frame: int | None = None) -> np.ndarray:
+    """H x W x 3 uint8 (of `frame`, of a multi-frame file)."""
+    ds, pixels = read(path, frame)
     if not is_grey(ds):
         return _colour(ds, pixels)
     values = modality_values(ds, pixels)
@@ -223,11 +280,11 @@ def type_top(ds: Any) -> float:
     return float(2 ** int(ds.get("BitsStored", 16) or 16) - 1)
 
 
-def values_for_window(path: Path) -> np.ndarray | None:
+def values_for_window(path: Path, frame: int | None = None) -> np.ndarray | None:
     """The modality values the dataset window is measured on; None for files that do not use it (their own
     VOI, colour) or that cannot be read (screening names those)."""
     try:
-        ds, pixels = read(path)
+        ds, pixels = read(path, frame)
     except DicomProblem:
         return None
     return modality_values(ds, pixels) if is_grey(ds) and not has_voi(ds) else None

@@ -2,15 +2,19 @@
 
 Labels come from the first-level sub-folder names when every image sits in one (the ImageFolder
 convention); a file list gives them as an optional second column. Every file is screened up front
-(`screen.py`): unusable ones are left out and listed in `ImageList.skipped`, before any work starts.
+(`screen.py`): unusable ones are left out and listed in `ImageList.skipped`, before any work starts. A
+multi-frame DICOM file is one image per frame (`ImageList.frames`), each with the file's label; its frames stay
+together wherever images are split (`ImageList.groups`).
 """
 
 from __future__ import annotations
 
 import csv
+import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from hpt.data.dicom import headers
 from hpt.data.screen import ScreenPolicy, screen
 from hpt.errors import HptError
 
@@ -28,9 +32,38 @@ class ImageList:
     """Multi-hot targets (N x len(classes)) from a CSV of 0/1 columns; then `labels` is None."""
     skipped: dict[Path, str] = field(default_factory=dict)
     """Files that were found but cannot be used, with the reason; they are not in `paths`."""
+    frames: list[int] | None = None
+    """Each image's frame (0-based) of its file, beside `paths`, which then repeats a multi-frame file once a
+    frame; None: every image is a whole file."""
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    @property
+    def files(self) -> int:
+        """Files the images come from (fewer than the images where some are frames of one file)."""
+        return len(self) if self.frames is None else len(set(self.paths))
+
+    def item(self, index: int) -> tuple[Path, int | None]:
+        """(file, frame) of image `index`: what `Decoding` decodes."""
+        return self.paths[index], self.frames[index] if self.frames is not None else None
+
+    def items(self) -> list[tuple[Path, int | None]]:
+        return [self.item(i) for i in range(len(self))]
+
+    def sample(self, count: int, seed: int) -> list[tuple[Path, int | None]]:
+        """A fixed random sample of `count` of the images (all, when fewer), as (file, frame), in order: what a
+        dataset's statistics and window are measured on."""
+        items = sorted(self.items(), key=_in_order)
+        if len(items) > count:
+            items = sorted(random.Random(seed).sample(items, count), key=_in_order)
+        return items
+
+    def groups(self) -> list[int]:
+        """For each image, the index of its file among the files: the frames of one file share it, and whatever
+        splits images (validation, held-out samples) keeps a group on one side."""
+        index: dict[Path, int] = {}
+        return [index.setdefault(path, len(index)) for path in self.paths]
 
     def subset(self, keep: list[int]) -> ImageList:
         return ImageList(
@@ -39,11 +72,37 @@ class ImageList:
             self.classes,
             [self.multilabel[i] for i in keep] if self.multilabel is not None else None,
             self.skipped,
+            [self.frames[i] for i in keep] if self.frames is not None else None,
         )
 
     def without(self, bad: dict[Path, str]) -> ImageList:
         kept = self.subset([i for i, path in enumerate(self.paths) if path not in bad])
         return replace(kept, skipped={**self.skipped, **bad})
+
+    def with_frames(self, counts: dict[Path, int]) -> ImageList:
+        """Each file of `counts` (its frames, more than one) as that many images, one a frame, in its place."""
+        if not any(count > 1 for count in counts.values()):
+            return self
+        keep, frames = [], []
+        for i, path in enumerate(self.paths):
+            for frame in range(counts.get(path, 1)):
+                keep.append(i)
+                frames.append(frame)
+        return replace(self.subset(keep), frames=frames)
+
+
+def describe_item(path: Path, frame: int | None) -> str:
+    """An image as one line of text: its file, and `#frame=N` for a frame of a multi-frame file."""
+    return f"{path}" if frame is None else f"{path}#frame={frame}"
+
+
+def _in_order(item: tuple[Path, int | None]) -> tuple[Path, int]:
+    return item[0], item[1] or 0
+
+
+def frames_of(items: list[tuple[Path, int | None]]) -> list[str]:
+    """The frames of a sample, for a cache key over it: none when every image is a whole file."""
+    return [f"frame {frame}" for _, frame in items if frame is not None]
 
 
 def find_images(spec: str | Path, what: str = "data", policy: ScreenPolicy | None = None) -> ImageList:
@@ -59,7 +118,8 @@ def find_images(spec: str | Path, what: str = "data", policy: ScreenPolicy | Non
     else:
         raise HptError(f"{what} '{spec}' does not exist")
     bad = screen(images.paths, f"{what} '{spec}'", policy or ScreenPolicy())
-    return images.without(bad) if bad else images
+    images = images.without(bad) if bad else images
+    return images.with_frames({path: header.frames for path, header in headers(images.paths).items()})
 
 
 def _from_folder(root: Path, what: str) -> ImageList:

@@ -39,7 +39,7 @@ from PIL import Image, UnidentifiedImageError
 from hpt.config import DataConfig
 from hpt.data import bands, dicom
 from hpt.data.cache import cache_dir
-from hpt.data.decode import DICOM_SUFFIX
+from hpt.data.dicom import DICOM_SUFFIX
 from hpt.errors import HptError, first_line
 
 

@@ -7,7 +7,6 @@ crop, before normalisation), and cached (`cache.py`) under a key over the sample
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import torch
 from hpt.checkpoints.provenance import FileProvenance
 from hpt.data.cache import files_key, read_cached, write_cached
 from hpt.data.decode import RGB, Decoding
-from hpt.data.files import ImageList
+from hpt.data.files import ImageList, frames_of
 from hpt.data.views import resize_crop
 from hpt.errors import HptError, first_line
 
@@ -49,29 +48,27 @@ def recorded_stats(provenance: FileProvenance | None, channels: int) -> PixelSta
 
 def pixel_stats(images: ImageList, image_size: int, sample: int, seed: int = 0, decoding: Decoding = RGB) -> PixelStats:
     """Per channel, of the images as the views see them (`decoding`: the dataset's window and bands)."""
-    paths = sorted(images.paths)
-    if len(paths) > sample:
-        paths = sorted(random.Random(seed).sample(paths, sample))
-    key = files_key(paths, "stats", image_size, decoding)
+    items = images.sample(sample, seed)
+    key = files_key([path for path, _ in items], "stats", image_size, decoding, *frames_of(items))
     cached = read_cached("stats", key)
     if cached is not None:
         return PixelStats(tuple(cached["mean"]), tuple(cached["std"]))
-    stats = _compute(paths, image_size, decoding)
+    stats = _compute(items, image_size, decoding)
     if not all(math.isfinite(v) for v in (*stats.mean, *stats.std)):
-        raise HptError(f"the pixel mean/std of {len(paths)} sampled images are not finite: {stats.mean}, {stats.std}")
+        raise HptError(f"the pixel mean/std of {len(items)} sampled images are not finite: {stats.mean}, {stats.std}")
     if not stats.unreadable:  # a file that failed to decode may be back next time
-        write_cached("stats", key, {"mean": stats.mean, "std": stats.std, "images": len(paths)})
+        write_cached("stats", key, {"mean": stats.mean, "std": stats.std, "images": len(items)})
     return stats
 
 
-def _compute(paths: list[Path], image_size: int, decoding: Decoding) -> PixelStats:
+def _compute(items: list[tuple[Path, int | None]], image_size: int, decoding: Decoding) -> PixelStats:
     crop = resize_crop(image_size)
     total = torch.zeros(decoding.channels, dtype=torch.float64)
     total_sq = torch.zeros(decoding.channels, dtype=torch.float64)
     count, unreadable = 0, {}
-    for path in paths:
+    for path, frame in items:
         try:
-            image = decoding(path)
+            image = decoding(path, frame)
         except Exception as exc:  # noqa: BLE001 - changed since screening: left out, and said by the caller
             unreadable[path] = f"unreadable after screening ({type(exc).__name__}: {first_line(exc)})"
             continue
@@ -80,7 +77,7 @@ def _compute(paths: list[Path], image_size: int, decoding: Decoding) -> PixelSta
         total_sq += (pixels * pixels).sum(dim=1)
         count += pixels.shape[1]
     if not count:
-        raise HptError(f"none of the {len(paths)} images sampled for the pixel statistics decodes any more")
+        raise HptError(f"none of the {len(items)} images sampled for the pixel statistics decodes any more")
     mean = total / count
     std = (total_sq / count - mean * mean).clamp_min(1e-12).sqrt().clamp_min(STD_FLOOR)
     return PixelStats(tuple(mean.tolist()), tuple(std.tolist()), unreadable)

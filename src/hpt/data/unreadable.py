@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hpt.core.seeds import derived_seed
+from hpt.data.files import ImageList
 from hpt.data.screen import skipped_line
 from hpt.errors import HptError, first_line
 
@@ -45,19 +46,20 @@ class UnreadableFiles:
     noted: set[Path] = field(default_factory=set)
     """Files this process has appended already (one line per file, not one per epoch)."""
 
-    def decode(self, decode: Callable[[Path], Any], paths: Sequence[Path], index: int) -> tuple[int, Any]:
-        """(the index decoded, its pixels): `index`'s, or its first stand-in's that decodes."""
+    def decode(self, decode: Callable[..., Any], images: ImageList, index: int) -> tuple[int, Any]:
+        """(the index decoded, its pixels): `index`'s, or its first stand-in's that decodes. `decode(path, frame)`."""
         candidate = index
         for attempt in range(MAX_ATTEMPTS):
             try:
-                return candidate, decode(paths[candidate])
+                return candidate, decode(*images.item(candidate))
             except Exception as exc:  # noqa: BLE001 - a file from a user may break a decoder in any way
-                self._note(paths[candidate], exc)
-                if len(paths) < 2:
+                self._note(images.paths[candidate], exc)
+                if len(images) < 2:
                     break
-                candidate = substitute(index, attempt, len(paths))
+                candidate = substitute(index, attempt, len(images))
         raise HptError(
-            f"{MAX_ATTEMPTS} images in a row could not be decoded (the first: '{paths[index]}'); see {self.report}"
+            f"{MAX_ATTEMPTS} images in a row could not be decoded (the first: '{images.paths[index]}'); see "
+            f"{self.report}"
         )
 
     def _note(self, path: Path, exc: Exception) -> None:

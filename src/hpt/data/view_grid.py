@@ -59,14 +59,14 @@ def view_grid(
     """(3 x H x W in [0, 1], the images drawn): for each image (a fixed random sample of `count`, or every one of
     fewer) the image as evaluated (resized, centre-cropped) then two draws of `view`, un-normalised with `mean`
     and `std`; two images a row. Multi-band images as `as_rgb(..., preview)`."""
-    size = view(decoding(images.paths[0])).shape[-1]
+    size = view(decoding(*images.item(0))).shape[-1]
     chosen = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:count].tolist()
     as_is = resize_crop(size)
     scale, shift = torch.tensor(std).view(-1, 1, 1), torch.tensor(mean).view(-1, 1, 1)
     torch.manual_seed(seed)  # the views' random draws: the same picture every time
     tiles = []
     for index in chosen:
-        image = decoding(images.paths[index])
+        image = decoding(*images.item(index))
         drawn = [as_is(image), *((view(image) * scale + shift).clamp(0, 1) for _ in range(2))]
         tiles += [as_rgb(tile, preview) for tile in drawn]
     stacked = torch.stack(tiles)

@@ -13,21 +13,17 @@ Apart from `intensity.py` because measuring decodes files (`decode.py`), and dec
 from __future__ import annotations
 
 import math
-import os
-import random
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from hpt.data.cache import files_key, read_cached, write_cached
-from hpt.data.decode import DICOM_SUFFIX, high_bit_values
-from hpt.data.dicom import DicomProblem, read_header
-from hpt.data.files import ImageList
+from hpt.data.decode import high_bit_values
+from hpt.data.dicom import headers
+from hpt.data.files import ImageList, frames_of
 from hpt.data.intensity import Setting, Window
 from hpt.errors import HptError
 
@@ -67,41 +63,32 @@ def resolve_window(
                 "data.mixed_modalities allow"
             )
         return Window("fixed", low, high, "data.intensity", fill)
-    window = _measured(sorted(images.paths), seed, bands)
+    window = _measured(images, seed, bands)
     if len(windowed) > 1:
         each = [
-            (name, _measured(sorted(p for p, (m, uses) in found.items() if uses and m == name), seed, bands))
+            (name, _measured(images.subset([i for i, p in enumerate(images.paths) if found.get(p) == (name, True)]),
+                             seed, bands))
             for name in sorted(windowed)
-        ]
+        ]  # fmt: skip
         window = replace(window, by_modality=tuple(each))
     return replace(window, fill=fill)
 
 
-def _measured(paths: list[Any], seed: int, bands: Sequence[int] | None) -> Window:
-    """The `auto` window of a seeded sample of `paths`, measured once and cached."""
-    if len(paths) > WINDOW_SAMPLE:
-        paths = sorted(random.Random(seed).sample(paths, WINDOW_SAMPLE))
-    key = files_key(paths, "window", *PERCENTILES, PIXELS_PER_IMAGE, "finite values only", *(bands or ()))
+def _measured(images: ImageList, seed: int, bands: Sequence[int] | None) -> Window:
+    """The `auto` window of a seeded sample of `images`, measured once and cached."""
+    items = images.sample(WINDOW_SAMPLE, seed)
+    settings = (*PERCENTILES, PIXELS_PER_IMAGE, "finite values only", *(bands or ()), *frames_of(items))
+    key = files_key([path for path, _ in items], "window", *settings)
     cached = read_cached("window", key)
-    window = Window.from_dict(cached) if cached is not None else measure_window(paths, bands)
+    window = Window.from_dict(cached) if cached is not None else measure_window(items, bands)
     if cached is None:
         write_cached("window", key, window.to_dict())
     return window
 
 
 def modalities(paths: list[Path]) -> dict[Path, tuple[str, bool]]:
-    """Each usable DICOM file among `paths`: its modality and whether it uses the dataset window (read from its
-    header, in a thread per core; cached under a key over the files)."""
-    files = sorted(p for p in paths if p.suffix.lower() == DICOM_SUFFIX)
-    if not files:
-        return {}
-    key = files_key(files, "modalities")
-    cached = read_cached("modalities", key)
-    if cached is None or len(cached) != len(files):
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            cached = list(pool.map(_modality, files, chunksize=64))
-        write_cached("modalities", key, cached)
-    return {path: (str(found[0]), bool(found[1])) for path, found in zip(files, cached) if found is not None}
+    """Each usable DICOM file among `paths`: its modality and whether it uses the dataset window (its header)."""
+    return {path: (header.modality, header.uses_dataset_window) for path, header in headers(paths).items()}
 
 
 def windowed_modalities(found: dict[Path, tuple[str, bool]]) -> Counter[str]:
@@ -114,20 +101,12 @@ def describe_counts(counts: Counter[str]) -> str:
     return ", ".join(f"{n} {name}" if name else f"{n} without a modality" for name, n in counts.most_common())
 
 
-def _modality(path: Path) -> tuple[str, bool] | None:
-    try:
-        header = read_header(path)
-    except DicomProblem:
-        return None  # screening's to name
-    return header.modality, header.uses_dataset_window
-
-
-def measure_window(paths: list[Any], bands: Sequence[int] | None = None) -> Window:
-    """The `auto` window of `paths`: percentiles of their finite values (no-data, NaN and inf left out and
-    counted); of multi-band files, of `bands` only."""
+def measure_window(items: list[tuple[Path, int | None]], bands: Sequence[int] | None = None) -> Window:
+    """The `auto` window of `items` (file, frame): percentiles of their finite values (no-data, NaN and inf left
+    out and counted); of multi-band files, of `bands` only."""
     samples, non_finite = [], {}
-    for path in paths:
-        values = high_bit_values(path)
+    for path, frame in items:
+        values = high_bit_values(path, frame)
         if values is not None and bands and values.ndim == 3 and values.shape[-1] >= max(bands):
             values = values[..., [b - 1 for b in bands]]
         if values is not None and values.size:
@@ -137,7 +116,7 @@ def measure_window(paths: list[Any], bands: Sequence[int] | None = None) -> Wind
                 flat = flat[finite]
             samples.append(flat[:: max(1, flat.size // PIXELS_PER_IMAGE)].astype(np.float64))
     if not samples:
-        return Window("full-range", source=f"auto: no high-bit images among {len(paths)} sampled")
+        return Window("full-range", source=f"auto: no high-bit images among {len(items)} sampled")
     pooled = np.concatenate(samples)
     if not pooled.size:
         raise HptError(

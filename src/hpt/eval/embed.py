@@ -33,7 +33,7 @@ from hpt.checkpoints.sources import load_one_of_several  # noqa: E402
 from hpt.core.atomic import make_folder, write_text_atomic  # noqa: E402
 from hpt.data.dataset import ImageDataset  # noqa: E402
 from hpt.data.decode import Decoding  # noqa: E402
-from hpt.data.files import ImageList, find_images  # noqa: E402
+from hpt.data.files import ImageList, describe_item, find_images  # noqa: E402
 from hpt.data.stats import pixel_stats  # noqa: E402
 from hpt.data.view_grid import as_rgb  # noqa: E402
 from hpt.data.views import eval_view, resize_crop  # noqa: E402
@@ -84,7 +84,7 @@ def embed(
     for name, embedding in zip(names, embeddings):
         np.save(out / f"{name}.npy", embedding.features.numpy())
         written.append(out / f"{name}.npy")
-    write_text_atomic(out / "paths.txt", "".join(f"{path}\n" for path in images.paths))
+    write_text_atomic(out / "paths.txt", "".join(f"{describe_item(*item)}\n" for item in images.items()))
     written.append(out / "paths.txt")
     if images.labels is not None and images.classes is not None:
         classes = images.classes
@@ -167,7 +167,7 @@ def _draw_neighbours(
     decoding = embeddings[0].decoding  # the first model's window: a 12-bit scan at the 16-bit range is black
 
     def tile(index: int) -> torch.Tensor:
-        pixels = decoding(images.paths[index])
+        pixels = decoding(*images.item(index))
         if isinstance(pixels, torch.Tensor):  # multi-band: its first three bands as RGB (fewer: the first, grey)
             pixels = as_rgb(pixels)
         return thumbnail(pixels)

@@ -140,6 +140,11 @@ def align_classes(other: ImageList, train: ImageList, spec: str) -> ImageList:
     return replace(other, labels=[index[other.classes[label]] for label in other.labels], classes=train.classes)
 
 
+def groups_of(images: ImageList) -> torch.Tensor | None:
+    """Each image's file (`ImageList.groups`) where some are frames of one file; None where each is a file."""
+    return None if images.frames is None else torch.tensor(images.groups(), dtype=torch.long)
+
+
 def targets_of(images: ImageList) -> torch.Tensor:
     if images.multilabel is not None:
         return torch.tensor(images.multilabel, dtype=torch.long)

@@ -38,7 +38,7 @@ from hpt.errors import HptError
 from hpt.eval import label_free
 from hpt.eval.features import extract_features
 from hpt.eval.labelled import read_labelled
-from hpt.eval.protocols import PROTOCOLS, EvalTask, knn_scores
+from hpt.eval.protocols import PROTOCOLS, EvalTask, knn_scores, whole_groups
 from hpt.eval.spectrum import alpha_req, rankme
 
 SELECTS_BY = {"knn": "knn_val_top1_k20", "linear": "linear_val_top1", "both": "linear_val_top1"}
@@ -240,7 +240,12 @@ def hold_out(
         count = min(config.label_free_sample, len(images))
     if count < MIN_LABEL_FREE_SAMPLE:
         return images, None
-    chosen = set(torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:count].tolist())
+    generator = torch.Generator().manual_seed(seed)
+    if images.frames is None:
+        chosen = set(torch.randperm(len(images), generator=generator)[:count].tolist())
+    else:  # the frames of one file on one side: whole files, in a seeded order, until `count` images
+        groups = torch.tensor(images.groups())
+        chosen = set(whole_groups(torch.arange(len(images)), groups, count, generator).tolist())
     sample = images.subset(sorted(chosen))
     if not config.label_free_pick:
         return images, sample

@@ -19,7 +19,7 @@ from hpt.errors import HptError
 from hpt.eval.features import extract_features
 from hpt.eval.finetune import FinetuneSettings, finetune
 from hpt.eval.knn import knn_correct
-from hpt.eval.labelled import LabelledViews, targets_of
+from hpt.eval.labelled import LabelledViews, groups_of, targets_of
 from hpt.eval.linear import linear_probe
 from hpt.eval.uncertainty import with_errors
 
@@ -41,13 +41,16 @@ class Split:
     features: torch.Tensor
     targets: torch.Tensor
     """N class indices, or N x C multi-hot for multi-label data."""
+    groups: torch.Tensor | None = None
+    """N file indices where some images are frames of one file (`ImageList.groups`), which a validation split
+    keeps together; None: every image its own file."""
 
     @property
     def multilabel(self) -> bool:
         return self.targets.ndim == 2
 
     def subset(self, index: torch.Tensor) -> Split:
-        return Split(self.features[index], self.targets[index])
+        return Split(self.features[index], self.targets[index], None if self.groups is None else self.groups[index])
 
 
 @dataclass
@@ -69,7 +72,8 @@ class EvalTask:
             dataset = self.datasets[role] if role in self.datasets else self.data.dataset(role)
             workers = 0 if role in self.datasets else self.num_workers  # tensors in memory: nothing to decode
             features, _ = extract_features(self.backbone, dataset, self.batch_size, workers, self.device)
-            self._features[role] = Split(features, targets_of(self.data.images.splits[role]))
+            images = self.data.images.splits[role]
+            self._features[role] = Split(features, targets_of(images), groups_of(images))
         return self._features[role]
 
     def fit_and_validation(self) -> tuple[Split, Split, dict[str, Any]]:
@@ -149,20 +153,37 @@ def linear_scores(train: Split, val: Split, test: Split) -> Result:
     return Result(with_errors(result["metrics"], result["correct"]), result["settings"], result["correct"])
 
 
+def whole_groups(members: torch.Tensor, groups: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """Of `members` (image indices, each of the file `groups` says), whole files in a seeded order until at
+    least `count` images are taken: their indices."""
+    files = groups.unique()
+    taken: list[torch.Tensor] = []
+    for file in files[torch.randperm(len(files), generator=generator)]:
+        taken.append(members[groups == file])
+        if sum(len(t) for t in taken) >= count:
+            break
+    return torch.cat(taken)
+
+
 def held_out_count(members: int, fraction: float) -> int:
     """How many of a class's `members` validation holds out: `fraction` of them, at least one."""
     return max(1, round(fraction * members))
 
 
 def split_validation(train: Split, fraction: float, seed: int = 0) -> tuple[Split, Split]:
-    """Hold out `fraction` of each class (at least one image) of `train` for validation, reproducibly."""
+    """Hold out `fraction` of each class (at least one image) of `train` for validation, reproducibly; the frames
+    of one file (`Split.groups`) all on one side, whole files drawn until the class's share is reached."""
     generator = torch.Generator().manual_seed(seed)
     keys = train.targets if not train.multilabel else torch.zeros(len(train.targets), dtype=torch.long)
     held = []
     for label in keys.unique():
         members = torch.nonzero(keys == label).flatten()
+        count = held_out_count(len(members), fraction)
+        if train.groups is not None:
+            held.append(whole_groups(members, train.groups[members], count, generator))
+            continue
         members = members[torch.randperm(len(members), generator=generator)]
-        held.append(members[: held_out_count(len(members), fraction)])
+        held.append(members[:count])
     held_out = torch.zeros(len(keys), dtype=torch.bool)
     held_out[torch.cat(held)] = True
     return train.subset(~held_out), train.subset(held_out)

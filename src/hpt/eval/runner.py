@@ -136,7 +136,7 @@ def evaluate(
     }
     if correct:
         result["outcomes"] = {
-            "test_files_sha256": files_digest(images.splits["test"].paths),
+            "test_files_sha256": files_digest(images.splits["test"].items()),
             "images": len(images.splits["test"]),
             **{name: pack(outcomes) for name, outcomes in correct.items()},
         }
@@ -144,9 +144,11 @@ def evaluate(
     return result
 
 
-def files_digest(paths: list[Path]) -> str:
-    """Which test images, in which order: two results compare image by image only when this is equal."""
-    return hashlib.sha256("\n".join(str(Path(p).resolve()) for p in paths).encode()).hexdigest()
+def files_digest(items: list[tuple[Path, int | None]]) -> str:
+    """Which test images (file, and frame of a multi-frame file), in which order: two results compare image by
+    image only when this is equal."""
+    named = (str(Path(path).resolve()) + ("" if frame is None else f"#frame={frame}") for path, frame in items)
+    return hashlib.sha256("\n".join(named).encode()).hexdigest()
 
 
 def recorded_image_size(provenance: FileProvenance | None) -> int | None:

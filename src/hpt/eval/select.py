@@ -17,7 +17,7 @@ from hpt.data.decode import Decoding
 from hpt.data.window_choice import resolve_window
 from hpt.errors import HptError
 from hpt.eval.features import eval_device, extract_features
-from hpt.eval.labelled import read_labelled, targets_of
+from hpt.eval.labelled import groups_of, read_labelled, targets_of
 from hpt.eval.protocols import Split, knn_scores, linear_scores, split_validation
 from hpt.eval.runner import recorded_stats
 from hpt.eval.uncertainty import binomial_standard_error
@@ -50,7 +50,7 @@ def rank_candidates(
         recorded = recorded_stats(origin.provenance, channels)  # a run's own mean/std, as hpt eval uses
         view = labelled.in_view(image_size, decoding=decoding, stats=recorded) if recorded else shared
         features, _ = extract_features(backbone, view.dataset("train"), batch_size, num_workers, device)
-        train, val = split_validation(Split(features, targets_of(images)), val_fraction)
+        train, val = split_validation(Split(features, targets_of(images), groups_of(images)), val_fraction)
         rows.append(
             {
                 "candidate": spec,

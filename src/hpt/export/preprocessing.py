@@ -53,13 +53,14 @@ class Preprocessing:
     image_size: int
     round_to_8_bits: bool = True
 
-    def __call__(self, pixels: np.ndarray | str | Path, modality: str = "") -> torch.Tensor:
+    def __call__(self, pixels: np.ndarray | str | Path, modality: str = "", frame: int | None = None) -> torch.Tensor:
         """C x S x S float32, the model's input, from a file (read as hpt reads it: DICOM with its header's
-        modality LUT and VOI) or a raw H x W or H x W x C array (`modality`: a DICOM array's, for its window)."""
+        modality LUT and VOI; `frame` of a multi-frame one) or a raw H x W or H x W x C array (`modality`: a
+        DICOM array's, for its window)."""
         if isinstance(pixels, str | Path):
             if not self.round_to_8_bits:
                 raise HptError("round_to_8_bits=False takes raw arrays; a file is read as hpt reads it")
-            return self.view(self.decoding(Path(pixels)))
+            return self.view(self.decoding(Path(pixels), frame))
         return self.view(self.pixels(np.asarray(pixels), modality))
 
     @property

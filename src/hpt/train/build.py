@@ -187,7 +187,7 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
         unreadable=UnreadableWatch(
             plan.out / SKIPPED,
             len(plan.found.skipped),
-            len(plan.found) + len(plan.found.skipped),
+            plan.found.files + len(plan.found.skipped),
             config.data.max_bad_fraction,
         ),
         provenance=provenance,
@@ -314,7 +314,8 @@ def _announce(plan: Plan, run: Path, backbone: str, origin: Origin, console: Con
         say(
             console,
             (f"skipped {len(images.skipped)} unusable files", WARNING),
-            f" of {len(images) + len(images.skipped)} ({reasons_by_count(images.skipped)}): listed in {run / SKIPPED}",
+            f" of {plan.found.files + len(images.skipped)} files ({reasons_by_count(images.skipped)}): listed in "
+            f"{run / SKIPPED}",
         )
     say(
         console,

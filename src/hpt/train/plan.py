@@ -17,6 +17,7 @@ from hpt.core.run_files import DATA_FINGERPRINT, SKIPPED
 from hpt.data.bands import dataset_channels
 from hpt.data.dataset import sample_batches
 from hpt.data.decode import Decoding
+from hpt.data.dicom import headers
 from hpt.data.files import ImageList, find_images
 from hpt.data.fingerprint import DataChanges, DataFingerprint
 from hpt.data.screen import ScreenPolicy, TooManyUnusable
@@ -24,7 +25,7 @@ from hpt.data.stats import STD_FLOOR, PixelStats, pixel_stats
 from hpt.data.unreadable import UnreadableFiles
 from hpt.data.view_grid import preview_channels
 from hpt.data.views import eval_view, pretrain_view
-from hpt.data.window_choice import modalities, resolve_window
+from hpt.data.window_choice import resolve_window
 from hpt.errors import HptError
 from hpt.eval.monitor import Monitor, build_monitor, hold_out
 from hpt.train.guard import StopRequests
@@ -113,7 +114,7 @@ def _plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool, 
     window = resolve_window(found, data.intensity, config.train.seed, data.nan_fill, bands, data.mixed_modalities)
     decoding = Decoding(window, channels, bands)
     preview = preview_channels(config.data.preview_bands, decoding)
-    found_modalities = Counter(modality for modality, _ in modalities(found.paths).values())
+    found_modalities = Counter(header.modality for header in headers(found.paths).values())
     stats = pixel_stats(found, config.data.image_size, config.data.stats_sample, decoding=decoding)
     if stats.unreadable:  # changed since they were screened: skipped and listed like screening's finds
         found, images = found.without(stats.unreadable), images.without(stats.unreadable)
