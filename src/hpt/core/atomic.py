@@ -8,6 +8,7 @@ checkpoints, runs, evaluations, exports), so it lives at the bottom.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from hpt.errors import HptError
@@ -55,6 +56,12 @@ def write_bytes_atomic(path: Path, *chunks: bytes | memoryview) -> None:
     mount, no permission) the temporary file is removed, `path` is left as it was, and the error names both.
     The temporary file is named by process, so that processes writing the same file at once (a shared cache
     under `torchrun`) do not write into each other's."""
+    write_chunks_atomic(path, chunks)
+
+
+def write_chunks_atomic(path: Path, chunks: Iterable[bytes | memoryview]) -> None:
+    """`write_bytes_atomic` of chunks made as they are written (a generator): a large file is never whole in
+    memory."""
     tmp = temporary_path(path)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 
 from hpt.data.intensity import Window, type_high
+from hpt.data.paths import PathList
 from hpt.errors import HptError
 
 ARRAY_SUFFIXES = (".npy",)
@@ -187,34 +189,46 @@ def multiband_values(path: Path) -> np.ndarray | None:
 
 
 def dataset_channels(
-    paths: list[Path], setting: int | str, what: str, bands: Sequence[int] | None = None
+    paths: Sequence[Path], setting: int | str, what: str, bands: Sequence[int] | None = None
 ) -> tuple[int, dict[Path, str]]:
     """(the bands the model sees, the files that cannot give them and why). `auto`: the count most files have.
-    With `bands` (`data.bands`), that many, and every file needs at least the highest band named."""
-    counts = {path: _count_or_none(path) for path in paths}
+    With `bands` (`data.bands`), that many, and every file needs at least the highest band named. Only TIFFs and
+    arrays are opened (their headers): every other image is 3 bands, counted without a look."""
+    counts = Counter({3: len(paths)})
+    differ: dict[Path, int | None] = {}  # the files that may hold another count, with theirs
+    for name in paths.names() if isinstance(paths, PathList) else map(os.fspath, paths):
+        if name.lower().endswith(ARRAY_SUFFIXES + TIFF_SUFFIXES):
+            count = differ[Path(name)] = _count_or_none(Path(name))
+            counts[3] -= 1
+            if count is not None:
+                counts[count] += 1
+    first = differ.get(paths[0], 3) if len(paths) else 3
     if bands:
         needed = max(bands)
-        other = {
-            path: f"{_bands(count)}; data.bands takes band {needed}"
-            for path, count in counts.items()
-            if count is not None and count < needed
-        }
-        if len(other) == len(paths):
-            raise HptError(f"{what}: no file has band {needed} (data.bands); the first has {_bands(counts[paths[0]])}")
+        other = {p: f"{_bands(c)}; data.bands takes band {needed}" for p, c in differ.items() if c and c < needed}
+        if len(other) == len(paths) or (needed > 3 and not differ):
+            raise HptError(f"{what}: no file has band {needed} (data.bands); the first has {_bands(first)}")
+        other |= _all_three(paths, differ, f"3 bands; data.bands takes band {needed}") if needed > 3 else {}
         return len(bands), other
     if setting == "auto":
-        common = Counter(c for c in counts.values() if c is not None).most_common(1)
+        common = (+counts).most_common(1)
         channels = common[0][0] if common else 3
     else:
         channels = int(setting)
     other = {
-        path: f"{_bands(count)}; the dataset has {channels} (data.channels)"
-        for path, count in counts.items()
-        if count is not None and count != channels
+        p: f"{_bands(c)}; the dataset has {channels} (data.channels)" for p, c in differ.items() if c and c != channels
     }
+    if channels != 3:
+        other |= _all_three(paths, differ, f"3 bands; the dataset has {channels} (data.channels)")
     if len(other) == len(paths):
-        raise HptError(f"{what}: no file has {channels} bands (data.channels); the first has {counts[paths[0]]}")
+        raise HptError(f"{what}: no file has {channels} bands (data.channels); the first has {first}")
     return channels, other
+
+
+def _all_three(paths: Sequence[Path], differ: dict[Path, int | None], reason: str) -> dict[Path, str]:
+    """Every file that is 3 bands without a look (not a TIFF or an array), each with `reason`."""
+    names = paths.names() if isinstance(paths, PathList) else map(os.fspath, paths)
+    return {Path(name): reason for name in names if Path(name) not in differ}
 
 
 def _bands(count: int | None) -> str:

@@ -31,14 +31,12 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hpt.data.cache import files_key, read_cached, write_cached
 from hpt.data.intensity import Window
 from hpt.errors import first_line
 
@@ -80,29 +78,6 @@ class Header:
     @property
     def uses_dataset_window(self) -> bool:
         return self.grey and not self.own_window
-
-
-def headers(paths: Sequence[Path]) -> dict[Path, Header]:
-    """The usable DICOM files among `paths`, each with its header (read in a thread per core; cached under a key
-    over the files, so a later start reads none): their frames, modalities and windows, for listing and windows."""
-    files = sorted({p for p in paths if p.suffix.lower() == DICOM_SUFFIX})
-    if not files:
-        return {}
-    key = files_key(files, "dicom headers", len(fields(Header)))
-    cached = read_cached("dicom", key)
-    if cached is None or len(cached) != len(files):
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            found = list(pool.map(_header_or_none, files, chunksize=64))
-        cached = [None if header is None else astuple(header) for header in found]
-        write_cached("dicom", key, cached)
-    return {path: Header(*values) for path, values in zip(files, cached) if values is not None}
-
-
-def _header_or_none(path: Path) -> Header | None:
-    try:
-        return read_header(path)
-    except DicomProblem:
-        return None  # screening's to name
 
 
 def read_header(path: Path) -> Header:

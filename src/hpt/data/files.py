@@ -10,12 +10,17 @@ together wherever images are split (`ImageList.groups`).
 from __future__ import annotations
 
 import csv
+import os
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from hpt.data.dicom import headers
-from hpt.data.screen import ScreenPolicy, screen
+import numpy as np
+
+from hpt.data.paths import PathList
+from hpt.data.screen import ScreenPolicy, dicom_headers, screen
+from hpt.data.walk import stat_all, walk
 from hpt.errors import HptError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".dcm", ".npy")
@@ -25,7 +30,8 @@ TABLE_SUFFIXES = (".csv",)
 
 @dataclass(frozen=True)
 class ImageList:
-    paths: list[Path]
+    paths: PathList
+    """The images' files, compactly (`paths.py`); a list given is made one."""
     labels: list[int] | None
     classes: list[str] | None
     multilabel: list[list[int]] | None = None
@@ -35,6 +41,15 @@ class ImageList:
     frames: list[int] | None = None
     """Each image's frame (0-based) of its file, beside `paths`, which then repeats a multi-frame file once a
     frame; None: every image is a whole file."""
+    stats: np.ndarray | None = field(default=None, compare=False)
+    """Each file's size, time, mode and identity as it was listed (`walk.FIELDS`), so that screening and the data
+    fingerprint stat no file again; None: not known."""
+    in_order: bool = field(default=False, compare=False)
+    """The images are in sorted (path, frame) order already (a folder's listing), so a sample needs no sort."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.paths, PathList):
+            object.__setattr__(self, "paths", PathList.of(self.paths))
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -42,7 +57,7 @@ class ImageList:
     @property
     def files(self) -> int:
         """Files the images come from (fewer than the images where some are frames of one file)."""
-        return len(self) if self.frames is None else len(set(self.paths))
+        return len(self) if self.frames is None else len(set(self.paths.names()))
 
     def item(self, index: int) -> tuple[Path, int | None]:
         """(file, frame) of image `index`: what `Decoding` decodes."""
@@ -52,40 +67,52 @@ class ImageList:
         return [self.item(i) for i in range(len(self))]
 
     def sample(self, count: int, seed: int) -> list[tuple[Path, int | None]]:
-        """A fixed random sample of `count` of the images (all, when fewer), as (file, frame), in order: what a
-        dataset's statistics and window are measured on."""
-        items = sorted(self.items(), key=_in_order)
-        if len(items) > count:
-            items = sorted(random.Random(seed).sample(items, count), key=_in_order)
-        return items
+        """A fixed random sample of `count` of the images (all, when fewer), as (file, frame), in sorted order:
+        what a dataset's statistics and window are measured on. The sample is the positions `random.sample`
+        draws in the sorted order, so it does not depend on how the images were listed."""
+        order: Sequence[int] = range(len(self)) if self.in_order else self._sorted()
+        if len(self) > count:
+            order = [order[p] for p in sorted(random.Random(seed).sample(range(len(self)), count))]
+        return [self.item(i) for i in order]
+
+    def _sorted(self) -> list[int]:
+        """The images' indices in sorted (path, frame) order: paths compared part by part, as `Path`s are."""
+        keys = [name.replace(os.sep, "\0") for name in self.paths.names()]  # a part's end sorts first
+        frames = self.frames or [0] * len(self)
+        return sorted(range(len(self)), key=lambda i: (keys[i], frames[i]))
 
     def groups(self) -> list[int]:
         """For each image, the index of its file among the files: the frames of one file share it, and whatever
         splits images (validation, held-out samples) keeps a group on one side."""
-        index: dict[Path, int] = {}
-        return [index.setdefault(path, len(index)) for path in self.paths]
+        index: dict[str, int] = {}
+        return [index.setdefault(name, len(index)) for name in self.paths.names()]
 
-    def subset(self, keep: list[int]) -> ImageList:
+    def subset(self, keep: list[int] | range) -> ImageList:
+        increasing = all(a < b for a, b in zip(keep, keep[1:])) if self.in_order else False
         return ImageList(
-            [self.paths[i] for i in keep],
+            self.paths.take(keep),
             [self.labels[i] for i in keep] if self.labels is not None else None,
             self.classes,
             [self.multilabel[i] for i in keep] if self.multilabel is not None else None,
             self.skipped,
             [self.frames[i] for i in keep] if self.frames is not None else None,
+            self.stats[np.asarray(keep, dtype=np.int64)] if self.stats is not None else None,
+            increasing,
         )
 
     def without(self, bad: dict[Path, str]) -> ImageList:
-        kept = self.subset([i for i, path in enumerate(self.paths) if path not in bad])
+        names = {os.fsdecode(path) for path in bad}
+        kept = self.subset([i for i, name in enumerate(self.paths.names()) if name not in names])
         return replace(kept, skipped={**self.skipped, **bad})
 
     def with_frames(self, counts: dict[Path, int]) -> ImageList:
         """Each file of `counts` (its frames, more than one) as that many images, one a frame, in its place."""
-        if not any(count > 1 for count in counts.values()):
+        several = {os.fsdecode(path): count for path, count in counts.items() if count > 1}
+        if not several:
             return self
         keep, frames = [], []
-        for i, path in enumerate(self.paths):
-            for frame in range(counts.get(path, 1)):
+        for i, name in enumerate(self.paths.names()):
+            for frame in range(several.get(name, 1)):
                 keep.append(i)
                 frames.append(frame)
         return replace(self.subset(keep), frames=frames)
@@ -94,10 +121,6 @@ class ImageList:
 def describe_item(path: Path, frame: int | None) -> str:
     """An image as one line of text: its file, and `#frame=N` for a frame of a multi-frame file."""
     return f"{path}" if frame is None else f"{path}#frame={frame}"
-
-
-def _in_order(item: tuple[Path, int | None]) -> tuple[Path, int]:
-    return item[0], item[1] or 0
 
 
 def frames_of(items: list[tuple[Path, int | None]]) -> list[str]:
@@ -117,22 +140,25 @@ def find_images(spec: str | Path, what: str = "data", policy: ScreenPolicy | Non
         raise HptError(f"{what} '{spec}': expected a folder of images or a {'/'.join(LIST_SUFFIXES)} file list")
     else:
         raise HptError(f"{what} '{spec}' does not exist")
-    bad = screen(images.paths, f"{what} '{spec}'", policy or ScreenPolicy())
+    if images.stats is None:  # a list's or a table's files: stat-ed here, once, in threads
+        images = replace(images, stats=stat_all(list(images.paths.names())))
+    bad = screen(images.paths, f"{what} '{spec}'", policy or ScreenPolicy(), images.stats)
     images = images.without(bad) if bad else images
-    return images.with_frames({path: header.frames for path, header in headers(images.paths).items()})
+    frames = {path: header.frames for path, header in dicom_headers(images.paths, images.stats).items()}
+    return images.with_frames(frames)
 
 
 def _from_folder(root: Path, what: str) -> ImageList:
-    # not only regular files: a FIFO, a device or a dangling link with an image's name is listed by screening
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
-    if not paths:
+    """Every image under `root` (`walk.py`: listed and stat-ed once, in sorted order); labels from the first-level
+    folders when every image sits in one."""
+    listing = walk(root, IMAGE_SUFFIXES)
+    if not len(listing.paths):
         raise HptError(f"{what} '{root}' holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    parts = [p.relative_to(root).parts for p in paths]
-    if any(len(rel) < 2 for rel in parts):
-        return ImageList(paths, None, None)
-    classes = sorted({rel[0] for rel in parts})
-    index = {name: i for i, name in enumerate(classes)}
-    return ImageList(paths, [index[rel[0]] for rel in parts], classes)
+    if (listing.tops < 0).any():
+        return ImageList(listing.paths, None, None, stats=listing.stats, in_order=True)
+    shared = list(range(len(listing.folders)))  # one int object a class, not one a file
+    labels = [shared[top] for top in listing.tops.tolist()]
+    return ImageList(listing.paths, labels, listing.folders, stats=listing.stats, in_order=True)
 
 
 def _from_list(list_file: Path, what: str) -> ImageList:
@@ -151,10 +177,10 @@ def _from_list(list_file: Path, what: str) -> ImageList:
     if not all(names):
         if any(names):
             raise HptError(f"{what} '{list_file}': give a label on every line or on none")
-        return ImageList(paths, None, None)
+        return ImageList(PathList.of(paths), None, None)
     classes = sorted(set(names))
     index = {name: i for i, name in enumerate(classes)}
-    return ImageList(paths, [index[n] for n in names], classes)
+    return ImageList(PathList.of(paths), [index[n] for n in names], classes)
 
 
 def _from_table(table: Path, what: str) -> ImageList:
@@ -178,7 +204,7 @@ def _from_table(table: Path, what: str) -> ImageList:
             raise HptError(f"{what} '{table}' line {number}: expected a path and {len(classes)} values of 0 or 1")
         paths.append(_relative_to(table, row[0]))
         targets.append([int(v) for v in row[1:]])
-    return ImageList(paths, None, classes, targets)
+    return ImageList(PathList.of(paths), None, classes, targets)
 
 
 def _plain_table(table: Path, what: str, rows: list[list[str]]) -> ImageList:
@@ -189,11 +215,11 @@ def _plain_table(table: Path, what: str, rows: list[list[str]]) -> ImageList:
             raise HptError(f"{what} '{table}' line {number}: expected {expected}")
     paths = [_relative_to(table, row[0]) for row in rows[1:]]
     if width == 1:
-        return ImageList(paths, None, None)
+        return ImageList(PathList.of(paths), None, None)
     names = [row[1].strip() for row in rows[1:]]
     classes = sorted(set(names))
     index = {name: i for i, name in enumerate(classes)}
-    return ImageList(paths, [index[n] for n in names], classes)
+    return ImageList(PathList.of(paths), [index[n] for n in names], classes)
 
 
 def _relative_to(list_file: Path, entry: str) -> Path:

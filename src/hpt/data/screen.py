@@ -9,9 +9,11 @@ mode reads all of the compressed data, so a truncated file still fails, at a fra
 bounded: a file whose header says it decodes to more than `LARGE_DECODE_BYTES` waits for any other such file
 to finish, so that a folder of large files is decoded one large file at a time, not one per core.
 
-What was found is remembered per file in `$HPT_CACHE_DIR/screen.sqlite`, keyed by the file's resolved path,
-size, modification time and permissions (and the pixel limit): a dataset is screened once, not once per run,
-and adding or changing one file of a screened folder screens that file alone.
+What was found is remembered per file in `$HPT_CACHE_DIR/screen.sqlite`, keyed by the file's path, identity
+(device and inode), size, modification time and permissions (and the pixel limit), hashed to 16 bytes: a dataset
+is screened once, not once per run, and adding or changing one file of a screened folder screens that file alone.
+The keys come from the listing's own stat of each file (`walk.py`), and a folder is screened in chunks, so that
+a million files cost neither a second stat each nor a dictionary of a million keys.
 
 A run goes on without the bad files when they are at most `max_bad_fraction` of the data; above that the
 data is probably not what the user meant, and the run stops before it starts (`TooManyUnusable`) with the
@@ -22,15 +24,18 @@ with its reason (`skipped.jsonl`, where the command writes).
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import itertools
 import json
 import os
 import sqlite3
 import stat
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +44,9 @@ from PIL import Image, UnidentifiedImageError
 from hpt.config import DataConfig
 from hpt.data import bands, dicom
 from hpt.data.cache import cache_dir
-from hpt.data.dicom import DICOM_SUFFIX
+from hpt.data.dicom import DICOM_SUFFIX, Header
+from hpt.data.paths import PathList
+from hpt.data.walk import stat_all
 from hpt.errors import HptError, first_line
 
 
@@ -84,8 +91,11 @@ def non_regular_problem(path: Path) -> str | None:
     return f"not a regular file (a {kind})"
 
 
-def problem_with(path: Path, max_image_pixels: int = ScreenPolicy.max_image_pixels) -> str | None:
-    """Why `path` cannot be used as an image, or None when it decodes."""
+def problem_with(
+    path: Path, max_image_pixels: int = ScreenPolicy.max_image_pixels, headers: dict[Path, Header] | None = None
+) -> str | None:
+    """Why `path` cannot be used as an image, or None when it decodes. `headers`: where a DICOM file's header
+    is put, read once for screening and for what comes after (`dicom_headers`)."""
     try:
         if (odd := non_regular_problem(path)) is not None:
             return odd
@@ -93,6 +103,8 @@ def problem_with(path: Path, max_image_pixels: int = ScreenPolicy.max_image_pixe
             return "empty file"
         if path.suffix.lower() == DICOM_SUFFIX:
             header = dicom.read_header(path)  # the header alone: decoding errors are met in training
+            if headers is not None:
+                headers[path] = header
             return over_pixel_limit(header.width, header.height, max_image_pixels)
         if path.suffix.lower() in bands.ARRAY_SUFFIXES or (
             path.suffix.lower() in bands.TIFF_SUFFIXES and bands.band_count(path) != 3
@@ -159,24 +171,79 @@ def _bands_problem(path: Path, max_image_pixels: int) -> str | None:
     return None
 
 
-def screen(paths: list[Path], what: str, policy: ScreenPolicy) -> dict[Path, str]:
-    """The unusable files among `paths`, each with its reason; an error when too many of them are bad."""
-    keys = {path: _key(path, policy.max_image_pixels) for path in paths}
-    reasons: dict[Path, str | None] = {}
-    with ScreenCache() as cache:
-        known = cache.lookup([key for key in keys.values() if key is not None])
-        for path, key in keys.items():
-            if key is not None and key in known:
-                reasons[path] = known[key]
-        todo = [path for path in keys if path not in reasons]
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            found = list(pool.map(lambda path: problem_with(path, policy.max_image_pixels), todo, chunksize=64))
-        reasons.update(zip(todo, found, strict=True))
-        cache.store([(key, reasons[path]) for path in todo if (key := keys[path]) is not None])
-    bad = {path: reason for path in paths if (reason := reasons[path]) is not None}
-    if len(bad) > policy.max_bad_fraction * len(paths) or len(bad) == len(paths):
-        raise TooManyUnusable(what, bad, len(paths), policy.max_bad_fraction)
+CHUNK = 20_000
+"""Files screened at a time: the keys and results of a chunk are all that is held at once, whatever the folder."""
+
+
+def screen(
+    paths: PathList | Sequence[Path], what: str, policy: ScreenPolicy, stats: np.ndarray | None = None
+) -> dict[Path, str]:
+    """The unusable files among `paths`, each with its reason; an error when too many of them are bad. `stats`:
+    each file's `walk.FIELDS` as listed (else each is stat-ed here)."""
+    names = paths.names() if isinstance(paths, PathList) else (os.fspath(path) for path in paths)
+    limit, total = policy.max_image_pixels, len(paths)
+    bad: dict[Path, str] = {}
+    with ScreenCache() as cache, ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for start in range(0, total, CHUNK):
+            chunk = list(itertools.islice(names, CHUNK))
+            rows = (stats[start : start + len(chunk)] if stats is not None else stat_all(chunk)).tolist()
+            reasons = _screen_chunk(chunk, rows, limit, cache, pool)
+            bad.update((Path(chunk[i]), reason) for i, reason in enumerate(reasons) if reason is not None)
+    if len(bad) > policy.max_bad_fraction * total or len(bad) == total:
+        raise TooManyUnusable(what, bad, total, policy.max_bad_fraction)
     return bad
+
+
+def _screen_chunk(
+    names: list[str], stats: list[list[int]], limit: int, cache: ScreenCache, pool: ThreadPoolExecutor
+) -> list[str | None]:
+    """Each file's reason (None: usable): remembered, or found now (in `pool`) and remembered, with the headers of
+    the DICOM files among them."""
+    keys = [_key(name, row, limit) for name, row in zip(names, stats)]
+    known = cache.lookup([key for key in keys if key is not None])
+    todo = [i for i, key in enumerate(keys) if key is None or key not in known]
+    headers: dict[Path, Header] = {}
+    found = dict(zip(todo, pool.map(partial(_problem, limit=limit, headers=headers), (names[i] for i in todo))))
+    cache.store([(key, found[i]) for i in todo if (key := keys[i]) is not None])
+    if headers:  # DICOM files read now: their headers kept for `dicom_headers`, under the files' own keys
+        by_name = {os.fspath(path): header for path, header in headers.items()}
+        keyed = ((_key(name, row, 0), by_name[name]) for name, row in zip(names, stats) if name in by_name)
+        cache.store_headers([(key, header) for key, header in keyed if key is not None])
+    return [found[i] if key is None or i in found else known[key] for i, key in enumerate(keys)]
+
+
+def _problem(name: str, limit: int, headers: dict[Path, Header]) -> str | None:
+    return problem_with(Path(name), limit, headers)
+
+
+def dicom_headers(paths: PathList | Sequence[Path], stats: np.ndarray | None = None) -> dict[Path, Header]:
+    """The usable DICOM files among `paths`, each with its header (`dicom.Header`: frames, modality, window):
+    those screening read, from the cache it left them in; any other read here, in threads, and kept there."""
+    names = list(paths.names() if isinstance(paths, PathList) else map(os.fspath, paths))
+    chosen = [i for i, name in enumerate(names) if name.lower().endswith(DICOM_SUFFIX)]
+    if not chosen:
+        return {}
+    rows = stats[chosen] if stats is not None else stat_all([names[i] for i in chosen])
+    keys = [_key(names[i], row, 0) for i, row in zip(chosen, rows.tolist())]
+    found: dict[Path, Header] = {}
+    with ScreenCache() as cache:
+        known = cache.lookup_headers([key for key in keys if key is not None])
+        todo = [i for i, key in zip(chosen, keys) if key is None or key not in known]
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            read = dict(zip(todo, pool.map(lambda i: _header_or_none(Path(names[i])), todo, chunksize=64)))
+        cache.store_headers([(key, header) for i, key in zip(chosen, keys) if key and (header := read.get(i))])
+        for i, key in zip(chosen, keys):
+            header = read[i] if i in read else known.get(key) if key is not None else None
+            if header is not None:
+                found[Path(names[i])] = header
+    return found
+
+
+def _header_or_none(path: Path) -> Header | None:
+    try:
+        return dicom.read_header(path)
+    except dicom.DicomProblem:
+        return None  # screening's to name
 
 
 class TooManyUnusable(HptError):
@@ -237,13 +304,14 @@ def _without_detail(reason: str) -> str:
     return reason
 
 
-def _key(path: Path, max_image_pixels: int) -> str | None:
-    """What a file's screening result depends on; None when it cannot even be stat-ed (screened every time)."""
-    try:
-        st = os.stat(path)
-    except OSError:
+def _key(name: str, stat: list[int], max_image_pixels: int) -> bytes | None:
+    """What a file's screening result depends on, hashed to 16 bytes; None when it could not be stat-ed (screened
+    every time). `stat`: its `walk.FIELDS`."""
+    size, mtime, mode, device, inode = stat
+    if size < 0:
         return None
-    return f"{SCREENING_RULES}\0{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_mode}\0{max_image_pixels}"
+    key = f"{SCREENING_RULES}\0{name}\0{device}:{inode}\0{size}\0{mtime}\0{mode}\0{max_image_pixels}"
+    return hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=16).digest()
 
 
 class ScreenCache:
@@ -251,13 +319,20 @@ class ScreenCache:
     database) costs re-screening, nothing else; several processes may use it at once (SQLite's locking)."""
 
     BATCH = 900  # SQLite's limit on parameters per statement is 999 in older builds
+    TABLE = "screened_v3"
+    HEADERS = "dicom_headers_v1"
+    """What a DICOM file's header says (`dicom.Header`, as JSON), by the same keys: read once, by screening."""
+    """16-byte keys (`_key`): a million files in about 40 MB. (`screened`, the table of hpt before 0.8, is not read.)"""
 
     def __init__(self) -> None:
         self.db: sqlite3.Connection | None = None
         try:
             cache_dir().mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(cache_dir() / "screen.sqlite", timeout=60)
-            self.db.execute("CREATE TABLE IF NOT EXISTS screened (key TEXT PRIMARY KEY, reason TEXT)")
+            for name, column in ((self.TABLE, "reason"), (self.HEADERS, "header")):
+                self.db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {name} (key BLOB PRIMARY KEY, {column} TEXT) WITHOUT ROWID"
+                )
         except (sqlite3.Error, OSError):
             self.db = None
 
@@ -268,25 +343,50 @@ class ScreenCache:
         if self.db is not None:
             self.db.close()
 
-    def lookup(self, keys: list[str]) -> dict[str, str | None]:
-        found: dict[str, str | None] = {}
+    def lookup(self, keys: list[bytes]) -> dict[bytes, str | None]:
+        found: dict[bytes, str | None] = {}
         if self.db is None:
             return found
         try:
             for start in range(0, len(keys), self.BATCH):
                 chunk = keys[start : start + self.BATCH]
                 marks = ",".join("?" * len(chunk))
-                found.update(self.db.execute(f"SELECT key, reason FROM screened WHERE key IN ({marks})", chunk))
+                found.update(self.db.execute(f"SELECT key, reason FROM {self.TABLE} WHERE key IN ({marks})", chunk))
         except sqlite3.Error:
             return {}
         return found
 
-    def store(self, results: list[tuple[str, str | None]]) -> None:
+    def lookup_headers(self, keys: list[bytes]) -> dict[bytes, Header]:
+        """DICOM headers by file key (`dicom_headers`)."""
+        found: dict[bytes, Header] = {}
+        if self.db is None:
+            return found
+        try:
+            for start in range(0, len(keys), self.BATCH):
+                chunk = keys[start : start + self.BATCH]
+                marks = ",".join("?" * len(chunk))
+                rows = self.db.execute(f"SELECT key, header FROM {self.HEADERS} WHERE key IN ({marks})", chunk)
+                found.update((key, Header(*json.loads(text))) for key, text in rows)
+        except (sqlite3.Error, ValueError, TypeError):
+            return {}
+        return found
+
+    def store_headers(self, headers: list[tuple[bytes, Header]]) -> None:
+        if self.db is None or not headers:
+            return
+        rows = [(key, json.dumps(astuple(header))) for key, header in headers]
+        try:
+            with self.db:
+                self.db.executemany(f"INSERT OR REPLACE INTO {self.HEADERS} (key, header) VALUES (?, ?)", rows)
+        except sqlite3.Error:
+            pass
+
+    def store(self, results: list[tuple[bytes, str | None]]) -> None:
         if self.db is None or not results:
             return
         try:
             with self.db:
-                self.db.executemany("INSERT OR REPLACE INTO screened (key, reason) VALUES (?, ?)", results)
+                self.db.executemany(f"INSERT OR REPLACE INTO {self.TABLE} (key, reason) VALUES (?, ?)", results)
         except sqlite3.Error:
             pass
 

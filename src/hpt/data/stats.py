@@ -7,6 +7,8 @@ crop, before normalisation), and cached (`cache.py`) under a key over the sample
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,20 +64,27 @@ def pixel_stats(images: ImageList, image_size: int, sample: int, seed: int = 0, 
 
 
 def _compute(items: list[tuple[Path, int | None]], image_size: int, decoding: Decoding) -> PixelStats:
+    """Decoded and cropped in a thread per core (PIL and the decoders release the interpreter lock), summed in
+    the sample's order, so the result is the same whatever the threads."""
     crop = resize_crop(image_size)
     total = torch.zeros(decoding.channels, dtype=torch.float64)
     total_sq = torch.zeros(decoding.channels, dtype=torch.float64)
     count, unreadable = 0, {}
-    for path, frame in items:
+
+    def pixels_of(item: tuple[Path, int | None]) -> torch.Tensor | str:
         try:
-            image = decoding(path, frame)
+            return crop(decoding(*item)).to(torch.float64).flatten(1)  # C x HW, in [0, 1]
         except Exception as exc:  # noqa: BLE001 - changed since screening: left out, and said by the caller
-            unreadable[path] = f"unreadable after screening ({type(exc).__name__}: {first_line(exc)})"
-            continue
-        pixels = crop(image).to(torch.float64).flatten(1)  # C x HW, in [0, 1]
-        total += pixels.sum(dim=1)
-        total_sq += (pixels * pixels).sum(dim=1)
-        count += pixels.shape[1]
+            return f"unreadable after screening ({type(exc).__name__}: {first_line(exc)})"
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for (path, _), pixels in zip(items, pool.map(pixels_of, items)):
+            if isinstance(pixels, str):
+                unreadable[path] = pixels
+                continue
+            total += pixels.sum(dim=1)
+            total_sq += (pixels * pixels).sum(dim=1)
+            count += pixels.shape[1]
     if not count:
         raise HptError(f"none of the {len(items)} images sampled for the pixel statistics decodes any more")
     mean = total / count

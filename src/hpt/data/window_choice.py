@@ -13,8 +13,10 @@ Apart from `intensity.py` because measuring decodes files (`decode.py`), and dec
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,9 +24,9 @@ import numpy as np
 
 from hpt.data.cache import files_key, read_cached, write_cached
 from hpt.data.decode import high_bit_values
-from hpt.data.dicom import headers
 from hpt.data.files import ImageList, frames_of
 from hpt.data.intensity import Setting, Window
+from hpt.data.screen import dicom_headers
 from hpt.errors import HptError
 
 WINDOW_SAMPLE = 500
@@ -51,7 +53,7 @@ def resolve_window(
         return Window("full-range", source="data.intensity", fill=fill)
     if setting == "per-image":
         return Window("per-image", source="data.intensity", fill=fill)
-    found = modalities(images.paths)
+    found = modalities(images)
     windowed = windowed_modalities(found)
     if isinstance(setting, tuple | list):
         low, high = (float(v) for v in setting)
@@ -65,11 +67,15 @@ def resolve_window(
         return Window("fixed", low, high, "data.intensity", fill)
     window = _measured(images, seed, bands)
     if len(windowed) > 1:
+        facts = {os.fspath(path): fact for path, fact in found.items()}
+        names = list(images.paths.names())
         each = [
-            (name, _measured(images.subset([i for i, p in enumerate(images.paths) if found.get(p) == (name, True)]),
-                             seed, bands))
+            (
+                name,
+                _measured(images.subset([i for i, p in enumerate(names) if facts.get(p) == (name, True)]), seed, bands),
+            )
             for name in sorted(windowed)
-        ]  # fmt: skip
+        ]
         window = replace(window, by_modality=tuple(each))
     return replace(window, fill=fill)
 
@@ -86,9 +92,10 @@ def _measured(images: ImageList, seed: int, bands: Sequence[int] | None) -> Wind
     return window
 
 
-def modalities(paths: list[Path]) -> dict[Path, tuple[str, bool]]:
-    """Each usable DICOM file among `paths`: its modality and whether it uses the dataset window (its header)."""
-    return {path: (header.modality, header.uses_dataset_window) for path, header in headers(paths).items()}
+def modalities(images: ImageList) -> dict[Path, tuple[str, bool]]:
+    """Each usable DICOM file of `images`: its modality and whether it uses the dataset window (its header)."""
+    found = dicom_headers(images.paths, images.stats)
+    return {path: (header.modality, header.uses_dataset_window) for path, header in found.items()}
 
 
 def windowed_modalities(found: dict[Path, tuple[str, bool]]) -> Counter[str]:
@@ -101,20 +108,31 @@ def describe_counts(counts: Counter[str]) -> str:
     return ", ".join(f"{n} {name}" if name else f"{n} without a modality" for name, n in counts.most_common())
 
 
+def _values(item: tuple[Path, int | None], bands: Sequence[int] | None) -> tuple[np.ndarray, int] | None:
+    """(every PIXELS_PER_IMAGE-th finite high-bit value of an image, as float64; its non-finite count), or None."""
+    values = high_bit_values(*item)
+    if values is None or not values.size:
+        return None
+    if bands and values.ndim == 3 and values.shape[-1] >= max(bands):
+        values = values[..., [b - 1 for b in bands]]
+    flat, missing = values.reshape(-1), 0
+    if flat.dtype.kind == "f" and not (finite := np.isfinite(flat)).all():
+        missing = int(flat.size - finite.sum())
+        flat = flat[finite]
+    return flat[:: max(1, flat.size // PIXELS_PER_IMAGE)].astype(np.float64), missing
+
+
 def measure_window(items: list[tuple[Path, int | None]], bands: Sequence[int] | None = None) -> Window:
     """The `auto` window of `items` (file, frame): percentiles of their finite values (no-data, NaN and inf left
     out and counted); of multi-band files, of `bands` only."""
     samples, non_finite = [], {}
-    for path, frame in items:
-        values = high_bit_values(path, frame)
-        if values is not None and bands and values.ndim == 3 and values.shape[-1] >= max(bands):
-            values = values[..., [b - 1 for b in bands]]
-        if values is not None and values.size:
-            flat = values.reshape(-1)
-            if flat.dtype.kind == "f" and not (finite := np.isfinite(flat)).all():
-                non_finite[path] = int(flat.size - finite.sum())
-                flat = flat[finite]
-            samples.append(flat[:: max(1, flat.size // PIXELS_PER_IMAGE)].astype(np.float64))
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # decoders release the interpreter lock
+        taken = list(pool.map(lambda item: _values(item, bands), items))  # a strided sample each: bounded memory
+    for (path, _), found in zip(items, taken):
+        if found is not None:
+            samples.append(found[0])
+            if found[1]:
+                non_finite[path] = found[1]
     if not samples:
         return Window("full-range", source=f"auto: no high-bit images among {len(items)} sampled")
     pooled = np.concatenate(samples)

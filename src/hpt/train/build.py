@@ -3,7 +3,6 @@ or the checkpoint's on `--resume`), the method, the run folder, the data, the op
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -308,7 +307,7 @@ def _announce(plan: Plan, run: Path, backbone: str, origin: Origin, console: Con
     images = plan.images
     if writes:
         dump_config(plan.config, run / CONFIG)
-        write_text_atomic(run / DATA_FINGERPRINT, json.dumps(plan.fingerprint.to_dict()) + "\n")
+        plan.fingerprint.write(run / DATA_FINGERPRINT)
     if images.skipped and writes:
         write_text_atomic(run / SKIPPED, skipped_report(images.skipped))
         say(

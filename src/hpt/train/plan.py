@@ -17,10 +17,9 @@ from hpt.core.run_files import DATA_FINGERPRINT, SKIPPED
 from hpt.data.bands import dataset_channels
 from hpt.data.dataset import sample_batches
 from hpt.data.decode import Decoding
-from hpt.data.dicom import headers
 from hpt.data.files import ImageList, find_images
 from hpt.data.fingerprint import DataChanges, DataFingerprint
-from hpt.data.screen import ScreenPolicy, TooManyUnusable
+from hpt.data.screen import ScreenPolicy, TooManyUnusable, dicom_headers
 from hpt.data.stats import STD_FLOOR, PixelStats, pixel_stats
 from hpt.data.unreadable import UnreadableFiles
 from hpt.data.view_grid import preview_channels
@@ -114,7 +113,7 @@ def _plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool, 
     window = resolve_window(found, data.intensity, config.train.seed, data.nan_fill, bands, data.mixed_modalities)
     decoding = Decoding(window, channels, bands)
     preview = preview_channels(config.data.preview_bands, decoding)
-    found_modalities = Counter(header.modality for header in headers(found.paths).values())
+    found_modalities = Counter(header.modality for header in dicom_headers(found.paths, found.stats).values())
     stats = pixel_stats(found, config.data.image_size, config.data.stats_sample, decoding=decoding)
     if stats.unreadable:  # changed since they were screened: skipped and listed like screening's finds
         found, images = found.without(stats.unreadable), images.without(stats.unreadable)
@@ -136,7 +135,7 @@ def _plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool, 
         config.train.seed, stats, config.data.num_workers,
     )  # fmt: skip
     continuing = check_run_dir(out, config, overwrite, resume)
-    fingerprint = DataFingerprint.of(found.paths, config.train.seed)
+    fingerprint = DataFingerprint.of(found, config.train.seed)
     then = DataFingerprint.read(out / DATA_FINGERPRINT) if continuing else None
     changes = then.changes_to(fingerprint) if then else None
     if changes and not allow_data_change:
