@@ -1,5 +1,5 @@
 """What a loader worker spends on one image: CPU milliseconds to decode a real JPEG and make MoCo v2's two views at
-224 px, on one thread, for each way hpt makes views.
+224 px (and at 64, the size of hpt's CPU runs), on one thread, for each way hpt makes views.
 
 - `cpu views`: the whole MoCo v2 policy per image on the CPU (PIL: crop, colour jitter, grayscale, blur, flip),
   hpt's default;
@@ -33,7 +33,7 @@ from hpt.data.decode import Decoding
 from hpt.data.device_views import crop_view
 from hpt.data.views import pretrain_view, two_views
 
-SIZE = 224
+SIZES = (224, 64)
 PHOTOS = {
     "chelsea": photos.chelsea, "coffee": photos.coffee, "rocket": photos.rocket, "astronaut": photos.astronaut,
     "immunohistochemistry": photos.immunohistochemistry, "cat": photos.cat,
@@ -65,10 +65,13 @@ def main() -> None:
         args.repeats = 2
     torch.set_num_threads(1)  # one loader worker: one core
     ways = {
-        "cpu views": two_views(pretrain_view("full", SIZE, MEAN, STD, CROP_SCALE)),
-        "crops only": two_views(crop_view(SIZE, CROP_SCALE)),
+        f"{way} at {size} px": (views, Decoding(draft=Decoding.draft_for(size, CROP_SCALE[0])))
+        for size in SIZES
+        for way, views in (
+            ("cpu views", two_views(pretrain_view("full", size, MEAN, STD, CROP_SCALE))),
+            ("crops only", two_views(crop_view(size, CROP_SCALE))),
+        )
     }
-    drafted = Decoding(draft=Decoding.draft_for(SIZE, CROP_SCALE[0]))
     results = {**header("loader.py", args), "photos": {}, "ms": {}}
     with tempfile.TemporaryDirectory() as scratch:
         groups: dict[str, list[Path]] = {"ImageNet-sized": [], "larger": []}
@@ -79,13 +82,13 @@ def main() -> None:
                 results["photos"][name] = list(image.size)
                 groups["larger" if max(image.size) > 800 else "ImageNet-sized"].append(path)
         for group, paths in groups.items():
-            for way, views in ways.items():
+            for way, (views, drafted) in ways.items():
                 for decode_name, decoding in (("full decode", Decoding()), ("draft decode", drafted)):
                     key = f"{group} | {way} | {decode_name}"
                     results["ms"][key] = round(per_image_ms(paths, decoding, views, args.repeats), 2)
                     print(key, results["ms"][key], flush=True)
     write_results_json(args.out, results)
-    lines = markdown_header("A loader core's work on one image: decode a JPEG, make two views at 224 px", results)
+    lines = markdown_header("A loader core's work on one image: decode a JPEG, make MoCo v2's two views", results)
     lines += [
         f"One thread; median of {args.repeats} passes; MoCo v2's policy, crops {CROP_SCALE[0]}-1 of the image.",
         "",

@@ -170,3 +170,42 @@ def test_a_dicom_header_is_read_once_for_screening_and_listing(tmp_path, monkeyp
     assert len(images) == 3 + 30 and sorted(read) == sorted(p.name for p in tmp_path.glob("*.dcm"))
     read.clear()
     assert len(find_images(tmp_path)) == 33 and read == []
+
+
+def test_a_large_jpeg_is_decoded_at_the_scale_its_crops_allow(tmp_path):
+    """A real 1411 x 1411 photo (scikit-image's retina) saved as JPEG: MoCo v2's crops to 224 px (at least 0.2 of
+    the area) allow half its sides, and no less; at 32 px an eighth. The decoded image stays within one JPEG block
+    (8 pixels at the full scale) of the full decode reduced the same way, and PNGs are never reduced."""
+    from skimage import data as photos
+
+    from hpt.data.decode import Decoding
+    from hpt.data.views import draft_of, multi_crop, pretrain_view, two_views
+
+    photo = photos.retina()
+    Image.fromarray(photo).save(tmp_path / "retina.jpg", quality=95)
+    Image.fromarray(photo).save(tmp_path / "retina.png")
+    moco = two_views(pretrain_view("full", 224, (0.5,) * 3, (0.25,) * 3, (0.2, 1.0)))
+    assert draft_of(moco) == Decoding.draft_for(224, 0.2) == 579  # 224 / sqrt(0.75 x 0.2)
+    half = Decoding(draft=draft_of(moco))(tmp_path / "retina.jpg")
+    assert half.size == (706, 706) and Decoding(draft=Decoding.draft_for(32, 0.2))(tmp_path / "retina.jpg").size == (
+        177,
+        177,
+    )
+    assert Decoding(draft=579)(tmp_path / "retina.png").size == (1411, 1411)
+    full = Decoding()(tmp_path / "retina.jpg").resize((706, 706), Image.Resampling.BOX)
+    assert np.abs(np.asarray(half, dtype=int) - np.asarray(full, dtype=int)).mean() < 3  # the same picture
+    assert [v.shape for v in moco(half)] == [(3, 224, 224)] * 2
+    dino = multi_crop(lambda size=224, scale=(0.2, 1.0): pretrain_view("full", size, (0.5,) * 3, (0.25,) * 3, scale),
+                      6, 96, 0.4)  # fmt: skip
+    assert draft_of(dino) == max(Decoding.draft_for(224, 0.4), Decoding.draft_for(96, 0.05))
+
+
+def test_the_loader_count_is_the_cores_there_are_and_a_resume_may_change_it():
+    from hpt.config import available_cores, load_config
+    from hpt.train.run_dir import first_difference, in_effect
+
+    assert load_config().data.num_workers == available_cores() == len(os.sched_getaffinity(0))
+    then, now = load_config(None, {"data.num_workers": 8}).to_dict(), load_config(None, {"data.num_workers": 16})
+    assert first_difference(*in_effect(then, now.to_dict())) is None
+    other = load_config(None, {"data.num_workers": 16, "data.image_size": 64}).to_dict()
+    assert first_difference(*in_effect(then, other)) == "data.image_size: 224 then, 64 now"

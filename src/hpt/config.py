@@ -33,14 +33,24 @@ class Section(BaseModel):
     )  # every number a finite one: `optim.lr=1e309` is an error, not infinity
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask: what a scheduler such as SLURM gave the job)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
 class DataConfig(Section):
     path: str | None = None
     """A folder of images (searched recursively), a .txt file list (`path [label]` per line) or a CSV with a
     header (`path` or `path,label`)."""
     image_size: int = Field(224, ge=8, le=4096)
     """Side of the square crops the model sees, in pixels."""
-    num_workers: int = Field(default_factory=lambda: min(8, os.cpu_count() or 1), ge=0)
-    """Loader processes that decode and augment images; default: the CPU count, at most 8."""
+    num_workers: int = Field(default_factory=lambda: available_cores(), ge=0)
+    """Loader processes that decode and augment images; default: one a core this process may use (its CPU
+    affinity: a scheduler's allotment, not the machine's count). Does not change what a run computes, so a
+    `--resume` may use another."""
     stats_sample: int = Field(5000, ge=1)
     """How many images the dataset's own pixel mean/std is computed from (once; then cached)."""
     max_bad_fraction: float = Field(0.05, ge=0.0, le=1.0)

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,18 @@ class Decoding:
     window: Window = FULL_RANGE
     channels: int = 3
     bands: tuple[int, ...] | None = None
+    draft: int = 0
+    """JPEGs are decoded at 1/2, 1/4 or 1/8 of each side (PIL's draft mode: the DCT scaled down, most of the
+    decoder's work skipped) while the square root of their decoded area stays at least this many pixels, so that
+    every crop made of them still has at least its output's pixels (`draft_for`); 0: at full size. Training's
+    views set it; what is evaluated or measured is decoded at full size. Not recorded: it changes how fast
+    pixels are made, not what a model learns from (a crop is resized from fewer, still enough, pixels)."""
+
+    @staticmethod
+    def draft_for(size: int, min_scale: float) -> int:
+        """The `draft` a random resized crop to `size` pixels of at least `min_scale` of the image needs: its
+        smallest crop, `min_scale` of the area at an aspect ratio of 3/4, then has at least `size` pixels a side."""
+        return math.ceil(size / math.sqrt(0.75 * min_scale))
 
     def __post_init__(self) -> None:
         if self.bands is not None and len(self.bands) != self.channels:
@@ -46,7 +59,7 @@ class Decoding:
         if self.bands is not None:
             return self._selected(path, frame)
         if self.channels == 3:  # files with another band count were left out when the dataset was listed
-            return load_rgb(path, self.window, frame)
+            return load_rgb(path, self.window, frame, self.draft)
         return bands.load_bands(path, self.window)
 
     def _selected(self, path: Path, frame: int | None) -> Image.Image | torch.Tensor:
@@ -55,7 +68,7 @@ class Decoding:
         if bands.is_multiband(path):
             taken = bands.load_bands(path, self.window, self.bands)
         else:
-            rgb = torch.from_numpy(np.asarray(load_rgb(path, self.window, frame)).copy()).permute(2, 0, 1)
+            rgb = torch.from_numpy(np.asarray(load_rgb(path, self.window, frame, self.draft)).copy()).permute(2, 0, 1)
             taken = rgb[[b - 1 for b in self.bands or ()]].contiguous()
         if self.channels == 3:
             return Image.fromarray(taken.permute(1, 2, 0).contiguous().numpy(), mode="RGB")
@@ -78,8 +91,9 @@ class Decoding:
 RGB = Decoding()
 
 
-def load_rgb(path: Path, window: Window = FULL_RANGE, frame: int | None = None) -> Image.Image:
-    """`path` (`frame` of a multi-frame DICOM file) as 8-bit RGB."""
+def load_rgb(path: Path, window: Window = FULL_RANGE, frame: int | None = None, draft: int = 0) -> Image.Image:
+    """`path` (`frame` of a multi-frame DICOM file) as 8-bit RGB; a JPEG at a reduced scale where `draft` allows
+    (`Decoding.draft`)."""
     if path.suffix.lower() == DICOM_SUFFIX:
         return Image.fromarray(dicom.to_rgb_array(path, window, frame), mode="RGB")
     if path.suffix.lower() in bands.ARRAY_SUFFIXES:  # a 1- or 3-band array in an RGB dataset
@@ -87,6 +101,11 @@ def load_rgb(path: Path, window: Window = FULL_RANGE, frame: int | None = None) 
     with Image.open(path) as image:
         if _high_bit_rgb_tiff(image) or _channel_pages(image, path):  # PIL would read it at 8 bits with its own
             return _bands_as_rgb(path, window)  # scaling (value / 257), or only its first page
+        if draft and image.format == "JPEG":
+            width, height = image.size
+            factor = next((f for f in (8, 4, 2) if math.sqrt(width * height) / f >= draft), 1)
+            if factor > 1:  # PIL picks the largest reduction that still gives at least this size
+                image.draft(image.mode, (width // factor, height // factor))
         image.load()
         return to_rgb(image, window)
 

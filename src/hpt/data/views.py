@@ -20,6 +20,7 @@ from PIL import Image, ImageFilter
 from torchvision.transforms import v2
 
 from hpt.config import ViewPolicy
+from hpt.data.decode import Decoding
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,15 @@ class MultiView:
 
     def __call__(self, image):
         return [view(image) for view in self.views]
+
+
+def draft_of(views: object) -> int:
+    """The JPEG draft (`decode.Decoding.draft`) that every random resized crop among `views` (a `MultiView`, a
+    `Compose`, a transform) allows: its most demanding crop's; 0 where there is none (nothing is reduced)."""
+    if isinstance(views, v2.RandomResizedCrop):
+        return Decoding.draft_for(views.size[0], views.scale[0])
+    inner = getattr(views, "views", None) or getattr(views, "transforms", None) or ()
+    return max((draft_of(part) for part in inner), default=0)
 
 
 def two_views(view: v2.Compose) -> MultiView:

@@ -127,6 +127,9 @@ def _in_order(root: str, scanned: dict[str, _Folder]) -> Listing:
     names_buffer = bytes(buffer)
     buffer.clear()  # its copy above is the one kept
     paths = PathList(names_buffer, np.frombuffer(ends, dtype=np.int64) if len(ends) else np.zeros(0, np.int64))
-    table = np.frombuffer(stats, dtype=np.int64).reshape(-1, len(FIELDS)) if len(stats) else np.zeros(
-        (0, len(FIELDS)), dtype=np.int64)  # fmt: skip  (views of the arrays: no copy)
+    table = (
+        np.frombuffer(stats, dtype=np.int64).reshape(-1, len(FIELDS))
+        if len(stats)
+        else np.zeros((0, len(FIELDS)), dtype=np.int64)
+    )  # fmt: skip  (views of the arrays: no copy)
     return Listing(paths, table, remap[found], [names[i] for i in used])

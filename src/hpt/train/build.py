@@ -4,7 +4,7 @@ or the checkpoint's on `--resume`), the method, the run folder, the data, the op
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from torchvision.utils import save_image
 from hpt.backbones import Backbone, batch_norms
 from hpt.checkpoints.layouts import load_notes
 from hpt.checkpoints.provenance import DataRecord, Origin, Resolved
-from hpt.config import OptimConfig, PretrainConfig, dump_config
+from hpt.config import OptimConfig, PretrainConfig, available_cores, dump_config
 from hpt.core.atomic import write_text_atomic
 from hpt.core.environment import current
 from hpt.core.global_batch_norm import synchronise_batch_norm
@@ -34,7 +34,7 @@ from hpt.data.order import SeededItems, StepBatches
 from hpt.data.screen import reasons_by_count, skipped_report
 from hpt.data.unreadable import UnreadableFiles, UnreadableWatch
 from hpt.data.view_grid import view_grid
-from hpt.data.views import pretrain_view
+from hpt.data.views import draft_of, pretrain_view
 from hpt.data.window_choice import describe_counts
 from hpt.methods import SSLMethod, build_method, syncs_batch_norm
 from hpt.train.best import BestBackbone
@@ -333,6 +333,12 @@ def _announce(plan: Plan, run: Path, backbone: str, origin: Origin, console: Con
     window = plan.decoding.window
     if window.mode != "full-range" or window.source == "data.intensity":
         say(console, f"high-bit images: {window.describe()}")
+    workers, on_device = plan.config.data.num_workers, plan.config.views.on_device
+    say(
+        console,
+        f"{workers} loader processes (data.num_workers; this process may use {available_cores()} cores); the views "
+        + ("cropped there, the rest made on the training device (views.on_device)" if on_device else "made there"),
+    )
     if plan.decoding.channels != 3:
         bands = plan.decoding.channels
         say(console, f"{bands}-band images: the backbone's first convolution takes {bands} channels")
@@ -343,13 +349,13 @@ def _loader(fabric: Fabric, plan: Plan, method: SSLMethod, start_step: int) -> D
     process's slice of each. With `views.on_device` only the crop happens here, the rest on the device."""
     config = plan.config
     make_view = partial(_training_view, plan, on_device=config.views.on_device)
+    views = method.views(make_view)
+    decoding = replace(plan.decoding, draft=draft_of(views))  # large JPEGs decoded at a scale their crops allow
 
     workers, seed, batch_size = config.data.num_workers, config.train.seed, config.train.batch_size
     sampler = StepBatches(len(plan.images), batch_size, seed, start_step, fabric.global_rank, fabric.world_size)
     return DataLoader(
-        SeededItems(
-            ImageDataset(plan.images, method.views(make_view), plan.decoding, UnreadableFiles(plan.out / SKIPPED))
-        ),
+        SeededItems(ImageDataset(plan.images, views, decoding, UnreadableFiles(plan.out / SKIPPED))),
         num_workers=workers,
         batch_sampler=sampler,
         persistent_workers=workers > 0,

@@ -66,11 +66,17 @@ def with_added_keys(old: dict[str, Any], defaults: dict[str, Any]) -> dict[str, 
     return merged
 
 
+HOW_NOT_WHAT = (("data", "num_workers"),)
+"""Settings that change how fast a run goes, not what it computes (a view is drawn from its image's own seed, so
+the loader processes do not change a batch): a `--resume` on a machine with other cores goes on."""
+
+
 def in_effect(then: dict[str, Any], now: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Two runs' settings (as mappings) without what neither run reads: the sections of methods neither uses, and
     each method's learning rates for optimisers neither takes its rate for (all of them where both set `optim.lr`).
     A run started before an upgrade that changed only such a default resumes after it; a difference either run
-    reads is still named by its own key (`optim.lr`, not the method's rate it replaces)."""
+    reads is still named by its own key (`optim.lr`, not the method's rate it replaces). Settings of how fast, not
+    what (`HOW_NOT_WHAT`), are left out too."""
     configs = (then, now)
     methods = {str(c.get("method")) for c in configs}
     rates = {MethodSection.rate_key(c.get("optim", {}).get("name", "sgd")) for c in configs
@@ -78,6 +84,9 @@ def in_effect(then: dict[str, Any], now: dict[str, Any]) -> tuple[dict[str, Any]
 
     def kept(config: dict[str, Any]) -> dict[str, Any]:
         out = {key: value for key, value in config.items() if key in methods or key not in get_args(Method)}
+        for section, key in HOW_NOT_WHAT:
+            if isinstance(out.get(section), dict):
+                out[section] = {k: v for k, v in out[section].items() if k != key}
         for method in methods & out.keys():
             if isinstance(out[method], dict):
                 out[method] = {k: v for k, v in out[method].items() if k in rates or k not in MethodSection.RATE_KEYS}
