@@ -271,3 +271,45 @@ def test_a_refused_start_lists_every_unusable_file_and_loses_nothing_written(
     assert f"every one with its reason in {run / REFUSED}" in " ".join(capsys.readouterr().err.split())
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != REFUSED} == finished
     assert read_skipped(run / REFUSED) == read_skipped(run / SKIPPED)  # the same five, the run's list kept
+
+
+def test_data_that_is_not_on_a_local_disk_is_one_line_that_says_what_to_do(digits, tmp_path, hpt_here):
+    """A bucket URL names the fsspec package it would need (s3fs is not installed here) and how to bring the
+    images local; a signed URL's credentials and query never reach the console; a list of URLs is refused on its
+    row; `file://` is a local path."""
+    data = ["pretrain", "--out", tmp_path / "run", "--backbone", "timm:test_resnet", "--steps", "1", "--data"]
+    bucket = hpt_here(*data, "s3://bucket/xrays")
+    assert bucket.returncode == 2 and bucket.stderr.count("\n") == 1
+    assert "data 's3://bucket/xrays' is on s3://" in bucket.stderr and "pip install s3fs" in bucket.stderr
+    signed = hpt_here(*data, "https://me:secret@example.org/x/?X-Amz-Signature=abc123")
+    assert signed.returncode == 2 and "'https://example.org/x/'" in signed.stderr
+    assert "secret" not in signed.stderr and "abc123" not in signed.stderr
+    listed = tmp_path / "list.txt"
+    listed.write_text("https://me:secret@example.org/0.png\n")
+    in_list = hpt_here(*data, listed)
+    assert in_list.returncode == 2 and "lists 'https://example.org/0.png' is on https://" in in_list.stderr
+    assert "secret" not in in_list.stderr and not (tmp_path / "run").exists()
+    assert len(find_images(f"file://{digits['test']}")) == len(find_images(digits["test"]))
+
+
+def test_an_archive_is_never_passed_over_in_silence(digits, tmp_path, hpt_here):
+    """WebDataset shards (real digits written by webdataset's own writer): given as --data, one line; beside loose
+    images, listed among the skipped files with the reason, and counted on the console."""
+    import webdataset
+
+    folder = tmp_path / "data"
+    shutil.copytree(digits["pretrain"], folder)
+    with webdataset.TarWriter(str(tmp_path / "shard-000000.tar")) as shard:
+        for i, png in enumerate(sorted(folder.glob("*.png"))[:16]):
+            shard.write({"__key__": f"{i:06}", "png": png.read_bytes()})
+    refused = hpt_here("pretrain", "--data", tmp_path / "shard-000000.tar", "--out", tmp_path / "run")
+    assert refused.returncode == 2 and "is an archive (WebDataset shards are tars)" in refused.stderr
+    (tmp_path / "only").mkdir()
+    shutil.copy(tmp_path / "shard-000000.tar", tmp_path / "only")
+    with pytest.raises(HptError, match="holds no images, only 1 archives"):
+        find_images(tmp_path / "only")
+    shutil.copy(tmp_path / "shard-000000.tar", folder / "shard-000000.tar")
+    images = find_images(folder)
+    assert len(images) == 256 and {p.name: r for p, r in images.skipped.items()} == {
+        "shard-000000.tar": "an archive: its images are not read (extract them into the folder to use them)"
+    }

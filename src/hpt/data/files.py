@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from hpt.data.locations import ARCHIVE_REASON, ARCHIVE_SUFFIXES, is_archive, is_url, refuse_archive, refuse_url
 from hpt.data.paths import PathList
-from hpt.data.screen import ScreenPolicy, dicom_headers, screen
+from hpt.data.screen import ScreenPolicy, TooManyUnusable, dicom_headers, screen
 from hpt.data.walk import stat_all, walk
 from hpt.errors import HptError
 
@@ -129,20 +130,36 @@ def frames_of(items: list[tuple[Path, int | None]]) -> list[str]:
 
 
 def find_images(spec: str | Path, what: str = "data", policy: ScreenPolicy | None = None) -> ImageList:
-    path = Path(spec).expanduser()
+    if is_url(str(spec)):
+        raise refuse_url(str(spec), what)
+    path = Path(str(spec).removeprefix("file://")).expanduser()
     if path.is_dir():
         images = _from_folder(path, what)
     elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
         images = _from_list(path, what)
     elif path.is_file() and path.suffix.lower() in TABLE_SUFFIXES:
         images = _from_table(path, what)
+    elif path.is_file() and is_archive(path.name):
+        raise refuse_archive(str(spec), what)
     elif path.exists():
-        raise HptError(f"{what} '{spec}': expected a folder of images or a {'/'.join(LIST_SUFFIXES)} file list")
+        raise HptError(
+            f"{what} '{spec}': expected a folder of images, a {'/'.join(LIST_SUFFIXES)} file list or a "
+            f"{'/'.join(TABLE_SUFFIXES)} table"
+        )
     else:
         raise HptError(f"{what} '{spec}' does not exist")
     if images.stats is None:  # a list's or a table's files: stat-ed here, once, in threads
         images = replace(images, stats=stat_all(list(images.paths.names())))
-    bad = screen(images.paths, f"{what} '{spec}'", policy or ScreenPolicy(), images.stats)
+    policy = policy or ScreenPolicy()
+    archives = {Path(name): ARCHIVE_REASON for name in images.paths.names() if is_archive(name)}
+    images = images.without(archives) if archives else images  # listed, never passed over in silence
+    total = len(images) + len(archives)
+    try:
+        bad = archives | screen(images.paths, f"{what} '{spec}'", policy, images.stats)
+    except TooManyUnusable as refused:
+        bad = archives | refused.bad
+    if bad and (len(bad) > policy.max_bad_fraction * total or len(bad) == total):
+        raise TooManyUnusable(f"{what} '{spec}'", bad, total, policy.max_bad_fraction)
     images = images.without(bad) if bad else images
     frames = {path: header.frames for path, header in dicom_headers(images.paths, images.stats).items()}
     return images.with_frames(frames)
@@ -151,9 +168,14 @@ def find_images(spec: str | Path, what: str = "data", policy: ScreenPolicy | Non
 def _from_folder(root: Path, what: str) -> ImageList:
     """Every image under `root` (`walk.py`: listed and stat-ed once, in sorted order); labels from the first-level
     folders when every image sits in one."""
-    listing = walk(root, IMAGE_SUFFIXES)
+    listing = walk(root, IMAGE_SUFFIXES + ARCHIVE_SUFFIXES)
     if not len(listing.paths):
         raise HptError(f"{what} '{root}' holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    if all(is_archive(name) for name in listing.paths.names()):
+        raise HptError(
+            f"{what} '{root}' holds no images, only {len(listing.paths)} archives (WebDataset shards are tars, e.g. "
+            f"'{listing.paths.name(0)}'): their images are not read yet; extract them into the folder"
+        )
     if (listing.tops < 0).any():
         return ImageList(listing.paths, None, None, stats=listing.stats, in_order=True)
     shared = list(range(len(listing.folders)))  # one int object a class, not one a file
@@ -223,5 +245,7 @@ def _plain_table(table: Path, what: str, rows: list[list[str]]) -> ImageList:
 
 
 def _relative_to(list_file: Path, entry: str) -> Path:
+    if is_url(entry.strip()):
+        raise refuse_url(entry.strip(), f"'{list_file}' lists")
     path = Path(entry.strip()).expanduser()
     return path if path.is_absolute() else list_file.parent / path

@@ -12,6 +12,7 @@ from pathlib import Path
 from hpt.checkpoints.kinds import check_weights_spec
 from hpt.config import NO_TEACHER, PretrainConfig
 from hpt.core.run_files import earlier_attempt
+from hpt.data.locations import is_url, refuse_url
 from hpt.errors import HptError
 
 NO_DATA = "no data: pass --data DIR (a folder of images or a file list)"
@@ -20,7 +21,9 @@ NO_DATA = "no data: pass --data DIR (a folder of images or a file list)"
 def precheck(config: PretrainConfig, out: Path, overwrite: bool, resume: bool) -> None:
     if config.data.path is None:
         raise HptError(NO_DATA)
-    if not Path(config.data.path).expanduser().exists():
+    if is_url(config.data.path):
+        raise refuse_url(config.data.path, "data")
+    if not Path(config.data.path.removeprefix("file://")).expanduser().exists():
         raise HptError(f"data '{config.data.path}' does not exist")
     earlier_attempt(out, overwrite, resume)
     if config.model.base:
