@@ -14,6 +14,7 @@ from hpt.data.cache import cache_dir
 from hpt.data.dataset import ImageDataset
 from hpt.data.decode import load_rgb
 from hpt.data.files import find_images
+from hpt.data.locations import ARCHIVE_REASON
 from hpt.data.order import SeededItems, StepBatches
 from hpt.data.screen import ScreenPolicy, TooManyUnusable, problem_with, read_skipped
 from hpt.data.stats import pixel_stats
@@ -293,8 +294,9 @@ def test_data_that_is_not_on_a_local_disk_is_one_line_that_says_what_to_do(digit
 
 
 def test_an_archive_is_never_passed_over_in_silence(digits, tmp_path, hpt_here):
-    """WebDataset shards (real digits written by webdataset's own writer): given as --data, one line; beside loose
-    images, listed among the skipped files with the reason, and counted on the console."""
+    """A zip of real digits given as --data: one line; a WebDataset shard (webdataset's own writer) beside loose
+    images: listed among the skipped files with the reason (a .tar alone, or a folder of them, streams:
+    test_shards.py)."""
     import webdataset
 
     folder = tmp_path / "data"
@@ -302,14 +304,13 @@ def test_an_archive_is_never_passed_over_in_silence(digits, tmp_path, hpt_here):
     with webdataset.TarWriter(str(tmp_path / "shard-000000.tar")) as shard:
         for i, png in enumerate(sorted(folder.glob("*.png"))[:16]):
             shard.write({"__key__": f"{i:06}", "png": png.read_bytes()})
-    refused = hpt_here("pretrain", "--data", tmp_path / "shard-000000.tar", "--out", tmp_path / "run")
-    assert refused.returncode == 2 and "is an archive (WebDataset shards are tars)" in refused.stderr
+    shutil.make_archive(str(tmp_path / "export"), "zip", folder)
+    refused = hpt_here("pretrain", "--data", tmp_path / "export.zip", "--out", tmp_path / "run")
+    assert refused.returncode == 2 and "is an archive hpt does not stream" in refused.stderr
     (tmp_path / "only").mkdir()
     shutil.copy(tmp_path / "shard-000000.tar", tmp_path / "only")
     with pytest.raises(HptError, match="holds no images, only 1 archives"):
-        find_images(tmp_path / "only")
+        find_images(tmp_path / "only")  # as images; as --data, a folder of shards streams
     shutil.copy(tmp_path / "shard-000000.tar", folder / "shard-000000.tar")
     images = find_images(folder)
-    assert len(images) == 256 and {p.name: r for p, r in images.skipped.items()} == {
-        "shard-000000.tar": "an archive: its images are not read (extract them into the folder to use them)"
-    }
+    assert len(images) == 256 and {p.name: r for p, r in images.skipped.items()} == {"shard-000000.tar": ARCHIVE_REASON}

@@ -79,6 +79,10 @@ class DataConfig(Section):
     bands make an RGB image (colour views); files with fewer bands than the highest named are skipped and
     listed. None: every band, in the file's order."""
 
+    shuffle_buffer: int = Field(256, ge=1)
+    """Tar shards (data/shards.py): samples each loader process shuffles among, as WebDataset's shuffle buffer does
+    (more mixes the shards more, and holds as many samples' bytes in memory)."""
+
     mixed_modalities: Literal["refuse", "allow"] = "refuse"
     """DICOM files of several modalities (CT with MR, say) that use the dataset window: under `data.intensity
     auto` each modality gets a window of its own; a window given as `[low, high]` is in one modality's units, so

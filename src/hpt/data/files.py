@@ -173,8 +173,8 @@ def _from_folder(root: Path, what: str) -> ImageList:
         raise HptError(f"{what} '{root}' holds no images ({', '.join(IMAGE_SUFFIXES)})")
     if all(is_archive(name) for name in listing.paths.names()):
         raise HptError(
-            f"{what} '{root}' holds no images, only {len(listing.paths)} archives (WebDataset shards are tars, e.g. "
-            f"'{listing.paths.name(0)}'): their images are not read yet; extract them into the folder"
+            f"{what} '{root}' holds no images, only {len(listing.paths)} archives (e.g. '{listing.paths.name(0)}'): "
+            "a folder of nothing but .tar shards streams; others are not read: extract them into the folder"
         )
     if (listing.tops < 0).any():
         return ImageList(listing.paths, None, None, stats=listing.stats, in_order=True)

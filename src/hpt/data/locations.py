@@ -1,11 +1,12 @@
-"""Where data may live, and one clear line for where it may not yet: URLs and archives.
+"""Where data may live, and one clear line for where it may not yet.
 
-hpt reads images from the local file system (a folder, a list, a CSV). A `--data` that is a URL (`s3://`, `gs://`,
-`az://`, `https://`, ...) or a list whose rows are URLs is refused with one line: naming the package fsspec would
-need for that protocol when it is not installed (so the user does not check the bucket instead), else saying how
-to bring the images to a local disk. A tar or zip archive (WebDataset shards, an export) given as `--data` is
-refused the same way; one found beside loose images is listed among the skipped files with its reason, never
-passed over in silence. A URL is shown without its user name, password or query string (where credentials and
+hpt reads image files from the local file system (a folder, a list, a CSV), and tar shards from anywhere fsspec
+reaches (`shards.py`). A `--data` that is a URL of anything else (a bucket's folder of images: `s3://`, `gs://`,
+`az://`, `https://`, ...) or a list whose rows are URLs is refused with one line: saying how to bring the images to
+a local disk (or to write them as shards), with the package fsspec would need for that protocol when it is not
+installed (so the user does not check the bucket instead). A zip or compressed tar given as `--data` is refused the
+same way; an archive found beside loose images is listed among the skipped files with its reason, never passed
+over in silence. A URL is shown without its user name, password or query string (where credentials and
 signatures travel), so none reaches a console, a log or a record.
 """
 
@@ -18,10 +19,11 @@ from hpt.errors import HptError, first_line
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.zst", ".zip")
 """Archives a dataset is often shipped in (WebDataset shards are tars); not read, and never silently."""
-ARCHIVE_REASON = "an archive: its images are not read (extract them into the folder to use them)"
+ARCHIVE_REASON = "an archive: its images are not read here (extract them, or give .tar shards as --data alone)"
 LOCAL_ONLY = (
-    "hpt reads images from a local disk for now: copy them there (fsspec's `get`, `aws s3 sync`, `gsutil rsync`) or "
-    "mount the bucket (s3fs-fuse, gcsfuse, blobfuse2) and give the local path"
+    "hpt reads image files from a local disk, and .tar shards from anywhere: copy the images there (fsspec's `get`, "
+    "`aws s3 sync`, `gsutil rsync`), mount the bucket (s3fs-fuse, gcsfuse, blobfuse2), or write them as WebDataset "
+    "shards and give their pattern (train-{000000..000099}.tar)"
 )
 
 
@@ -53,8 +55,8 @@ def refuse_url(spec: str, what: str) -> HptError:
 
 def refuse_archive(spec: str, what: str) -> HptError:
     return HptError(
-        f"{what} '{shown(spec)}' is an archive (WebDataset shards are tars): its images are not read yet; extract "
-        "it into a folder (`tar -xf`, `unzip`) and give the folder"
+        f"{what} '{shown(spec)}' is an archive hpt does not stream (it streams uncompressed .tar shards): extract it "
+        "into a folder (`tar -xf`, `unzip`) and give the folder, or write it as .tar shards"
     )
 
 

@@ -84,9 +84,18 @@ class UnreadableFiles:
 class UnreadableWatch:
     """The training loop's view of `skipped.jsonl`: the files found unreadable since it last looked."""
 
-    def __init__(self, report: Path, screened: int, total: int, max_bad_fraction: float) -> None:
+    def __init__(
+        self,
+        report: Path,
+        screened: int,
+        total: int,
+        max_bad_fraction: float,
+        streamed: Callable[[], int] | None = None,
+    ) -> None:
         self.report, self.screened, self.total, self.max_bad_fraction = report, screened, total, max_bad_fraction
         """`screened`: files screening skipped; `total`: every file of the data, those included."""
+        self.streamed = streamed
+        """Shards streamed: the images trained on so far, the count the bad ones are a share of."""
         self.offset = report.stat().st_size if report.is_file() else 0
         self.found: dict[str, str] = {}
 
@@ -107,11 +116,13 @@ class UnreadableWatch:
         for record in map(json.loads, whole.decode().splitlines()):
             if record["path"] not in self.found:
                 fresh[record["path"]] = self.found[record["path"]] = record["reason"]
-        bad = self.screened + len(self.found)
-        if fresh and bad > self.max_bad_fraction * self.total:
+        bad, total = self.screened + len(self.found), self.total
+        if self.streamed is not None:
+            total = max(total, self.streamed() + bad)
+        if fresh and bad > self.max_bad_fraction * total:
             first = next(iter(self.found))
             raise HptError(
-                f"data: {bad} of {self.total} files cannot be used ({len(self.found)} of them found unreadable "
+                f"data: {bad} of {total} files cannot be used ({len(self.found)} of them found unreadable "
                 f"during training, e.g. '{first}'), more than data.max_bad_fraction ({self.max_bad_fraction:.0%}) "
                 f"allows; listed in {self.report}; the last checkpoint is intact"
             )

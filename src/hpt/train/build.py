@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -32,10 +32,12 @@ from hpt.data.dataset import ImageDataset
 from hpt.data.device_views import DeviceViews, crop_view
 from hpt.data.order import SeededItems, StepBatches
 from hpt.data.screen import reasons_by_count, skipped_report
+from hpt.data.shards import STATE, ShardStream, StreamBatches, loader_processes, positions_of
 from hpt.data.unreadable import UnreadableFiles, UnreadableWatch
 from hpt.data.view_grid import view_grid
 from hpt.data.views import draft_of, pretrain_view
 from hpt.data.window_choice import describe_counts
+from hpt.errors import HptError
 from hpt.methods import SSLMethod, build_method, syncs_batch_norm
 from hpt.train.best import BestBackbone
 from hpt.train.checkpoint import Checkpoint, read_checkpoint
@@ -79,6 +81,19 @@ class Training:
     writes: bool
     """This process writes the run's files (rank 0)."""
     console: Console
+    stream: StreamBatches | None = None
+    """Shards streamed: where each loader process is, for the checkpoint (`data_state`)."""
+
+    def data_state(self, fabric: Fabric) -> dict[str, torch.Tensor]:
+        """What the checkpoint keeps of the data's order beyond the step: every process's stream positions
+        (gathered: every process calls this, the first writes it); nothing for a map of files."""
+        if self.stream is None:
+            return {}
+        state = self.stream.state
+        gathered = state[None]
+        if fabric.world_size > 1:
+            gathered = cast(torch.Tensor, fabric.all_gather(state.to(fabric.device))).cpu()
+        return {STATE: gathered.reshape(fabric.world_size, *state.shape)}
 
     @property
     def start_step(self) -> int:
@@ -103,7 +118,7 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
     for note in method.notes():
         say(console, note)
 
-    loader = _loader(fabric, plan, method, resumed.steps if resumed else 0)
+    loader = _loader(fabric, plan, method, resumed)
     optimizer, lr_at, momentum_at, weight_decay_at = _optimiser(method, config)
     channels_last = (
         config.train.channels_last if config.train.channels_last is not None else fabric.device.type == "cuda"
@@ -122,7 +137,10 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
         metrics.truncate_after(resumed.steps)
         adaptations = resumed.adaptations
         say(console, f"resuming from step {resumed.steps} of {config.train.steps} ({run / CHECKPOINT})")
-    batches = iter(fabric.setup_dataloaders(loader, use_distributed_sampler=False))
+    batches: Iterator[Any] = iter(fabric.setup_dataloaders(loader, use_distributed_sampler=False))
+    stream = None
+    if plan.shards is not None:  # where each loader process is, kept for the checkpoint
+        stream = batches = StreamBatches(batches, max(loader.num_workers, 1), _positions(plan, resumed, fabric))
     if resumed:
         resumed.restore_rng()
 
@@ -137,7 +155,7 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
         )
     data = DataRecord(
         path=config.data.path,
-        images=len(plan.images),
+        images=None if plan.shards else len(plan.images),  # a stream: no count of its images is known
         held_out=plan.held_out,
         mean=list(plan.stats.mean),
         std=list(plan.stats.std),
@@ -188,11 +206,13 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
             len(plan.found.skipped),
             plan.found.files + len(plan.found.skipped),
             config.data.max_bad_fraction,
+            (lambda: stream.images * fabric.world_size) if stream is not None else None,
         ),
         provenance=provenance,
         resumed=resumed,
         writes=writes,
         console=console,
+        stream=stream,
     )
 
 
@@ -253,6 +273,23 @@ def _optimiser(
     weight_decay_at = cosine_schedule(optim.weight_decay, decay_end, steps, reach_end=True)
     groups = param_groups(method, optim.weight_decay)
     return OPTIMISERS[optim.name](groups, base_lr, optim), lr_at, momentum_at, weight_decay_at
+
+
+def _positions(plan: Plan, resumed: Checkpoint | None, fabric: Fabric) -> dict[int, tuple[int, int]]:
+    """Where this process's loader processes were at the checkpoint resumed from; one line when they were
+    another number (a stream's batches depend on it)."""
+    state = resumed.tensors.get(STATE) if resumed else None
+    if state is None or plan.shards is None:
+        return {}
+    asked = plan.config.data.num_workers
+    workers = max(1, loader_processes(plan.shards, fabric.world_size, asked) if asked else 1)
+    if tuple(state.shape[:2]) != (fabric.world_size, workers):
+        raise HptError(
+            f"--resume: this run streamed its shards with {state.shape[1]} loader processes in each of "
+            f"{state.shape[0]} processes, and would now with {workers} in each of {fabric.world_size}: the batches "
+            "depend on them; resume with data.num_workers and the devices it started with"
+        )
+    return positions_of(state, fabric.global_rank)
 
 
 def _training_view(
@@ -320,7 +357,7 @@ def _announce(plan: Plan, run: Path, backbone: str, origin: Origin, console: Con
         console,
         ("hpt pretrain", BOLD),
         f": {plan.config.method} on {backbone}, init {plan.strategy.name} "
-        f"from {origin.spec or 'random weights'}; {len(images)} images -> {run}",
+        f"from {origin.spec or 'random weights'}; {_what_trains(plan)} -> {run}",
     )
     for note in load_notes(origin.load_report):
         say(console, f"base {origin.spec}: {note}")
@@ -344,13 +381,35 @@ def _announce(plan: Plan, run: Path, backbone: str, origin: Origin, console: Con
         say(console, f"{bands}-band images: the backbone's first convolution takes {bands} channels")
 
 
-def _loader(fabric: Fabric, plan: Plan, method: SSLMethod, start_step: int) -> DataLoader:
-    """The method's views of the training images, batches in the seeded order from `start_step` on, this
-    process's slice of each. With `views.on_device` only the crop happens here, the rest on the device."""
-    config = plan.config
+def _what_trains(plan: Plan) -> str:
+    if plan.shards is None:
+        return f"{len(plan.images)} images"
+    return f"{len(plan.shards)} shards, streamed (measured on a sample of {len(plan.images)} of their images)"
+
+
+def _loader(fabric: Fabric, plan: Plan, method: SSLMethod, resumed: Checkpoint | None) -> DataLoader:
+    """The method's views of the training images, batches in the seeded order from the step resumed at on, this
+    process's slice of each. With `views.on_device` only the crop happens here, the rest on the device. Shards
+    stream (`data/shards.py`), each loader process from where the checkpoint says it was."""
+    config, start_step = plan.config, resumed.steps if resumed else 0
     make_view = partial(_training_view, plan, on_device=config.views.on_device)
     views = method.views(make_view)
     decoding = replace(plan.decoding, draft=draft_of(views))  # large JPEGs decoded at a scale their crops allow
+    if plan.shards is not None:
+        asked = config.data.num_workers
+        workers = loader_processes(plan.shards, fabric.world_size, asked)
+        stream = ShardStream(
+            plan.shards, views, decoding, config.train.seed, plan.out / SKIPPED, fabric.global_rank,
+            fabric.world_size, workers, start_step, _positions(plan, resumed, fabric), config.data.shuffle_buffer,
+        )  # fmt: skip
+        return DataLoader(
+            stream,
+            batch_size=config.train.batch_size // fabric.world_size,
+            num_workers=workers if asked else 0,
+            persistent_workers=bool(asked),
+            pin_memory=fabric.device.type == "cuda",
+            generator=torch.Generator().manual_seed(config.train.seed),  # not the global RNG the steps draw from
+        )
 
     workers, seed, batch_size = config.data.num_workers, config.train.seed, config.train.batch_size
     sampler = StepBatches(len(plan.images), batch_size, seed, start_step, fabric.global_rank, fabric.world_size)

@@ -23,6 +23,8 @@ from hpt.train.health import all_finite
 
 OPTIMIZER_PREFIX = "optimizer."
 RNG_PREFIX = "rng."
+DATA_PREFIX = "data."
+"""Where the data's own order is, when the checkpoint cannot recompute it from the step: a stream of shards'."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,8 @@ class Checkpoint:
 
     def restore(self, method: SSLMethod, optimizer: torch.optim.Optimizer) -> None:
         method.load_state_dict(
-            {k: v for k, v in self.tensors.items() if not k.startswith((OPTIMIZER_PREFIX, RNG_PREFIX))}, strict=True
+            {k: v for k, v in self.tensors.items() if not k.startswith((OPTIMIZER_PREFIX, RNG_PREFIX, DATA_PREFIX))},
+            strict=True,
         )
         state = optimizer.state_dict()
         restored: dict[int, dict[str, torch.Tensor]] = {}
@@ -83,7 +86,12 @@ def read_checkpoint(run: Path) -> Checkpoint | None:
 
 
 def save_checkpoint(
-    run: Path, method: SSLMethod, optimizer: torch.optim.Optimizer, provenance: FileProvenance, writes: bool = True
+    run: Path,
+    method: SSLMethod,
+    optimizer: torch.optim.Optimizer,
+    provenance: FileProvenance,
+    writes: bool = True,
+    data: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """Only healthy weights are saved: a non-finite parameter stops the run (every process: their weights are
     the same) and leaves the last checkpoint; `writes`: this is the process that writes."""
@@ -96,6 +104,7 @@ def save_checkpoint(
         for name, value in state.items():
             if isinstance(value, torch.Tensor):
                 tensors[f"{OPTIMIZER_PREFIX}{index}.{name}"] = value
+    tensors |= data or {}  # where a stream of shards is (`data/shards.py`)
     tensors[f"{RNG_PREFIX}cpu"] = torch.get_rng_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         for index, state in enumerate(torch.cuda.get_rng_state_all()):

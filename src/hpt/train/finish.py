@@ -36,7 +36,7 @@ def finish(fabric: Fabric, plan: Plan, training: Training, ended: Ended) -> floa
     t.evaluations(t.provenance.at(done, ended.clock()))
     wall_time = ended.clock()
     provenance = t.provenance.at(done, wall_time).record()
-    save_checkpoint(run, t.method, t.optimizer, provenance, t.writes)
+    save_checkpoint(run, t.method, t.optimizer, provenance, t.writes, t.data_state(fabric))
     close(t.metrics.loggers)
     if not t.writes:
         fabric.barrier()  # rank 0 exports

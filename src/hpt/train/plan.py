@@ -20,6 +20,7 @@ from hpt.data.decode import Decoding
 from hpt.data.files import ImageList, find_images
 from hpt.data.fingerprint import DataChanges, DataFingerprint
 from hpt.data.screen import ScreenPolicy, TooManyUnusable, dicom_headers
+from hpt.data.shards import SAMPLE, Shards, find_shards, is_sharded, sample_folder
 from hpt.data.stats import STD_FLOOR, PixelStats, pixel_stats
 from hpt.data.unreadable import UnreadableFiles
 from hpt.data.view_grid import preview_channels
@@ -61,6 +62,9 @@ class Plan:
     """The data's DICOM files by modality (none: not DICOM), said on the console when they are several."""
     data_changes: DataChanges | None = None
     """On `--resume --allow-data-change`: how the data differs from what the earlier attempts trained on."""
+    shards: Shards | None = None
+    """Tar shards the run streams (`data/shards.py`); then `found` and `images` are a sample of them, what the
+    statistics, the window and the pictures are made of."""
 
     @property
     def held_out(self) -> int:
@@ -93,7 +97,17 @@ def _plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool, 
     check_loggers(config.train.loggers)
     if config.data.path is None:
         raise HptError(NO_DATA)
-    found = find_images(config.data.path, policy=ScreenPolicy.of(config.data))
+    shards = find_shards(config.data.path) if is_sharded(config.data.path) else None
+    if shards is not None:  # measured on a sample of the shards; trained on them as they stream (`shards.py`)
+        sample = sample_folder(shards, config.train.seed, min(SAMPLE, config.data.stats_sample))
+        found = find_images(sample, f"a sample of data '{config.data.path}'", ScreenPolicy.of(config.data))
+        if config.monitor.label_free_pick:
+            raise HptError(
+                "monitor.label_free_pick holds images out of training, which shards streamed whole cannot: set "
+                "monitor.label_free_pick false (the label-free scores are still logged), or give a folder"
+            )
+    else:
+        found = find_images(config.data.path, policy=ScreenPolicy.of(config.data))
     bands = tuple(config.data.bands) if config.data.bands else None
     channels, other_bands = dataset_channels(found.paths, config.data.channels, f"data '{config.data.path}'", bands)
     found = found.without(other_bands) if other_bands else found
@@ -104,7 +118,7 @@ def _plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool, 
         )
     batch_size = config.train.batch_size
     images, held_out = hold_out(found, config.monitor, batch_size, config.train.seed)
-    if len(images) < batch_size:
+    if shards is None and len(images) < batch_size:
         raise HptError(
             f"data '{config.data.path}' has {len(images)} images to train on, fewer than the batch size {batch_size}"
         )
@@ -135,7 +149,7 @@ def _plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool, 
         config.train.seed, stats, config.data.num_workers,
     )  # fmt: skip
     continuing = check_run_dir(out, config, overwrite, resume)
-    fingerprint = DataFingerprint.of(found, config.train.seed)
+    fingerprint = DataFingerprint.of_shards(shards) if shards else DataFingerprint.of(found, config.train.seed)
     then = DataFingerprint.read(out / DATA_FINGERPRINT) if continuing else None
     changes = then.changes_to(fingerprint) if then else None
     if changes and not allow_data_change:
@@ -160,4 +174,5 @@ def _plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool, 
         preview,
         found_modalities,
         changes or None,
+        shards,
     )

@@ -95,9 +95,23 @@ def run_steps(fabric: Fabric, config: PretrainConfig, training: Training, stops:
             if monitor_every and done % monitor_every == 0 and done < steps:
                 t.evaluations(t.provenance.at(done, wall_time()))
             if done % config.train.checkpoint_every == 0 and done < steps:
-                save_checkpoint(run, t.method, t.optimizer, t.provenance.at(done, wall_time()).record(), t.writes)
+                save_checkpoint(
+                    run,
+                    t.method,
+                    t.optimizer,
+                    t.provenance.at(done, wall_time()).record(),
+                    t.writes,
+                    t.data_state(fabric),
+                )
             if stops is not None and done < steps and _stop_agreed(fabric, stops.received is not None):
-                save_checkpoint(run, t.method, t.optimizer, t.provenance.at(done, wall_time()).record(), t.writes)
+                save_checkpoint(
+                    run,
+                    t.method,
+                    t.optimizer,
+                    t.provenance.at(done, wall_time()).record(),
+                    t.writes,
+                    t.data_state(fabric),
+                )
                 fabric.barrier()  # the checkpoint is on disk before any process leaves
                 raise Stopped(stops.received or signal.SIGTERM, done, run, speaks=t.writes)
     return Ended(done, loss_value, wall_time)
