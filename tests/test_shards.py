@@ -151,3 +151,10 @@ def test_two_processes_stream_their_own_shards_and_both_positions_are_kept(shard
     assert done.returncode == 0, done.stderr[-2000:]
     state = read_tensors(run / "checkpoint.safetensors")[0]["data.stream"]
     assert state.tolist() == [[[0, 12]], [[0, 12]]]  # 3 steps of 4 images a process, one loader process each
+
+
+def test_a_url_with_credentials_is_refused_before_anything_is_written(tmp_path):
+    for url in ("https://me:secret@example.org/train-{0..1}.tar", "https://example.org/train-0.tar?Signature=abc"):
+        with pytest.raises(HptError, match="carries a user, a password or a query") as refused:
+            find_shards(url)
+        assert "secret" not in str(refused.value) and "abc" not in str(refused.value)

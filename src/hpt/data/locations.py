@@ -44,6 +44,14 @@ def shown(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+def carries_secrets(url: str) -> bool:
+    """A URL with a user, a password, a query or a fragment: where credentials and signatures travel."""
+    if "://" not in url:
+        return False
+    parts = urlsplit(url)
+    return bool(parts.username or parts.password or parts.query or parts.fragment)
+
+
 def refuse_url(spec: str, what: str) -> HptError:
     """The one line for a URL given where a local path is read: how to bring the images to a local disk, with
     the package fsspec needs for that protocol when it is not installed."""

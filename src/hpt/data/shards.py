@@ -42,7 +42,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from hpt.core.seeds import derived_seed
 from hpt.data.cache import cache_dir
 from hpt.data.decode import Decoding
-from hpt.data.locations import is_url, shown
+from hpt.data.locations import carries_secrets, is_url, shown
 from hpt.data.screen import skipped_line
 from hpt.errors import HptError, first_line
 
@@ -84,7 +84,15 @@ def is_sharded(spec: str) -> bool:
 
 
 def find_shards(spec: str, what: str = "data") -> Shards:
-    """The shards `spec` names, each stat-ed (one `info`), or one line naming the one that is missing."""
+    """The shards `spec` names, each stat-ed (one `info`), or one line naming the one that is missing. A URL that
+    carries credentials (a user name, a password, a query such as a signature) is refused: the location is written
+    into config.yaml and every record, where no secret belongs; each library reads its own from its environment."""
+    if carries_secrets(spec):
+        raise HptError(
+            f"{what} '{shown(spec)}...': the URL carries a user, a password or a query (a signature?), which would be "
+            "written into config.yaml and every record; give the location alone and the credentials as the library "
+            "reads them (AWS_ACCESS_KEY_ID / ~/.aws, GOOGLE_APPLICATION_CREDENTIALS, an fsspec config)"
+        )
     fs, names = _filesystem(spec, what)
     if not any(name.lower().endswith(SHARD_SUFFIXES) for name in names):  # a folder or a prefix of shards
         names = sorted(f for f in fs.find(names[0].rstrip("/")) if f.lower().endswith(SHARD_SUFFIXES))
