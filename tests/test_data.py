@@ -275,20 +275,21 @@ def test_a_refused_start_lists_every_unusable_file_and_loses_nothing_written(
 
 
 def test_data_that_is_not_on_a_local_disk_is_one_line_that_says_what_to_do(digits, tmp_path, hpt_here):
-    """A bucket URL names the fsspec package it would need (s3fs is not installed here) and how to bring the
-    images local; a signed URL's credentials and query never reach the console; a list of URLs is refused on its
-    row; `file://` is a local path."""
+    """A bucket URL names the fsspec package it needs (s3fs is not installed here); a signed URL is refused and its
+    credentials and query never reach the console; a list of URLs is refused on its row, saying to give the folder
+    or prefix instead; `file://` is a local path."""
     data = ["pretrain", "--out", tmp_path / "run", "--backbone", "timm:test_resnet", "--steps", "1", "--data"]
     bucket = hpt_here(*data, "s3://bucket/xrays")
     assert bucket.returncode == 2 and bucket.stderr.count("\n") == 1
-    assert "data 's3://bucket/xrays' is on s3://" in bucket.stderr and "pip install s3fs" in bucket.stderr
+    assert "data 's3://bucket/xrays': reading s3:// needs s3fs (pip install s3fs)" in bucket.stderr
     signed = hpt_here(*data, "https://me:secret@example.org/x/?X-Amz-Signature=abc123")
-    assert signed.returncode == 2 and "'https://example.org/x/'" in signed.stderr
+    assert signed.returncode == 2 and "'https://example.org/x/...': the URL carries a user" in signed.stderr
     assert "secret" not in signed.stderr and "abc123" not in signed.stderr
     listed = tmp_path / "list.txt"
     listed.write_text("https://me:secret@example.org/0.png\n")
     in_list = hpt_here(*data, listed)
     assert in_list.returncode == 2 and "lists 'https://example.org/0.png' is on https://" in in_list.stderr
+    assert "give --data the folder or prefix the images are in" in in_list.stderr
     assert "secret" not in in_list.stderr and not (tmp_path / "run").exists()
     assert len(find_images(f"file://{digits['test']}")) == len(find_images(digits["test"]))
 

@@ -158,3 +158,14 @@ def test_a_url_with_credentials_is_refused_before_anything_is_written(tmp_path):
         with pytest.raises(HptError, match="carries a user, a password or a query") as refused:
             find_shards(url)
         assert "secret" not in str(refused.value) and "abc" not in str(refused.value)
+
+
+def test_a_folder_of_image_files_behind_a_url_streams_file_by_file(served, shard_folder, tmp_path, tiny_pretrain):
+    """The real digits' PNGs, as a folder on the HTTP server: listed once (sizes from the listing), streamed one
+    file a sample, the data fingerprint over the files."""
+    run = tmp_path / "run"
+    assert tiny_pretrain(f"{served}/digits/pretrain/", run, 2) == 0
+    shards = find_shards(f"{served}/digits/pretrain/")
+    assert shards.files and len(shards) == SHARDS * PER_SHARD and all(size > 0 for size in shards.sizes)
+    record = json.loads((run / "backbone.json").read_text())
+    assert record["data"]["images"] is None and record["data"]["fingerprint"]

@@ -21,9 +21,9 @@ ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.zst", ".zip")
 """Archives a dataset is often shipped in (WebDataset shards are tars); not read, and never silently."""
 ARCHIVE_REASON = "an archive: its images are not read here (extract them, or give .tar shards as --data alone)"
 LOCAL_ONLY = (
-    "hpt reads image files from a local disk, and .tar shards from anywhere: copy the images there (fsspec's `get`, "
-    "`aws s3 sync`, `gsutil rsync`), mount the bucket (s3fs-fuse, gcsfuse, blobfuse2), or write them as WebDataset "
-    "shards and give their pattern (train-{000000..000099}.tar)"
+    "a list is read from a local disk: give --data the folder or prefix the images are in (streamed file by file), "
+    "write them as WebDataset shards (train-{000000..000099}.tar, streamed much faster from a bucket), or copy them "
+    "to a local disk (fsspec's `get`, `aws s3 sync`) or mount the bucket (s3fs-fuse, gcsfuse, blobfuse2)"
 )
 
 
@@ -56,7 +56,7 @@ def refuse_url(spec: str, what: str) -> HptError:
     """The one line for a URL given where a local path is read: how to bring the images to a local disk, with
     the package fsspec needs for that protocol when it is not installed."""
     scheme = spec.split("://", 1)[0].lower()
-    needs = _missing_implementation(scheme)
+    needs = missing_implementation(scheme)
     copy = f" (fsspec reaches {scheme}:// with {needs})" if needs else ""
     return HptError(f"{what} '{shown(spec)}' is on {scheme}://; {LOCAL_ONLY}{copy}")
 
@@ -72,7 +72,7 @@ def is_archive(name: str) -> bool:
     return name.lower().endswith(ARCHIVE_SUFFIXES)
 
 
-def _missing_implementation(scheme: str) -> str | None:
+def missing_implementation(scheme: str) -> str | None:
     """'s3fs (pip install s3fs)' when fsspec would need a package that is not installed; None otherwise."""
     try:
         import fsspec

@@ -32,6 +32,7 @@ import random
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from hpt.core.seeds import derived_seed
 from hpt.data.cache import cache_dir
 from hpt.data.decode import Decoding
-from hpt.data.locations import carries_secrets, is_url, shown
+from hpt.data.locations import carries_secrets, is_url, missing_implementation, shown
 from hpt.data.screen import skipped_line
 from hpt.errors import HptError, first_line
 
@@ -65,6 +66,8 @@ class Shards:
     sizes: tuple[int, ...]
     tags: tuple[str, ...]
     """What changes when a shard is rewritten: its ETag, else its modification time."""
+    files: bool = False
+    """Each unit is one image file (a bucket's folder of images), not a tar of many."""
 
     def __len__(self) -> int:
         return len(self.urls)
@@ -79,8 +82,10 @@ class Shards:
 
 
 def is_sharded(spec: str) -> bool:
-    """Whether `spec` names tar shards (a pattern, a `.tar`, or a folder or prefix of them): cheap, nothing listed."""
-    return any(part.lower().endswith(SHARD_SUFFIXES) for part in _expanded(spec)) or _folder_of_shards(spec)
+    """Whether `spec` is streamed: tar shards (a pattern, a `.tar`, a folder of them) anywhere, or any URL (a
+    bucket's folder of image files, streamed file by file). Cheap: nothing is listed."""
+    expanded = _expanded(spec)
+    return any(p.lower().endswith(SHARD_SUFFIXES) for p in expanded) or is_url(spec) or _folder_of_shards(spec)
 
 
 def find_shards(spec: str, what: str = "data") -> Shards:
@@ -94,10 +99,8 @@ def find_shards(spec: str, what: str = "data") -> Shards:
             "reads them (AWS_ACCESS_KEY_ID / ~/.aws, GOOGLE_APPLICATION_CREDENTIALS, an fsspec config)"
         )
     fs, names = _filesystem(spec, what)
-    if not any(name.lower().endswith(SHARD_SUFFIXES) for name in names):  # a folder or a prefix of shards
-        names = sorted(f for f in fs.find(names[0].rstrip("/")) if f.lower().endswith(SHARD_SUFFIXES))
-        if not names:
-            raise HptError(f"{what} '{shown(spec)}' holds no .tar shards")
+    if not any(name.lower().endswith(SHARD_SUFFIXES) for name in names):  # a folder or a prefix: what it holds
+        return _listed(fs, spec, names[0].rstrip("/"), what)
     sizes, tags, urls = [], [], []
     for name in names:
         try:
@@ -108,15 +111,48 @@ def find_shards(spec: str, what: str = "data") -> Shards:
             raise HptError(f"{what}: shard '{shown(_url(fs, name))}' cannot be reached ({first_line(exc)})") from None
         urls.append(_url(fs, name))
         sizes.append(int(info.get("size") or 0))
-        tags.append(str(info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or ""))
+        tags.append(_tag(info))
     return Shards(tuple(urls), tuple(sizes), tuple(tags))
 
 
-def samples(url: str) -> Iterator[tuple[str, str | None, bytes]]:
+def _listed(fs: Any, spec: str, root: str, what: str) -> Shards:
+    """A folder or prefix: its .tar shards, else its image files (each a unit of the stream), with the sizes and
+    tags its listing gives (one listing, no `info` a file)."""
+    from hpt.data.files import IMAGE_SUFFIXES
+
+    try:
+        found = fs.find(root, detail=True)
+    except FileNotFoundError:
+        raise HptError(f"{what} '{shown(spec)}' does not exist") from None
+    except Exception as exc:  # noqa: BLE001 - a network error of any library
+        raise HptError(f"{what} '{shown(spec)}' cannot be listed ({first_line(exc)})") from None
+    for suffixes, files in ((SHARD_SUFFIXES, False), (IMAGE_SUFFIXES, True)):
+        chosen = sorted(name for name in found if name.lower().endswith(suffixes))
+        if chosen:
+            entries = [found[name] for name in chosen]
+            if any(not entry.get("size") for entry in entries):  # a listing without sizes (an HTTP index): asked
+                with ThreadPoolExecutor(max_workers=16) as pool:
+                    entries = list(pool.map(lambda name: fs.info(name), chosen))
+            urls = tuple(_url(fs, name) for name in chosen)
+            return Shards(urls, tuple(int(e.get("size") or 0) for e in entries), tuple(map(_tag, entries)), files)
+    raise HptError(f"{what} '{shown(spec)}' holds no .tar shards and no images")
+
+
+def _tag(info: dict[str, Any]) -> str:
+    return str(info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or "")
+
+
+def samples(url: str, file: bool = False) -> Iterator[tuple[str, str | None, bytes]]:
     """(key, the image member's suffix or None when the sample has none, its bytes) of each sample of a shard, in
-    the order the tar holds them (WebDataset's reader over an fsspec stream)."""
+    the order the tar holds them (WebDataset's reader over an fsspec stream); of an image `file`, the one."""
     import fsspec
     from webdataset.tariterators import group_by_keys, tar_file_iterator
+
+    if file:
+        with fsspec.open(url, "rb") as stream:
+            name = url.rsplit("/", 1)[-1]
+            yield name, name.rsplit(".", 1)[-1].lower(), stream.read()
+        return
 
     with fsspec.open(url, "rb") as stream:
         members = ({**member, "__url__": url} for member in tar_file_iterator(stream))
@@ -131,12 +167,13 @@ def sample_folder(shards: Shards, seed: int, count: int = SAMPLE) -> Path:
     folder = cache_dir() / "shards" / f"{shards.key()}-{seed}-{count}"
     if (folder / "done").is_file():
         return folder
-    chosen = sorted(random.Random(seed).sample(range(len(shards)), min(SAMPLE_SHARDS, len(shards))))
+    units = SAMPLE_SHARDS if not shards.files else count  # image files: a seeded sample of them, one image each
+    chosen = sorted(random.Random(seed).sample(range(len(shards)), min(units, len(shards))))
     each = -(-count // len(chosen))
     scratch = Path(tempfile.mkdtemp(prefix=folder.name, dir=folder.parent if _made(folder.parent) else None))
     for index in chosen:
         taken = 0
-        for key, suffix, data in samples(shards.urls[index]):
+        for key, suffix, data in samples(shards.urls[index], shards.files):
             if suffix is None:
                 continue
             name = f"{index:06}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.{suffix}"
@@ -218,7 +255,7 @@ class ShardStream(IterableDataset):
             len(self.shards), generator=torch.Generator().manual_seed(derived_seed(self.seed, epoch))
         )
         urls = [self.shards.urls[i] for i in order[stream::streams].tolist()]
-        read = ((url, *sample) for url in urls for sample in samples(url))
+        read = ((url, *sample) for url in urls for sample in samples(url, self.shards.files))
         return shuffled(read, self.buffer, random.Random(derived_seed(self.seed, stream, epoch, 1)))
 
     def _views(self, url: str, key: str, suffix: str | None, data: bytes, scratch: Path, seed: int) -> Any | None:
@@ -292,7 +329,9 @@ def _filesystem(spec: str, what: str) -> tuple[Any, list[str]]:
     try:
         fs, _, names = fsspec.get_fs_token_paths(_expanded(spec))
     except ImportError as exc:
-        raise HptError(f"{what} '{shown(spec)}': {first_line(exc)}") from None
+        scheme = spec.split("://", 1)[0]
+        needs = missing_implementation(scheme) or first_line(exc)
+        raise HptError(f"{what} '{shown(spec)}': reading {scheme}:// needs {needs}") from None
     return fs, list(names) if names else [spec]
 
 

@@ -384,7 +384,8 @@ def _announce(plan: Plan, run: Path, backbone: str, origin: Origin, console: Con
 def _what_trains(plan: Plan) -> str:
     if plan.shards is None:
         return f"{len(plan.images)} images"
-    return f"{len(plan.shards)} shards, streamed (measured on a sample of {len(plan.images)} of their images)"
+    units = "image files" if plan.shards.files else "shards"
+    return f"{len(plan.shards)} {units}, streamed (measured on a sample of {len(plan.images)} of their images)"
 
 
 def _loader(fabric: Fabric, plan: Plan, method: SSLMethod, resumed: Checkpoint | None) -> DataLoader:
