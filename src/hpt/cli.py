@@ -409,7 +409,7 @@ def eval_command(args: argparse.Namespace) -> int:
     result = evaluate(args.model, args.train, args.test, options, args.out)
     for note in result["notes"]:
         print(f"hpt eval: {note}", file=sys.stderr)
-    print(f"{args.model}: {with_error_bars(result['metrics'])}  (± one standard error)")
+    print(f"{args.model}: {with_error_bars(result['metrics'])}  (± one standard error; Wilson's 95% interval)")
     return 0
 
 

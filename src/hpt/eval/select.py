@@ -20,7 +20,7 @@ from hpt.eval.features import eval_device, extract_features
 from hpt.eval.labelled import groups_of, read_labelled, targets_of
 from hpt.eval.protocols import Split, knn_scores, linear_scores, split_validation
 from hpt.eval.runner import recorded_stats
-from hpt.eval.uncertainty import binomial_standard_error
+from hpt.eval.uncertainty import binomial_standard_error, wilson_interval
 
 
 def rank_candidates(
@@ -77,19 +77,21 @@ def rank_candidates(
 
 
 def describe(result: dict[str, Any]) -> str:
-    lines = ["rank  linear(val)     kNN(val)  seconds  candidate"]
+    lines = ["rank  linear(val)  95% interval  kNN(val)  seconds  candidate"]
     for rank, row in enumerate(result["ranking"], start=1):
         p, n = row["linear_val_top1"], row["val_images"]
+        error, (low, high) = 100 * binomial_standard_error(p, n), wilson_interval(round(p * n), n)
         recorded = ", its recorded mean/std" if row["normalisation"].startswith("recorded") else ""
         lines.append(
-            f"{rank:>4}  {p:>6.1%} ± {100 * binomial_standard_error(p, n):>3.1f}  {row['knn_val_top1_k20']:>8.1%}  "
-            f"{row['seconds']:>7.1f}  {row['candidate']} ({row['backbone']}{recorded})"
+            f"{rank:>4}  {p:>6.1%} ± {error:>3.1f}  {100 * low:>5.1f}-{100 * high:<5.1f}  "
+            f"{row['knn_val_top1_k20']:>8.1%}  {row['seconds']:>7.1f}  {row['candidate']} ({row['backbone']}{recorded})"
         )
     b = result["budget"]
     lines.append(
         f"budget: {b['candidates']} candidates x {b['images']} labelled images = {b['forward_passes']} "
         f"forward passes at {b['image_size']} px, {b['seconds']:.1f}s; {b['val_fraction']:.0%} of each class "
-        "held out to score (± one standard error: a gap smaller than about twice it is no ranking)"
+        "held out to score (± one standard error, and Wilson's 95% interval: a gap smaller than about twice the "
+        "standard error is no ranking)"
     )
     if result.get("skipped"):
         lines.append(f"{result['skipped']} (listed in the ranking's JSON, --out)")

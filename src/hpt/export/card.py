@@ -15,7 +15,7 @@ import yaml
 from hpt.backbones import split_name
 from hpt.checkpoints.provenance import AGAINST, FileProvenance, Origin, Selected
 from hpt.errors import HptError
-from hpt.eval.uncertainty import SE, Difference
+from hpt.eval.uncertainty import Difference, score_text
 from hpt.export.preprocessing import from_provenance
 
 
@@ -169,8 +169,7 @@ def _evaluations(records: list[dict[str, Any]], selected: Selected | None) -> li
     for step in steps:
         role = ", ".join(name for name, s in (("start", 0), ("exported", picked), ("last", last)) if s == step)
         record = at[step]
-        error = record.get(score + SE)
-        test = _cell(record.get(score)) + (f" ± {error:.4f}" if error is not None else "")
+        test = score_text(record, score)
         rows.append(f"| {step} ({role}) | {_cell(record.get(by)) if by != score else '-'} | {test} |")
     if not picked_by_score:
         how = "the exported step is the last one (`monitor.export: last`)"
@@ -180,7 +179,7 @@ def _evaluations(records: list[dict[str, Any]], selected: Selected | None) -> li
         how = f"the exported step was picked by `{by}` (validation images)"
     lines = [
         f"The run's monitor on its labelled splits: {how}; each step is reported by `{score}` on the test images "
-        "(± one standard error, binomial).",
+        "(± one standard error, binomial, and Wilson's 95% interval).",
         "",
         f"| step | {by} (validation) | {score} (test) |",
         "|---|---|---|",

@@ -21,7 +21,7 @@ from hpt.checkpoints.provenance import AGAINST, FileProvenance  # noqa: E402
 from hpt.core.atomic import make_folder  # noqa: E402
 from hpt.core.run_files import BACKBONE, read_metrics, read_monitor  # noqa: E402
 from hpt.errors import HptError  # noqa: E402
-from hpt.eval.uncertainty import SE, Difference, paired_difference, unpack  # noqa: E402
+from hpt.eval.uncertainty import SE, Difference, is_score, paired_difference, score_text, unpack  # noqa: E402
 from hpt.report.speedup import Curve, describe, speedup  # noqa: E402
 
 TRAINING_CURVES = (
@@ -71,7 +71,7 @@ def _metric_columns(runs: list[RunRecord]) -> list[tuple[str, str]]:
     for run in runs:
         for protocol, result in run.evals.items():
             for metric in result["metrics"]:
-                if (protocol, metric) not in columns and "_val_" not in metric and not metric.endswith(SE):
+                if (protocol, metric) not in columns and "_val_" not in metric and is_score(metric):
                     columns.append((protocol, metric))
     return columns
 
@@ -90,10 +90,15 @@ def build_report(paths: list[Path], out: Path) -> Path:
         p = run.provenance
         base = p.base.spec if p.base and p.base.spec else "-"
         cells = [run.name, Path(base).name, p.method or "?", run.init, str(p.steps), f"{p.wall_time_s:.0f} s"]
-        cells += [_with_error(run.evals.get(protocol, {}).get("metrics", {}), metric) for protocol, metric in columns]
+        scores = {protocol: run.evals.get(protocol, {}).get("metrics", {}) for protocol, _ in columns}
+        cells += [score_text(scores[protocol], metric, percent=True) for protocol, metric in columns]
         lines.append("| " + " | ".join(cells) + " |")
     if columns:
-        lines += ["", "Each score of `hpt eval` on its test images, ± one standard error (binomial for an accuracy)."]
+        lines += [
+            "",
+            "Each score of `hpt eval` on its test images, ± one standard error (binomial for an accuracy), and an "
+            "accuracy's 95% interval (Wilson's).",
+        ]
     lines += _comparisons(runs)
 
     _plot_training(runs, out / "training.png")
@@ -143,15 +148,6 @@ def build_report(paths: list[Path], out: Path) -> Path:
     return report
 
 
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
-def _with_error(metrics: dict[str, float], metric: str) -> str:
-    error = metrics.get(metric + SE)
-    return _percent(metrics.get(metric)) + (f" ± {100 * error:.1f}" if error is not None else "")
-
-
 def _comparisons(runs: list[RunRecord]) -> list[str]:
     """Each run's exported step against its start (the monitor's paired comparison), and each run against the
     first on the same `hpt eval` test images, image by image."""
@@ -181,8 +177,8 @@ def _comparisons(runs: list[RunRecord]) -> list[str]:
         "",
         "## Compared, image by image",
         "",
-        "Paired on the same test images (a bootstrap of the per-image differences, 95% interval): a difference "
-        "whose interval holds 0 is not a finding.",
+        "Paired on the same test images: exact McNemar's test on the images the two disagree on, with a 95% "
+        "interval that agrees with it (`hpt.eval.uncertainty`); a difference whose interval holds 0 is not a finding.",
         "",
         *lines,
     ]

@@ -13,7 +13,7 @@ from rich.console import Console
 from hpt.checkpoints.files import save_tensors, sha256_file
 from hpt.checkpoints.provenance import AGAINST, BACKBONE_FORMAT, Compared, Parent, Selected
 from hpt.core.run_files import BACKBONE, CHECKPOINT, read_monitor
-from hpt.eval.uncertainty import SE, Difference
+from hpt.eval.uncertainty import SE, Difference, score_text
 from hpt.export.hub import write_hub_files
 from hpt.train.build import Training
 from hpt.train.checkpoint import save_checkpoint
@@ -98,9 +98,8 @@ def _say_how_it_compares(console: Console, picked: int, compared: Compared, eval
     if picked not in at or score not in at[picked]:
         return
     mine = at[picked]
-    error = mine.get(score + SE)
-    said = f"on monitor.test, step {picked} scores {score} {mine[score]:.4f}" + (
-        f" ± {error:.4f} (one standard error)" if error is not None else ""
+    said = f"on monitor.test, step {picked} scores {score} {score_text(mine, score)}" + (
+        " (± one standard error)" if score + SE in mine else ""
     )
     for name, difference in compared.named():
         said += f"; against {AGAINST[name]}: {Difference.from_dict(difference).words()}"
