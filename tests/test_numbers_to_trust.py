@@ -10,6 +10,7 @@ import torch
 from hpt.checkpoints.sources import load_backbone
 from hpt.config import MonitorConfig
 from hpt.data.stats import PixelStats
+from hpt.errors import HptError
 from hpt.eval.features import extract_features
 from hpt.eval.labelled import read_labelled, targets_of
 from hpt.eval.monitor import VALIDATION_FRACTION, LabelledMonitor
@@ -53,9 +54,13 @@ def test_the_monitor_picks_on_a_held_out_fifth_of_train_and_reports_on_test(digi
 def test_monitor_val_picks_when_given_and_cached_views_change_nothing(digits, base):
     """With monitor.val, the picking score is kNN fitted on all of monitor.train and scored on monitor.val. The
     views decoded once give the same scores at a second evaluation, and equal those decoded every time
-    (monitor.cache_mb 0)."""
+    (monitor.cache_mb 0). val is the test folder here, which only monitor.allow_overlap lets through, said."""
     config = MonitorConfig(train=str(digits["train"]), test=str(digits["test"]), val=str(digits["test"]))
+    with pytest.raises(HptError, match=r"monitor.test and monitor.val share 200 files by content .*allow_overlap"):
+        LabelledMonitor(config, SIZE, 64)
+    config = config.model_copy(update={"allow_overlap": True})
     cached = LabelledMonitor(config, SIZE, 64)
+    assert "WARNING, allowed by monitor.allow_overlap: monitor.test and monitor.val share 200" in cached.describe()
     first = cached(base, "cpu")
     assert set(cached.views) == {"train", "test", "val"}
     assert all(isinstance(v.tensors[0], torch.Tensor) for v in cached.views.values())  # decoded, kept

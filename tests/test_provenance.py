@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from hpt.checkpoints.provenance import BACKBONE_FORMAT, CHECKPOINT_FORMAT, FileProvenance, Selected
+from hpt.data.files import ImageList
+from hpt.eval.labelled import LabelledImages
 from hpt.eval.runner import recorded_image_size, recorded_stats, selection_warnings
 from hpt.export.card import model_card
 from hpt.export.timm_config import timm_config
@@ -58,7 +60,9 @@ def test_the_readers_work_on_every_versions_files(version):
     assert recorded_stats(record, channels=4) is None  # a 3-band record says nothing of 4 bands
     # 0.7 picks on a held-out fifth of monitor.train; before 0.7 on monitor.test itself: hpt eval says so
     picked_on = record.config_value("monitor.train" if version == "0.7" else "monitor.test")
-    assert selection_warnings(record, picked_on, None) and not selection_warnings(record, "/elsewhere", None)
+    scored_on = {"test": ImageList([], None, None)}
+    assert selection_warnings(record, LabelledImages(scored_on, {"test": picked_on}))
+    assert not selection_warnings(record, LabelledImages(scored_on, {"test": "/elsewhere"}))
 
 
 def test_intensity_and_resolved_settings_are_absent_where_old_versions_did_not_record_them():

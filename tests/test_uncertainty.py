@@ -15,8 +15,10 @@ from hpt.errors import HptError
 from hpt.eval.uncertainty import (
     Difference,
     bootstrap_standard_error,
+    images_to_resolve,
     pack,
     paired_difference,
+    resolution,
     square_and_add,
     standard_error,
     unpack,
@@ -163,3 +165,23 @@ def test_outcomes_pack_and_unpack(n):
     assert torch.equal(unpack(pack(outcomes), n), outcomes)
     with pytest.raises(ValueError):
         unpack(pack(outcomes), n + 8)
+
+
+@pytest.mark.parametrize("n", [200, 1000, 5000])
+def test_the_stated_resolution_is_where_exact_mcnemar_turns(n):
+    """A difference of `resolution(n)` on n images with a fifth of them disagreeing is at the edge of the exact
+    test (p near 0.05: between 0.02 and 0.1, as the normal approximation and the integer counts allow), and
+    `images_to_resolve` gives the test 80% power for 3 points (exact binomial power, within 0.72-0.88: the
+    disagreements' own count varies, which the approximation holds fixed)."""
+    from scipy.stats import binom
+
+    m = round(0.2 * n)
+    shift = round(resolution(n) * n)
+    gained, lost = (m + shift) // 2, m - (m + shift) // 2
+    assert 0.02 <= paired_difference(*_pair(n // 2, gained, lost, n - n // 2 - m)).p_value <= 0.1
+    needed = images_to_resolve(0.03)
+    m = round(0.2 * needed)
+    share = (0.2 + 0.03) / (2 * 0.2)  # of the disagreements, the share the better model gains
+    critical = next(k for k in range(m + 1) if 2 * binom.sf(k - 1, m, 0.5) < 0.05 and k > m / 2)
+    assert 0.72 <= binom.sf(critical - 1, m, share) <= 0.88
+    assert resolution(32) == pytest.approx(6 / 32)  # a small split: the exact test's floor, 6 images all one way

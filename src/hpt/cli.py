@@ -387,6 +387,11 @@ def eval_arguments(evaluate: argparse.ArgumentParser) -> None:
     evaluate.add_argument("--batch-size", type=positive_int, default=256)
     evaluate.add_argument("--workers", type=count, help="data-loading processes (default: up to 4)")
     evaluate.add_argument("--out", type=Path, help="where to write eval.json (default: beside the model)")
+    evaluate.add_argument(
+        "--allow-overlap",
+        action="store_true",
+        help="score splits that share files by content (compared by size and sha256; refused without it)",
+    )
 
 
 def eval_command(args: argparse.Namespace) -> int:
@@ -405,11 +410,13 @@ def eval_command(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction,
         finetune=finetune,
         intensity=args.intensity,
+        allow_overlap=args.allow_overlap,
     )
     result = evaluate(args.model, args.train, args.test, options, args.out)
     for note in result["notes"]:
         print(f"hpt eval: {note}", file=sys.stderr)
-    print(f"{args.model}: {with_error_bars(result['metrics'])}  (± one standard error; Wilson's 95% interval)")
+    overlap = "; splits share files, allowed by --allow-overlap" if result["settings"].get("overlaps") else ""
+    print(f"{args.model}: {with_error_bars(result['metrics'])}  (± one standard error; Wilson's 95% interval{overlap})")
     return 0
 
 

@@ -584,6 +584,9 @@ class MonitorConfig(Section):
     pick, within a point in 12 runs: better than the last step's 3.5 ± 2.8 (7 runs) but short of the goal, so
     without labels the last step is exported and the run says it cannot tell whether it beat its start."""
 
+    allow_overlap: bool = False
+    """Score splits that share files by content (compared by size and sha256 before the run starts; refused
+    otherwise): recorded in the run's config, and said in the monitor's description and its finish."""
     cache_mb: int = Field(1024, ge=0)
     """Memory for the labelled splits' evaluation views, decoded once and kept; splits larger than this are
     decoded again at each evaluation (by data.num_workers loader processes)."""

@@ -17,6 +17,7 @@ from hpt.data.bands import dataset_channels
 from hpt.data.dataset import ImageDataset
 from hpt.data.decode import RGB, Decoding
 from hpt.data.files import ImageList, find_images
+from hpt.data.overlap import refuse_overlap, shared_content
 from hpt.data.screen import reasons_by_count
 from hpt.data.stats import PixelStats, pixel_stats
 from hpt.data.views import eval_view
@@ -31,6 +32,8 @@ class LabelledImages:
     """'train' and the others ('test', 'val'), each other's labels in the training split's class indices."""
     specs: dict[str, str]
     """Where each split came from, as the user named it."""
+    overlaps: tuple[str, ...] = ()
+    """Splits that share files by content, allowed by the user (`data/overlap.py`), in words; empty: disjoint."""
 
     @property
     def train(self) -> ImageList:
@@ -64,7 +67,7 @@ class LabelledImages:
         for role, images in self.splits.items():
             _, other = dataset_channels(images.paths, channels, f"{role} '{self.specs[role]}'", bands)
             splits[role] = images.without(other) if other else images
-        return LabelledImages(splits, self.specs)
+        return LabelledImages(splits, self.specs, self.overlaps)
 
     def in_view(
         self, image_size: int, stats_sample: int = 5000, decoding: Decoding = RGB, stats: PixelStats | None = None
@@ -90,9 +93,16 @@ class LabelledViews:
         return ImageDataset(self.images.splits[role], self.view, self.decoding)
 
 
-def read_labelled(train: str, others: dict[str, str | None], names: dict[str, str] | None = None) -> LabelledImages:
-    """The training split and the `others` given (role -> folder or list; None: not given). `names`: what
-    each role is called in messages where that is not the role itself (e.g. 'monitor.train')."""
+def read_labelled(
+    train: str,
+    others: dict[str, str | None],
+    names: dict[str, str] | None = None,
+    allow_overlap: bool = False,
+    how_to_allow: str = "--allow-overlap",
+) -> LabelledImages:
+    """The training split and the `others` given (role -> folder or list; None: not given), refused when two of
+    them share a file by content unless `allow_overlap` (then the overlaps are kept in words). `names`: what each
+    role is called in messages where that is not the role itself (e.g. 'monitor.train')."""
     names = names or {}
     name = names.get(TRAIN, TRAIN)
     first = two_classes(labelled(find_images(train, name), name, train), name, train)
@@ -102,7 +112,10 @@ def read_labelled(train: str, others: dict[str, str | None], names: dict[str, st
             name = names.get(role, role)
             splits[role] = align_classes(labelled(find_images(spec, name), name, spec), first, spec)
             specs[role] = spec
-    return LabelledImages(splits, specs)
+    overlaps = shared_content({names.get(role, role): images for role, images in splits.items()})
+    if not allow_overlap:
+        refuse_overlap(overlaps, how_to_allow)
+    return LabelledImages(splits, specs, tuple(overlap.describe() for overlap in overlaps))
 
 
 def labelled(images: ImageList, role: str, spec: str) -> ImageList:

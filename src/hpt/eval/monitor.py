@@ -40,6 +40,7 @@ from hpt.eval.features import extract_features
 from hpt.eval.labelled import read_labelled
 from hpt.eval.protocols import PROTOCOLS, EvalTask, knn_scores, whole_groups
 from hpt.eval.spectrum import alpha_req, rankme
+from hpt.eval.uncertainty import DISAGREEING, images_to_resolve, resolution
 
 SELECTS_BY = {"knn": "knn_val_top1_k20", "linear": "linear_val_top1", "both": "linear_val_top1"}
 """The validation score each labelled protocol picks the best step by."""
@@ -79,7 +80,9 @@ class LabelledMonitor:
     ) -> None:
         assert config.train is not None and config.test is not None
         names = {"train": "monitor.train", "test": "monitor.test", "val": "monitor.val"}
-        images = read_labelled(config.train, {"test": config.test, "val": config.val}, names)
+        allow = "monitor.allow_overlap: true (--set monitor.allow_overlap=true)"
+        others = {"test": config.test, "val": config.val}
+        images = read_labelled(config.train, others, names, config.allow_overlap, allow)
         if images.multilabel:
             raise HptError("monitor: the monitor needs one label per image (one sub-folder per class)")
         self.protocol = config.protocol
@@ -104,8 +107,23 @@ class LabelledMonitor:
         splits = self.data.images.splits
         if "val" in splits:
             return f"monitor.val ({len(splits['val'])} images)"
-        held = round(VALIDATION_FRACTION * len(splits["train"]))
+        held = self.validation_images
         return f"a held-out {VALIDATION_FRACTION:.0%} of monitor.train (about {held} images, seeded, per class)"
+
+    @property
+    def validation_images(self) -> int:
+        splits = self.data.images.splits
+        return len(splits["val"]) if "val" in splits else round(VALIDATION_FRACTION * len(splits["train"]))
+
+    def resolves(self) -> str:
+        """What the pick can tell apart, in words: the smallest difference between two steps its validation
+        images can show, and how many would show a few points."""
+        n, assumed = self.validation_images, f"if {DISAGREEING:.0%} of them change answer between two steps"
+        return (
+            f"{n} validation images tell two steps apart only when they differ by about "
+            f"{100 * resolution(n):.0f} points or more (95%, {assumed}); about {images_to_resolve(0.03):,} "
+            "would resolve 3 points (80% of the time)"
+        )
 
     def describe(self) -> str:
         test, need = len(self.data.images.splits["test"]), self._view_bytes()
@@ -114,9 +132,12 @@ class LabelledMonitor:
             if need <= self.cache_bytes
             else f"their views decoded at each evaluation ({need / 2**20:.0f} MB > monitor.cache_mb)"
         )
+        overlaps = self.data.images.overlaps
+        shared = f"; WARNING, allowed by monitor.allow_overlap: {'; '.join(overlaps)}" if overlaps else ""
         return (
             f"monitor: picks the best step by {self.selects_by} on {self.validation}; reports {self.reports} on "
-            f"monitor.test ({test} images, which picks nothing), in the run's own preprocessing; {kept}"
+            f"monitor.test ({test} images, which picks nothing), in the run's own preprocessing; {kept}. "
+            f"{self.resolves()}{shared}"
         )
 
     def __call__(self, backbone: Backbone, device: torch.device | str, step: int | None = None) -> dict[str, float]:

@@ -24,15 +24,16 @@ from hpt.checkpoints.provenance import FileProvenance
 from hpt.checkpoints.sources import load_backbone
 from hpt.core.atomic import make_folder, write_text_atomic
 from hpt.data.decode import Decoding
-from hpt.data.files import ImageList
+from hpt.data.files import ImageList, find_images
 from hpt.data.intensity import Setting, Window
+from hpt.data.overlap import shared_content
 from hpt.data.screen import TooManyUnusable, listing_beside
 from hpt.data.stats import recorded_stats
 from hpt.data.window_choice import resolve_window
 from hpt.errors import HptError
 from hpt.eval.features import eval_device
 from hpt.eval.finetune import FinetuneSettings
-from hpt.eval.labelled import read_labelled
+from hpt.eval.labelled import LabelledImages, read_labelled
 from hpt.eval.protocols import EvalTask, check_protocol
 from hpt.eval.uncertainty import pack
 
@@ -56,6 +57,8 @@ class EvalOptions:
     intensity: Setting | None = None
     """How high-bit images map to 0-255 (`data/intensity.py`); None: the window the model was pretrained with
     (from its provenance), else `auto` on the training split."""
+    allow_overlap: bool = False
+    """Score splits that share files by content (refused otherwise); recorded in eval.json and said."""
 
 
 def default_output(spec: str) -> Path:
@@ -94,7 +97,7 @@ def evaluate(
         raise HptError(f"--val-fraction {options.val_fraction}: expected a number between 0 and 1")
     out = out or default_output(spec)
     try:
-        images = read_labelled(train, {"test": test, "val": options.val})
+        images = read_labelled(train, {"test": test, "val": options.val}, allow_overlap=options.allow_overlap)
     except TooManyUnusable as refused:
         raise refused.listed_in(listing_beside(out)) from None
     backbone, origin = load_backbone(spec, options.backbone, role="model")
@@ -113,7 +116,8 @@ def evaluate(
     source = "recorded by the model" if recorded else "the training split's (the model records none)"
     notes = [
         f"preprocessing: {image_size} px, mean/std {source}, {decoding.window.describe()}",
-        *selection_warnings(provenance, test, options.val),
+        *(f"WARNING, allowed by --allow-overlap: {overlap}" for overlap in images.overlaps),
+        *selection_warnings(provenance, images),
         *([skipped] if (skipped := images.skipped_note()) else []),
     ]
     context: dict[str, Any] = {
@@ -125,6 +129,8 @@ def evaluate(
         "multilabel": images.multilabel,
         **decoding.to_dict(),
     }
+    if images.overlaps:  # allowed: every score of this entry is on images that also fitted or picked
+        context["overlaps"] = list(images.overlaps)
     if images.skipped():  # screened out before evaluation (`data/screen.py`); named so the figures can be trusted
         context["skipped_files"] = images.skipped()
     result = {
@@ -156,8 +162,9 @@ def recorded_image_size(provenance: FileProvenance | None) -> int | None:
     return provenance.image_size if provenance else None
 
 
-def selection_warnings(provenance: FileProvenance | None, test: str, val: str | None) -> list[str]:
-    """A warning when the images scored here picked the run's exported step: that score is biased upwards."""
+def selection_warnings(provenance: FileProvenance | None, images: LabelledImages) -> list[str]:
+    """A warning when the images scored here picked the run's exported step, compared by content (a copy of the
+    folder or a list of the same files is the same images): that score is biased upwards."""
     selected = provenance.selected if provenance else None
     if provenance is None or not provenance.config_value("monitor.train") or not (selected and selected.picked):
         return []
@@ -165,7 +172,17 @@ def selection_warnings(provenance: FileProvenance | None, test: str, val: str | 
         picked_on = provenance.config_value("monitor.val") or provenance.config_value("monitor.train")
     else:  # before 0.7 the pick was made on monitor.test itself
         picked_on = provenance.config_value("monitor.test")
-    same = [spec for spec in (test, val) if spec and picked_on and _same_place(spec, picked_on)]
+    if not picked_on:
+        return []
+    scored: dict[str, ImageList] = {role: images.splits[role] for role in ("test", "val") if role in images.splits}
+    same = [images.specs[role] for role in scored if _same_place(images.specs[role], picked_on)]
+    if not same and Path(picked_on).exists():
+        try:
+            picked = find_images(picked_on, "the run's validation images")
+        except HptError:  # changed or gone since the run: nothing to compare by content
+            picked = None
+        if picked is not None:
+            same = [images.specs[o.first] for o in shared_content({**scored, "picked": picked}) if o.second == "picked"]
     if not same:
         return []
     return [
