@@ -143,7 +143,7 @@ class Difference:
     disagreements: int
     """Images one gets right and the other wrong: the only ones that move the difference."""
     gained: int | None = None
-    """Images a gets right and b wrong (None in records before 0.9, whose interval was a paired bootstrap)."""
+    """Images a gets right and b wrong (None in records of 0.7 and before, whose interval was a paired bootstrap)."""
     lost: int | None = None
     """Images a gets wrong and b right."""
     p_value: float | None = None
