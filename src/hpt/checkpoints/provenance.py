@@ -123,6 +123,12 @@ class Selected:
     value: float | None = None
     scores: dict[str, float] | None = None
     compared: Compared | None = None
+    leader: int | None = None
+    """The step with the highest `by` so far, where the kept step is a later one its validation images cannot tell
+    from it (`train/best.py`); None: the kept step is that step (or the record is of 0.7 and before)."""
+    leader_value: float | None = None
+    tied: dict[str, Any] | None = None
+    """The kept step against the leader on the validation images (`Difference.to_dict()`), where it is later."""
 
     @property
     def picked(self) -> bool:
@@ -135,17 +141,23 @@ class Selected:
             record.update(value=self.value, scores=self.scores)
         if self.compared is not None:
             record["compared"] = self.compared.to_dict()
+        if self.leader is not None:
+            record.update(leader=self.leader, leader_value=self.leader_value, tied=self.tied)
         return record
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Selected:
-        compared, value = record.get("compared"), record.get("value")
+        compared, value, leader = record.get("compared"), record.get("value"), record.get("leader")
+        leader_value = record.get("leader_value")
         return cls(
             int(record["step"]),
             str(record.get("by") or "last"),
             None if value is None else float(value),
             record.get("scores"),
             Compared.from_dict(compared) if isinstance(compared, dict) else None,
+            None if leader is None else int(leader),
+            None if leader_value is None else float(leader_value),
+            record.get("tied") if isinstance(record.get("tied"), dict) else None,
         )
 
 

@@ -113,7 +113,8 @@ def linear_probe(
 ) -> dict[str, Any]:
     """Fit one probe per weight decay on `train`, pick the best on `val`, report it on `test`: its metrics (mean
     AUROC with a bootstrap standard error for multi-label data), the settings, and `correct`, each test image's
-    outcome per accuracy (for standard errors and paired comparisons, `uncertainty.py`)."""
+    outcome per accuracy (for standard errors and paired comparisons, `uncertainty.py`), and `picked_on`, each
+    validation image's at the chosen weight decay (to compare two steps where they are picked)."""
     score = mean_auroc if multilabel else accuracy
     name = "mean_auroc" if multilabel else "top1"
     results = []
@@ -128,6 +129,7 @@ def linear_probe(
         spread = {"linear_mean_auroc" + SE: bootstrap_standard_error(lambda i: _mean_auroc_of(logits[i], y[i]), len(y))}
     else:
         per_image, spread = {"linear_top1": correct(best, x, y)}, {}
+    picked_on = {} if multilabel else {"linear_val_top1": correct(best, *val)}
     return {
         "metrics": {f"linear_{name}": score(best, *test), f"linear_val_{name}": best_val, **spread},
         "settings": {
@@ -136,4 +138,5 @@ def linear_probe(
             "validation": {str(wd): v for v, wd, _ in results},
         },
         "correct": per_image,
+        "picked_on": picked_on,
     }

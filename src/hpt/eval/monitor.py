@@ -92,6 +92,9 @@ class LabelledMonitor:
         self.views: dict[str, Dataset] = {}
         self.outcomes: dict[int, torch.Tensor] = {}
         """Per evaluated step, whether each test image was classified right by the reported score."""
+        self.validation_outcomes: dict[int, torch.Tensor] = {}
+        """Per evaluated step, whether each validation image was classified right by the score that picks: two
+        steps are told apart by them only beyond their noise (`train/best.py`)."""
 
     @property
     def selects_by(self) -> str:
@@ -148,11 +151,16 @@ class LabelledMonitor:
         for protocol in ["knn", "linear"] if self.protocol == "both" else [self.protocol]:
             result = PROTOCOLS[protocol](task)
             metrics.update(result.metrics)
+            picked_on = dict(result.picked_on)
             if protocol == "knn":  # the validation score: fitted on train without the validation images
                 fit, val, _ = task.fit_and_validation()
-                metrics["knn_val_top1_k20"] = knn_scores(fit, val).metrics["knn_top1_k20"]
-            if self.reports in result.correct and step is not None:
+                validation = knn_scores(fit, val)
+                metrics["knn_val_top1_k20"] = validation.metrics["knn_top1_k20"]
+                picked_on["knn_val_top1_k20"] = validation.correct["knn_top1_k20"]
+            if step is not None and self.reports in result.correct:
                 self.outcomes[step] = result.correct[self.reports]
+            if step is not None and self.selects_by in picked_on:
+                self.validation_outcomes[step] = picked_on[self.selects_by]
         return metrics
 
     def _views(self) -> dict[str, Dataset]:

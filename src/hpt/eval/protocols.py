@@ -34,6 +34,9 @@ class Result(NamedTuple):
     correct: dict[str, torch.Tensor] = {}
     """Per accuracy, whether each test image was classified right (in the split's order): what a paired
     comparison of two models or two steps on the same images needs (`uncertainty.py`)."""
+    picked_on: dict[str, torch.Tensor] = {}
+    """Per validation score (`linear_val_top1`), whether each validation image was classified right at the
+    setting it chose: what comparing two steps on the images that pick needs."""
 
 
 @dataclass(frozen=True)
@@ -88,16 +91,16 @@ class EvalTask:
 
 def knn(task: EvalTask) -> Result:
     train, test = task.features("train"), task.features("test")
-    metrics, settings, correct = knn_scores(train, test)
+    metrics, settings, correct, _ = knn_scores(train, test)
     return Result(metrics, {**settings, "train_images": len(train.targets), "test_images": len(test.targets)}, correct)
 
 
 def linear(task: EvalTask) -> Result:
     fit, val, validation = task.fit_and_validation()
     test = task.features("test")
-    metrics, settings, correct = linear_scores(fit, val, test)
+    metrics, settings, correct, picked_on = linear_scores(fit, val, test)
     counts = {"train_images": len(fit.targets), "test_images": len(test.targets)}
-    return Result(metrics, {**settings, **counts, **validation}, correct)
+    return Result(metrics, {**settings, **counts, **validation}, correct, picked_on)
 
 
 def finetune_protocol(task: EvalTask) -> Result:
@@ -150,7 +153,8 @@ def linear_scores(train: Split, val: Split, test: Split) -> Result:
         (test.features, test.targets),
         multilabel=train.multilabel,
     )
-    return Result(with_errors(result["metrics"], result["correct"]), result["settings"], result["correct"])
+    correct = result["correct"]
+    return Result(with_errors(result["metrics"], correct), result["settings"], correct, result["picked_on"])
 
 
 def whole_groups(members: torch.Tensor, groups: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:

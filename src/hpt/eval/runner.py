@@ -111,7 +111,8 @@ def evaluate(
     data = images.in_view(image_size, options.stats_sample, decoding, recorded)
     workers = min(4, os.cpu_count() or 1) if options.num_workers is None else options.num_workers
     task = EvalTask(backbone, data, eval_device(), options.batch_size, workers, options.val_fraction, options.finetune)
-    metrics, settings, correct = protocol(task)
+    scored = protocol(task)
+    metrics, settings, correct = scored.metrics, scored.settings, scored.correct
 
     source = "recorded by the model" if recorded else "the training split's (the model records none)"
     notes = [

@@ -175,6 +175,11 @@ def _evaluations(records: list[dict[str, Any]], selected: Selected | None) -> li
         how = "the exported step is the last one (`monitor.export: last`)"
     elif by == score:  # hpt before 0.7 picked on the test split itself
         how = f"the exported step was picked by `{score}` on the test images themselves, so its score is biased upwards"
+    elif selected is not None and selected.leader is not None:
+        how = (
+            f"the exported step is the latest whose validation images cannot tell it from the best by `{by}` "
+            f"(step {selected.leader}; exact McNemar, 95%)"
+        )
     else:
         how = f"the exported step was picked by `{by}` (validation images)"
     lines = [

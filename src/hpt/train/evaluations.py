@@ -78,12 +78,16 @@ class Evaluations:
         self.seconds += seconds
         self.metrics.write({"step": done, "monitor": self.selects_by or "unlabelled", **scores, "eval_s": seconds})
         self._write_outcomes()
-        kept = self.best is not None and self.best.offer(done, scores, self.backbone, provenance.record())
-        say(
-            self.console,
-            f"step {done}: " + with_error_bars(scores) + ("  (best so far)" if kept and done > 0 else ""),
-        )
+        validation = self.labelled.validation_outcomes if self.labelled is not None else None
+        kept = self.best is not None and self.best.offer(done, scores, self.backbone, provenance.record(), validation)
+        say(self.console, f"step {done}: " + with_error_bars(scores) + (self._kept_note() if kept and done > 0 else ""))
         self.hold_statistics()  # the evaluation put the backbone back in train mode
+
+    def _kept_note(self) -> str:
+        leader = self.best.best.leader if self.best is not None and self.best.best is not None else None
+        if leader is None:
+            return "  (best so far)"
+        return f"  (kept: its validation images cannot tell it from step {leader})"
 
     def comparisons(self, picked: int, last: int) -> Compared | None:
         """The test score of the picked step against step 0 (the starting point) and the last step, image by
@@ -104,9 +108,9 @@ class Evaluations:
         labelled = self.labelled
         if labelled is None or not self.metrics.enabled or not labelled.outcomes:
             return
-        images = len(next(iter(labelled.outcomes.values())))
-        record = {"score": labelled.reports, "images": images}
-        record["steps"] = {str(step): pack(correct) for step, correct in sorted(labelled.outcomes.items())}
+        record = _packed(labelled.reports, labelled.outcomes)
+        if labelled.validation_outcomes:  # the images that pick: what tells two steps apart (`best.py`)
+            record["validation"] = _packed(labelled.selects_by, labelled.validation_outcomes)
         write_text_atomic(self.run / MONITOR_OUTCOMES, json.dumps(record) + "\n")
 
     def _read_outcomes(self, labelled: LabelledMonitor) -> None:
@@ -114,10 +118,13 @@ class Evaluations:
         try:
             record = json.loads((self.run / MONITOR_OUTCOMES).read_text())
             if record.get("score") == labelled.reports:
-                for step, text in record["steps"].items():
-                    labelled.outcomes[int(step)] = unpack(text, int(record["images"]))
-        except (ValueError, KeyError, TypeError):  # cut off or of another monitor: comparisons then say so
+                labelled.outcomes.update(_unpacked(record))
+            validation = record.get("validation") or {}
+            if validation.get("score") == labelled.selects_by:
+                labelled.validation_outcomes.update(_unpacked(validation))
+        except (ValueError, KeyError, TypeError, AttributeError):  # cut off or of another monitor: said at the end
             labelled.outcomes.clear()
+            labelled.validation_outcomes.clear()
 
     def _check_starting_point(self, scores: dict[str, float]) -> None:
         """A score that is NaN before any training (features of NaN, or of a base that gives NaN on this data)
@@ -134,3 +141,13 @@ class Evaluations:
         """With frozen BatchNorm statistics (`transfer.freeze_bn_statistics`), keep the backbone's BN in eval mode."""
         if self.freeze_statistics:
             hold_batch_norm_statistics(self.method)
+
+
+def _packed(score: str, outcomes: dict[int, torch.Tensor]) -> dict[str, Any]:
+    """Per step, each image's outcome by `score`, packed (`uncertainty.pack`)."""
+    images = len(next(iter(outcomes.values())))
+    return {"score": score, "images": images, "steps": {str(s): pack(c) for s, c in sorted(outcomes.items())}}
+
+
+def _unpacked(record: dict[str, Any]) -> dict[int, torch.Tensor]:
+    return {int(step): unpack(text, int(record["images"])) for step, text in record["steps"].items()}

@@ -47,7 +47,8 @@ def finish(fabric: Fabric, plan: Plan, training: Training, ended: Ended) -> floa
     selected = Selected(done, "last")
     if best is not None and best.best is not None and config.monitor.export == "best":
         exported, selected = best.tensors(), best.best
-        _say_what_was_selected(console, selected, evaluations, done)
+        labelled = t.evaluations.labelled
+        _say_what_was_selected(console, selected, evaluations, done, bool(labelled and labelled.validation_outcomes))
     elif best is None and t.provenance.origin.spec and done > 0:
         say(
             console,
@@ -71,17 +72,33 @@ def finish(fabric: Fabric, plan: Plan, training: Training, ended: Ended) -> floa
     return wall_time
 
 
-def _say_what_was_selected(console: Console, selected: Selected, evaluations: list[dict[str, Any]], done: int) -> None:
+def _say_what_was_selected(
+    console: Console, selected: Selected, evaluations: list[dict[str, Any]], done: int, by_noise: bool
+) -> None:
+    """Which step is exported and why; `by_noise`: steps were told apart by their validation outcomes."""
     by, at_end = selected.by, next((e for e in reversed(evaluations) if e["step"] == done), None)
     end = f"{at_end[by]:.4f} at the end" if at_end else "the end not evaluated"
     value = selected.value if selected.value is not None else math.nan
     if selected.step == 0 and done > 0:
+        why = (
+            "every later evaluation scored worse than the starting point on the validation images, beyond their "
+            "noise (exact McNemar, 95%)"
+            if by_noise
+            else "no evaluation beat the starting point"
+        )
         say(
             console,
             ("warning", WARNING),
-            f": no evaluation beat the starting point by {by} ({value:.4f} at "
-            f"step 0, {end}); backbone.safetensors holds the starting point (monitor.export=last: the "
-            "last step)",
+            f": {why} by {by} ({value:.4f} at step 0, {end}); backbone.safetensors holds the starting point "
+            "(monitor.export=last: the last step)",
+        )
+    elif selected.leader is not None and selected.tied is not None:
+        tied = Difference.from_dict(selected.tied).words()
+        say(
+            console,
+            f"backbone.safetensors holds step {selected.step}, the latest step whose validation images cannot tell "
+            f"it from the best by {by} (step {selected.leader}, {selected.leader_value:.4f}; step {selected.step} "
+            f"against it: {tied}; {end})",
         )
     elif selected.step != done:
         say(
