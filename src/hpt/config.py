@@ -573,6 +573,13 @@ class MonitorConfig(Section):
     export: Literal["best", "last"] = "best"
     """Which backbone `backbone.safetensors` holds when there is a score to pick by: the best evaluation's
     (step 0, the starting point, included), or the last step's."""
+    pick: Literal["highest", "latest-tied"] = "highest"
+    """How `export: best` picks: the first step with the highest validation score, or the latest step whose
+    per-image validation outcomes are not worse than that step's beyond their noise (exact McNemar;
+    `train/best.py`). Measured (`benchmarks/pick_noise.py`, 3 targets x 3 seeds, 50 labelled images a class):
+    where training helps, latest-tied exported 1.5 points more (SE 0.8); where it hurts (BatchNorm statistics
+    trained), 2.3 points less (SE 0.8), under the base beyond its noise in 2 of 9 runs against 0 of 9, since a
+    few dozen validation images rarely show a step worse. So `highest` stays the default, as the safer."""
     label_free_criteria: bool = False
     """Also log the label-free criteria of `hpt.eval.label_free` (view retrieval, alignment, uniformity, cluster
     and neighbourhood agreement) on two fixed training views of the sample: two more feature passes per

@@ -3,14 +3,17 @@
 Kept in `RUN/best.safetensors` (native keys, like `backbone.safetensors`) and exported by default, so that a
 run that made its base worse hands back the better weights it had, and says so.
 
-Which step: the one with the highest validation score so far (the leader) is kept, unless a later step's
-validation images cannot tell it from the leader. Each evaluation's per-image validation outcomes are compared
-with the leader's (exact McNemar, `eval/uncertainty.py`); a later step is kept, replacing the one kept before,
-unless it is worse with a 95% interval that excludes 0. So the starting point is exported only when every later
-step scored worse beyond the validation split's noise, and among steps the split cannot tell apart the latest
-is kept: on 32 validation images a step 0 at 65.6% and a last step at 53.1% are noise (4 images), and the last
-step was 2.8 points better on 600 test images. Without per-image outcomes (a label-free pick, or a resume of a
-run from 0.7 and before) an evaluation must beat the best so far to replace it, ties going to the earlier step.
+Which step (`monitor.pick`): `highest`, the default, keeps the first step with the highest validation score
+(an evaluation must beat the best so far to replace it). `latest-tied` keeps the step with the highest score
+so far (the leader) unless a later step's validation images cannot tell it from the leader: each evaluation's
+per-image validation outcomes are compared with the leader's (exact McNemar, `eval/uncertainty.py`), and a later
+step is kept, replacing the one kept before, unless it is worse with a 95% interval that excludes 0; the starting
+point then comes back only when every later step scored worse beyond the validation split's noise. On 32
+validation images a step 0 at 65.6% and a last step at 53.1% are noise (4 images), and that last step was 2.8
+points better on 600 test images. But a few dozen validation images rarely show a step worse, so where training
+hurts the base `latest-tied` hands back the hurt weights: measured in `benchmarks/pick_noise.py` (the config
+key's docstring has the numbers), which is why `highest` is the default. Without per-image outcomes (a label-free
+pick, or a resume of a run from 0.7 and before) the `highest` rule applies.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ from hpt.eval.uncertainty import paired_difference
 
 
 class BestBackbone:
-    def __init__(self, path: Path, score: str, resumed_at: int | None) -> None:
-        self.path, self.score = path, score
+    def __init__(self, path: Path, score: str, resumed_at: int | None, latest_tied: bool = False) -> None:
+        self.path, self.score, self.latest_tied = path, score, latest_tied
         self.best: Selected | None = None
         """The step kept."""
         self.leader: tuple[int, float] | None = None
@@ -59,7 +62,7 @@ class BestBackbone:
         tied = None
         if self.best is None or value > leader_value:
             self.leader = (step, value)
-        elif validation and step in validation and leader_step in validation:
+        elif self.latest_tied and validation and step in validation and leader_step in validation:
             difference = paired_difference(validation[step], validation[leader_step])
             if difference.verdict == "worse":
                 return False

@@ -182,7 +182,10 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
         method.teacher_origin, environment,
     )  # fmt: skip
     selects_by = plan.monitor.selects_by if plan.monitor else None
-    best = BestBackbone(run / BEST, selects_by, steps if resumed else None) if selects_by and writes else None
+    latest_tied = config.monitor.pick == "latest-tied"
+    best = (
+        BestBackbone(run / BEST, selects_by, steps if resumed else None, latest_tied) if selects_by and writes else None
+    )
     evaluations = Evaluations(
         plan.monitor, method, backbone, run, metrics, best, plan.freeze_statistics, fabric.device, console
     )

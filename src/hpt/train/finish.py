@@ -48,7 +48,8 @@ def finish(fabric: Fabric, plan: Plan, training: Training, ended: Ended) -> floa
     if best is not None and best.best is not None and config.monitor.export == "best":
         exported, selected = best.tensors(), best.best
         labelled = t.evaluations.labelled
-        _say_what_was_selected(console, selected, evaluations, done, bool(labelled and labelled.validation_outcomes))
+        by_noise = config.monitor.pick == "latest-tied" and bool(labelled and labelled.validation_outcomes)
+        _say_what_was_selected(console, selected, evaluations, done, by_noise)
     elif best is None and t.provenance.origin.spec and done > 0:
         say(
             console,
