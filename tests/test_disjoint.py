@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from hpt.checkpoints.provenance import FileProvenance
 from hpt.checkpoints.sources import load_backbone
 from hpt.config import MonitorConfig
 from hpt.data.files import find_images
@@ -20,6 +21,7 @@ from hpt.eval.labelled import read_labelled
 from hpt.eval.linear import WEIGHT_DECAYS, accuracy, fit_linear
 from hpt.eval.monitor import VALIDATION_FRACTION, LabelledMonitor
 from hpt.eval.protocols import EvalTask, linear
+from hpt.eval.runner import selection_warnings
 
 SIZE = 32
 
@@ -132,3 +134,16 @@ def test_no_validation_score_has_seen_its_images(digits, base, tmp_path):
         by_hand[str(decay)] = accuracy(probe, val.features, val.targets)
     assert result.settings["validation"] == pytest.approx(by_hand, abs=1e-6)
     assert result.settings["weight_decay"] == max(WEIGHT_DECAYS, key=lambda d: (by_hand[str(d)], d))
+
+
+def test_hpt_eval_warns_when_its_test_split_holds_a_copy_of_the_images_the_run_picked_on(digits, tmp_path):
+    """The run picked on a held-out fifth of monitor.train; a `--test` that is a copy of that folder (another
+    path, the same files) is those images, and the warning says so; the real test split is not."""
+    record = json.loads((Path(__file__).parent / "data" / "provenance" / "0.7-backbone.json").read_text())
+    record["config"]["monitor"]["train"] = str(digits["train"])
+    provenance = FileProvenance.from_dict(record)
+    copy = shutil.copytree(digits["train"], tmp_path / "copy")
+    scored = read_labelled(str(digits["train"]), {"test": str(copy)}, allow_overlap=True)
+    (warning,) = selection_warnings(provenance, scored)
+    assert warning.startswith(f"warning: '{copy}' holds the images this run's exported step was picked on")
+    assert selection_warnings(provenance, read_labelled(str(digits["train"]), {"test": str(digits["test"])})) == []

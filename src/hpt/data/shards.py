@@ -45,6 +45,7 @@ from hpt.data.cache import cache_dir
 from hpt.data.decode import Decoding
 from hpt.data.locations import carries_secrets, is_url, missing_implementation, shown
 from hpt.data.screen import skipped_line
+from hpt.data.walk import THREADS
 from hpt.errors import HptError, first_line
 
 SHARD_SUFFIXES = (".tar",)
@@ -131,7 +132,7 @@ def _listed(fs: Any, spec: str, root: str, what: str) -> Shards:
         if chosen:
             entries = [found[name] for name in chosen]
             if any(not entry.get("size") for entry in entries):  # a listing without sizes (an HTTP index): asked
-                with ThreadPoolExecutor(max_workers=16) as pool:
+                with ThreadPoolExecutor(max_workers=THREADS) as pool:
                     entries = list(pool.map(lambda name: fs.info(name), chosen))
             urls = tuple(_url(fs, name) for name in chosen)
             return Shards(urls, tuple(int(e.get("size") or 0) for e in entries), tuple(map(_tag, entries)), files)

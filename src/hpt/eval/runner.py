@@ -180,10 +180,10 @@ def selection_warnings(provenance: FileProvenance | None, images: LabelledImages
     if not same and Path(picked_on).exists():
         try:
             picked = find_images(picked_on, "the run's validation images")
-        except HptError:  # changed or gone since the run: nothing to compare by content
-            picked = None
-        if picked is not None:
-            same = [images.specs[o.first] for o in shared_content({**scored, "picked": picked}) if o.second == "picked"]
+        except HptError as unreadable:  # changed since the run: said, as nothing could be compared
+            return [f"note: the images this run picked on were not compared with these by content ({unreadable})"]
+        # each scored split against the picking one alone: test and val were compared with each other already
+        same = [images.specs[role] for role, split in scored.items() if shared_content({role: split, "p": picked})]
     if not same:
         return []
     return [

@@ -122,13 +122,12 @@ def score_text(metrics: dict[str, Any], name: str, percent: bool = False) -> str
     low, high = metrics.get(name + LOW), metrics.get(name + HIGH)
     if value is None:
         return "-"
-    if percent:
-        text = f"{value:.1%}" + (f" ± {100 * error:.1f}" if error is not None else "")
-        interval = f"{100 * low:.1f}-{100 * high:.1f}" if low is not None and high is not None else None
-    else:
-        text = f"{value:.4f}" + (f" ± {error:.4f}" if error is not None else "")
-        interval = f"{low:.4f}-{high:.4f}" if low is not None and high is not None else None
-    return text + (f" (95% CI {interval})" if interval else "")
+
+    def number(x: float) -> str:
+        return f"{100 * x:.1f}" if percent else f"{x:.4f}"
+
+    text = number(value) + ("%" if percent else "") + (f" ± {number(error)}" if error is not None else "")
+    return text + (f" (95% CI {number(low)}-{number(high)})" if low is not None and high is not None else "")
 
 
 @dataclass(frozen=True)
