@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 
 from hpt.checkpoints.files import read_provenance, sha256_file
 from hpt.cli import main
+from hpt.config import PretrainConfig, dump_config
 from hpt.core.run_files import read_metrics
 from hpt.methods import METHODS
 
@@ -210,6 +211,21 @@ def test_eval_knn_on_the_run(hpt_run, digits):
     # MNIST digits far better than chance (the base alone gets ~60-70% here), so 30% is a safe floor.
     assert result["metrics"]["knn_top1_k20"] > 0.3
     assert 0.0 <= result["metrics"]["knn_top1_k200"] <= 1.0
+    assert "k_clipped" not in result["settings"]  # 200 training images: k = 200 is what it says
+
+
+def test_eval_says_when_k_is_more_than_the_training_images(hpt_run, digits, tmp_path, hpt_here):
+    """110 training images (11 a class) and k = 200: every image votes, which the score's name does not say."""
+    listed = [p for folder in sorted(digits["train"].iterdir()) for p in sorted(folder.glob("*.png"))[:11]]
+    (tmp_path / "train.txt").write_text("".join(f"{p} {p.parent.name}\n" for p in listed))
+    result = hpt_here("eval", hpt_run, "--train", tmp_path / "train.txt", "--test", digits["test"], "--protocol",
+                      "knn", "--workers", "0", "--out", tmp_path / "eval.json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (
+        "knn_top1_k200: k is more than the 110 training images, so every one of them votes (k = 110)" in result.stderr
+    )
+    settings = json.loads((tmp_path / "eval.json").read_text())["knn"]["settings"]
+    assert settings["k_clipped"] == {"knn_top1_k200": 110}
 
 
 # Settings under which each method learns visibly within 60 CPU steps on real digits: crop-only views
@@ -319,12 +335,8 @@ def test_every_method_continues_from_the_real_base(method, digits, lite0_file, t
             "2",
             "--batch-size",
             "8",
-            *TINY,
-            "--set",
-            "swav.prototypes=16",
-            "--set",
-            "swav.small_crops=2",
-            *as_flags(A_TEACHER),
+            *TINY[:-2],
+            *as_flags({"mocov2.queue_size": 64, "swav.prototypes": 16, "swav.small_crops": 2, **A_TEACHER}, method),
         ]
     )
     assert code == 0
@@ -342,6 +354,7 @@ def test_every_method_continues_from_the_real_base(method, digits, lite0_file, t
 def precious_run(tmp_path) -> Path:
     run = tmp_path / "run"
     run.mkdir()
+    dump_config(PretrainConfig(), run / "config.yaml")  # an hpt run's folder: --overwrite may replace its files
     (run / "metrics.jsonl").write_text("precious\n")
     return run
 
@@ -411,7 +424,7 @@ def test_bad_input_is_one_line_and_exit_2(case, digits, lite0_file, tmp_path, pr
     assert len(lines) == 1 and "Traceback" not in err, err
     assert message in lines[0]
     listed = ["skipped.refused.jsonl"] if case == "non-image file" else []  # a refusal lists its files beside
-    assert sorted(p.name for p in precious_run.iterdir()) == ["metrics.jsonl", *listed]
+    assert sorted(p.name for p in precious_run.iterdir()) == sorted(["config.yaml", "metrics.jsonl", *listed])
     assert (precious_run / "metrics.jsonl").read_text() == "precious\n"
 
 

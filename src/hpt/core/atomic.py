@@ -7,8 +7,12 @@ checkpoints, runs, evaluations, exports), so it lives at the bottom.
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import os
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from hpt.errors import HptError
@@ -40,15 +44,80 @@ def check_writable_file(out: Path, what: str = "--out") -> None:
         raise HptError(f"could not write '{out}' ({exc.strerror or exc}); nothing was written") from None
 
 
+def check_writable_folder(out: Path, what: str = "--out") -> Path:
+    """Before any work: `out` is a folder (made if missing) that takes a new file (tried)."""
+    if out.exists() and not out.is_dir():
+        raise HptError(f"{what} '{out}' is a file; name a folder to write into")
+    make_folder(out, what)
+    check_writable_file(out / "probe", what)
+    return out
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock of `folder` (`flock` of the folder itself: no file is left behind) while a file in it
+    is read, changed and written back, so that two processes doing so at once do not lose each other's change.
+    A file system without locks (some network mounts) goes on unlocked."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode())
+
+
+STALE_AFTER_S = 60.0
+"""A leftover `NAME.PID.tmp` is removed once its process is gone and it has not changed for this long: a
+process of another machine writing to a shared file system has a PID this one cannot see, and writes more
+often than this while it writes."""
 
 
 def temporary_path(path: Path) -> Path:
     """Where `path` is written before it is renamed into place: beside it (the rename stays on one file
     system), named by process so that processes writing the same file at once do not write into each other's,
-    and ending in `TMP_SUFFIX` so that a killed attempt's leftovers are found and removed (`run_dir.py`)."""
+    and ending in `TMP_SUFFIX` so that a killed attempt's leftovers are found: those of `path` are removed here
+    (`remove_stale_temporaries`), by the next command that writes it."""
+    remove_stale_temporaries(path.parent, path.name)
     return path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
+
+
+def remove_stale_temporaries(folder: Path, name: str | None = None) -> list[Path]:
+    """Remove the `NAME.PID.tmp` files in `folder` (of `name` only, where given) left by writers that were
+    killed: their process no longer runs and they are older than `STALE_AFTER_S`. Anything else, a user's
+    `notes.tmp` included, stays. Returns what was removed."""
+    removed: list[Path] = []
+    try:
+        candidates = list(folder.glob(f"{glob.escape(name)}.*{TMP_SUFFIX}" if name else f"*.*{TMP_SUFFIX}"))
+    except OSError:
+        return removed
+    for leftover in candidates:
+        pid = leftover.name[: -len(TMP_SUFFIX)].rsplit(".", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid() or _running(int(pid)):
+            continue
+        try:
+            if time.time() - leftover.stat().st_mtime > STALE_AFTER_S and leftover.is_file():
+                leftover.unlink()
+                removed.append(leftover)
+        except OSError:
+            continue  # gone already, or not ours to remove: left
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or not a PID: not ours to judge
+    return True
 
 
 def write_bytes_atomic(path: Path, *chunks: bytes | memoryview) -> None:

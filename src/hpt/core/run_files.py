@@ -39,15 +39,47 @@ MONITOR_OUTCOMES = "monitor_outcomes.json"
 with step 0 and the last step image by image (`eval/uncertainty.py`), after a resume too."""
 LOCK = ".lock"
 """Held by the process that writes the run (`train/guard.py`): one writer per folder."""
+LOGGER_FILES = {"tensorboard": "tensorboard", "csv": "csv", "mlflow": "mlflow.db", "wandb": "wandb"}
+"""What each of Lightning's loggers writes in the run folder (a folder, or MLflow's database: `train/loggers.py`)."""
+EVAL = "eval.json"
+"""`hpt eval RUN`'s record, beside the backbone it scored."""
+AUTO = ("auto.json", "pilots")
+"""`hpt pretrain --auto`'s choice and its pilots' run folders (`train/auto.py`)."""
+AUTO_KEYS = ("pilot_steps", "pilots", "chosen")
+"""What the choice of `hpt pretrain --auto` (`auto.json`) holds."""
+SIDECARS = ("checkpoint.json", "backbone.json", "best.json")
+"""Provenance beside a tensor file, as hpt 0.5 wrote it (`checkpoints/files.py`'s `sidecar_path`)."""
+REPLACED = (
+    CHECKPOINT, BACKBONE, BEST, *SIDECARS, METRICS, SKIPPED, REFUSED, HUB_CONFIG, HUB_WEIGHTS, MODEL_CARD, VIEWS,
+    TRAIN_LOG, MONITOR_OUTCOMES, *EXPORTS.values(), EVAL, "skipped.txt", "eval.skipped.jsonl",
+    *LOGGER_FILES.values(),
+)  # fmt: skip
+"""What a fresh start (`--overwrite`) removes from a run folder: what an earlier run wrote there would no longer be
+true (`skipped.txt`: hpt 0.5's list). Nothing else in the folder is touched."""
+HPT_KEYS = ("method", "model", "train")
+"""Sections every config.yaml hpt writes holds: how a folder is known to be an hpt run's."""
 
 
 def earlier_attempt(out: Path, overwrite: bool, resume: bool) -> bool:
     """Whether `out` holds an earlier attempt to continue (`--resume`); the rules that protect a user's work,
-    without reading a config: a file is not a folder, a folder of files needs --overwrite or --resume, and
-    --resume needs a run's config.yaml. A folder holding only a refused start's `skipped.jsonl` is empty."""
+    without reading a config: a file is not a folder, a folder of files needs --overwrite or --resume, --resume
+    needs a run's config.yaml, and --overwrite removes files only from a folder an hpt run owns (`is_hpt_run`).
+    A folder holding only a refused start's `skipped.jsonl` is empty."""
     if out.exists() and not out.is_dir():
         raise HptError(f"--out '{out}' exists and is not a folder")
-    if not (out.is_dir() and any(p.name not in (LOCK, SKIPPED) for p in out.iterdir())) or overwrite:
+    if not (out.is_dir() and any(p.name not in (LOCK, SKIPPED) for p in out.iterdir())):
+        if resume and not overwrite:
+            raise HptError(
+                f"--resume: '{out}' {'holds nothing' if out.is_dir() else 'does not exist'}: there is no run to "
+                "continue; start it without --resume"
+            )
+        return False
+    if overwrite:
+        if not is_hpt_run(out) and (theirs := sorted(p.name for p in out.iterdir() if p.name in (*REPLACED, *AUTO))):
+            raise HptError(
+                f"--overwrite: '{out}' is not an hpt run (no {CONFIG} of one) and holds {', '.join(theirs)}, which "
+                "a new run would replace; move them, or choose another --out"
+            )
         return False
     if not resume:
         raise HptError(
@@ -57,6 +89,23 @@ def earlier_attempt(out: Path, overwrite: bool, resume: bool) -> bool:
     if not (out / CONFIG).is_file():
         raise HptError(f"--resume: '{out}' holds files but no {CONFIG}; it is not an hpt run")
     return True
+
+
+def is_hpt_run(folder: Path) -> bool:
+    """Whether `folder` holds an hpt run: a config.yaml whose mapping has the sections hpt writes (`HPT_KEYS`), or
+    the choice of `hpt pretrain --auto` (its pilots ran, the final run has not started yet). Read as text, not
+    parsed: another tool's file of any size is not loaded to be told apart."""
+    config, auto = _head(folder / CONFIG), _head(folder / AUTO[0])
+    lines = {line.split(":", 1)[0] for line in config.splitlines() if ":" in line and not line[:1].isspace()}
+    return all(key in lines for key in HPT_KEYS) or all(f'"{key}"' in auto for key in AUTO_KEYS)
+
+
+def _head(path: Path) -> str:
+    try:
+        with open(path) as f:
+            return f.read(1 << 16)
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 def read_metrics(run: Path) -> list[dict[str, Any]]:

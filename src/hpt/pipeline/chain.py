@@ -29,6 +29,7 @@ from typing import Any
 from rich.console import Console
 
 from hpt.config import PretrainConfig, read_yaml_mapping, set_dotted, validate_config
+from hpt.core.run_files import CONFIG
 from hpt.errors import HptError
 from hpt.report.build import build_report
 from hpt.train.console import BOLD, duration, say
@@ -133,7 +134,7 @@ def run_chain(path: Path, out: Path, base: str | None = None, console: Console |
         # at the last stage's pace: stages of another size or image resolution make it rough
         eta = f"; the chain has about {duration(left * seconds_per_step)} left" if seconds_per_step else ""
         say(console, (label, BOLD), f": {stage.config.train.steps} steps on {stage.config.data.path}{eta}")
-        summary = pretrain(stage.config, stage.run, resume=True, console=console)
+        summary = pretrain(stage.config, stage.run, resume=(stage.run / CONFIG).is_file(), console=console)
         seconds_per_step = summary.wall_time_s / max(1, summary.steps)
     runs = [stage.run for stage in stages]
     report = build_report(runs, out / "report")

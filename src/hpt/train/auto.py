@@ -22,14 +22,13 @@ from rich.console import Console
 from hpt.config import PretrainConfig, set_dotted, validate_config
 from hpt.core.atomic import write_text_atomic
 from hpt.core.distributed import is_first_process
-from hpt.core.run_files import CONFIG, read_monitor
+from hpt.core.run_files import AUTO, CONFIG, earlier_attempt, read_monitor
 from hpt.errors import HptError
 from hpt.train.console import BOLD, say
 from hpt.train.loop import RunSummary, pretrain
 from hpt.train.run_dir import check_run_dir, is_finished
 
-AUTO_FILE = "auto.json"
-PILOTS = "pilots"
+AUTO_FILE, PILOTS = AUTO
 
 
 @dataclass(frozen=True)
@@ -78,8 +77,7 @@ def pretrain_auto(
             "dozen labelled images per class); no label-free score picked reliably on the benchmark targets "
             "(set monitor.label_free_pick=true to rank by view retrieval anyway)"
         )
-    if out.is_dir() and any(out.iterdir()) and not (overwrite or resume):
-        check_run_dir(out, config, overwrite, resume)  # raises the one message for an occupied folder
+    earlier_attempt(out, overwrite, resume)  # an occupied folder, a folder not hpt's, nothing to resume: refused
     if overwrite and not resume and is_first_process():  # the other processes of a DDP run find it done
         shutil.rmtree(out / PILOTS, ignore_errors=True)
     pilot_steps = config.auto.pilot_steps or max(10, config.train.steps // 10)

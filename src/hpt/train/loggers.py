@@ -20,10 +20,10 @@ from typing import Any
 import torch
 from lightning_fabric.loggers import CSVLogger, Logger, TensorBoardLogger
 
+from hpt.core.run_files import LOGGER_FILES
 from hpt.errors import HptError, first_line
 
-FILES = {"tensorboard": "tensorboard", "csv": "csv", "mlflow": "mlflow.db", "wandb": "wandb"}
-"""What each logger writes in the run folder (a folder, or MLflow's database)."""
+FILES = LOGGER_FILES
 _NEEDS = {
     "tensorboard": ("tensorboard", "pip install tensorboard"),
     "mlflow": ("mlflow", "pip install 'hpt[mlflow]'"),

@@ -13,31 +13,22 @@ from typing import Any, get_args
 
 from lightning_fabric.loggers import Logger
 
-from hpt.checkpoints.files import sidecar_path
 from hpt.config import Method, MethodSection, PretrainConfig, read_yaml_mapping, with_resolved_paths
-from hpt.core.atomic import TMP_SUFFIX, make_folder, write_text_atomic
+from hpt.core.atomic import make_folder, remove_stale_temporaries, write_text_atomic
 from hpt.core.run_files import (
     BACKBONE,
-    BEST,
-    CHECKPOINT,
     CONFIG,
-    EXPORTS,
-    HUB_CONFIG,
-    HUB_WEIGHTS,
     LOCK,
     METRICS,
-    MODEL_CARD,
-    MONITOR_OUTCOMES,
     REFUSED,
+    REPLACED,
     SKIPPED,
-    TRAIN_LOG,
-    VIEWS,
     earlier_attempt,
     records,
 )
 from hpt.errors import HptError
 from hpt.train.launch import resolve_precision
-from hpt.train.loggers import FILES, log_record
+from hpt.train.loggers import log_record
 
 
 def check_run_dir(out: Path, config: PretrainConfig, overwrite: bool, resume: bool) -> bool:
@@ -107,23 +98,10 @@ def first_difference(old: Any, new: Any, prefix: str = "") -> str | None:
 
 def create_run_dir(out: Path, continuing: bool) -> Path:
     make_folder(out)
-    for leftover in out.glob(f"*{TMP_SUFFIX}"):
-        leftover.unlink()  # half a write from an attempt that was killed; the file it was replacing is intact
-    if not continuing:
-        tensor_files = [out / name for name in (CHECKPOINT, BACKBONE, BEST)]
-        derived = [
-            out / name
-            for name in (HUB_CONFIG, HUB_WEIGHTS, MODEL_CARD, VIEWS, TRAIN_LOG, MONITOR_OUTCOMES, *EXPORTS.values())
-        ] + [
-            out / "eval.json",
-            out / "skipped.txt",
-            out / REFUSED,
-            out / "eval.skipped.jsonl",
-        ]  # skipped.txt: hpt 0.5's list
-        for path in [*tensor_files, *map(sidecar_path, tensor_files), out / METRICS, out / SKIPPED, *derived]:
-            path.unlink(missing_ok=True)  # what an earlier run wrote here would no longer be true
-        for name in FILES.values():  # the loggers' records of the earlier run
-            if (out / name).is_dir():
+    remove_stale_temporaries(out)  # half a write of an attempt that was killed; the file it was replacing is intact
+    if not continuing:  # a folder an hpt run owns, or one holding none of its names (`earlier_attempt`)
+        for name in REPLACED:
+            if (out / name).is_dir() and not (out / name).is_symlink():
                 shutil.rmtree(out / name)
             else:
                 (out / name).unlink(missing_ok=True)

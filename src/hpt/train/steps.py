@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from hpt.config import PretrainConfig
 from hpt.core.distributed import mean_over_processes
 from hpt.core.ema import ema_update
+from hpt.core.run_files import read_metrics
 from hpt.train.build import Training
 from hpt.train.checkpoint import save_checkpoint, unhealthy
 from hpt.train.console import WARNING, duration, say
@@ -61,6 +62,10 @@ def run_steps(fabric: Fabric, config: PretrainConfig, training: Training, stops:
     t.evaluations.hold_statistics()
     if t.resumed is None:
         t.evaluations(t.provenance.at(0, wall_time.before))  # step 0 is a data point: the starting point as it is
+    elif done >= steps:  # stopped after its last step's checkpoint, before the export: the export is what is left
+        losses = [record["loss"] for record in read_metrics(run) if "loss" in record]
+        loss_value = losses[-1] if losses else math.nan
+        say(console, f"--resume: all {steps} steps were trained before the stop; finishing the run (its export)")
     progress = Progress(
         TextColumn("{task.description}", style="bold", markup=False),  # a run folder may be named a[red]b
         BarColumn(),
