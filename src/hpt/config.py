@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from hpt.errors import HptError
 
@@ -31,6 +34,39 @@ class Section(BaseModel):
     model_config = ConfigDict(
         extra="forbid", validate_assignment=True, use_attribute_docstrings=True, allow_inf_nan=False
     )  # every number a finite one: `optim.lr=1e309` is an error, not infinity
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _yes_no_is_not_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        """No true/false where a number or a name is expected (`train.steps=yes` would be 1 step, `monitor.every=off`
+        0), and nothing but true/false where a switch is (`1`, `"off"`): what pydantic's lax mode would turn into
+        a value the user did not write."""
+        kinds = _kinds(cls.model_fields[str(info.field_name)].annotation)
+        if isinstance(value, bool) and bool not in kinds and kinds:
+            wanted = " or ".join(dict.fromkeys("a number" if kind in (int, float) else "a name" for kind in kinds))
+            raise PydanticCustomError("not_a_switch", "expected {wanted}, not true or false", {"wanted": wanted})
+        if value is not None and not isinstance(value, bool) and kinds == {bool}:
+            raise PydanticCustomError("a_switch", "expected true or false")
+        return value
+
+
+def _kinds(annotation: Any) -> set[Any]:
+    """The plain types an annotation accepts besides None (`int | None` -> {int}); empty where it takes anything
+    or a structure (a section, a list), which validates its own values."""
+    args = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    kinds = set()
+    for arg in args:
+        if get_origin(arg) is Annotated:
+            arg = get_args(arg)[0]
+        if arg is type(None):
+            continue
+        if get_origin(arg) is Literal:
+            kinds.add(str)
+        elif arg in (bool, int, float, str):
+            kinds.add(arg)
+        else:
+            return set()
+    return kinds
 
 
 def available_cores() -> int:
@@ -549,6 +585,21 @@ class TrainConfig(Section):
             return [] if value.strip() in ("", "none") else [part.strip() for part in value.split(",")]
         return value
 
+    @field_validator("stop_signals")
+    @classmethod
+    def _catchable(cls, names: list[str]) -> list[str]:
+        """Signals a process can catch, by name: SIGKILL and SIGSTOP cannot be, and would fail at the start."""
+        for name in names:
+            full = name.upper() if name.upper().startswith("SIG") else f"SIG{name.upper()}"
+            if full not in signal.Signals.__members__:
+                raise PydanticCustomError("signal", "'{name}' is not a signal (e.g. SIGTERM, SIGUSR1)", {"name": name})
+            if full in ("SIGKILL", "SIGSTOP"):
+                raise PydanticCustomError(
+                    "signal", "no process can catch {name}; a stop signal is one a scheduler sends before it "
+                    "kills (SIGTERM, SIGUSR1)", {"name": full},
+                )  # fmt: skip
+        return names
+
 
 class MonitorConfig(Section):
     """How a run watches itself: at step 0 (the starting point), every `every` steps and at the end, logged to
@@ -710,7 +761,33 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         raw = read_yaml_mapping(Path(path))
     for dotted, value in (overrides or {}).items():
         set_dotted(raw, dotted, value)
-    return validate_config(raw, source=str(path) if path else "config")
+    source = str(path) if path else "config"
+    config = validate_config(raw, source)
+    refuse_other_methods_settings(config, raw, source)
+    return config
+
+
+def for_method(settings: dict[str, Any], method: str) -> dict[str, Any]:
+    """Dotted settings (`{"mocov2.queue_size": 64, ...}`) without those of methods other than `method`: one set of
+    settings for runs of several methods, each given what its method reads (`load_config` refuses the rest)."""
+    others = set(get_args(Method)) - {method}
+    return {key: value for key, value in settings.items() if key.split(".", 1)[0] not in others}
+
+
+def refuse_other_methods_settings(config: PretrainConfig, raw: dict[str, Any], source: str) -> None:
+    """A setting of a method the run does not use (`--teacher` without `--method distill`, `dino.*` with
+    mocov2) would be ignored: one line instead. A section at its defaults passes (a config.yaml hpt wrote holds
+    every method's)."""
+    for method in get_args(Method):
+        if method == config.method or not isinstance(raw.get(method), dict):
+            continue
+        given, default = getattr(config, method).model_dump(), type(getattr(config, method))().model_dump()
+        for key in raw[method]:
+            if given.get(key) != default.get(key):
+                raise HptError(
+                    f"{source}: {method}.{key} is set ({given[key]!r}) but the method is {config.method}, which "
+                    f"does not read it; choose --method {method}, or leave {method}.{key} out"
+                )
 
 
 PATH_KEYS = ("data.path", "model.base", "monitor.train", "monitor.val", "monitor.test", "distill.teacher")
