@@ -182,6 +182,11 @@ def pretrain_arguments(pretrain: argparse.ArgumentParser) -> None:
         help="with --resume: continue even if --data changed since the run started (recorded in its provenance)",
     )
     pretrain.add_argument(
+        "--allow-modified",
+        action="store_true",
+        help="use a --base, --teacher or --resume checkpoint of hpt's whose sha256 no longer matches (recorded)",
+    )
+    pretrain.add_argument(
         "--print-config",
         action="store_true",
         help="print the resolved config (defaults, --config, flags and --set) as YAML and exit",
@@ -211,6 +216,8 @@ def pretrain_command(args: argparse.Namespace) -> int:
         return 0
     if args.allow_data_change and (args.auto or not args.resume):
         raise HptError("--allow-data-change goes with --resume (and without --auto)")
+    if args.allow_modified and args.auto:
+        raise HptError("--allow-modified does not go with --auto: restore the modified file, or run without --auto")
     from hpt.train.precheck import precheck
 
     precheck(config, args.out, args.overwrite, args.resume)  # before seconds of imports
@@ -221,7 +228,10 @@ def pretrain_command(args: argparse.Namespace) -> int:
     if args.auto:
         pretrain_auto(config, args.out, overwrite=args.overwrite, resume=args.resume)
     else:
-        pretrain(config, args.out, args.overwrite, args.resume, allow_data_change=args.allow_data_change)
+        pretrain(
+            config, args.out, args.overwrite, args.resume, allow_data_change=args.allow_data_change,
+            allow_modified=args.allow_modified,
+        )  # fmt: skip
     leave_process_group()  # the run may have been several processes
     return 0
 
@@ -268,6 +278,9 @@ def select_command(args: argparse.Namespace) -> int:
         result = rank_candidates(args.candidates, args.data, args.backbone, args.image_size)
     except TooManyUnusable as refused:  # every file listed beside the ranking asked for
         raise refused.listed_in(listing_beside(args.out)) if args.out else refused from None
+    for row in result["ranking"]:
+        if "warning" in row:
+            print(f"hpt select: {row['candidate']}: {row['warning']}", file=sys.stderr)
     print(describe_ranking(result))
     if args.out:
         write_text_atomic(args.out, json.dumps(result, indent=2) + "\n")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,47 +130,83 @@ def _find_state_dict(obj: Any) -> dict[str, torch.Tensor] | None:
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], provenance: dict[str, Any]) -> None:
-    """Write `path` (safetensors, provenance and its own content hash in its metadata: `modified_since_written`)
+    """Write `path` (safetensors, provenance and the file's own sha256 in its metadata: `modified_since_written`)
     and `path`.json, each via rename."""
     flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     text = json.dumps(provenance, indent=2, sort_keys=False)
     body = memoryview(save(flat, metadata={PROVENANCE_KEY: text}))
     start = 8 + int.from_bytes(body[:8], "little")  # safetensors: header length, JSON header, then the tensors
     header = json.loads(bytes(body[8:start]))
-    header["__metadata__"][CONTENT_KEY] = _content_hash(text, body[start:])
+    header["__metadata__"][FILE_HASH_KEY] = UNSIGNED
     encoded = json.dumps(header, separators=(",", ":")).encode()
     encoded += b" " * (-len(encoded) % 8)  # the tensors stay 8-byte aligned, as safetensors writes them
-    write_bytes_atomic(path, len(encoded).to_bytes(8, "little"), encoded, body[start:])
+    prefix = len(encoded).to_bytes(8, "little")
+    digest = hashlib.sha256(prefix)
+    digest.update(encoded)
+    digest.update(body[start:])
+    signed = encoded.replace(_SIGNATURE_SLOT, _signature(digest.hexdigest()), 1)  # the same length: offsets hold
+    write_bytes_atomic(path, prefix, signed, body[start:])
     write_text_atomic(sidecar_path(path), text + "\n")
 
 
+FILE_HASH_KEY = "hpt_file_sha256"
+"""The metadata key of a file's own sha256, over every byte of the file as written with this value set to
+`UNSIGNED`: the header's tensor table (names, dtypes, shapes, offsets), its provenance, its padding and the
+tensor bytes (hpt 0.8 and later)."""
+UNSIGNED = "0" * 64
+_SIGNATURE_SLOT = f'"{FILE_HASH_KEY}":"{UNSIGNED}"'.encode()
 CONTENT_KEY = "hpt_sha256"
-"""The metadata key of a file's own content hash: sha256 over its provenance text and its tensor bytes."""
+"""hpt 0.6 and 0.7's key: sha256 over the provenance text and the tensor bytes, not the tensor table."""
+FIRST_HASHED = (0, 6)
+"""The first hpt version that wrote a hash into every file: a file whose provenance says a later hpt made it
+and that records none had it removed."""
 
 
-def _content_hash(provenance_text: str, data: memoryview | bytes) -> str:
-    digest = hashlib.sha256(provenance_text.encode())
-    digest.update(data)
-    return digest.hexdigest()
+def _signature(hexdigest: str) -> bytes:
+    return f'"{FILE_HASH_KEY}":"{hexdigest}"'.encode()
 
 
 def modified_since_written(path: Path) -> bool | None:
-    """Whether an hpt file's tensors or provenance changed after hpt wrote it (its recorded content hash no
-    longer matches); None for files that record none (foreign files, hpt before 0.6)."""
+    """Whether an hpt file changed after hpt wrote it: its recorded sha256 (over the whole file; hpt 0.6-0.7's over
+    its provenance and tensor bytes) no longer matches, or it records none though the hpt that made it wrote one.
+    None for files hpt did not write (foreign files) and files of hpt before 0.6. Protects against accidents
+    and edits, not against someone who recomputes the hash after editing (docs/reliability.md)."""
     with open(path, "rb") as f:
-        length = int.from_bytes(f.read(8), "little")
-        if length > MAX_HEADER_BYTES:
+        prefix = f.read(8)
+        length = int.from_bytes(prefix, "little")
+        if len(prefix) < 8 or length > MAX_HEADER_BYTES:
             return True
+        encoded = f.read(length)
         try:
-            metadata = json.loads(f.read(length)).get("__metadata__") or {}
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            metadata = json.loads(encoded).get("__metadata__") or {}
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
             return True
-        if CONTENT_KEY not in metadata or PROVENANCE_KEY not in metadata:
-            return None
-        digest = hashlib.sha256(metadata[PROVENANCE_KEY].encode())
+        if PROVENANCE_KEY not in metadata:
+            return None  # not hpt's
+        if FILE_HASH_KEY in metadata:
+            recorded = str(metadata[FILE_HASH_KEY])
+            slot = _signature(recorded)
+            if encoded.count(slot) != 1:
+                return True
+            digest = hashlib.sha256(prefix)
+            digest.update(encoded.replace(slot, _SIGNATURE_SLOT))
+        elif CONTENT_KEY in metadata:
+            recorded = str(metadata[CONTENT_KEY])
+            digest = hashlib.sha256(metadata[PROVENANCE_KEY].encode())
+        else:
+            return True if _written_by_a_hashing_hpt(metadata[PROVENANCE_KEY]) else None
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest() != metadata[CONTENT_KEY]
+    return digest.hexdigest() != recorded
+
+
+def _written_by_a_hashing_hpt(provenance_text: str) -> bool:
+    try:
+        version = json.loads(provenance_text).get("hpt_version") or ""
+    except (json.JSONDecodeError, AttributeError):
+        return True  # provenance that is not hpt's own JSON: changed
+    numbers = tuple(int(part) for part in re.findall(r"\d+", str(version))[:2])
+    return numbers >= FIRST_HASHED
 
 
 MAX_HEADER_BYTES = 100 << 20

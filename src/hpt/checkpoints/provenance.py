@@ -42,6 +42,9 @@ class Origin:
     load_report: LoadReport | None = None
     provenance: FileProvenance | None = None
     """The file's own hpt provenance, when it has one: its lineage continues there."""
+    modified: bool | None = None
+    """An hpt file whose sha256 no longer matches the one recorded in it (`files.modified_since_written`); None:
+    not an hpt file, or one that records no hash."""
 
     @classmethod
     def scratch(cls, backbone: str) -> Origin:
@@ -61,6 +64,8 @@ class Origin:
                 load_report=self.load_report.to_dict() if self.load_report else None,
                 provenance=self.provenance.to_dict() if self.provenance else None,
             )
+            if self.modified:
+                record["modified_since_written"] = True
         return record
 
     @classmethod
@@ -74,6 +79,7 @@ class Origin:
             record.get("sha256"),
             _known(LoadReport, report) if isinstance(report, dict) and report.get("layout") else None,
             FileProvenance.from_dict(provenance) if isinstance(provenance, dict) else None,
+            True if record.get("modified_since_written") else None,
         )
 
 
@@ -176,6 +182,9 @@ class Resolved:
     accumulate: int = 1
     """Micro-batches each process's batch was split into, their gradients summed (`train.accumulate`; 0.8 on,
     written only when above 1: a run without it writes what 0.7 wrote)."""
+    modified_inputs: list[str] = field(default_factory=list)
+    """Files the run used though they no longer matched the sha256 hpt recorded in them (`--allow-modified`), each
+    as `ROLE 'PATH'` (written only when some were: 0.8 on)."""
 
     def describe(self) -> str:
         said = (
@@ -191,6 +200,8 @@ class Resolved:
         record = asdict(self)
         if self.accumulate == 1:
             del record["accumulate"]
+        if not self.modified_inputs:
+            del record["modified_inputs"]
         return record
 
     @classmethod

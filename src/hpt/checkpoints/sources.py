@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hpt.backbones import Backbone, create_backbone, is_backbone_name
-from hpt.checkpoints.files import read_weights, sha256_file
+from hpt.checkpoints.files import modified_since_written, read_weights, sha256_file
 from hpt.checkpoints.identify import identify
 from hpt.checkpoints.kinds import not_found
 from hpt.checkpoints.layouts import load_into
@@ -102,4 +102,39 @@ def _from_file(
     backbone = create_backbone(name, in_chans=in_chans or recorded_chans)
     report = load_into(backbone, weights.tensors, f"{role} '{spec}'", weights.taken_from)
     report.identified = identified
-    return backbone, Origin("file", backbone.name, spec, str(path.resolve()), sha256_file(path), report, provenance)
+    modified = bool(modified_since_written(path)) if weights.provenance is not None else None
+    origin = Origin("file", backbone.name, spec, str(path.resolve()), sha256_file(path), report, provenance, modified)
+    return backbone, origin
+
+
+def modified_file(spec: str | None) -> Path | None:
+    """The hpt file `spec` names (a run folder: its backbone) when it was modified since hpt wrote it; else None
+    (unchanged, not hpt's, a hub name, nothing)."""
+    if not spec:
+        return None
+    path = resolve_path(spec)
+    if path is None or not path.name.endswith(".safetensors"):
+        return None
+    return path if modified_since_written(path) else None
+
+
+def refuse_modified(found: list[tuple[str, Path]], allowed: bool) -> list[str]:
+    """`found`: (role, file) of files modified since hpt wrote them. Without `allowed`, one line naming the first;
+    with it, their record (`ROLE 'PATH'`), kept in the provenance of what is made from them."""
+    if found and not allowed:
+        role, path = found[0]
+        raise HptError(
+            f"{role} '{path}' was modified since hpt wrote it (its sha256 no longer matches the one recorded in it): "
+            "restore it, or pass --allow-modified to use it anyway (recorded in the run's provenance)"
+        )
+    return [f"{role} '{path}'" for role, path in found]
+
+
+def modified_warning(origin: Origin) -> str | None:
+    """One WARNING line for a model read from a file modified since hpt wrote it (eval, select, embed, export)."""
+    if not origin.modified:
+        return None
+    return (
+        f"WARNING: '{origin.path}' was modified since hpt wrote it: its sha256 no longer matches the one recorded "
+        "in it, so its weights or provenance may not be what its run made"
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from hpt.checkpoints.sources import load_one_of_several
+from hpt.checkpoints.sources import load_one_of_several, modified_warning
 from hpt.data.bands import dataset_channels
 from hpt.data.decode import Decoding
 from hpt.data.window_choice import resolve_window
@@ -60,6 +60,7 @@ def rank_candidates(
                 "knn_val_top1_k20": knn_scores(train, val)[0]["knn_top1_k20"],
                 "val_images": len(val.targets),
                 "seconds": round(time.perf_counter() - began, 2),
+                **({"warning": warning} if (warning := modified_warning(origin)) else {}),
             }
         )
     rows.sort(key=lambda row: row["linear_val_top1"], reverse=True)

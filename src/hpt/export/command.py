@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hpt.checkpoints.sources import load_backbone
+from hpt.checkpoints.sources import load_backbone, modified_warning
 from hpt.core.run_files import EXPORTS
 from hpt.errors import HptError
 from hpt.eval.runner import model_image_size
@@ -27,10 +27,11 @@ def export_run(
     if not run.is_dir():
         raise HptError(f"'{spec}': expected a run folder (hpt export reads its backbone.safetensors)")
     backbone, origin = load_backbone(spec, role="model")
+    said = [warning] if (warning := modified_warning(origin)) else []
     if fmt == "hub":
         if raw_type:
             raise HptError("--with-preprocessing is for onnx and torchscript; hub files carry it in config.json")
-        return [f"wrote {path}" for path in write_hub_files(run, backbone.num_features)]
+        return [*said, *(f"wrote {path}" for path in write_hub_files(run, backbone.num_features))]
     size = model_image_size(backbone, origin.provenance, image_size)
     target = out or run / (EXPORTS[fmt] if not raw_type else EXPORTS[fmt].replace("backbone.", "raw-backbone."))
     if not raw_type:
@@ -50,6 +51,7 @@ def export_run(
             "8 bits and normalised inside)"
         )
     return [
+        *said,
         f"wrote {exported.path}: {takes} -> N x {backbone.num_features} features; largest difference from PyTorch "
-        f"{exported.max_difference:.1e} (features up to {exported.scale:.2f})"
+        f"{exported.max_difference:.1e} (features up to {exported.scale:.2f})",
     ]

@@ -114,6 +114,9 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
     run = create_run_dir(plan.out, continuing=resumed is not None) if writes else plan.out
     if writes:
         keep_log(console, run / TRAIN_LOG)  # closed by the loop, however the run ends
+    if plan.continuing and resumed is None:
+        say(console, ("note", WARNING), f": --resume: '{run}' holds no checkpoint (it stopped before its first): "
+            "started again from step 0")  # fmt: skip
     _announce(plan, run, backbone.name, origin, console, writes)
     for note in method.notes():
         say(console, note)
@@ -166,7 +169,11 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
         changed_on_resume=changed,
     )
     steps, wall_time = (resumed.steps, resumed.wall_time_s) if resumed else (0, 0.0)
-    resolved = _resolved(fabric, config)
+    earlier = resumed.provenance.resolved.modified_inputs if resumed and resumed.provenance.resolved else []
+    resolved = replace(_resolved(fabric, config), modified_inputs=[*earlier, *plan.modified_inputs])
+    for used in plan.modified_inputs:
+        say(console, ("modified", WARNING), f": {used} no longer matches the sha256 hpt recorded in it; used as "
+            "--allow-modified asks, recorded in the provenance")  # fmt: skip
     if resumed is None:
         say(console, resolved.describe())
     environment = current(fabric.device)
@@ -226,7 +233,7 @@ def _starting_point(plan: Plan, device: torch.device) -> tuple[Backbone, Origin,
     config = plan.config
     backbone, origin = plan.strategy.init(config.model, plan.decoding.channels)
     backbone.check_image_size(config.data.image_size, "data.image_size")
-    resumed = read_checkpoint(plan.out) if plan.continuing else None
+    resumed = read_checkpoint(plan.out, allow_modified=bool(plan.modified_inputs)) if plan.continuing else None
     adaptations: dict[str, Any] = {}
     if resumed is None:
         adaptations = adapt_backbone(backbone, config.transfer, plan.target_sample, config.train.seed)

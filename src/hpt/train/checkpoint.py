@@ -69,14 +69,15 @@ class Checkpoint:
             torch.cuda.set_rng_state_all([self.tensors[k] for k in cuda])
 
 
-def read_checkpoint(run: Path) -> Checkpoint | None:
+def read_checkpoint(run: Path, allow_modified: bool = False) -> Checkpoint | None:
+    """`allow_modified`: read it though its sha256 no longer matches (`--allow-modified`; the plan checked it)."""
     path = run / CHECKPOINT
     if not path.is_file():
         return None
-    if modified_since_written(path):
+    if not allow_modified and modified_since_written(path):
         raise HptError(
             f"--resume: '{path}' was modified since it was written (its content no longer matches the sha256 "
-            "recorded in it); start again with --overwrite, or restore the file"
+            "recorded in it); start again with --overwrite, restore the file, or pass --allow-modified"
         )
     tensors, raw = read_tensors(path)
     provenance = record_of(raw)

@@ -44,6 +44,7 @@ def pretrain(
     resume: bool = False,
     console: Console | None = None,
     allow_data_change: bool = False,
+    allow_modified: bool = False,
 ) -> RunSummary:
     """One run of `config` into the run folder `out`, as `hpt pretrain` does (see docs/run-folder.md).
 
@@ -54,6 +55,7 @@ def pretrain(
             run is said to be finished and left as it is).
         console: where the run's lines go (default: standard error).
         allow_data_change: with `resume`, continue even if the data changed since (recorded in the provenance).
+        allow_modified: use a base, teacher or checkpoint modified since hpt wrote it (recorded in the provenance).
 
     Returns:
         A `RunSummary` (folder, steps, final loss, wall time); the backbone is `out / "backbone.safetensors"`.
@@ -72,7 +74,7 @@ def pretrain(
         return _finished(out, console or Console(stderr=True, log_path=False))
     fabric = make_fabric(config.train, unused_parameters=METHODS[config.method].unused_parameters)
     with processes_stopped_on_failure(fabric):
-        plan = plan_run(config, out, overwrite, resume, allow_data_change)
+        plan = plan_run(config, out, overwrite, resume, allow_data_change, allow_modified)
         if fabric.global_rank != 0:
             console = Console(stderr=True, quiet=True)  # every process computes; one speaks and writes
         with RunLock(out, enabled=fabric.global_rank == 0) as lock, StopRequests(config.train.stop_signals) as stops:

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from hpt.checkpoints.files import modified_since_written
+from hpt.checkpoints.sources import modified_file, refuse_modified
 from hpt.config import PretrainConfig, resolve_paths
-from hpt.core.run_files import DATA_FINGERPRINT, SKIPPED
+from hpt.core.run_files import CHECKPOINT, DATA_FINGERPRINT, SKIPPED
 from hpt.data.bands import dataset_channels
 from hpt.data.dataset import sample_batches
 from hpt.data.decode import Decoding
@@ -65,6 +67,8 @@ class Plan:
     shards: Shards | None = None
     """Tar shards the run streams (`data/shards.py`); then `found` and `images` are a sample of them, what the
     statistics, the window and the pictures are made of."""
+    modified_inputs: list[str] = field(default_factory=list)
+    """Files used though modified since hpt wrote them (`--allow-modified`): `ROLE 'PATH'`, for the provenance."""
 
     @property
     def held_out(self) -> int:
@@ -84,15 +88,24 @@ class Plan:
         )
 
 
-def plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool, allow_data_change: bool = False) -> Plan:
+def plan_run(
+    config: PretrainConfig, out: Path, overwrite: bool, resume: bool, allow_data_change: bool = False,
+    allow_modified: bool = False,
+) -> Plan:  # fmt: skip
     try:
-        return _plan_run(config, out, overwrite, resume, allow_data_change)
+        return _plan_run(config, out, overwrite, resume, allow_data_change, allow_modified)
     except TooManyUnusable as refused:  # every unusable file listed where the run would have been
         raise refused.listed_in(refusal_report(out)) from None
 
 
-def _plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool, allow_data_change: bool) -> Plan:
+def _plan_run(
+    config: PretrainConfig, out: Path, overwrite: bool, resume: bool, allow_data_change: bool, allow_modified: bool
+) -> Plan:
     config = resolve_paths(config)  # recorded absolute: the same folder named two ways is the same run
+    teacher = config.distill.teacher if config.method == "distill" else None
+    inputs = [(role, path) for role, spec in (("--base", config.model.base), ("--teacher", teacher))
+              if (path := modified_file(spec))]  # fmt: skip
+    refuse_modified(inputs, allow_modified)  # before the data is screened: seconds to minutes
     StopRequests(config.train.stop_signals)  # the signal names, checked before anything starts
     check_loggers(config.train.loggers)
     if config.data.path is None:
@@ -149,6 +162,9 @@ def _plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool, 
         config.train.seed, stats, config.data.num_workers,
     )  # fmt: skip
     continuing = check_run_dir(out, config, overwrite, resume)
+    if continuing and (out / CHECKPOINT).is_file() and modified_since_written(out / CHECKPOINT):
+        inputs.append(("--resume: checkpoint", out / CHECKPOINT))
+    modified = refuse_modified(inputs, allow_modified)
     fingerprint = DataFingerprint.of_shards(shards) if shards else DataFingerprint.of(found, config.train.seed)
     then = DataFingerprint.read(out / DATA_FINGERPRINT) if continuing else None
     changes = then.changes_to(fingerprint) if then else None
@@ -175,4 +191,5 @@ def _plan_run(config: PretrainConfig, out: Path, overwrite: bool, resume: bool, 
         found_modalities,
         changes or None,
         shards,
+        modified,
     )
