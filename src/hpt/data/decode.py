@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from hpt.data import bands, dicom
 from hpt.data.dicom import DICOM_SUFFIX
@@ -107,7 +107,19 @@ def load_rgb(path: Path, window: Window = FULL_RANGE, frame: int | None = None, 
             if factor > 1:  # PIL picks the largest reduction that still gives at least this size
                 image.draft(image.mode, (width // factor, height // factor))
         image.load()
-        return to_rgb(image, window)
+        return to_rgb(upright(image), window)
+
+
+ORIENTATION = 0x0112
+"""The EXIF tag a camera records its orientation in: 1 upright, 2-8 mirrored and/or turned."""
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """`image` as it is meant to be seen: turned (and mirrored) as its EXIF orientation says (a phone's photo taken
+    upright is stored sideways with orientation 6); unchanged where it records none or 1."""
+    if image.getexif().get(ORIENTATION, 1) in (1, None):
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def _bands_as_rgb(path: Path, window: Window) -> Image.Image:

@@ -24,7 +24,8 @@ from hpt.data.screen import ScreenPolicy, TooManyUnusable, dicom_headers, screen
 from hpt.data.walk import stat_all, walk
 from hpt.errors import HptError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".dcm", ".npy")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".dcm", ".npy")
+"""What is read as an image (a GIF as its first frame); anything else in a folder is not an image."""
 LIST_SUFFIXES = (".txt", ".lst")
 TABLE_SUFFIXES = (".csv",)
 

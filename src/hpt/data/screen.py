@@ -62,9 +62,10 @@ class ScreenPolicy:
         return cls(data.max_image_pixels, data.max_bad_fraction)
 
 
-SCREENING_RULES = "v3"
+SCREENING_RULES = "v4"
 """In every cache key: files screened by earlier rules are screened again (v2: all-NaN files and header checks;
-v3: DICOM from its header, band-sequential TIFFs and GDAL no-data)."""
+v3: DICOM from its header, band-sequential TIFFs and GDAL no-data; v4: GIFs read, EXIF orientation applied,
+empty arrays named as such)."""
 LARGE_DECODE_BYTES = 256 << 20
 """A file that decodes to more than this is screened while no other such file is (see the module's docstring)."""
 _large_decode = threading.Lock()
@@ -160,6 +161,8 @@ def _bands_problem(path: Path, max_image_pixels: int) -> str | None:
     if len(shape) not in (2, 3):
         return f"expected an H x W or H x W x C array, got shape {shape}"
     height, width = shape[:2]
+    if not height or not width or (len(shape) == 3 and not shape[2]):
+        return f"an empty array (shape {shape}): no pixels"
     if over := over_pixel_limit(width, height, max_image_pixels):
         return over
     if (count := int(np.prod(shape))) > max_image_pixels * MAX_BANDS:  # a series of many pages, say

@@ -30,7 +30,7 @@ from torchvision.utils import make_grid  # noqa: E402
 from hpt.backbones import Backbone  # noqa: E402
 from hpt.checkpoints.provenance import Origin
 from hpt.checkpoints.sources import load_one_of_several  # noqa: E402
-from hpt.core.atomic import make_folder, write_text_atomic  # noqa: E402
+from hpt.core.atomic import check_writable_folder, make_folder, write_text_atomic  # noqa: E402
 from hpt.data.dataset import ImageDataset  # noqa: E402
 from hpt.data.decode import Decoding  # noqa: E402
 from hpt.data.files import ImageList, describe_item, find_images  # noqa: E402
@@ -67,6 +67,7 @@ def embed(
     seed: int = 0,
 ) -> list[Path]:
     """Write the feature files and the two pictures; return the paths written."""
+    check_writable_folder(out)  # before the features, not after them
     images = find_images(data)
     if len(images) <= neighbours:
         raise HptError(f"--data '{data}' has {len(images)} images: more than --neighbours {neighbours} are needed")

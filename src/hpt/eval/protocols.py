@@ -142,8 +142,18 @@ def knn_scores(train: Split, test: Split) -> Result:
         for k in KNN_KS
     }
     metrics = {name: float(outcomes.double().mean()) for name, outcomes in correct.items()}
-    settings = {"k": list(KNN_KS), "temperature": KNN_TEMPERATURE, "similarity": "cosine"}
+    settings: dict[str, Any] = {"k": list(KNN_KS), "temperature": KNN_TEMPERATURE, "similarity": "cosine"}
+    if clipped := [k for k in KNN_KS if k > len(train.targets)]:  # `knn_predict` takes every image there is
+        settings["k_clipped"] = {f"knn_top1_k{k}": len(train.targets) for k in clipped}
     return Result(with_errors(metrics, correct), settings, correct)
+
+
+def knn_notes(settings: dict[str, Any]) -> list[str]:
+    """What a reader of a kNN score must know: a k over the training images votes with all of them."""
+    return [
+        f"{name}: k is more than the {used} training images, so every one of them votes (k = {used})"
+        for name, used in settings.get("k_clipped", {}).items()
+    ]
 
 
 def linear_scores(train: Split, val: Split, test: Split) -> Result:

@@ -21,8 +21,8 @@ from typing import Any
 
 from hpt.backbones import Backbone
 from hpt.checkpoints.provenance import FileProvenance
-from hpt.checkpoints.sources import load_backbone
-from hpt.core.atomic import make_folder, write_text_atomic
+from hpt.checkpoints.sources import load_backbone, modified_warning
+from hpt.core.atomic import check_writable_file, folder_lock, make_folder, write_text_atomic
 from hpt.data.decode import Decoding
 from hpt.data.files import ImageList, find_images
 from hpt.data.intensity import Setting, Window
@@ -34,7 +34,7 @@ from hpt.errors import HptError
 from hpt.eval.features import eval_device
 from hpt.eval.finetune import FinetuneSettings
 from hpt.eval.labelled import LabelledImages, read_labelled
-from hpt.eval.protocols import EvalTask, check_protocol
+from hpt.eval.protocols import EvalTask, check_protocol, knn_notes
 from hpt.eval.uncertainty import pack
 
 DEFAULT_IMAGE_SIZE = 224
@@ -96,6 +96,7 @@ def evaluate(
     if not 0 < options.val_fraction < 1:
         raise HptError(f"--val-fraction {options.val_fraction}: expected a number between 0 and 1")
     out = out or default_output(spec)
+    _existing_entries(out)  # the --out that would take the result checked before any work: not after it
     try:
         images = read_labelled(train, {"test": test, "val": options.val}, allow_overlap=options.allow_overlap)
     except TooManyUnusable as refused:
@@ -118,6 +119,8 @@ def evaluate(
     notes = [
         f"preprocessing: {image_size} px, mean/std {source}, {decoding.window.describe()}",
         *(f"WARNING, allowed by --allow-overlap: {overlap}" for overlap in images.overlaps),
+        *knn_notes(settings),
+        *([warning] if (warning := modified_warning(origin)) else []),
         *selection_warnings(provenance, images),
         *([skipped] if (skipped := images.skipped_note()) else []),
     ]
@@ -227,13 +230,31 @@ def model_window(
     return resolve_window(train, setting or "auto", bands=bands)
 
 
-def _merge_into(out: Path, protocol: str, result: dict[str, Any]) -> None:
-    existing: dict[str, Any] = {}
+def _existing_entries(out: Path) -> dict[str, Any]:
+    """What `out` holds (a JSON object of entries by protocol, or nothing yet), where a new entry can be written;
+    else one line saying why not."""
+    if out.is_dir():
+        raise HptError(f"--out '{out}' is a folder; name the JSON file to write (e.g. {out / 'eval.json'})")
+    existing: Any = {}
     if out.is_file():
         try:
             existing = json.loads(out.read_text())
-        except json.JSONDecodeError:
-            raise HptError(f"'{out}' exists but is not JSON; refusing to overwrite it") from None
-    existing[protocol] = result
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise HptError(f"--out '{out}' exists but is not JSON; refusing to overwrite it") from None
+        if not isinstance(existing, dict):
+            raise HptError(
+                f"--out '{out}' holds JSON that is not an object of evaluations (a {type(existing).__name__}); "
+                "refusing to overwrite it"
+            )
     make_folder(out.parent)
-    write_text_atomic(out, json.dumps(existing, indent=2) + "\n")
+    check_writable_file(out)
+    return existing
+
+
+def _merge_into(out: Path, protocol: str, result: dict[str, Any]) -> None:
+    """Add `result` to `out` under `protocol`, read and written under a lock of its folder: evaluations of one
+    model run at once (other protocols, other processes) each keep their entry."""
+    with folder_lock(out.parent):
+        existing = _existing_entries(out)
+        existing[protocol] = result
+        write_text_atomic(out, json.dumps(existing, indent=2) + "\n")

@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from hpt.checkpoints.provenance import AGAINST, FileProvenance  # noqa: E402
-from hpt.core.atomic import make_folder  # noqa: E402
+from hpt.core.atomic import check_writable_folder  # noqa: E402
 from hpt.core.run_files import BACKBONE, read_metrics, read_monitor  # noqa: E402
 from hpt.errors import HptError  # noqa: E402
 from hpt.eval.uncertainty import SE, Difference, is_score, paired_difference, score_text, unpack  # noqa: E402
@@ -77,8 +77,8 @@ def _metric_columns(runs: list[RunRecord]) -> list[tuple[str, str]]:
 
 
 def build_report(paths: list[Path], out: Path) -> Path:
+    check_writable_folder(out)
     runs = [load_run(path) for path in paths]
-    make_folder(out)
     columns = _metric_columns(runs)
     lines = [
         "# hpt report",
