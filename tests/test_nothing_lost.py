@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -22,8 +23,11 @@ from hpt.checkpoints.files import modified_since_written, read_provenance, read_
 from hpt.config import load_config
 from hpt.core.atomic import STALE_AFTER_S, temporary_path, write_text_atomic
 from hpt.core.run_files import read_metrics
-from hpt.data.decode import load_rgb
+from hpt.data import builtin
+from hpt.data.decode import RGB, load_rgb
 from hpt.data.files import find_images
+from hpt.data.view_grid import MIN_TILE, view_grid
+from hpt.data.views import eval_view
 from hpt.errors import HptError
 from hpt.version import __version__
 
@@ -371,3 +375,52 @@ def test_a_modified_base_is_refused_unless_allowed_and_then_recorded(digits, tmp
                          "--out", tmp_path / "eval.json")  # fmt: skip
     assert evaluated.returncode == 0 and "WARNING: " in evaluated.stderr
     assert "was modified since hpt wrote it" in evaluated.stderr
+
+
+@pytest.fixture(scope="module")
+def many_labelled(tmp_path_factory) -> Path:
+    """Real digits with 150 labelled images a class in each split: the monitor's evaluation of the Lite0 at 128 px
+    takes ~10 s on an idle 2-core machine (measured: 21.4 s for the two of a 1-step run), longer under load."""
+    return builtin.write_splits("mnist-5k", tmp_path_factory.mktemp("many"), unlabelled=64, per_class=150)
+
+
+def test_a_stop_signal_during_the_first_evaluation_stops_the_run_in_seconds(many_labelled, tmp_path):
+    """SIGTERM while the starting point is evaluated: exit 143 within 10 s, at step 0, nothing trained, no
+    checkpoint, no step-0 score half-written. Before, the evaluation ran to its end, a step was trained, and the
+    run stopped at step 1 (minutes on a big monitor split; a scheduler's grace period is often 30-120 s)."""
+    run = tmp_path / "run"
+    args = [
+        "pretrain", "--data", many_labelled["pretrain"], "--out", run, "--backbone", "timm:tf_efficientnet_lite0",
+        "--steps", "2", "--batch-size", "16", "--image-size", "128", "--workers", "0", "--monitor-train",
+        many_labelled["train"], "--monitor-test", many_labelled["test"], "--set", "monitor.label_free_sample=0",
+        "--set", "train.view_grid=1", "--set", "train.loggers=none",
+    ]  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-m", "hpt", *map(str, args)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while not (run / "views.png").is_file():  # drawn just before the starting point is evaluated
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline, "the run did not get to its views"
+        time.sleep(0.05)
+    time.sleep(1.0)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=120)
+    took = time.monotonic() - sent
+    said = process.stderr.read() if process.stderr else ""
+    assert code == 143 and took < 10, (code, took, said)
+    assert "stopped by SIGTERM at step 0; nothing was trained yet" in " ".join(said.split())
+    assert not (run / "checkpoint.safetensors").exists()
+    assert not [line for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def test_the_view_grid_counts_what_it_drew(tmp_path):
+    """A folder of 2 images and a grid of 8 asked: 2 drawn, said as 2 (it said "8 images"), 6 tiles in the grid."""
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for i in range(2):
+        _astronaut().rotate(90 * i).save(folder / f"{i}.png")
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    grid, drawn = view_grid(find_images(str(folder)), RGB, eval_view(32, mean, std), 8, 0, mean, std)
+    assert drawn == 2
+    tile = 32 * -(-MIN_TILE // 32) + 2  # tiles are enlarged to at least MIN_TILE pixels, 2 of padding between
+    assert grid.shape[-1] == 6 * tile + 2 and grid.shape[-2] == tile + 2  # one row: 2 images x (as is + 2 views)

@@ -363,7 +363,7 @@ def test_a_tampered_checkpoint_or_backbone_is_said_to_be_modified(finished, digi
             _flip_last_byte(run / name)
     assert main(["pretrain", *flags, "--resume"]) == 2
     line = _one_error_line(capsys.readouterr().err)
-    assert "checkpoint.safetensors' was modified since it was written" in line
+    assert "checkpoint.safetensors' was modified since hpt wrote it" in line and "--allow-modified" in line
 
     exported = tmp_path / "exported.safetensors"
     exported.write_bytes((finished["run"] / "backbone.safetensors").read_bytes())

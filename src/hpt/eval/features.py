@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from hpt.backbones import Backbone
 from hpt.core.distributed import gather_uneven, rank, world_size
+from hpt.core.interrupt import check as check_interrupt
 
 
 def eval_device() -> str:
@@ -34,6 +35,7 @@ def extract_features(
     loader = DataLoader(mine, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     features, labels = [], []
     for images, targets in loader:
+        check_interrupt()  # a stop signal is honoured between batches (`core/interrupt.py`)
         features.append(backbone.forward_features(images.to(device)).float())
         labels.append(torch.as_tensor(targets).to(device))
     backbone.train(was_training)

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from hpt.core.interrupt import check as check_interrupt
 from hpt.eval.uncertainty import SE, bootstrap_standard_error
 
 WEIGHT_DECAYS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -119,6 +120,7 @@ def linear_probe(
     name = "mean_auroc" if multilabel else "top1"
     results = []
     for weight_decay in weight_decays:
+        check_interrupt()  # a stop signal is honoured between fits (`core/interrupt.py`)
         probe = fit_linear(*train, weight_decay=weight_decay, multilabel=multilabel)
         results.append((score(probe, *val), weight_decay, probe))
     best_val, best_decay, best = max(results, key=lambda r: (r[0], r[1]))

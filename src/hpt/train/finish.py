@@ -12,15 +12,17 @@ from rich.console import Console
 
 from hpt.checkpoints.files import save_tensors, sha256_file
 from hpt.checkpoints.provenance import AGAINST, BACKBONE_FORMAT, Compared, Parent, Selected
+from hpt.core.interrupt import Interrupted
 from hpt.core.run_files import BACKBONE, CHECKPOINT, read_monitor
 from hpt.eval.uncertainty import SE, Difference, score_text
 from hpt.export.hub import write_hub_files
 from hpt.train.build import Training
 from hpt.train.checkpoint import save_checkpoint
 from hpt.train.console import WARNING, say
+from hpt.train.guard import Stopped
 from hpt.train.loggers import close
 from hpt.train.plan import Plan
-from hpt.train.steps import Ended
+from hpt.train.steps import Ended, evaluate_or_stop, keep_step
 from hpt.transfer import reestimate_batch_norm
 
 
@@ -29,11 +31,15 @@ def finish(fabric: Fabric, plan: Plan, training: Training, ended: Ended) -> floa
     t, config, done, console = training, plan.config, ended.steps, training.console
     run = t.evaluations.run
     if plan.strategy.reestimate_batch_norm and config.transfer.reestimate_batch_norm and not plan.freeze_statistics:
-        seen = reestimate_batch_norm(t.backbone, plan.target_sample(), fabric.device)
+        try:
+            seen = reestimate_batch_norm(t.backbone, plan.target_sample(), fabric.device)
+        except Interrupted as stop:  # the weights are the last step's; a resume re-estimates from a reset
+            keep_step(fabric, t, done, ended.clock())
+            raise Stopped(stop.received, done, run, speaks=t.writes) from None
         t.provenance = replace(
             t.provenance, adaptations={**t.provenance.adaptations, "batch_norm_reestimated_on": seen}
         )
-    t.evaluations(t.provenance.at(done, ended.clock()))
+    evaluate_or_stop(fabric, t, done, ended.clock())
     wall_time = ended.clock()
     provenance = t.provenance.at(done, wall_time).record()
     save_checkpoint(run, t.method, t.optimizer, provenance, t.writes, t.data_state(fabric))

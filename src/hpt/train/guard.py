@@ -96,15 +96,18 @@ class StopRequests:
 
 
 class Stopped(Exception):
-    """A run stopped cleanly at a signal: its checkpoint holds step `step`; `--resume` continues it."""
+    """A run stopped cleanly at a signal: its checkpoint holds step `step`; `--resume` continues it. At step 0 (the
+    starting point's evaluation) nothing was trained and no checkpoint is written: `--resume` starts it again."""
 
     def __init__(self, received: signal.Signals, step: int, run: Path, speaks: bool = True) -> None:
         self.received, self.step, self.run, self.speaks = received, step, run, speaks
         """`speaks`: this is the process that reports (rank 0); the others stop quietly."""
-        super().__init__(
-            f"stopped by {received.name} at step {step}; the checkpoint is written: resume with "
-            f"hpt pretrain --out {run} --resume"
+        kept = (
+            "the checkpoint is written: resume with"
+            if step
+            else "nothing was trained yet (it was evaluating the starting point): start it again with"
         )
+        super().__init__(f"stopped by {received.name} at step {step}; {kept} hpt pretrain --out {run} --resume")
 
     @property
     def exit_code(self) -> int:

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from hpt.checkpoints.provenance import FileProvenance, read_record
 from hpt.config import PretrainConfig
+from hpt.core.interrupt import interruptible
 from hpt.core.run_files import BACKBONE, read_metrics
 from hpt.methods import METHODS
 from hpt.train.build import build
@@ -82,8 +83,9 @@ def pretrain(
             console = console or Console(stderr=True, log_path=False)
             try:
                 training = build(fabric, plan, console, lock)
-                ended = run_steps(fabric, config, training, stops)
-                wall_time = finish(fabric, plan, training, ended)
+                with interruptible(lambda: stops.received, enabled=fabric.world_size == 1):
+                    ended = run_steps(fabric, config, training, stops)
+                    wall_time = finish(fabric, plan, training, ended)
             except BaseException as exc:
                 close_log(console, ended_by=exc)
                 raise

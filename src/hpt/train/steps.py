@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from hpt.config import PretrainConfig
 from hpt.core.distributed import mean_over_processes
 from hpt.core.ema import ema_update
+from hpt.core.interrupt import Interrupted
 from hpt.core.run_files import read_metrics
 from hpt.train.build import Training
 from hpt.train.checkpoint import save_checkpoint, unhealthy
@@ -61,7 +62,7 @@ def run_steps(fabric: Fabric, config: PretrainConfig, training: Training, stops:
     loss_value, done = math.nan, t.start_step
     t.evaluations.hold_statistics()
     if t.resumed is None:
-        t.evaluations(t.provenance.at(0, wall_time.before))  # step 0 is a data point: the starting point as it is
+        evaluate_or_stop(fabric, t, 0, wall_time.before)  # step 0 is a data point: the starting point as it is
     elif done >= steps:  # stopped after its last step's checkpoint, before the export: the export is what is left
         losses = [record["loss"] for record in read_metrics(run) if "loss" in record]
         loss_value = losses[-1] if losses else math.nan
@@ -98,28 +99,31 @@ def run_steps(fabric: Fabric, config: PretrainConfig, training: Training, stops:
             if plain is not None and plain.due(done):
                 say(console, plain.line(done, loss_value, t.evaluations.seconds))
             if monitor_every and done % monitor_every == 0 and done < steps:
-                t.evaluations(t.provenance.at(done, wall_time()))
+                evaluate_or_stop(fabric, t, done, wall_time())
             if done % config.train.checkpoint_every == 0 and done < steps:
-                save_checkpoint(
-                    run,
-                    t.method,
-                    t.optimizer,
-                    t.provenance.at(done, wall_time()).record(),
-                    t.writes,
-                    t.data_state(fabric),
-                )
+                keep_step(fabric, t, done, wall_time())
             if stops is not None and done < steps and _stop_agreed(fabric, stops.received is not None):
-                save_checkpoint(
-                    run,
-                    t.method,
-                    t.optimizer,
-                    t.provenance.at(done, wall_time()).record(),
-                    t.writes,
-                    t.data_state(fabric),
-                )
+                keep_step(fabric, t, done, wall_time())
                 fabric.barrier()  # the checkpoint is on disk before any process leaves
                 raise Stopped(stops.received or signal.SIGTERM, done, run, speaks=t.writes)
     return Ended(done, loss_value, wall_time)
+
+
+def keep_step(fabric: Fabric, t: Training, done: int, wall_time_s: float) -> None:
+    """The checkpoint of step `done`: the method, the optimiser, the data's position, the provenance."""
+    provenance = t.provenance.at(done, wall_time_s).record()
+    save_checkpoint(t.evaluations.run, t.method, t.optimizer, provenance, t.writes, t.data_state(fabric))
+
+
+def evaluate_or_stop(fabric: Fabric, t: Training, done: int, wall_time_s: float) -> None:
+    """The monitor's evaluation of step `done`; a stop signal during it (a single process: `core/interrupt.py`)
+    keeps step `done` (nothing at step 0, where nothing was trained and a resume starts again) and stops."""
+    try:
+        t.evaluations(t.provenance.at(done, wall_time_s))
+    except Interrupted as stop:
+        if done:
+            keep_step(fabric, t, done, wall_time_s)
+        raise Stopped(stop.received, done, t.evaluations.run, speaks=t.writes) from None
 
 
 PLAIN_EVERY_S = 30.0

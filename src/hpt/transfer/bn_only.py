@@ -18,6 +18,7 @@ from hpt.backbones import Backbone, batch_norms
 from hpt.checkpoints.provenance import Origin
 from hpt.checkpoints.sources import load_backbone
 from hpt.config import ModelConfig
+from hpt.core.interrupt import check as check_interrupt
 from hpt.errors import HptError
 from hpt.transfer.norm_only import norm_layers
 
@@ -55,6 +56,7 @@ def reestimate_batch_norm(backbone: Backbone, batches: Iterable[torch.Tensor], d
     backbone.train()
     seen = 0
     for images in batches:
+        check_interrupt()  # a stop signal is honoured between batches: the next attempt re-estimates from a reset
         backbone(images.to(device))
         seen += images.shape[0]
     for norm, momentum in zip(norms, saved):
