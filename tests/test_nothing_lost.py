@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 from skimage import data as skimage_data
 
@@ -424,3 +425,18 @@ def test_the_view_grid_counts_what_it_drew(tmp_path):
     assert drawn == 2
     tile = 32 * -(-MIN_TILE // 32) + 2  # tiles are enlarged to at least MIN_TILE pixels, 2 of padding between
     assert grid.shape[-1] == 6 * tile + 2 and grid.shape[-2] == tile + 2  # one row: 2 images x (as is + 2 views)
+
+
+def test_a_runs_own_config_loads_though_it_records_other_methods_settings(tmp_path):
+    """A run started before this check (a BYOL run given MoCo's queue size, as the studies did) resumes from its
+    config.yaml, which records every method's section: a record, not a request. A flag for another method given
+    with it is still refused."""
+    config = load_config(None, {"method": "byol"}).to_dict()
+    config["mocov2"]["queue_size"] = 64
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    assert load_config(tmp_path / "config.yaml").method == "byol"
+    with pytest.raises(HptError, match="dino.out_dim is set"):
+        load_config(tmp_path / "config.yaml", {"dino.out_dim": 100})
+    (tmp_path / "small.yaml").write_text("method: byol\nmocov2: {queue_size: 64}\n")  # a user's small diff
+    with pytest.raises(HptError, match="mocov2.queue_size is set"):
+        load_config(tmp_path / "small.yaml")

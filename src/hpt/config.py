@@ -6,6 +6,7 @@ types and out-of-range values are errors that name the key (`HptError`), raised 
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import signal
@@ -295,6 +296,11 @@ class MoCoV2Config(MethodSection):
     query and its key do not share BatchNorm statistics. Only while the backbone's BatchNorm layers learn
     their statistics (from scratch; a base's are frozen by default). None: one slice per 64 images, at least
     2; 1: off (the key encoder sees the query encoder's batch)."""
+    first_negatives: Literal["none", "in-batch", "random"] = "none"
+    """What a run's first step compares its queries with, while the queue holds no keys yet: `none` (that step's loss
+    is 0 and trains nothing; from the second step the keys of the steps before), `in-batch` (the other keys of its
+    batch, as SimCLR and MoCo v3 do), `random` (MoCo's own code: the queue starts full of random unit vectors,
+    flushed as keys arrive). Measured in benchmarks/results/moco_first_step."""
 
 
 class SimCLRConfig(MethodSection):
@@ -759,11 +765,14 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     raw: dict[str, Any] = {}
     if path is not None:
         raw = read_yaml_mapping(Path(path))
+    # a run's own config.yaml holds every method's section as that run resolved them: a record, not a request
+    asked: dict[str, Any] = {} if all(method in raw for method in get_args(Method)) else copy.deepcopy(raw)
     for dotted, value in (overrides or {}).items():
         set_dotted(raw, dotted, value)
+        set_dotted(asked, dotted, value)
     source = str(path) if path else "config"
     config = validate_config(raw, source)
-    refuse_other_methods_settings(config, raw, source)
+    refuse_other_methods_settings(config, asked, source)
     return config
 
 
