@@ -276,8 +276,8 @@ def test_a_refused_start_lists_every_unusable_file_and_loses_nothing_written(
 
 def test_data_that_is_not_on_a_local_disk_is_one_line_that_says_what_to_do(digits, tmp_path, hpt_here):
     """A bucket URL names the fsspec package it needs (s3fs is not installed here); a signed URL is refused and its
-    credentials and query never reach the console; a list of URLs is refused on its row, saying to give the folder
-    or prefix instead; `file://` is a local path."""
+    credentials and query never reach the console, in a list of URLs too (a list of URLs streams: test_shards.py);
+    a labelled list of URLs is refused, saying how to bring the images to a local disk; `file://` is a local path."""
     data = ["pretrain", "--out", tmp_path / "run", "--backbone", "timm:test_resnet", "--steps", "1", "--data"]
     bucket = hpt_here(*data, "s3://bucket/xrays")
     assert bucket.returncode == 2 and bucket.stderr.count("\n") == 1
@@ -288,9 +288,12 @@ def test_data_that_is_not_on_a_local_disk_is_one_line_that_says_what_to_do(digit
     listed = tmp_path / "list.txt"
     listed.write_text("https://me:secret@example.org/0.png\n")
     in_list = hpt_here(*data, listed)
-    assert in_list.returncode == 2 and "lists 'https://example.org/0.png' is on https://" in in_list.stderr
-    assert "give --data the folder or prefix the images are in" in in_list.stderr
+    assert in_list.returncode == 2 and "line 1: 'https://example.org/0.png...' carries a user" in in_list.stderr
     assert "secret" not in in_list.stderr and not (tmp_path / "run").exists()
+    listed.write_text("https://example.org/0.png 0\nhttps://example.org/1.png 1\n")
+    labelled = hpt_here(*data, digits["pretrain"], "--monitor-train", listed, "--monitor-test", digits["test"])
+    assert labelled.returncode == 2 and "lists 'https://example.org/0.png' is on https://" in labelled.stderr
+    assert "labelled images are read from a local disk" in labelled.stderr and not (tmp_path / "run").exists()
     assert len(find_images(f"file://{digits['test']}")) == len(find_images(digits["test"]))
 
 

@@ -169,3 +169,26 @@ def test_a_folder_of_image_files_behind_a_url_streams_file_by_file(served, shard
     assert shards.files and len(shards) == SHARDS * PER_SHARD and all(size > 0 for size in shards.sizes)
     record = json.loads((run / "backbone.json").read_text())
     assert record["data"]["images"] is None and record["data"]["fingerprint"]
+
+
+def test_a_list_of_image_urls_streams_and_a_wrong_row_is_one_line(served, shard_folder, tmp_path, tiny_pretrain):
+    """A local list naming the real digits' PNGs by URL on the HTTP server (with a label column, as a labelled list
+    has, not read: pretraining has no labels): one listing of the folder they share, streamed one file a sample.
+    A row that does not exist, a local path among URLs, two file systems: one line naming the row."""
+    pngs = sorted((shard_folder / "digits" / "pretrain").glob("*.png"))[:40]
+    listed = tmp_path / "train.txt"
+    listed.write_text("# images of the bucket\n" + "".join(f"{served}/digits/pretrain/{p.name} 3\n" for p in pngs))
+    assert is_sharded(str(listed))
+    shards = find_shards(str(listed))
+    assert shards.files and len(shards) == 40 and [u.rsplit("/", 1)[1] for u in shards.urls] == [p.name for p in pngs]
+    assert list(shards.sizes) == [p.stat().st_size for p in pngs]
+    assert tiny_pretrain(listed, tmp_path / "run", 2) == 0
+    for rows, said in (
+        (f"{served}/digits/pretrain/{pngs[0].name}\n{served}/digits/pretrain/nope.png\n", "nope.png' does not exist"),
+        (f"{served}/digits/pretrain/{pngs[0].name}\n{pngs[1]}\n", f"line 2: '{pngs[1]}' is not a URL"),
+        (f"{served}/digits/pretrain/{pngs[0].name}\ns3://bucket/x.png\n", "mixes http, s3"),
+    ):
+        listed.write_text(rows)
+        with pytest.raises(HptError, match="^") as refused:
+            find_shards(str(listed))
+        assert said in str(refused.value) and "\n" not in str(refused.value)

@@ -1,12 +1,12 @@
 """Where data may live, and one clear line for where it may not yet.
 
-hpt reads image files from the local file system (a folder, a list, a CSV), and tar shards from anywhere fsspec
-reaches (`shards.py`). A `--data` that is a URL of anything else (a bucket's folder of images: `s3://`, `gs://`,
-`az://`, `https://`, ...) or a list whose rows are URLs is refused with one line: saying how to bring the images to
-a local disk (or to write them as shards), with the package fsspec would need for that protocol when it is not
-installed (so the user does not check the bucket instead). A zip or compressed tar given as `--data` is refused the
-same way; an archive found beside loose images is listed among the skipped files with its reason, never passed
-over in silence. A URL is shown without its user name, password or query string (where credentials and
+hpt reads labelled image files from the local file system (a folder, a list, a CSV); `--data` streams tar shards,
+a folder or prefix of images and a local list of image URLs from anywhere fsspec reaches (`shards.py`). A
+labelled list whose rows are URLs (`--monitor-*`, `hpt eval`) is refused with one line: saying how to bring the
+images to a local disk, with the package fsspec would need for that protocol when it is not installed (so the
+user does not check the bucket instead). A zip or compressed tar given as `--data` is refused
+the same way; an archive found beside loose images is listed among the skipped files with its reason, never
+passed over in silence. A URL is shown without its user name, password or query string (where credentials and
 signatures travel), so none reaches a console, a log or a record.
 """
 
@@ -21,9 +21,9 @@ ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.zst", ".zip")
 """Archives a dataset is often shipped in (WebDataset shards are tars); not read, and never silently."""
 ARCHIVE_REASON = "an archive: its images are not read here (extract them, or give .tar shards as --data alone)"
 LOCAL_ONLY = (
-    "a list is read from a local disk: give --data the folder or prefix the images are in (streamed file by file), "
-    "write them as WebDataset shards (train-{000000..000099}.tar, streamed much faster from a bucket), or copy them "
-    "to a local disk (fsspec's `get`, `aws s3 sync`) or mount the bucket (s3fs-fuse, gcsfuse, blobfuse2)"
+    "labelled images are read from a local disk: copy them to one (fsspec's `get`, `aws s3 sync`) or mount the "
+    "bucket (s3fs-fuse, gcsfuse, blobfuse2); --data alone streams (a folder or prefix of images, a list of their "
+    "URLs, or WebDataset shards train-{000000..000099}.tar, much faster from a bucket)"
 )
 
 

@@ -83,10 +83,15 @@ class Shards:
 
 
 def is_sharded(spec: str) -> bool:
-    """Whether `spec` is streamed: tar shards (a pattern, a `.tar`, a folder of them) anywhere, or any URL (a
-    bucket's folder of image files, streamed file by file). Cheap: nothing is listed."""
+    """Whether `spec` is streamed: tar shards (a pattern, a `.tar`, a folder of them) anywhere, any URL (a
+    bucket's folder of image files, streamed file by file), or a local list of URLs. Cheap: nothing is listed."""
     expanded = _expanded(spec)
-    return any(p.lower().endswith(SHARD_SUFFIXES) for p in expanded) or is_url(spec) or _folder_of_shards(spec)
+    return (
+        any(p.lower().endswith(SHARD_SUFFIXES) for p in expanded)
+        or is_url(spec)
+        or _folder_of_shards(spec)
+        or _list_of_urls(spec)
+    )
 
 
 def find_shards(spec: str, what: str = "data") -> Shards:
@@ -99,6 +104,8 @@ def find_shards(spec: str, what: str = "data") -> Shards:
             "written into config.yaml and every record; give the location alone and the credentials as the library "
             "reads them (AWS_ACCESS_KEY_ID / ~/.aws, GOOGLE_APPLICATION_CREDENTIALS, an fsspec config)"
         )
+    if _list_of_urls(spec):
+        return _rows(Path(spec), what)
     fs, names = _filesystem(spec, what)
     if not any(name.lower().endswith(SHARD_SUFFIXES) for name in names):  # a folder or a prefix: what it holds
         return _listed(fs, spec, names[0].rstrip("/"), what)
@@ -121,22 +128,84 @@ def _listed(fs: Any, spec: str, root: str, what: str) -> Shards:
     tags its listing gives (one listing, no `info` a file)."""
     from hpt.data.files import IMAGE_SUFFIXES
 
+    found = _listing(fs, root, spec, what)
+    for suffixes, files in ((SHARD_SUFFIXES, False), (IMAGE_SUFFIXES, True)):
+        chosen = sorted(name for name in found if name.lower().endswith(suffixes))
+        if chosen:
+            return _described(fs, chosen, found, files)
+    raise HptError(f"{what} '{shown(spec)}' holds no .tar shards and no images")
+
+
+def _listing(fs: Any, root: str, spec: str, what: str) -> dict[str, dict[str, Any]]:
     try:
-        found = fs.find(root, detail=True)
+        return dict(fs.find(root, detail=True))
     except FileNotFoundError:
         raise HptError(f"{what} '{shown(spec)}' does not exist") from None
     except Exception as exc:  # noqa: BLE001 - a network error of any library
         raise HptError(f"{what} '{shown(spec)}' cannot be listed ({first_line(exc)})") from None
-    for suffixes, files in ((SHARD_SUFFIXES, False), (IMAGE_SUFFIXES, True)):
-        chosen = sorted(name for name in found if name.lower().endswith(suffixes))
-        if chosen:
-            entries = [found[name] for name in chosen]
-            if any(not entry.get("size") for entry in entries):  # a listing without sizes (an HTTP index): asked
-                with ThreadPoolExecutor(max_workers=THREADS) as pool:
-                    entries = list(pool.map(lambda name: fs.info(name), chosen))
-            urls = tuple(_url(fs, name) for name in chosen)
-            return Shards(urls, tuple(int(e.get("size") or 0) for e in entries), tuple(map(_tag, entries)), files)
-    raise HptError(f"{what} '{shown(spec)}' holds no .tar shards and no images")
+
+
+def _described(fs: Any, chosen: list[str], found: dict[str, dict[str, Any]], files: bool) -> Shards:
+    """`chosen` (names as `fs` lists them) with the sizes and tags of the listing `found`, each asked where the
+    listing gives none (an HTTP index)."""
+    entries = [found[name] for name in chosen]
+    if any(not entry.get("size") for entry in entries):
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+            entries = list(pool.map(lambda name: fs.info(name), chosen))
+    urls = tuple(_url(fs, name) for name in chosen)
+    return Shards(urls, tuple(int(e.get("size") or 0) for e in entries), tuple(map(_tag, entries)), files)
+
+
+def _list_of_urls(spec: str) -> bool:
+    """A local list file (`.txt`, `.lst`) whose first row names a URL: its rows stream file by file. Reads up to
+    its first row."""
+    from hpt.data.files import LIST_SUFFIXES
+
+    if is_url(spec) or not spec.lower().endswith(LIST_SUFFIXES) or not os.path.isfile(spec):
+        return False
+    with open(spec, errors="replace") as f:
+        for line in f:
+            fields = line.split()
+            if fields and not fields[0].startswith("#"):
+                return is_url(fields[0])
+    return False
+
+
+def _rows(list_file: Path, what: str) -> Shards:
+    """The image files a list of URLs names (`URL [LABEL]` a line; a label is not read: pretraining has none), each
+    a unit of the stream; their sizes and tags from one listing of the folder they share (each asked where the
+    listing lacks it), or one line naming the row that is wrong."""
+    rows: list[tuple[int, str]] = []
+    for number, line in enumerate(list_file.read_text(errors="replace").splitlines(), start=1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        where = f"{what} '{list_file}' line {number}"
+        if len(fields) > 2:
+            raise HptError(f"{where}: expected 'URL [LABEL]', got {len(fields)} fields")
+        if not is_url(fields[0]):
+            raise HptError(
+                f"{where}: '{fields[0]}' is not a URL, where the list's first row is: a list names URLs only"
+            )
+        if carries_secrets(fields[0]):
+            raise HptError(f"{where}: '{shown(fields[0])}...' carries a user, a password or a query (a signature?), "
+                           "which would be written into every record; give the location alone")  # fmt: skip
+        rows.append((number, fields[0]))
+    schemes = {url.split("://", 1)[0].lower() for _, url in rows}
+    if len(schemes) > 1:
+        raise HptError(f"{what} '{list_file}' mixes {', '.join(sorted(schemes))}: one list, one file system")
+    fs, _ = _filesystem(rows[0][1], what)
+    names = [fs._strip_protocol(url) for _, url in rows]
+    found = _listing(fs, _shared_folder(names), str(list_file), what)
+    for (number, url), name in zip(rows, names):
+        if name not in found:
+            raise HptError(f"{what} '{list_file}' line {number}: '{shown(url)}' does not exist")
+    return _described(fs, names, found, files=True)
+
+
+def _shared_folder(names: list[str]) -> str:
+    """The deepest folder every name is in (split at `/`, so a URL's `//` stays whole)."""
+    return "/".join(os.path.commonprefix([name.split("/")[:-1] for name in names])) + "/"
 
 
 def _tag(info: dict[str, Any]) -> str:
