@@ -173,7 +173,8 @@ def test_a_folder_of_image_files_behind_a_url_streams_file_by_file(served, shard
 
 def test_a_list_of_image_urls_streams_and_a_wrong_row_is_one_line(served, shard_folder, tmp_path, tiny_pretrain):
     """A local list naming the real digits' PNGs by URL on the HTTP server (with a label column, as a labelled list
-    has, not read: pretraining has no labels): one listing of the folder they share, streamed one file a sample.
+    has, not read: pretraining has no labels), and a CSV of them: one listing of the folder they share, streamed one
+    file a sample.
     A row that does not exist, a local path among URLs, two file systems: one line naming the row."""
     pngs = sorted((shard_folder / "digits" / "pretrain").glob("*.png"))[:40]
     listed = tmp_path / "train.txt"
@@ -183,6 +184,9 @@ def test_a_list_of_image_urls_streams_and_a_wrong_row_is_one_line(served, shard_
     assert shards.files and len(shards) == 40 and [u.rsplit("/", 1)[1] for u in shards.urls] == [p.name for p in pngs]
     assert list(shards.sizes) == [p.stat().st_size for p in pngs]
     assert tiny_pretrain(listed, tmp_path / "run", 2) == 0
+    table = tmp_path / "train.csv"  # a table's path column, its other columns not read
+    table.write_text("path,label\n" + "".join(f"{served}/digits/pretrain/{p.name},3\n" for p in pngs))
+    assert is_sharded(str(table)) and find_shards(str(table)) == shards
     for rows, said in (
         (f"{served}/digits/pretrain/{pngs[0].name}\n{served}/digits/pretrain/nope.png\n", "nope.png' does not exist"),
         (f"{served}/digits/pretrain/{pngs[0].name}\n{pngs[1]}\n", f"line 2: '{pngs[1]}' is not a URL"),

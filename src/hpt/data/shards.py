@@ -25,6 +25,7 @@ image member of a sample is used (its first by `files.IMAGE_SUFFIXES`), never a 
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -157,36 +158,43 @@ def _described(fs: Any, chosen: list[str], found: dict[str, dict[str, Any]], fil
 
 
 def _list_of_urls(spec: str) -> bool:
-    """A local list file (`.txt`, `.lst`) whose first row names a URL: its rows stream file by file. Reads up to
-    its first row."""
-    from hpt.data.files import LIST_SUFFIXES
+    """A local list (`.txt`, `.lst`) or table (`.csv` with a `path` column first) whose first row names a URL: its
+    rows stream file by file. Reads up to its first row."""
+    from hpt.data.files import LIST_SUFFIXES, TABLE_SUFFIXES
 
-    if is_url(spec) or not spec.lower().endswith(LIST_SUFFIXES) or not os.path.isfile(spec):
+    if is_url(spec) or not spec.lower().endswith(LIST_SUFFIXES + TABLE_SUFFIXES) or not os.path.isfile(spec):
         return False
-    with open(spec, errors="replace") as f:
-        for line in f:
-            fields = line.split()
-            if fields and not fields[0].startswith("#"):
-                return is_url(fields[0])
-    return False
+    first = next(_entries(Path(spec)), None)
+    return first is not None and is_url(first[1][0])
+
+
+def _entries(list_file: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of each row: a list's whitespace-separated fields (blank and `#` lines left out), a
+    table's columns after its header."""
+    with open(list_file, newline="", errors="replace") as f:
+        if list_file.suffix.lower() != ".csv":
+            for number, line in enumerate(f, start=1):
+                if (fields := line.split()) and not fields[0].startswith("#"):
+                    yield number, fields
+            return
+        rows = ((number, row) for number, row in enumerate(csv.reader(f), start=1) if row and row[0].strip())
+        header = next(rows, None)
+        if header is not None and header[1][0].strip().lower() == "path":
+            yield from ((number, [field.strip() for field in row]) for number, row in rows)
 
 
 def _rows(list_file: Path, what: str) -> Shards:
-    """The image files a list of URLs names (`URL [LABEL]` a line; a label is not read: pretraining has none), each
-    a unit of the stream; their sizes and tags from one listing of the folder they share (each asked where the
-    listing lacks it), or one line naming the row that is wrong."""
+    """The image files a list of URLs names (`URL [LABEL]` a line, or a table's `path` column; labels are not read:
+    pretraining has none), each a unit of the stream; their sizes and tags from one listing of the folder they
+    share (each asked where the listing lacks it), or one line naming the row that is wrong."""
     rows: list[tuple[int, str]] = []
-    for number, line in enumerate(list_file.read_text(errors="replace").splitlines(), start=1):
-        fields = line.split()
-        if not fields or fields[0].startswith("#"):
-            continue
+    table = list_file.suffix.lower() == ".csv"
+    for number, fields in _entries(list_file):
         where = f"{what} '{list_file}' line {number}"
-        if len(fields) > 2:
+        if len(fields) > 2 and not table:
             raise HptError(f"{where}: expected 'URL [LABEL]', got {len(fields)} fields")
         if not is_url(fields[0]):
-            raise HptError(
-                f"{where}: '{fields[0]}' is not a URL, where the list's first row is: a list names URLs only"
-            )
+            raise HptError(f"{where}: '{fields[0]}' is not a URL, where the first row is: a list names URLs only")
         if carries_secrets(fields[0]):
             raise HptError(f"{where}: '{shown(fields[0])}...' carries a user, a password or a query (a signature?), "
                            "which would be written into every record; give the location alone")  # fmt: skip
