@@ -90,7 +90,9 @@ def pretrain_auto(
             check_run_dir(folder, pilot, overwrite=False, resume=True)  # a finished pilot of another config: refused
         else:
             say(console, ("auto", BOLD), f": pilot '{name}' ({pilot_steps} steps) -> {folder}")
-            pretrain(pilot, folder, overwrite=not resume, resume=resume and folder.is_dir(), console=console)
+            pretrain(
+                pilot, folder, overwrite=not resume, resume=resume and (folder / CONFIG).is_file(), console=console
+            )
         pilots.append(_score(name, folder))
     by = pilots[0]["by"]
     chosen = max(pilots, key=lambda p: p["end"])  # the first listed wins a tie
