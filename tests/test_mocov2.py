@@ -1,5 +1,6 @@
 import copy
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -131,3 +132,34 @@ def test_a_full_queue_stops_reading_its_count_and_a_loaded_one_reads_it_again():
     assert full.negatives().shape == (2, 4)
     full.load_state_dict(half.state_dict())
     assert torch.equal(full.negatives(), torch.ones(2, 2))
+
+
+@pytest.mark.parametrize("first", ["none", "in-batch", "random"])
+def test_what_the_first_step_compares_with(first):
+    """`mocov2.first_negatives`: `none` leaves step 1 without a negative (loss 0, no gradient); `in-batch` compares
+    each query with the batch's other keys (the loss computed here from its definition: cross-entropy of
+    query . key / T over the batch, the positive on the diagonal); `random` starts the queue full of unit vectors.
+    From the second step all three compare with the queue."""
+    torch.manual_seed(0)
+    config = MoCoV2Config(queue_size=16, dim=8, hidden_dim=32, first_negatives=first)
+    method = MoCoV2(create_backbone("torchvision:resnet18"), config, shuffle_keys=False)
+    assert method.queue.filled.item() == (16 if first == "random" else 0)
+    if first == "random":
+        assert torch.allclose(method.queue.keys.norm(dim=0), torch.ones(16), atol=1e-5)
+    views = [torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32)]
+    loss = method(views).loss
+    loss.backward()
+    grads = [p.grad for p in method.backbone.parameters() if p.grad is not None]
+    if first == "none":
+        assert loss.item() == 0 and all(g.abs().max() == 0 for g in grads)
+        return
+    assert loss.item() > 0 and any(g.abs().max() > 0 for g in grads)
+    if first == "in-batch":
+        method.zero_grad()
+        with torch.no_grad():  # train-mode BatchNorm: the same batch gives the same embeddings again
+            query = F.normalize(method.head(method.backbone(views[0])), dim=1)
+            key = F.normalize(method.momentum_head(method.momentum_backbone(views[1])), dim=1)
+        logits = torch.stack([torch.stack([q @ k / config.temperature for k in key]) for q in query])
+        expected = -torch.log_softmax(logits, dim=1).diagonal().mean()
+        assert abs(loss.item() - expected.item()) < 1e-5
+    assert method.queue.filled.item() == (16 if first == "random" else 4)

@@ -22,3 +22,10 @@ def infonce_loss(query: torch.Tensor, key: torch.Tensor, negatives: torch.Tensor
     logits = torch.cat([positive, negative], dim=1) / temperature  # N x (1 + K)
     targets = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)  # the positive is column 0
     return F.cross_entropy(logits, targets)
+
+
+def infonce_in_batch(query: torch.Tensor, key: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Mean InfoNCE with the batch's other keys as the negatives (SimCLR's and MoCo v3's): query i's positive is
+    key i, every key j != i a negative. query, key: N x C, L2-normalised."""
+    logits = query @ key.T / temperature  # N x N, the positives on the diagonal
+    return F.cross_entropy(logits, torch.arange(query.shape[0], device=query.device))

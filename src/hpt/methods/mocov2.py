@@ -30,7 +30,7 @@ from hpt.core.distributed import gather, shuffled_forward, split_forward, world_
 from hpt.data.stats import PixelStats
 from hpt.data.views import MultiView, two_views
 from hpt.heads import ProjectionMLP
-from hpt.losses import infonce_loss
+from hpt.losses import infonce_in_batch, infonce_loss
 from hpt.methods.base import MethodRecord, SSLMethod, StepOutput, ViewFactory
 from hpt.methods.queue import KeyQueue
 
@@ -63,6 +63,9 @@ class MoCoV2(SSLMethod):
         self.momentum_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
         self.momentum_head = copy.deepcopy(self.head).requires_grad_(False)
         self.queue = KeyQueue(config.dim, config.queue_size)
+        self.first_negatives = config.first_negatives
+        if config.first_negatives == "random":
+            self.queue.fill_random()
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         return [(self.backbone, self.momentum_backbone), (self.head, self.momentum_head)]
@@ -93,7 +96,11 @@ class MoCoV2(SSLMethod):
                 key = shuffled_forward(self._keys, key_images, self.seed, self.step, splits=splits)  # N x C
             else:
                 key = self._keys(key_images)
-        loss = infonce_loss(query, key, self.queue.negatives(), self.temperature)
+        negatives = self.queue.negatives()
+        if negatives.shape[1] == 0 and self.first_negatives == "in-batch":  # the first step: no keys queued yet
+            loss = infonce_in_batch(query, key, self.temperature)
+        else:
+            loss = infonce_loss(query, key, negatives, self.temperature)
         self.queue.push(gather(key))  # every process enqueues the keys of the global batch
         return StepOutput(loss, query.detach())
 

@@ -47,6 +47,13 @@ class KeyQueue(nn.Module):
         return self.keys.clone()
 
     @torch.no_grad()
+    def fill_random(self) -> None:
+        """MoCo's own start: every slot a random unit vector (from torch's global generator), counted as filled."""
+        self.keys.copy_(nn.functional.normalize(torch.randn_like(self.keys), dim=0))
+        self.filled.fill_(self.size)
+        self._full = False
+
+    @torch.no_grad()
     def push(self, keys: torch.Tensor) -> None:
         """Enqueue N x C keys, overwriting the oldest (dequeue and enqueue in one write)."""
         keys = keys[-self.size :]
