@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from hpt.backbones import batch_norms
+from hpt.backbones import batch_norms, create_backbone
 from hpt.checkpoints.sources import load_backbone
 from hpt.config import MoCoV2Config, ModelConfig, TransferConfig, load_config
 from hpt.core.param_groups import param_groups
@@ -17,6 +17,7 @@ from hpt.transfer import check_strategy
 from hpt.transfer.bn_only import init_bn_only
 from hpt.transfer.filter_selection import measure_responses, select_filters
 from hpt.transfer.layers import fresh_modules, weighted_layers
+from hpt.transfer.partial import blocks, init_partial
 from hpt.transfer.weight_scaling import scale_weights
 
 LITE0 = "timm:tf_efficientnet_lite0"
@@ -304,3 +305,67 @@ def test_a_run_from_scratch_starts_from_batch_norm_statistics_of_the_target(digi
     pretrain(config, tmp_path / "run")
     provenance = read_provenance(tmp_path / "run" / "backbone.safetensors")
     assert provenance["adaptations"]["batch_norm_statistics"] == adaptations["batch_norm_statistics"]
+
+
+@pytest.mark.slow  # seconds of real work (training)
+def test_partial_trains_the_last_block_alone_and_says_how_much(digits, lite0_file, tmp_path, capsys):
+    """--init partial from the real Lite0: its last stage and the final conv and norm (timm's last group) move,
+    every earlier tensor is bitwise the base's; the share is said; the frozen prefix builds no graph (no
+    gradient reaches its first convolution's input side: none is even allocated)."""
+    config = load_config(
+        overrides={
+            "data.path": str(digits["pretrain"]),
+            "data.image_size": 32,
+            "data.num_workers": 0,
+            "model.base": str(lite0_file),
+            "model.backbone": LITE0,
+            "model.init": "partial",
+            "train.steps": 3,
+            "train.batch_size": 16,
+            "mocov2.queue_size": 64,
+            "optim.lr": 3.0,
+        }
+    )
+    pretrain(config, tmp_path / "run")
+    said = " ".join(capsys.readouterr().err.split())
+    base, _ = load_backbone(str(lite0_file), LITE0)
+    before = base.native_state_dict()
+    after = load_file(str(tmp_path / "run" / "backbone.safetensors"))
+    last = tuple(blocks(base.model)[-1])
+    assert last[0].startswith("blocks.6.") and "conv_head.weight" in last and "bn2.weight" in last
+    for key in before:
+        if key.startswith(("conv_stem", "bn1", *(f"blocks.{i}." for i in range(6)))):
+            assert torch.equal(after[key], before[key]), key  # bitwise: frozen
+    weights = [k for k in last if k.endswith(".weight")]
+    assert sum(not torch.equal(after[k], before[k]) for k in weights) >= 0.9 * len(weights)
+    trained = sum(before[k].numel() for k in last)
+    total = sum(p.numel() for p in base.model.parameters())
+    assert f"{trained:,} of its {total:,} parameters train ({trained / total:.1%})" in said
+
+    backbone, _ = init_partial(ModelConfig(base=str(lite0_file), backbone=LITE0, init="partial"))
+    features = backbone.model.forward_features(torch.randn(2, 3, 32, 32))
+    assert features.requires_grad  # the trained tail builds a graph...
+    prefix = backbone.model.blocks[5](backbone.model.blocks[:5](backbone.model.bn1(backbone.model.conv_stem(
+        torch.randn(2, 3, 32, 32)))))  # fmt: skip
+    assert not prefix.requires_grad  # ...the frozen prefix none
+
+
+@pytest.mark.parametrize(
+    ("name", "first_trained"),
+    [("timm:vit_tiny_patch16_224", "blocks.11."), ("torchvision:resnet18", "layer4."), ("timm:test_resnet", "layer4.")],
+)
+def test_a_block_is_the_librarys_own(name, first_trained, tmp_path):
+    """The last block of a ViT is its last transformer block with the final norm, of a ResNet its layer4 (timm's
+    grouping, or torchvision's top-level layers); 2 blocks reach one further; more blocks than it has is one line.
+    Random weights (no self-supervised ViT installs here): the grouping does not depend on them."""
+    backbone = create_backbone(name)
+    base = tmp_path / "base.pth"
+    torch.save(backbone.native_state_dict(), base)
+    model = ModelConfig(base=str(base), backbone=name, init="partial")
+    one, _ = init_partial(model)
+    trained = [n for n, p in one.model.named_parameters() if p.requires_grad]
+    assert trained and all(n.startswith((first_trained, "norm.", "fc_norm.")) for n in trained), trained
+    two, _ = init_partial(ModelConfig(base=str(base), backbone=name, init="partial", trainable_blocks=2))
+    assert sum(p.requires_grad for p in two.model.parameters()) > len(trained)
+    with pytest.raises(HptError, match="blocks after its stem; train fewer"):
+        init_partial(ModelConfig(base=str(base), backbone=name, init="partial", trainable_blocks=99))

@@ -21,7 +21,7 @@ from pydantic_core import PydanticCustomError
 from hpt.errors import HptError
 
 ViewPolicy = Literal["full", "no-color", "no-grayscale", "crop-blur", "crop-only", "rotation", "scan", "scan-rotation"]
-Init = Literal["full", "scratch", "bn-only", "norm-only"]
+Init = Literal["full", "scratch", "bn-only", "norm-only", "partial"]
 Method = Literal["mocov2", "simclr", "byol", "swav", "dino", "distill"]
 """The names of `hpt.methods.METHODS` (tests/test_registries.py holds the two equal): each has a `MethodSection` of
 its name below and its record in its own file, `hpt/methods/NAME.py`."""
@@ -210,7 +210,17 @@ class ModelConfig(Section):
     init: Init | None = None
     """`full` (HPT: copy the backbone, new head), `bn-only` (HPT-BN: copy it, train only BatchNorm affine
     parameters and the head), `norm-only` (the same for every normalisation layer: LayerNorm and GroupNorm
-    networks such as ViTs and ConvNeXts) or `scratch`. None: `full` when a base is given."""
+    networks such as ViTs and ConvNeXts), `partial` (copy it, train only its last `trainable_blocks` blocks and
+    what follows them; the rest is frozen and builds no graph) or `scratch`. None: `full` when a base is given."""
+    trainable_blocks: int | None = Field(None, ge=1)
+    """With `init: partial`, the blocks that train, counted from the end (timm's own grouping: an EfficientNet's
+    stages, a ResNet's layers, a ViT's blocks; the final layers train with the last). None: 1."""
+
+    @model_validator(mode="after")
+    def _blocks_for_partial(self) -> ModelConfig:
+        if self.trainable_blocks is not None and self.init != "partial":
+            raise HptError(f"model.trainable_blocks is for --init partial; the init is {self.init or 'the default'}")
+        return self
 
 
 class TransferConfig(Section):

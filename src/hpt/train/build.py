@@ -49,6 +49,7 @@ from hpt.train.plan import Plan
 from hpt.train.provenance import Provenance
 from hpt.train.run_dir import MetricsLog, create_run_dir
 from hpt.transfer import adapt_backbone, reestimate_batch_norm
+from hpt.transfer.partial import trainable_share
 
 
 @dataclass
@@ -118,6 +119,10 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
         say(console, ("note", WARNING), f": --resume: '{run}' holds no checkpoint (it stopped before its first): "
             "started again from step 0")  # fmt: skip
     _announce(plan, run, backbone.name, origin, console, writes)
+    trained, total = trainable_share(backbone)
+    if trained < total:  # bn-only, norm-only, partial: what the step's backward pass updates
+        say(console, f"{backbone.name}: {trained:,} of its {total:,} parameters train ({trained / total:.1%}), the "
+            f"rest is frozen (init {plan.strategy.name})")  # fmt: skip
     for note in method.notes():
         say(console, note)
 

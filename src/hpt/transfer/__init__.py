@@ -1,9 +1,9 @@
 """Initialisation strategies: how a run's backbone is made from the base (docs/strategies.md).
 
 A strategy (one file each) builds the backbone and decides which of its tensors train: `scratch`, `full`
-(HPT), `bn-only` (HPT-BN), `norm-only` (HPT-BN for LayerNorm/GroupNorm networks). Two adaptations (one file
-each, after Ciga et al.) then change the copied weights before training and compose with the strategies that
-copy a base: `weight-scaling` and `filter-selection`.
+(HPT), `bn-only` (HPT-BN), `norm-only` (HPT-BN for LayerNorm/GroupNorm networks), `partial` (the last blocks).
+Two adaptations (one file each, after Ciga et al.) then change the copied weights before training and compose
+with the strategies that copy a base: `weight-scaling` and `filter-selection`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from hpt.transfer.bn_only import init_bn_only, reestimate_batch_norm
 from hpt.transfer.filter_selection import measure_responses, select_filters
 from hpt.transfer.full import init_full
 from hpt.transfer.norm_only import init_norm_only
+from hpt.transfer.partial import init_partial
 from hpt.transfer.scratch import init_scratch
 from hpt.transfer.weight_scaling import scale_weights
 
@@ -46,6 +47,7 @@ STRATEGIES: dict[str, Strategy] = {
     "full": Strategy("full", init_full, needs_base=True),
     "bn-only": Strategy("bn-only", init_bn_only, needs_base=True, reestimate_batch_norm=True),
     "norm-only": Strategy("norm-only", init_norm_only, needs_base=True),
+    "partial": Strategy("partial", init_partial, needs_base=True),
 }
 
 
