@@ -357,7 +357,7 @@ def test_a_re_signed_file_passes_as_documented(signed):
 
 def test_a_modified_base_is_refused_unless_allowed_and_then_recorded(digits, tmp_path, tiny_pretrain, hpt_here):
     """A run's backbone as the --base of the next: modified, refused in one line before any work; with
-    --allow-modified, used, said, and recorded in what the new run exports. `hpt eval` of it warns."""
+    --allow-modified, used, said, and recorded in what the new run exports. `hpt eval` and `hpt embed` of it warn."""
     first = tmp_path / "first"
     assert tiny_pretrain(digits["pretrain"], first, 2) == 0
     header, data = _header(first / "backbone.safetensors")
@@ -376,6 +376,8 @@ def test_a_modified_base_is_refused_unless_allowed_and_then_recorded(digits, tmp
                          "--out", tmp_path / "eval.json")  # fmt: skip
     assert evaluated.returncode == 0 and "WARNING: " in evaluated.stderr
     assert "was modified since hpt wrote it" in evaluated.stderr
+    embedded = hpt_here("embed", first, "--data", digits["test"], "--out", tmp_path / "embedded")
+    assert embedded.returncode == 0 and "was modified since hpt wrote it" in embedded.stderr
 
 
 @pytest.fixture(scope="module")

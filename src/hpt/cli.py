@@ -367,6 +367,8 @@ def embed_command(args: argparse.Namespace) -> int:
     used = json.loads((args.out / "preprocessing.json").read_text())
     for name, seen in used.items():  # every command says what it used
         print(f"hpt embed: {name}: {seen['image_size']} px, mean/std {seen['source']}", file=sys.stderr)
+        if "warning" in seen:
+            print(f"hpt embed: {name}: {seen['warning']}", file=sys.stderr)
     return 0
 
 

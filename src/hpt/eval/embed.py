@@ -29,7 +29,7 @@ from torchvision.utils import make_grid  # noqa: E402
 
 from hpt.backbones import Backbone  # noqa: E402
 from hpt.checkpoints.provenance import Origin
-from hpt.checkpoints.sources import load_one_of_several  # noqa: E402
+from hpt.checkpoints.sources import load_one_of_several, modified_warning  # noqa: E402
 from hpt.core.atomic import check_writable_folder, make_folder, write_text_atomic  # noqa: E402
 from hpt.data.dataset import ImageDataset  # noqa: E402
 from hpt.data.decode import Decoding  # noqa: E402
@@ -79,7 +79,11 @@ def embed(
     make_folder(out)
     write_text_atomic(
         out / "preprocessing.json",
-        json.dumps({name: e.preprocessing for name, e in zip(names, embeddings)}, indent=2) + "\n",
+        json.dumps(
+            {name: e.preprocessing | _warned(origin) for name, e, (_, origin) in zip(names, embeddings, models)},
+            indent=2,
+        )
+        + "\n",  # fmt: skip
     )
     written = [out / "preprocessing.json"]
     for name, embedding in zip(names, embeddings):
@@ -119,6 +123,11 @@ def _name(spec: str) -> str:
     if path.is_dir():
         return path.name
     return path.name.split(".")[0] if path.is_file() else spec.replace(":", "-").replace("/", "-")
+
+
+def _warned(origin: Origin) -> dict[str, str]:
+    """A model modified since hpt wrote it (`modified_warning`), named beside its preprocessing."""
+    return {"warning": warning} if (warning := modified_warning(origin)) else {}
 
 
 def _unique(names: list[str]) -> list[str]:
