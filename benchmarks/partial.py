@@ -44,7 +44,7 @@ from study import (
 from hpt.config import ModelConfig
 from hpt.eval.runner import EvalOptions, evaluate
 from hpt.transfer import STRATEGIES
-from hpt.transfer.partial import trainable_share
+from hpt.transfer.layers import trainable_share
 
 STRATEGY_SETTINGS = {
     "full": {"model.init": "full"},

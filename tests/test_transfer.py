@@ -31,24 +31,30 @@ def _bn_keys(backbone) -> set[str]:
     }
 
 
-@pytest.mark.slow  # seconds of real work (training, a subprocess): make test-fast leaves it out
-def test_bn_only_trains_batch_norm_alone(digits, lite0_file, tmp_path):
-    config = load_config(
+def _from_lite0(digits, lite0_file, steps: int, **settings: object):
+    """A short real run's config from the ImageNet Lite0 on the digits, at a learning rate high enough that every
+    tensor that trains moves visibly in a few steps."""
+    return load_config(
         overrides={
             "data.path": str(digits["pretrain"]),
             "data.image_size": 32,
             "data.num_workers": 0,
             "model.base": str(lite0_file),
             "model.backbone": LITE0,
-            "model.init": "bn-only",
-            "transfer.freeze_bn_statistics": False,  # HPT-BN as published: statistics re-estimated on the target
-            "train.steps": 4,
+            "train.steps": steps,
             "train.batch_size": 16,
             "mocov2.queue_size": 64,
             "optim.lr": 3.0,
+            **settings,
         }
     )
-    pretrain(config, tmp_path / "run")
+
+
+@pytest.mark.slow  # seconds of real work (training, a subprocess): make test-fast leaves it out
+def test_bn_only_trains_batch_norm_alone(digits, lite0_file, tmp_path):
+    # HPT-BN as published: the statistics train and are re-estimated on the target
+    settings = {"model.init": "bn-only", "transfer.freeze_bn_statistics": False}
+    pretrain(_from_lite0(digits, lite0_file, 4, **settings), tmp_path / "run")
     base, _ = load_backbone(str(lite0_file), LITE0)
     before = base.native_state_dict()
     after = load_file(str(tmp_path / "run" / "backbone.safetensors"))
@@ -310,23 +316,9 @@ def test_a_run_from_scratch_starts_from_batch_norm_statistics_of_the_target(digi
 @pytest.mark.slow  # seconds of real work (training)
 def test_partial_trains_the_last_block_alone_and_says_how_much(digits, lite0_file, tmp_path, capsys):
     """--init partial from the real Lite0: its last stage and the final conv and norm (timm's last group) move,
-    every earlier tensor is bitwise the base's; the share is said; the frozen prefix builds no graph (no
-    gradient reaches its first convolution's input side: none is even allocated)."""
-    config = load_config(
-        overrides={
-            "data.path": str(digits["pretrain"]),
-            "data.image_size": 32,
-            "data.num_workers": 0,
-            "model.base": str(lite0_file),
-            "model.backbone": LITE0,
-            "model.init": "partial",
-            "train.steps": 3,
-            "train.batch_size": 16,
-            "mocov2.queue_size": 64,
-            "optim.lr": 3.0,
-        }
-    )
-    pretrain(config, tmp_path / "run")
+    every earlier tensor is bitwise the base's; the share is said; the frozen prefix's output carries no autograd
+    graph, the trained tail's does."""
+    pretrain(_from_lite0(digits, lite0_file, 3, **{"model.init": "partial"}), tmp_path / "run")
     said = " ".join(capsys.readouterr().err.split())
     base, _ = load_backbone(str(lite0_file), LITE0)
     before = base.native_state_dict()

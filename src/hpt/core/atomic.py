@@ -57,13 +57,18 @@ def check_writable_folder(out: Path, what: str = "--out") -> Path:
 def folder_lock(folder: Path) -> Iterator[None]:
     """Hold an exclusive lock of `folder` (`flock` of the folder itself: no file is left behind) while a file in it
     is read, changed and written back, so that two processes doing so at once do not lose each other's change.
-    A file system without locks (some network mounts) goes on unlocked."""
-    fd = os.open(folder, os.O_RDONLY)
+    A folder that cannot be locked (a file system without locks) is one line naming it: callers take the lock once
+    before their work, so that nothing computed is lost to it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError as exc:
+        raise HptError(f"'{folder}' cannot be opened to lock it ({exc.strerror or exc})") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:
-            pass
+        except OSError as exc:
+            raise HptError(f"'{folder}' cannot be locked ({exc.strerror or exc}): two writers could lose each "
+                           "other's entries; write to a local disk") from None  # fmt: skip
         yield
     finally:
         os.close(fd)  # releases the lock

@@ -47,8 +47,8 @@ AUTO = ("auto.json", "pilots")
 """`hpt pretrain --auto`'s choice and its pilots' run folders (`train/auto.py`)."""
 AUTO_KEYS = ("pilot_steps", "pilots", "chosen")
 """What the choice of `hpt pretrain --auto` (`auto.json`) holds."""
-SIDECARS = ("checkpoint.json", "backbone.json", "best.json")
-"""Provenance beside a tensor file, as hpt 0.5 wrote it (`checkpoints/files.py`'s `sidecar_path`)."""
+SIDECARS = tuple(str(Path(name).with_suffix(".json")) for name in (CHECKPOINT, BACKBONE, BEST))
+"""Provenance beside each tensor file (`checkpoints/files.py`'s `sidecar_path`: the same name, `.json`)."""
 REPLACED = (
     CHECKPOINT, BACKBONE, BEST, *SIDECARS, METRICS, SKIPPED, REFUSED, HUB_CONFIG, HUB_WEIGHTS, MODEL_CARD, VIEWS,
     TRAIN_LOG, MONITOR_OUTCOMES, *EXPORTS.values(), EVAL, "skipped.txt", "eval.skipped.jsonl",

@@ -96,7 +96,7 @@ def evaluate(
     if not 0 < options.val_fraction < 1:
         raise HptError(f"--val-fraction {options.val_fraction}: expected a number between 0 and 1")
     out = out or default_output(spec)
-    _existing_entries(out)  # the --out that would take the result checked before any work: not after it
+    _check_output(out)  # the --out that would take the result checked before any work: not after it
     try:
         images = read_labelled(train, {"test": test, "val": options.val}, allow_overlap=options.allow_overlap)
     except TooManyUnusable as refused:
@@ -230,31 +230,38 @@ def model_window(
     return resolve_window(train, setting or "auto", bands=bands)
 
 
-def _existing_entries(out: Path) -> dict[str, Any]:
-    """What `out` holds (a JSON object of entries by protocol, or nothing yet), where a new entry can be written;
-    else one line saying why not."""
+def _entries(out: Path) -> dict[str, Any]:
+    """What `out` holds: a JSON object of entries by protocol, or nothing yet; else one line saying why it is not
+    a file to add an entry to."""
     if out.is_dir():
         raise HptError(f"--out '{out}' is a folder; name the JSON file to write (e.g. {out / 'eval.json'})")
-    existing: Any = {}
-    if out.is_file():
-        try:
-            existing = json.loads(out.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise HptError(f"--out '{out}' exists but is not JSON; refusing to overwrite it") from None
-        if not isinstance(existing, dict):
-            raise HptError(
-                f"--out '{out}' holds JSON that is not an object of evaluations (a {type(existing).__name__}); "
-                "refusing to overwrite it"
-            )
+    if not out.is_file():
+        return {}
+    try:
+        existing = json.loads(out.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise HptError(f"--out '{out}' exists but is not JSON; refusing to overwrite it") from None
+    if not isinstance(existing, dict):
+        raise HptError(
+            f"--out '{out}' holds JSON that is not an object of evaluations (a {type(existing).__name__}); "
+            "refusing to overwrite it"
+        )
+    return existing
+
+
+def _check_output(out: Path) -> None:
+    """Before any work: `out` takes an entry (`_entries`), its folder exists, takes a file and can be locked."""
+    _entries(out)
     make_folder(out.parent)
     check_writable_file(out)
-    return existing
+    with folder_lock(out.parent):
+        pass
 
 
 def _merge_into(out: Path, protocol: str, result: dict[str, Any]) -> None:
     """Add `result` to `out` under `protocol`, read and written under a lock of its folder: evaluations of one
     model run at once (other protocols, other processes) each keep their entry."""
     with folder_lock(out.parent):
-        existing = _existing_entries(out)
+        existing = _entries(out)
         existing[protocol] = result
         write_text_atomic(out, json.dumps(existing, indent=2) + "\n")

@@ -49,7 +49,7 @@ from hpt.train.plan import Plan
 from hpt.train.provenance import Provenance
 from hpt.train.run_dir import MetricsLog, create_run_dir
 from hpt.transfer import adapt_backbone, reestimate_batch_norm
-from hpt.transfer.partial import trainable_share
+from hpt.transfer.layers import trainable_share
 
 
 @dataclass

@@ -57,3 +57,9 @@ def tensor_of(module: nn.Module, name: str) -> torch.Tensor:
     value = getattr(module, name)
     assert isinstance(value, torch.Tensor), f"{type(module).__name__}.{name} is not a tensor"
     return value
+
+
+def trainable_share(backbone: Backbone) -> tuple[int, int]:
+    """(trainable parameters, all parameters) of the backbone."""
+    counts = [(p.numel(), p.requires_grad) for p in backbone.model.parameters()]
+    return sum(n for n, trains in counts if trains), sum(n for n, _ in counts)

@@ -48,9 +48,3 @@ def blocks(model: nn.Module) -> list[list[str]]:
         layers = [(f"{prefix}.{name}", child) for name, child in only.named_children()
                   if any(True for _ in child.parameters())]  # fmt: skip
     return [[f"{prefix}.{name}" for name, _ in layer.named_parameters()] for prefix, layer in layers]
-
-
-def trainable_share(backbone: Backbone) -> tuple[int, int]:
-    """(trainable parameters, all parameters) of the backbone."""
-    counts = [(p.numel(), p.requires_grad) for p in backbone.model.parameters()]
-    return sum(n for n, trains in counts if trains), sum(n for n, _ in counts)
