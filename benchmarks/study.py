@@ -47,6 +47,15 @@ def per_class(target: str, wanted: int) -> int:
     return min(wanted, PER_CLASS_AT_MOST.get(target, wanted))
 
 
+CLASSES = {"fashion-mnist": builtin.FASHION_MNIST_CLASSES, "mnist-5k": builtin.DIGIT_CLASSES,
+           "digits-8x8": builtin.DIGIT_CLASSES, "emoji": builtin.EMOJI_CLASSES}  # fmt: skip
+
+
+def labelled_test_images(target: str, wanted_per_class: int) -> int:
+    """The images of a target's labelled test split: its classes times the images a class it gets."""
+    return len(CLASSES[target]) * per_class(target, wanted_per_class)
+
+
 def target_data(target: str, root: Path, unlabelled: int, wanted_per_class: int) -> Path:
     """`root/data/TARGET` with `pretrain/` (unlabelled), `train/` and `test/` (labelled), written once."""
     data = root / "data" / target
