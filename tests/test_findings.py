@@ -4,7 +4,6 @@ re-rendering the tables, fails here."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
