@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -125,6 +126,7 @@ def main() -> None:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cores": os.cpu_count(),
         "hpt": hpt_version,
+        "git": git_revision(),
         "environment": current("cpu").to_dict(),
         "dataset": dataset,
         "settings": {k: v for k, v in vars(args).items() if k not in ("out", "render")},
@@ -146,12 +148,19 @@ def main() -> None:
     print("\n" + render(record), end="")
 
 
+def git_revision() -> str | None:
+    """The checkout's commit, when the demo runs from one."""
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                           text=True, check=False)  # fmt: skip
+    return found.stdout.strip() or None
+
+
 def render(record: dict) -> str:
     """The demo's table and its paired comparisons as markdown, from its results.json."""
     s = record["settings"]
     cores = f"{record['cores']} CPU cores" if record.get("cores") else "a CPU"
     lines = [
-        f"What `make demo` printed on {cores} ({record['date'][:10]}, hpt {record['hpt']}; "
+        f"What `make demo` printed on {cores} ({record['date'][:10]}, hpt {record['hpt']}, git {record['git']}; "
         f"`{record['command']}`): kNN accuracy on {record['dataset']}, {s['per_class']} labelled images a class "
         f"for the kNN memory and {record['test_images']:,} to test, {s['image_size']} px, {s['steps']} pretraining "
         f"steps of batch {s['batch_size']}, one seed, ± one standard error:",
