@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import TINY_RUN, as_flags
 from PIL import Image
 from skimage import data as skimage_data
 
@@ -125,6 +126,28 @@ def test_resume_with_no_steps_left_finishes_without_nan(digits, tmp_path, tiny_p
     assert "all 2 steps were trained before the stop" in err and "nan" not in err
     assert f"final loss {last_loss:.4f}" in err
     assert (run / "backbone.safetensors").is_file()
+
+
+def test_a_modified_best_backbone_is_refused_on_resume(digits, tmp_path, tiny_pretrain, hpt_here):
+    """best.safetensors is what a resumed run's finish exports: changed on disk since it was written, --resume
+    refuses in one line (it was exported without a look), and with --allow-modified goes on, recorded."""
+    run = tmp_path / "run"
+    monitor = ["--monitor-train", str(digits["train"]), "--monitor-test", str(digits["test"]), "--monitor-every", "1"]
+    assert tiny_pretrain(digits["pretrain"], run, 2, "--set=train.checkpoint_every=2", *monitor) == 0
+    header, data = _header(run / "best.safetensors")
+    edited = bytearray(data)
+    edited[-1] ^= 0x01  # one bit of one weight
+    _rewrite(run / "best.safetensors", header, bytes(edited))
+    (run / "backbone.safetensors").unlink()  # stopped before its export
+    flags = ["--data", digits["pretrain"], "--out", run, "--steps", "2", "--resume", *as_flags(TINY_RUN, "mocov2"), *monitor,
+             "--set=train.checkpoint_every=2", "--set=monitor.label_free_sample=0"]  # fmt: skip
+    refused = hpt_here("pretrain", *flags)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "--resume: best backbone so far" in refused.stderr and "--allow-modified" in refused.stderr
+    assert not (run / "backbone.safetensors").exists()
+    assert hpt_here("pretrain", *flags, "--allow-modified").returncode == 0
+    resolved = read_provenance(run / "backbone.safetensors")["resolved"]
+    assert resolved["modified_inputs"] == [f"--resume: best backbone so far '{run.resolve() / 'best.safetensors'}'"]
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import torch
 from hpt.checkpoints.files import modified_since_written
 from hpt.checkpoints.sources import modified_file, refuse_modified
 from hpt.config import PretrainConfig, resolve_paths
-from hpt.core.run_files import CHECKPOINT, DATA_FINGERPRINT, SKIPPED
+from hpt.core.run_files import BEST, CHECKPOINT, DATA_FINGERPRINT, SKIPPED
 from hpt.data.bands import dataset_channels
 from hpt.data.dataset import sample_batches
 from hpt.data.decode import Decoding
@@ -162,8 +162,9 @@ def _plan_run(
         config.train.seed, stats, config.data.num_workers,
     )  # fmt: skip
     continuing = check_run_dir(out, config, overwrite, resume)
-    if continuing and (out / CHECKPOINT).is_file() and modified_since_written(out / CHECKPOINT):
-        inputs.append(("--resume: checkpoint", out / CHECKPOINT))
+    for role, name in (("checkpoint", CHECKPOINT), ("best backbone so far", BEST)):  # best: what the finish exports
+        if continuing and (out / name).is_file() and modified_since_written(out / name):
+            inputs.append((f"--resume: {role}", out / name))
     modified = refuse_modified(inputs, allow_modified)
     fingerprint = DataFingerprint.of_shards(shards) if shards else DataFingerprint.of(found, config.train.seed)
     then = DataFingerprint.read(out / DATA_FINGERPRINT) if continuing else None
