@@ -106,7 +106,7 @@ def true_difference(effect: float) -> float:
         density = np.exp(-((grid - 0.6 - 0.3 * target) ** 2) / (2 * 1.5**2))
         density /= density.sum()
 
-        def accuracy(shift: float) -> float:
+        def accuracy(shift: float, density: np.ndarray = density) -> float:
             logits = grid[:, None] + shift + shifts[None, :]
             return float(density @ (1 / (1 + np.exp(-logits))) @ weights)
 

@@ -779,13 +779,15 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     if path is not None:
         raw = read_yaml_mapping(Path(path))
     # a run's own config.yaml holds every method's section as that run resolved them: a record, not a request
-    asked: dict[str, Any] = {} if all(method in raw for method in get_args(Method)) else copy.deepcopy(raw)
+    in_file: dict[str, Any] = {} if all(method in raw for method in get_args(Method)) else copy.deepcopy(raw)
+    given: dict[str, Any] = {}
     for dotted, value in (overrides or {}).items():
         set_dotted(raw, dotted, value)
-        set_dotted(asked, dotted, value)
+        set_dotted(given, dotted, value)
     source = str(path) if path else "config"
     config = validate_config(raw, source)
-    refuse_other_methods_settings(config, asked, source)
+    refuse_other_methods_settings(config, given, "config")  # flags and --set: not the file's doing
+    refuse_other_methods_settings(config, in_file, source)
     return config
 
 
