@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 from evidence import Evidence, Finding, accuracies, curve_outcomes, finding, from_outcomes, unpaired
-from study import mean_sd, labelled_test_images
+from study import labelled_test_images, mean_sd
 
 from hpt.eval.uncertainty import Difference
 from hpt.report.speedup import steps_to_reach
