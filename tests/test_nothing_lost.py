@@ -156,6 +156,8 @@ def test_a_modified_best_backbone_is_refused_on_resume(digits, tmp_path, tiny_pr
         ("train.steps", True, "expected a number, not true or false"),  # `--set train.steps=yes`: was 1 step
         ("monitor.every", False, "expected a number, not true or false"),  # `off`: was 0
         ("train.seed", False, "expected a number, not true or false"),
+        ("data.bands", [True, 3], "expected a list of numbers, not true or false"),  # `[yes, 3]`: was band 1
+        ("train.loggers", [False], "expected a list of names, not true or false"),
         ("train.precision", True, "expected a name, not true or false"),
         ("train.compile", 1, "expected true or false"),
         ("train.compile", "off", "expected true or false"),

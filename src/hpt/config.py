@@ -42,13 +42,30 @@ class Section(BaseModel):
         """No true/false where a number or a name is expected (`train.steps=yes` would be 1 step, `monitor.every=off`
         0), and nothing but true/false where a switch is (`1`, `"off"`): what pydantic's lax mode would turn into
         a value the user did not write."""
-        kinds = _kinds(cls.model_fields[str(info.field_name)].annotation)
+        annotation = cls.model_fields[str(info.field_name)].annotation
+        kinds = _kinds(annotation)
+        items = _item_kinds(annotation)
+        if isinstance(value, list | tuple) and items and bool not in items and any(isinstance(v, bool) for v in value):
+            wanted = " or ".join(dict.fromkeys("numbers" if kind in (int, float) else "names" for kind in items))
+            message = "expected a list of {wanted}, not true or false"
+            raise PydanticCustomError("not_a_switch", message, {"wanted": wanted})
         if isinstance(value, bool) and bool not in kinds and kinds:
             wanted = " or ".join(dict.fromkeys("a number" if kind in (int, float) else "a name" for kind in kinds))
             raise PydanticCustomError("not_a_switch", "expected {wanted}, not true or false", {"wanted": wanted})
         if value is not None and not isinstance(value, bool) and kinds == {bool}:
             raise PydanticCustomError("a_switch", "expected true or false")
         return value
+
+
+def _item_kinds(annotation: Any) -> set[Any]:
+    """The plain types a list or tuple setting's items take (`list[int] | None` -> {int}); empty for other settings."""
+    args = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    kinds: set[Any] = set()
+    for arg in args:
+        if get_origin(arg) in (list, tuple):
+            for item in get_args(arg):
+                kinds |= _kinds(item)
+    return kinds
 
 
 def _kinds(annotation: Any) -> set[Any]:
