@@ -413,9 +413,12 @@ def many_labelled(tmp_path_factory) -> Path:
 
 
 def test_a_stop_signal_during_the_first_evaluation_stops_the_run_in_seconds(many_labelled, tmp_path):
-    """SIGTERM while the starting point is evaluated: exit 143 within 10 s, at step 0, nothing trained, no
-    checkpoint, no step-0 score half-written. Before, the evaluation ran to its end, a step was trained, and the
-    run stopped at step 1 (minutes on a big monitor split; a scheduler's grace period is often 30-120 s)."""
+    """SIGTERM while the starting point is evaluated: exit 143 at step 0, nothing trained, no checkpoint, no
+    step-0 score half-written. Before, the evaluation ran to its end, a step was trained, and the run stopped at
+    step 1 (minutes on a big monitor split; a scheduler's grace period is often 30-120 s): the message tells the
+    two apart on any machine. The time is a bound against a hang, not the measurement: one batch of features and the
+    process's exit, under 10 s on an idle 2-core machine, 11.5 s once with the cores shared three ways (a study and
+    the suite's two workers); the evaluation left to its end took 24 s idle."""
     run = tmp_path / "run"
     args = [
         "pretrain", "--data", many_labelled["pretrain"], "--out", run, "--backbone", "timm:tf_efficientnet_lite0",
@@ -435,7 +438,7 @@ def test_a_stop_signal_during_the_first_evaluation_stops_the_run_in_seconds(many
     code = process.wait(timeout=120)
     took = time.monotonic() - sent
     said = process.stderr.read() if process.stderr else ""
-    assert code == 143 and took < 10, (code, took, said)
+    assert code == 143 and took < 60, (code, took, said)
     assert "stopped by SIGTERM at step 0; nothing was trained yet" in " ".join(said.split())
     assert not (run / "checkpoint.safetensors").exists()
     assert not [line for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
