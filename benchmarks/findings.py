@@ -10,7 +10,8 @@ pairs whose difference is above 0 are counted beside it.
 - converges faster: HPT's accuracy at its first evaluation whose interval over scratch's best (of scratch's whole
   budget, on the same test images) lies above 0; it holds when that step comes before the step at which any seed of
   scratch reached its best (HPT's step 0, the base as it is, counts);
-- better accuracy than scratch: HPT's last step minus scratch's best;
+- better accuracy than scratch: HPT's last step minus scratch's best (its highest test score: a pick on the split
+  that scores it, which favours scratch, so both findings against it are conservative);
 - better than its base: HPT's (HPT-BN's) last step minus its step 0, the base as it is;
 - more robust to the augmentation policy (the amount of data): scratch's spread minus HPT's in the same seed, a
   spread being best minus worst over the policies (the data fractions).
