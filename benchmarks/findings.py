@@ -108,16 +108,11 @@ def convergence_rows(results: dict) -> list[Row]:
         evidence["scratch"].append(compared(hpt, "last", scratch, "best", n))
         evidence["base"].append(compared(hpt, "last", hpt, "first", n))
         evidence["bn"].append(compared(hpt_bn, "last", hpt_bn, "first", n))
-        last, base, best = (
-            POINTS[at](scores(r)).tolist() for r, at in ((hpt, "last"), (hpt, "first"), (scratch, "best"))
-        )
-        steps_hpt, steps_scratch = hpt[0]["steps"], scratch[0]["steps"]
-        texts["scratch"].append(
-            f"{target}: {pct(last)} at step {steps_hpt} against {pct(best)} (best of {steps_scratch})"
-        )
+        last, base, best = at(hpt, "last"), at(hpt, "first"), at(scratch, "best")
+        steps = f"at step {hpt[0]['steps']} against {pct(best)} (best of {scratch[0]['steps']})"
+        texts["scratch"].append(f"{target}: {pct(last)} {steps}")
         texts["base"].append(f"{target}: {pct(last)} against {pct(base)}")
-        texts["bn"].append(f"{target}: {pct(POINTS['last'](scores(hpt_bn)).tolist())} against "
-                           f"{pct(POINTS['first'](scores(hpt_bn)).tolist())}")  # fmt: skip
+        texts["bn"].append(f"{target}: {pct(at(hpt_bn, 'last'))} against {pct(at(hpt_bn, 'first'))}")
     step, faster = first_step_over_best(results)
     if faster.verdict != "holds":
         texts["faster"].insert(0, f"HPT passes scratch's best at none of its steps (last: step {step})")

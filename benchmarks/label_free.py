@@ -289,13 +289,13 @@ def main() -> None:
 
 
 def against_words(record: dict | None) -> str:
-    """The verdicts against always answering "better", over the clear runs: 'no detectable difference (3 runs
-    right where it is wrong, 2 the other way; exact McNemar p = 1.000)'."""
+    """The verdicts against always answering "better", over the clear runs: 'no detectable difference (3 right
+    where it is wrong, 2 the other way; exact McNemar p = 1.000)'."""
     if record is None:
         return "-"
     d = Difference.from_dict(record)
-    verdict = d.verdict if d.verdict != UNCLEAR else UNCLEAR
-    return f"{verdict} ({d.gained} right where it is wrong, {d.lost} the other way; exact McNemar p = {d.p_value:.3f})"
+    differing = f"{d.gained} right where it is wrong, {d.lost} the other way"
+    return f"{d.verdict} ({differing}; exact McNemar p = {d.p_value:.3f})"
 
 
 def truth_method(results: dict) -> str:
