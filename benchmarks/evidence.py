@@ -77,9 +77,14 @@ def unpaired(a: Sequence[float], b: Sequence[float], images: int, offset: float 
         b = list(b) * len(a)
     if len(a) != len(b):
         raise ValueError(f"{len(a)} seeds against {len(b)}: the pairs must match seed by seed")
-    pa, pb = float(np.mean(a)), float(np.mean(b))
     differences = tuple(x - y + offset for x, y in zip(a, b, strict=True))
-    return Evidence(differences, (pa * (1 - pa) + pb * (1 - pb)) / images, paired=False)
+    return Evidence(differences, unpaired_variance(float(np.mean(a)), float(np.mean(b)), images), paired=False)
+
+
+def unpaired_variance(pa: float, pb: float, images: int) -> float:
+    """The variance of accuracy pa minus accuracy pb on `images` test images, as if the two were scored on
+    independent splits: above the paired variance whenever their outcomes correlate positively."""
+    return (pa * (1 - pa) + pb * (1 - pb)) / images
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ import torch
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from evidence import unpaired_variance  # noqa: E402
 from provenance import git_revision, header, markdown_header, today  # noqa: E402
 from study import (  # noqa: E402
     mean_sd,
@@ -120,7 +121,7 @@ def truth(run: dict, test_images: int) -> str:
         a, b = (unpack(record["steps"][str(e["step"])], int(record["images"])) for e in (last, first))
         return paired_difference(a, b).verdict
     p0, p1 = first[TRUTH], last[TRUTH]
-    error = math.sqrt((p0 * (1 - p0) + p1 * (1 - p1)) / test_images)
+    error = math.sqrt(unpaired_variance(p1, p0, test_images))
     if abs(p1 - p0) <= 1.959963984540054 * error:
         return "no detectable difference"
     return "better" if p1 > p0 else "worse"
