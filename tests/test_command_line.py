@@ -41,7 +41,7 @@ def test_every_flag_says_what_it_does_its_choices_and_its_default():
     assert "--method METHOD The self-supervised method" in text
     assert "[method; one of mocov2, simclr, byol, swav, dino, distill; default: mocov2]" in text
     assert "--teacher TEACHER The frozen model distilled from (`--teacher`)" in text
-    assert "[model.init; one of full, scratch, bn-only, norm-only, partial; default: None]" in text
+    assert "[model.init; one of full, scratch, bn-only, norm-only, partial, lora; default: None]" in text
     assert "one of auto, 32-true, 32, bf16-mixed, 16-mixed" in text and "one of tensorboard, csv, mlflow, wandb" in text
     assert "[data.path; required, unless --config or the folder's config.yaml (--resume) names it]" in text
     assert "--out OUT run folder to write (required, except with --print-config)" in text

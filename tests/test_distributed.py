@@ -163,14 +163,16 @@ def test_two_processes_match_one_with_the_same_global_batch(method, views, digit
     _assert_same_run(tmp_path / "one", tmp_path / "two", test_images=len(list(digits["test"].rglob("*.png"))))
 
 
-def test_moco_shuffled_keys_match_one_process_when_statistics_are_frozen(digits, tmp_path, hpt_here):
+@pytest.mark.parametrize("init", ["full", "lora"])
+def test_moco_shuffled_keys_match_one_process_when_statistics_are_frozen(init, digits, tmp_path, hpt_here):
     """MoCo's default across processes shuffles the key encoder's batch (shuffling BN). Continuing from a base,
     the backbone's BN statistics are frozen and MoCo's head has no BN, so each key depends on its own image only:
-    the shuffled, encoded and unshuffled keys must be exactly the keys of one process."""
+    the shuffled, encoded and unshuffled keys must be exactly the keys of one process. `lora`: DDP all-reduces
+    the adapters' and norms' gradients alone (the frozen base has none), and the momentum copy's adapters follow."""
     base = tmp_path / "base"
     made = hpt_here(*_arguments(digits["pretrain"], base, "mocov2", 1, "--backbone", TINY))
     assert made.returncode == 0, made.stderr[-2000:]
-    extra = ["--base", base / "backbone.safetensors", "--set", "monitor.label_free_sample=64"]
+    extra = ["--base", base / "backbone.safetensors", "--init", init, "--set", "monitor.label_free_sample=64"]
     one, two = (
         hpt_here(*_arguments(digits["pretrain"], tmp_path / "one", "mocov2", 1, *extra)),
         _pretrain(digits["pretrain"], tmp_path / "two", "mocov2", 2, *extra),

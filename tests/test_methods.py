@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from hpt.backbones import create_backbone
-from hpt.config import BYOLConfig, SwAVConfig, for_method, load_config
+from hpt.backbones.adapters import adapted_layers
+from hpt.config import BYOLConfig, ModelConfig, SwAVConfig, for_method, load_config
 from hpt.core.ema import ema_update
 from hpt.core.schedule import cosine_schedule
 from hpt.data.stats import PixelStats
@@ -20,6 +21,7 @@ from hpt.losses.swav import sinkhorn, swapped_prediction_loss
 from hpt.methods import METHODS, build_method
 from hpt.methods.byol import BYOL
 from hpt.methods.swav import SwAV
+from hpt.transfer.lora import init_lora
 
 
 def naive_nt_xent(z1, z2, temperature):
@@ -131,10 +133,12 @@ def test_swav_views_are_two_large_and_n_small_crops():
     assert shapes == [(3, 64, 64)] * 2 + [(3, 27, 27)] * 3
 
 
-@pytest.mark.parametrize("backbone", ["torchvision:resnet18", "timm:tf_efficientnet_lite0"])
+@pytest.mark.parametrize("backbone", ["torchvision:resnet18", "timm:tf_efficientnet_lite0", "lora"])
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_every_method_trains_every_backbone_family(name, backbone, lite0_file):
-    """One step on each registry entry: finite loss, gradients reach the backbone, nothing else needed."""
+    """One step on each registry entry: finite loss, gradients reach the backbone, nothing else needed. `lora`:
+    the ImageNet Lite0 with peft's adapters (`--init lora`): they get gradients, the frozen base weights none, and
+    a momentum or teacher copy of the backbone (MoCo, BYOL, DINO) carries its own adapters."""
     torch.manual_seed(0)
     config = load_config(
         overrides=for_method(
@@ -160,7 +164,11 @@ def test_every_method_trains_every_backbone_family(name, backbone, lite0_file):
             name,
         )
     )
-    method = build_method(name, create_backbone(backbone), config, PixelStats((0.5,) * 3, (0.5,) * 3))
+    if backbone == "lora":
+        adapted, _ = init_lora(ModelConfig(base=str(lite0_file), backbone="timm:tf_efficientnet_lite0", init="lora"))
+        method = build_method(name, adapted, config, PixelStats((0.5,) * 3, (0.5,) * 3))
+    else:
+        method = build_method(name, create_backbone(backbone), config, PixelStats((0.5,) * 3, (0.5,) * 3))
     recipe = method.views(lambda size=None, scale=None: lambda image: torch.randn(3, size or 32, size or 32))
     views = [torch.stack(crops) for crops in zip(*(recipe(None) for _ in range(4)))]  # the method's own views
     loss, embeddings = method(views)
@@ -168,3 +176,11 @@ def test_every_method_trains_every_backbone_family(name, backbone, lite0_file):
     assert torch.isfinite(loss)
     assert embeddings.shape[0] == 4 and embeddings.ndim == 2 and not embeddings.requires_grad
     assert all(p.grad is not None for p in method.backbone.parameters() if p.requires_grad)
+    if backbone == "lora":
+        adapters = [p for n, p in method.backbone.named_parameters() if ".lora_" in n]
+        assert adapters and all(p.grad is not None for p in adapters)
+        assert all(p.grad is None for n, p in method.backbone.named_parameters() if ".base_layer." in n)
+        for copy in ("momentum_backbone", "target_backbone", "teacher_backbone"):  # MoCo's, BYOL's, DINO's
+            if hasattr(method, copy):
+                momentum = getattr(method, copy)
+                assert adapted_layers(momentum.model) and not any(p.requires_grad for p in momentum.parameters())

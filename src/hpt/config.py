@@ -21,7 +21,7 @@ from pydantic_core import PydanticCustomError
 from hpt.errors import HptError
 
 ViewPolicy = Literal["full", "no-color", "no-grayscale", "crop-blur", "crop-only", "rotation", "scan", "scan-rotation"]
-Init = Literal["full", "scratch", "bn-only", "norm-only", "partial"]
+Init = Literal["full", "scratch", "bn-only", "norm-only", "partial", "lora"]
 Method = Literal["mocov2", "simclr", "byol", "swav", "dino", "distill"]
 """The names of `hpt.methods.METHODS` (tests/test_registries.py holds the two equal): each has a `MethodSection` of
 its name below and its record in its own file, `hpt/methods/NAME.py`."""
@@ -228,15 +228,31 @@ class ModelConfig(Section):
     """`full` (HPT: copy the backbone, new head), `bn-only` (HPT-BN: copy it, train only BatchNorm affine
     parameters and the head), `norm-only` (the same for every normalisation layer: LayerNorm and GroupNorm
     networks such as ViTs and ConvNeXts), `partial` (copy it, train only its last `trainable_blocks` blocks and
-    what follows them; the rest is frozen and builds no graph) or `scratch`. None: `full` when a base is given."""
+    what follows them; the rest is frozen and builds no graph), `lora` (copy it, freeze it, train LoRA adapters on
+    its layers, its normalisation layers and any `trainable_blocks`; exported merged) or `scratch`. None: `full`
+    when a base is given."""
     trainable_blocks: int | None = Field(None, ge=1)
-    """With `init: partial`, the blocks that train, counted from the end (timm's own grouping: an EfficientNet's
-    stages, a ResNet's layers, a ViT's blocks; the final layers train with the last). None: 1."""
+    """With `init: partial` or `lora`, the blocks that train in full, counted from the end (timm's own grouping: an
+    EfficientNet's stages, a ResNet's layers, a ViT's blocks; the final layers train with the last). None: 1 for
+    `partial`, none for `lora`."""
+    lora_rank: int | None = Field(None, ge=1)
+    """With `init: lora`, the adapters' rank. None: 8."""
+    lora_alpha: float | None = Field(None, gt=0.0)
+    """With `init: lora`, the adapters' alpha: their update is scaled by alpha / rank. None: the rank (scale 1)."""
+    lora_targets: list[str] | None = None
+    """With `init: lora`, the modules that get adapters: regular expressions matched against whole module names
+    (`blocks.*attn.qkv`: a ViT's attention inputs). None: every linear and ungrouped convolution after the stem and
+    outside the unfrozen blocks."""
 
     @model_validator(mode="after")
-    def _blocks_for_partial(self) -> ModelConfig:
-        if self.trainable_blocks is not None and self.init != "partial":
-            raise HptError(f"model.trainable_blocks is for --init partial; the init is {self.init or 'the default'}")
+    def _settings_of_the_init(self) -> ModelConfig:
+        uses = {"trainable_blocks": ("partial", "lora"), "lora_rank": ("lora",), "lora_alpha": ("lora",),
+                "lora_targets": ("lora",)}  # fmt: skip
+        for key, inits in uses.items():
+            if getattr(self, key) is not None and self.init not in inits:
+                raise HptError(
+                    f"model.{key} is for --init {' or '.join(inits)}; the init is {self.init or 'the default'}"
+                )
         return self
 
 

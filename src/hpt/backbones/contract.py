@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from hpt.backbones.adapters import adapted_layers, merged_state_dict
 from hpt.backbones.input_channels import first_conv
 from hpt.errors import HptError
 
@@ -64,6 +65,9 @@ class Backbone(nn.Module):
         return self.forward_features(images)
 
     def native_state_dict(self) -> dict[str, torch.Tensor]:
+        """The library's own keys and tensors; LoRA adapters (`--init lora`) merged into their layers' weights."""
+        if adapted_layers(self.model):
+            return merged_state_dict(self.model)
         return {k: v.detach() for k, v in self.model.state_dict().items()}
 
     def load_native_state_dict(self, state: dict[str, torch.Tensor]) -> None:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from hpt.backbones import Backbone
+from hpt.backbones.adapters import MARKER
 from hpt.backbones.input_channels import adapt_input_conv
 from hpt.errors import HptError
 
@@ -240,6 +241,11 @@ def to_native(state: State, backbone: Backbone, taken_from: str | None = None) -
 def load_into(backbone: Backbone, state: State, what: str, taken_from: str | None = None) -> LoadReport:
     """Load `state` (any known layout) into `backbone` strictly, or raise a one-line `HptError`."""
     native, report = to_native(state, backbone, taken_from)
+    if not report.ok and any(MARKER in key for key in report.unexpected):
+        raise HptError(
+            f"{what} holds LoRA adapters apart from the layers they adapt (the checkpoint of an --init lora run): "
+            "give the run's backbone.safetensors or best.safetensors, where they are merged in"
+        )
     if not report.ok:
         raise HptError(f"{what} does not fit {backbone.name}: {report.summary()}")
     backbone.load_native_state_dict(native)

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from torchvision.utils import save_image
 
 from hpt.backbones import Backbone, batch_norms
+from hpt.backbones.adapters import adapter_parameters
 from hpt.checkpoints.layouts import load_notes
 from hpt.checkpoints.provenance import DataRecord, Origin, Resolved
 from hpt.config import OptimConfig, PretrainConfig, available_cores, dump_config
@@ -120,9 +121,11 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
             "started again from step 0")  # fmt: skip
     _announce(plan, run, backbone.name, origin, console, writes)
     trained, total = trainable_share(backbone)
-    if trained < total:  # bn-only, norm-only, partial: what the step's backward pass updates
+    if trained < total:  # bn-only, norm-only, partial, lora: what the step's backward pass updates
+        adapters = adapter_parameters(backbone.model)
+        added = f"; {adapters:,} of them in LoRA adapters, merged into the weights on export" if adapters else ""
         say(console, f"{backbone.name}: {trained:,} of its {total:,} parameters train ({trained / total:.1%}), the "
-            f"rest is frozen (init {plan.strategy.name})")  # fmt: skip
+            f"rest is frozen (init {plan.strategy.name}){added}")  # fmt: skip
     for note in method.notes():
         say(console, note)
 

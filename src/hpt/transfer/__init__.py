@@ -1,7 +1,8 @@
 """Initialisation strategies: how a run's backbone is made from the base (docs/strategies.md).
 
 A strategy (one file each) builds the backbone and decides which of its tensors train: `scratch`, `full`
-(HPT), `bn-only` (HPT-BN), `norm-only` (HPT-BN for LayerNorm/GroupNorm networks), `partial` (the last blocks).
+(HPT), `bn-only` (HPT-BN), `norm-only` (HPT-BN for LayerNorm/GroupNorm networks), `partial` (the last blocks),
+`lora` (adapters beside the frozen base, merged on export).
 Two adaptations (one file each, after Ciga et al.) then change the copied weights before training and compose
 with the strategies that copy a base: `weight-scaling` and `filter-selection`.
 """
@@ -21,6 +22,7 @@ from hpt.errors import HptError
 from hpt.transfer.bn_only import init_bn_only, reestimate_batch_norm
 from hpt.transfer.filter_selection import measure_responses, select_filters
 from hpt.transfer.full import init_full
+from hpt.transfer.lora import init_lora
 from hpt.transfer.norm_only import init_norm_only
 from hpt.transfer.partial import init_partial
 from hpt.transfer.scratch import init_scratch
@@ -48,6 +50,7 @@ STRATEGIES: dict[str, Strategy] = {
     "bn-only": Strategy("bn-only", init_bn_only, needs_base=True, reestimate_batch_norm=True),
     "norm-only": Strategy("norm-only", init_norm_only, needs_base=True),
     "partial": Strategy("partial", init_partial, needs_base=True),
+    "lora": Strategy("lora", init_lora, needs_base=True),
 }
 
 
@@ -60,6 +63,11 @@ def check_strategy(model: ModelConfig, transfer: TransferConfig) -> Strategy:
         raise HptError(f"--init {name} needs a --base to start from")
     if not strategy.needs_base and (transfer.weight_scaling or transfer.filter_selection):
         raise HptError(f"weight scaling and filter selection change a copied base; --init {name} has none")
+    if name == "lora" and (transfer.weight_scaling or transfer.filter_selection):
+        raise HptError(
+            "weight scaling and filter selection retrain a copied base's layers; --init lora keeps them "
+            "frozen and trains adapters beside them: use --init full"
+        )
     return strategy
 
 
