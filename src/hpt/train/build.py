@@ -111,31 +111,13 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
     if fabric.world_size > 1 and syncs_batch_norm(config):
         synchronise_batch_norm(method)
     fabric.barrier()  # every process has read what it needs (the checkpoint) before rank 0 changes the folder
-    if lock is not None:
-        lock.acquire()
-    run = create_run_dir(plan.out, continuing=resumed is not None) if writes else plan.out
-    if writes:
-        keep_log(console, run / TRAIN_LOG)  # closed by the loop, however the run ends
-    if plan.continuing and resumed is None:
-        say(console, ("note", WARNING), f": --resume: '{run}' holds no checkpoint (it stopped before its first): "
-            "started again from step 0")  # fmt: skip
+    run = _open_run_dir(plan, resumed is not None, lock, writes, console)
     _announce(plan, run, backbone.name, origin, console, writes)
-    trained, total = trainable_share(backbone)
-    if trained < total:  # bn-only, norm-only, partial, lora: what the step's backward pass updates
-        adapters = adapter_parameters(backbone.model)
-        added = f"; {adapters:,} of them in LoRA adapters, merged into the weights on export" if adapters else ""
-        say(console, f"{backbone.name}: {trained:,} of its {total:,} parameters train ({trained / total:.1%}), the "
-            f"rest is frozen (init {plan.strategy.name}){added}")  # fmt: skip
-    for note in method.notes():
-        say(console, note)
+    _say_what_trains(backbone, plan.strategy.name, method, console)
 
     loader = _loader(fabric, plan, method, resumed)
     optimizer, lr_at, momentum_at, weight_decay_at = _optimiser(method, config)
-    channels_last = (
-        config.train.channels_last if config.train.channels_last is not None else fabric.device.type == "cuda"
-    )
-    if channels_last:
-        method.to(memory_format=torch.channels_last)
+    channels_last = _channels_last(method, config, fabric.device)
     if config.train.compile:
         backbone.model.compile()  # in place: the state-dict keys stay the library's own
     model, optimizer = fabric.setup(method, optimizer)
@@ -155,6 +137,95 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
     if resumed:
         resumed.restore_rng()
 
+    provenance = _provenance(fabric, plan, backbone.name, origin, adaptations, resumed, method, console)
+    selects_by = plan.monitor.selects_by if plan.monitor else None
+    latest_tied = config.monitor.pick == "latest-tied"
+    best = (
+        BestBackbone(run / BEST, selects_by, resumed.steps if resumed else None, latest_tied)
+        if selects_by and writes
+        else None
+    )
+    evaluations = Evaluations(
+        plan.monitor, method, backbone, run, metrics, best, plan.freeze_statistics, fabric.device, console
+    )
+    return Training(
+        backbone=backbone,
+        method=method,
+        model=model,
+        optimizer=optimizer,
+        batches=batches,
+        device_views=_device_views(fabric, plan),
+        channels_last=channels_last,
+        clip_grad=config.gradient_clip,
+        accumulate=config.train.accumulate,
+        lr_at=lr_at,
+        momentum_at=momentum_at,
+        weight_decay_at=weight_decay_at,
+        metrics=metrics,
+        evaluations=evaluations,
+        unreadable=UnreadableWatch(
+            plan.out / SKIPPED,
+            len(plan.found.skipped),
+            plan.found.files + len(plan.found.skipped),
+            config.data.max_bad_fraction,
+            (lambda: stream.images * fabric.world_size) if stream is not None else None,
+        ),
+        provenance=provenance,
+        resumed=resumed,
+        writes=writes,
+        console=console,
+        stream=stream,
+    )
+
+
+def _open_run_dir(plan: Plan, resumed: bool, lock: RunLock | None, writes: bool, console: Console) -> Path:
+    """The run folder, created (or kept, resuming) under its lock by the process that writes, its log kept there
+    (closed by the loop, however the run ends)."""
+    if lock is not None:
+        lock.acquire()
+    run = create_run_dir(plan.out, continuing=resumed) if writes else plan.out
+    if writes:
+        keep_log(console, run / TRAIN_LOG)
+    if plan.continuing and not resumed:
+        say(console, ("note", WARNING), f": --resume: '{run}' holds no checkpoint (it stopped before its first): "
+            "started again from step 0")  # fmt: skip
+    return run
+
+
+def _channels_last(method: SSLMethod, config: PretrainConfig, device: torch.device) -> bool:
+    """Whether the run computes in channels-last layout (by default on a GPU); the method converted if so."""
+    chosen = config.train.channels_last if config.train.channels_last is not None else device.type == "cuda"
+    if chosen:
+        method.to(memory_format=torch.channels_last)
+    return chosen
+
+
+def _say_what_trains(backbone: Backbone, strategy: str, method: SSLMethod, console: Console) -> None:
+    """The share of the backbone that trains where not all of it does (bn-only, norm-only, partial, lora: what the
+    step's backward pass updates), and the method's own notes."""
+    trained, total = trainable_share(backbone)
+    if trained < total:
+        adapters = adapter_parameters(backbone.model)
+        added = f"; {adapters:,} of them in LoRA adapters, merged into the weights on export" if adapters else ""
+        say(console, f"{backbone.name}: {trained:,} of its {total:,} parameters train ({trained / total:.1%}), the "
+            f"rest is frozen (init {strategy}){added}")  # fmt: skip
+    for note in method.notes():
+        say(console, note)
+
+
+def _provenance(
+    fabric: Fabric,
+    plan: Plan,
+    backbone_name: str,
+    origin: Origin,
+    adaptations: dict[str, Any],
+    resumed: Checkpoint | None,
+    method: SSLMethod,
+    console: Console,
+) -> Provenance:
+    """What the run's files will record of where it came from (resumed: carried on from the checkpoint's record),
+    with a warning for each input that changed since: the data, a modified file, the environment."""
+    config = plan.config
     changed = list(resumed.provenance.data.changed_on_resume) if resumed else []
     if resumed and plan.data_changes:
         changed.append({"at_step": resumed.steps, **plan.data_changes.to_dict()})
@@ -192,46 +263,10 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
             f" than the one step {resumed.steps} was written in ({'; '.join(changes)}): the run goes on, but not bit "
             "for bit as it would have in its own (this log keeps the change; its files record the new environment)",
         )
-    provenance = Provenance(
-        config, backbone.name, plan.strategy.name, origin, data, adaptations, steps, wall_time, resolved,
+    return Provenance(
+        config, backbone_name, plan.strategy.name, origin, data, adaptations, steps, wall_time, resolved,
         method.teacher_origin, environment,
     )  # fmt: skip
-    selects_by = plan.monitor.selects_by if plan.monitor else None
-    latest_tied = config.monitor.pick == "latest-tied"
-    best = (
-        BestBackbone(run / BEST, selects_by, steps if resumed else None, latest_tied) if selects_by and writes else None
-    )
-    evaluations = Evaluations(
-        plan.monitor, method, backbone, run, metrics, best, plan.freeze_statistics, fabric.device, console
-    )
-    return Training(
-        backbone=backbone,
-        method=method,
-        model=model,
-        optimizer=optimizer,
-        batches=batches,
-        device_views=_device_views(fabric, plan),
-        channels_last=channels_last,
-        clip_grad=config.gradient_clip,
-        accumulate=config.train.accumulate,
-        lr_at=lr_at,
-        momentum_at=momentum_at,
-        weight_decay_at=weight_decay_at,
-        metrics=metrics,
-        evaluations=evaluations,
-        unreadable=UnreadableWatch(
-            plan.out / SKIPPED,
-            len(plan.found.skipped),
-            plan.found.files + len(plan.found.skipped),
-            config.data.max_bad_fraction,
-            (lambda: stream.images * fabric.world_size) if stream is not None else None,
-        ),
-        provenance=provenance,
-        resumed=resumed,
-        writes=writes,
-        console=console,
-        stream=stream,
-    )
 
 
 def _starting_point(plan: Plan, device: torch.device) -> tuple[Backbone, Origin, Checkpoint | None, dict[str, Any]]:

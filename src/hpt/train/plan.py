@@ -98,6 +98,34 @@ def plan_run(
         raise refused.listed_in(refusal_report(out)) from None
 
 
+def _screened(config: PretrainConfig, path: str) -> tuple[Shards | None, ImageList]:
+    """The shards (None for a folder or a list) and the images screened: a folder's or list's every image; of
+    shards, a sample (measured on it, trained on the shards as they stream: `shards.py`)."""
+    shards = find_shards(path) if is_sharded(path) else None
+    if shards is None:
+        return None, find_images(path, policy=ScreenPolicy.of(config.data))
+    if config.monitor.label_free_pick:
+        raise HptError(
+            "monitor.label_free_pick holds images out of training, which shards streamed whole cannot: set "
+            "monitor.label_free_pick false (the label-free scores are still logged), or give a folder"
+        )
+    sample = sample_folder(shards, config.train.seed, min(SAMPLE, config.data.stats_sample))
+    return shards, find_images(sample, f"a sample of data '{path}'", ScreenPolicy.of(config.data))
+
+
+def _data_changes(out: Path, fingerprint: DataFingerprint, allowed: bool) -> DataChanges | None:
+    """On --resume: how the data changed since the run began (None: not at all), refused unless `allowed`."""
+    then = DataFingerprint.read(out / DATA_FINGERPRINT)
+    changes = then.changes_to(fingerprint) if then else None
+    if changes and not allowed:
+        raise HptError(
+            f"--resume: the data changed since '{out}' was started: {changes.describe()}; resumed on it, the run "
+            "would no longer be the one it was. Pass --allow-data-change to continue on the data as it is now "
+            "(recorded in the run's provenance), or start a new --out"
+        )
+    return changes
+
+
 def _plan_run(
     config: PretrainConfig, out: Path, overwrite: bool, resume: bool, allow_data_change: bool, allow_modified: bool
 ) -> Plan:
@@ -110,17 +138,7 @@ def _plan_run(
     check_loggers(config.train.loggers)
     if config.data.path is None:
         raise HptError(NO_DATA)
-    shards = find_shards(config.data.path) if is_sharded(config.data.path) else None
-    if shards is not None:  # measured on a sample of the shards; trained on them as they stream (`shards.py`)
-        sample = sample_folder(shards, config.train.seed, min(SAMPLE, config.data.stats_sample))
-        found = find_images(sample, f"a sample of data '{config.data.path}'", ScreenPolicy.of(config.data))
-        if config.monitor.label_free_pick:
-            raise HptError(
-                "monitor.label_free_pick holds images out of training, which shards streamed whole cannot: set "
-                "monitor.label_free_pick false (the label-free scores are still logged), or give a folder"
-            )
-    else:
-        found = find_images(config.data.path, policy=ScreenPolicy.of(config.data))
+    shards, found = _screened(config, config.data.path)
     bands = tuple(config.data.bands) if config.data.bands else None
     channels, other_bands = dataset_channels(found.paths, config.data.channels, f"data '{config.data.path}'", bands)
     found = found.without(other_bands) if other_bands else found
@@ -167,14 +185,7 @@ def _plan_run(
             inputs.append((f"--resume: {role}", out / name))
     modified = refuse_modified(inputs, allow_modified)
     fingerprint = DataFingerprint.of_shards(shards) if shards else DataFingerprint.of(found, config.train.seed)
-    then = DataFingerprint.read(out / DATA_FINGERPRINT) if continuing else None
-    changes = then.changes_to(fingerprint) if then else None
-    if changes and not allow_data_change:
-        raise HptError(
-            f"--resume: the data changed since '{out}' was started: {changes.describe()}; resumed on it, the run "
-            "would no longer be the one it was. Pass --allow-data-change to continue on the data as it is now "
-            "(recorded in the run's provenance), or start a new --out"
-        )
+    changes = _data_changes(out, fingerprint, allow_data_change) if continuing else None
     return Plan(
         config,
         out,
