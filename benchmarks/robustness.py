@@ -81,7 +81,7 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
             folder = args.out / "runs" / target / f"{name}-{seed}"
             for policy in args.policies:
                 run = scored_run(data, str(data / "pretrain"), folder / f"policy-{policy}", init, args.steps, 0,
-                                 {**settings, "views.policy": policy})  # fmt: skip
+                                 {**settings, "views.policy": policy}, reuse=args.reuse)  # fmt: skip
                 result["policies"][name][policy].append(run)
                 print(f"{target} seed {seed} {name} policy {policy}: {end(run)}", flush=True)
             for fraction in args.fractions:
@@ -90,7 +90,8 @@ def run_target(target: str, args: argparse.Namespace) -> dict:
                 else:
                     lists = args.out / "lists" / target
                     images = fraction_list(data / "pretrain", fraction, lists / f"{fraction:.2f}.txt")
-                    run = scored_run(data, images, folder / f"fraction-{fraction:.2f}", init, args.steps, 0, settings)
+                    run = scored_run(data, images, folder / f"fraction-{fraction:.2f}", init, args.steps, 0, settings,
+                                     reuse=args.reuse)  # fmt: skip
                 result["fractions"][name][f"{fraction:.2f}"].append(run)
                 print(f"{target} seed {seed} {name} fraction {fraction:.0%}: {end(run)}", flush=True)
     result["summary"] = summarise(result)
@@ -201,6 +202,7 @@ def main() -> None:
     parser = study_arguments(__doc__)
     parser.set_defaults(image_size=64)
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--reuse", action="store_true", help="read finished runs of the same config (a study cut off)")
     seed_arguments(parser)
     parser.add_argument("--policies", nargs="+", choices=POLICIES, default=POLICIES)
     parser.add_argument("--fractions", type=share, nargs="+", default=FRACTIONS)
