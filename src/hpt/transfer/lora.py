@@ -39,7 +39,8 @@ def init_lora(model: ModelConfig, in_chans: int = 3) -> tuple[Backbone, Origin]:
             "unfreeze fewer, or use --init full"
         )
     trained = {name for group in groups[len(groups) - unfrozen :] for name in group}
-    targets = lora_targets(backbone.model, model.lora_targets, frozen={name for group in groups[1:] for name in group})
+    after_stem = {name for group in groups[1:] for name in group}
+    targets = lora_targets(backbone.model, model.lora_targets, after_stem)
     targets = [name for name in targets if f"{name}.weight" not in trained]
     if not targets:
         raise HptError(f"--init lora: no layer of {backbone.name} is left to adapt outside its unfrozen blocks")
@@ -51,12 +52,12 @@ def init_lora(model: ModelConfig, in_chans: int = 3) -> tuple[Backbone, Origin]:
     return backbone, origin
 
 
-def lora_targets(model: nn.Module, patterns: list[str] | None, frozen: set[str]) -> list[str]:
+def lora_targets(model: nn.Module, patterns: list[str] | None, after_stem: set[str]) -> list[str]:
     """The modules to adapt: those `patterns` match in full, or by default every adaptable layer whose weight is
-    in `frozen` (the blocks after the stem)."""
+    in `after_stem` (the parameter names of the blocks after the stem)."""
     layers = [(name, module) for name, module in model.named_modules() if adaptable(module)]
     if patterns is None:
-        return [name for name, _ in layers if f"{name}.weight" in frozen]
+        return [name for name, _ in layers if f"{name}.weight" in after_stem]
     chosen: list[str] = []
     for pattern in patterns:
         try:
