@@ -79,7 +79,8 @@ def adapter_parameters(model: nn.Module) -> int:
 
 @torch.no_grad()
 def merged_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """`model.state_dict()` with every adapter merged into its layer's weight, under the layer's own names."""
+    """`model.state_dict()` (detached) with every adapter merged into its layer's weight, under the layer's own
+    names: the state dict as it is where nothing is adapted."""
     layers = dict(adapted_layers(model))
     merged: dict[str, torch.Tensor] = {}
     for key, value in model.state_dict().items():

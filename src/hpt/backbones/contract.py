@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from hpt.backbones.adapters import adapted_layers, merged_state_dict
+from hpt.backbones.adapters import merged_state_dict
 from hpt.backbones.input_channels import first_conv
 from hpt.errors import HptError
 
@@ -66,9 +66,7 @@ class Backbone(nn.Module):
 
     def native_state_dict(self) -> dict[str, torch.Tensor]:
         """The library's own keys and tensors; LoRA adapters (`--init lora`) merged into their layers' weights."""
-        if adapted_layers(self.model):
-            return merged_state_dict(self.model)
-        return {k: v.detach() for k, v in self.model.state_dict().items()}
+        return merged_state_dict(self.model)
 
     def load_native_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(with_module_versions(self.model, state), strict=True)

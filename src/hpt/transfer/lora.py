@@ -23,7 +23,7 @@ from hpt.checkpoints.sources import load_backbone
 from hpt.config import ModelConfig
 from hpt.errors import HptError
 from hpt.transfer.norm_only import norm_layers
-from hpt.transfer.partial import blocks
+from hpt.transfer.partial import blocks, last_blocks
 
 RANK = 8
 
@@ -31,15 +31,8 @@ RANK = 8
 def init_lora(model: ModelConfig, in_chans: int = 3) -> tuple[Backbone, Origin]:
     assert model.base is not None
     backbone, origin = load_backbone(model.base, model.backbone, role="base", in_chans=in_chans)
-    groups = blocks(backbone.model)
-    unfrozen = model.trainable_blocks or 0
-    if unfrozen >= len(groups):
-        raise HptError(
-            f"model.trainable_blocks {unfrozen}: {backbone.name} has {len(groups) - 1} blocks after its stem; "
-            "unfreeze fewer, or use --init full"
-        )
-    trained = {name for group in groups[len(groups) - unfrozen :] for name in group}
-    after_stem = {name for group in groups[1:] for name in group}
+    trained = last_blocks(backbone, model.trainable_blocks or 0)
+    after_stem = {name for group in blocks(backbone.model)[1:] for name in group}
     targets = lora_targets(backbone.model, model.lora_targets, after_stem)
     targets = [name for name in targets if f"{name}.weight" not in trained]
     if not targets:

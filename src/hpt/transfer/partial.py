@@ -21,17 +21,22 @@ from hpt.errors import HptError
 def init_partial(model: ModelConfig, in_chans: int = 3) -> tuple[Backbone, Origin]:
     assert model.base is not None
     backbone, origin = load_backbone(model.base, model.backbone, role="base", in_chans=in_chans)
-    groups = blocks(backbone.model)
-    wanted = model.trainable_blocks or 1
-    if wanted >= len(groups):  # the first group is the stem: at least it stays frozen
-        raise HptError(
-            f"model.trainable_blocks {wanted}: {backbone.name} has {len(groups) - 1} blocks after its stem; train "
-            "fewer, or use --init full"
-        )
-    trained = {name for group in groups[-wanted:] for name in group}
+    trained = last_blocks(backbone, model.trainable_blocks or 1)
     for name, parameter in backbone.model.named_parameters():
         parameter.requires_grad_(name in trained)
     return backbone, origin
+
+
+def last_blocks(backbone: Backbone, count: int) -> set[str]:
+    """The parameter names of the backbone's last `count` blocks (none for 0); as many as it has after its stem
+    (which always stays frozen) or more is one line."""
+    groups = blocks(backbone.model)
+    if count >= len(groups):
+        raise HptError(
+            f"model.trainable_blocks {count}: {backbone.name} has {len(groups) - 1} blocks after its stem; train "
+            "fewer, or use --init full"
+        )
+    return {name for group in groups[len(groups) - count :] for name in group}
 
 
 def blocks(model: nn.Module) -> list[list[str]]:
