@@ -93,7 +93,7 @@ def test_chosen_targets_and_what_is_refused(tmp_path, monkeypatch):
     with pytest.raises(HptError, match=r"holds LoRA adapters apart .* give the run's backbone.safetensors"):
         load_backbone(str(checkpoint), "timm:test_vit")
     monkeypatch.setitem(sys.modules, "peft", None)  # as if not installed: `import peft` raises ImportError
-    with pytest.raises(HptError, match=r"--init lora needs peft, which is not installed: pip install 'hpt\[lora\]'"):
+    with pytest.raises(HptError, match=r"--init lora needs peft, not installed here: pip install 'hpt\[lora\]'"):
         init_lora(model)
 
 

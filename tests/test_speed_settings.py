@@ -59,12 +59,12 @@ def test_compile_trains_the_same_run_and_keeps_the_file_layout(digits, tmp_path,
 
 
 def test_precision_auto_is_bf16_only_on_a_gpu_that_has_it():
-    from hpt.train.launch import auto_precision, resolve_precision
+    from hpt.train.launch import auto_precision, concrete_settings
 
     assert auto_precision(cuda=True, bf16=True) == "bf16-mixed"
     assert auto_precision(cuda=True, bf16=False) == "32-true"  # pre-Ampere: float16 needs loss scaling; not by default
     assert auto_precision(cuda=False, bf16=False) == "32-true"
     cpu = load_config(None, {"train.accelerator": "cpu"})
-    assert cpu.train.precision == "auto" and resolve_precision(cpu).train.precision == "32-true"
+    assert cpu.train.precision == "auto" and concrete_settings(cpu).train.precision == "32-true"
     chosen = load_config(None, {"train.precision": "16-mixed"})
-    assert resolve_precision(chosen).train.precision == "16-mixed"  # what the user says is kept
+    assert concrete_settings(chosen).train.precision == "16-mixed"  # what the user says is kept

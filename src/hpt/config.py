@@ -620,12 +620,14 @@ class TrainConfig(Section):
     clusters send before pre-empting a job. SIGINT (Ctrl-C) stops at once."""
     collapse_threshold: float = Field(0.1, ge=0.0, le=1.0)
     """Warn when the embeddings' spread (`train/health.py`: 1 evenly spread, 0 collapsed) falls under this."""
-    loggers: list[LoggerName] = Field(default_factory=lambda: list[LoggerName](["tensorboard"]))
+    loggers: list[LoggerName] | None = None
     """Where every scalar of `metrics.jsonl` also goes, through Lightning Fabric's loggers: `tensorboard`
-    (`RUN/tensorboard/`: `tensorboard --logdir RUN`), `csv` (`RUN/csv/metrics.csv`), `mlflow`
+    (`RUN/tensorboard/`: `tensorboard --logdir RUN`; `pip install 'hpt[tensorboard]'`), `csv`
+    (`RUN/csv/metrics.csv`), `mlflow`
     (`$MLFLOW_TRACKING_URI`, else `RUN/mlflow.db`; `pip install 'hpt[mlflow]'`), `wandb` (project
     `$WANDB_PROJECT` or `hpt`, files in `RUN/wandb/`; `pip install 'hpt[wandb]'`). A comma-separated list;
-    `none` or empty: `metrics.jsonl` only."""
+    `none` or empty: `metrics.jsonl` only. None: the best one installed, TensorBoard where its extra is, else
+    CSV (said on the console; the run's config.yaml records the one chosen)."""
     view_grid: int = Field(8, ge=0, le=64)
     """Images drawn at the start, each beside two of its training views (`RUN/views.png`, and TensorBoard):
     whether the view policy suits the data, at a glance. 0: none."""

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from hpt.errors import HptError
+from hpt.extras import require
 
 ADAPTER = "default"
 """peft's name for the one adapter hpt adds."""
@@ -28,10 +29,9 @@ MARKER = ".lora_A."
 
 
 def peft_module() -> Any:
-    try:
-        import peft
-    except ImportError:
-        raise HptError("--init lora needs peft, which is not installed: pip install 'hpt[lora]'") from None
+    require("lora", "--init lora")
+    import peft
+
     return peft
 
 

@@ -24,6 +24,7 @@ jitter per band instead (`views.py`).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import os
@@ -31,6 +32,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,6 +46,23 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 ALPHA = (1, 2)  # TIFF ExtraSamples: associated, unassociated alpha
 GDAL_NODATA = 42113
 """The TIFF tag GDAL writes a raster's no-data value in, as ASCII ('-9999', 'nan')."""
+
+
+class NeedsTifffile(RuntimeError):
+    """A TIFF that only tifffile reads as hpt must (more or other than 8-bit RGB/grey, or bands as pages), where
+    tifffile (the `bands` extra) is not installed: screening names it with the command that installs it."""
+
+    def __init__(self) -> None:
+        super().__init__("a TIFF of bands, high-bit samples or pages, read through tifffile: pip install 'hpt[bands]'")
+
+
+def _tifffile() -> Any:
+    """The tifffile module (the `bands` extra), or `NeedsTifffile`."""
+    try:
+        import tifffile
+    except ImportError:
+        raise NeedsTifffile() from None
+    return tifffile
 
 
 class NotOneImage(ValueError):
@@ -79,11 +98,9 @@ def band_count(path: Path) -> int:
         shape = _array_shape(path)
         return 1 if len(shape) == 2 else shape[2]
     if suffix in TIFF_SUFFIXES:
-        try:
-            import tifffile
-        except ImportError:
-            return 3  # PIL reads it (as RGB) or screening names it
-        with tifffile.TiffFile(path) as tiff:
+        if importlib.util.find_spec("tifffile") is None:
+            return _count_without_tifffile(path)
+        with _tifffile().TiffFile(path) as tiff:
             page = tiff.pages.first
             samples, extra = int(page.samplesperpixel), tuple(int(e) for e in getattr(page, "extrasamples", ()) or ())
             if (channels := _channel_pages(tiff)) is not None:
@@ -103,20 +120,31 @@ def header_shape(path: Path) -> tuple[tuple[int, ...], np.dtype]:
             read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
             shape, _, dtype = read_header(f)
         return tuple(shape), dtype
-    import tifffile
-
-    with tifffile.TiffFile(path) as tiff:
+    with _tifffile().TiffFile(path) as tiff:
         series = tiff.series[0]
         shape = tuple(int(n) for n in series.shape)
         order = _to_height_width_bands(series.axes, shape)
         return tuple(shape[i] for i in order), np.dtype(series.dtype)
 
 
+def _count_without_tifffile(path: Path) -> int:
+    """3 for a TIFF that PIL reads as hpt would read it with tifffile (one page of at most 8-bit grey, palette,
+    RGB or RGBA samples); `NeedsTifffile` for any other, rather than a file read wrong or called damaged."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            bits = image.tag_v2.get(258, (8,)) if image.format == "TIFF" else (8,)  # type: ignore[attr-defined]
+            if image.mode in ("1", "L", "P", "RGB", "RGBA") and max(bits) <= 8 and getattr(image, "n_frames", 1) == 1:
+                return 3
+    except OSError:  # PIL cannot read it (more than 4 samples, band-sequential planes of 16 bits, ...)
+        pass
+    raise NeedsTifffile()
+
+
 def channel_pages(path: Path) -> bool:
     """A TIFF whose bands are its pages (an ImageJ/OME channel axis), which PIL would read as its first page."""
-    import tifffile
-
-    with tifffile.TiffFile(path) as tiff:
+    with _tifffile().TiffFile(path) as tiff:
         return _channel_pages(tiff) is not None
 
 
@@ -138,9 +166,7 @@ def read_raster(path: Path) -> Raster:
     if path.suffix.lower() in ARRAY_SUFFIXES:
         values = np.load(path, allow_pickle=False)
     else:
-        import tifffile
-
-        with tifffile.TiffFile(path) as tiff:
+        with _tifffile().TiffFile(path) as tiff:
             series = tiff.series[0]
             nodata = _nodata(tiff.pages.first)
             values = series.asarray()

@@ -127,7 +127,7 @@ def problem_with(
         return "permission denied"
     except UnidentifiedImageError:
         return "not an image"
-    except dicom.DicomProblem as exc:
+    except (dicom.DicomProblem, bands.NeedsTifffile) as exc:  # said as they are: each names its remedy
         return str(exc)
     except Image.DecompressionBombError as exc:
         return f"decompression bomb ({first_line(exc)})"

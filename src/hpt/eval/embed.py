@@ -19,27 +19,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
 import torch
+from torchvision.utils import make_grid
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from torchvision.utils import make_grid  # noqa: E402
-
-from hpt.backbones import Backbone  # noqa: E402
+from hpt.backbones import Backbone
 from hpt.checkpoints.provenance import Origin
-from hpt.checkpoints.sources import load_one_of_several, modified_warning  # noqa: E402
-from hpt.core.atomic import check_writable_folder, make_folder, write_text_atomic  # noqa: E402
-from hpt.data.dataset import ImageDataset  # noqa: E402
-from hpt.data.decode import Decoding  # noqa: E402
-from hpt.data.files import ImageList, describe_item, find_images  # noqa: E402
-from hpt.data.stats import pixel_stats  # noqa: E402
-from hpt.data.view_grid import as_rgb  # noqa: E402
-from hpt.data.views import eval_view, resize_crop  # noqa: E402
-from hpt.errors import HptError  # noqa: E402
-from hpt.eval.features import eval_device, extract_features  # noqa: E402
-from hpt.eval.runner import model_decoding, model_image_size, recorded_image_size, recorded_stats  # noqa: E402
+from hpt.checkpoints.sources import load_one_of_several, modified_warning
+from hpt.core.atomic import check_writable_folder, make_folder, write_text_atomic
+from hpt.data.dataset import ImageDataset
+from hpt.data.decode import Decoding
+from hpt.data.files import ImageList, describe_item, find_images
+from hpt.data.stats import pixel_stats
+from hpt.data.view_grid import as_rgb
+from hpt.data.views import eval_view, resize_crop
+from hpt.errors import HptError
+from hpt.eval.features import eval_device, extract_features
+from hpt.eval.runner import model_decoding, model_image_size, recorded_image_size, recorded_stats
+from hpt.extras import pyplot, require
 
 THUMBNAIL = 64
 """Pixels a side of each image in `neighbours.png`."""
@@ -67,6 +64,7 @@ def embed(
     seed: int = 0,
 ) -> list[Path]:
     """Write the feature files and the two pictures; return the paths written."""
+    require("plots", "hpt embed (its map.png and neighbours.png)")
     check_writable_folder(out)  # before the features, not after them
     images = find_images(data)
     if len(images) <= neighbours:
@@ -145,6 +143,7 @@ def _map_2d(features: torch.Tensor) -> tuple[np.ndarray, str]:
 
 
 def _draw_map(names: list[str], embeddings: list[Embedding], images: ImageList, path: Path) -> Path:
+    plt = pyplot()
     figure, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4.8), squeeze=False)
     colours = np.asarray(images.labels) if images.labels is not None else None
     for axis, name, embedding in zip(axes[0], names, embeddings):
@@ -182,6 +181,7 @@ def _draw_neighbours(
             pixels = as_rgb(pixels)
         return thumbnail(pixels)
 
+    plt = pyplot()
     figure, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 0.5 * len(queries) + 1), squeeze=False)
     for axis, name, embedding in zip(axes[0], names, embeddings):
         found = nearest(embedding.features, queries, count)

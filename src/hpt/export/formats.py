@@ -20,6 +20,7 @@ import torch
 from hpt.backbones import Backbone
 from hpt.core.atomic import check_writable_file, temporary_path
 from hpt.errors import HptError
+from hpt.extras import require
 
 FORMATS = ("onnx", "torchscript")
 TOLERANCE = 1e-4
@@ -85,10 +86,9 @@ def export_backbone(
 
 
 def _write_onnx(model: torch.nn.Module, inputs: GraphInput, path: Path) -> torch.Tensor:
-    try:
-        import onnxruntime
-    except ImportError:
-        raise HptError("--format onnx needs onnx, onnxscript and onnxruntime: pip install 'hpt[export]'") from None
+    require("export", "--format onnx")
+    import onnxruntime
+
     with contextlib.redirect_stdout(io.StringIO()):  # the exporter reports each of its passes on stdout
         program = torch.onnx.export(
             model,

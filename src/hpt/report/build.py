@@ -2,7 +2,8 @@
 each run's exported step compares with its start, and each run with the first on the same test images (paired,
 95% interval, a verdict in words), and PNG plots: the training curves of every run, labelled or not (loss,
 learning rate, embedding spread, RankMe), the monitor's test accuracy against pretraining steps with error bars
-(the base as it is drawn as a line), and the speed-up."""
+(the base as it is drawn as a line), and the speed-up. The plots need matplotlib (`pip install 'hpt[plots]'`):
+without it the report is its tables and says so."""
 
 from __future__ import annotations
 
@@ -12,25 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from hpt.checkpoints.provenance import AGAINST, FileProvenance  # noqa: E402
-from hpt.core.atomic import check_writable_folder  # noqa: E402
-from hpt.core.run_files import BACKBONE, read_metrics, read_monitor  # noqa: E402
-from hpt.errors import HptError  # noqa: E402
-from hpt.eval.uncertainty import SE, Difference, is_score, paired_difference, score_text, unpack  # noqa: E402
-from hpt.report.speedup import Curve, describe, speedup  # noqa: E402
-
-TRAINING_CURVES = (
-    ("loss", "training loss", "train"),
-    ("lr", "learning rate", "train"),
-    ("embedding_spread", "embedding spread (1 even, 0 collapsed)", "train"),
-    ("rankme", "RankMe (label-free)", "monitor"),
-)
-"""(key, axis label, which records): the panels of `training.png`, drawn for every run."""
+from hpt.checkpoints.provenance import AGAINST, FileProvenance
+from hpt.core.atomic import check_writable_folder
+from hpt.core.run_files import BACKBONE, read_metrics, read_monitor
+from hpt.errors import HptError
+from hpt.eval.uncertainty import SE, Difference, is_score, paired_difference, score_text, unpack
+from hpt.extras import installed
+from hpt.report.speedup import Curve, describe, speedup
 
 
 @dataclass(frozen=True)
@@ -101,29 +90,14 @@ def build_report(paths: list[Path], out: Path) -> Path:
         ]
     lines += _comparisons(runs)
 
-    _plot_training(runs, out / "training.png")
-    lines += [
-        "",
-        "![training curves](training.png)",
-        "",
-        "Training curves of every run: the loss and learning rate of each logged step, the embedding spread "
-        "(`metrics.jsonl`), and the label-free RankMe of each evaluation (step 0 is the starting point).",
-    ]
     metrics = sorted({run.curve_metric for run in runs if run.curve_metric})
     curves = [run for run in runs if run.curve and run.curve_metric == (metrics[0] if metrics else None)]
     curve_metric = metrics[0] if metrics else ""
-    if curves:
-        _plot_curves(curves, curve_metric, out / "accuracy_vs_steps.png")
-        lines += [
-            "",
-            "![accuracy against pretraining steps](accuracy_vs_steps.png)",
-            "",
-            f"Curves: the online monitor's {curve_metric} on its test images against pretraining steps, ± one "
-            "standard error; step 0 is each run's starting point, so a run from a base starts at the base as it "
-            "is (dashed line).",
-        ]
-        if len(metrics) > 1:
-            lines += ["", f"Runs monitored by another score ({', '.join(metrics[1:])}) are not on this plot."]
+    drawn = installed("plots")
+    if drawn:
+        lines += _drawn(runs, curves, metrics, out)
+    else:
+        lines += ["", "Plots: not drawn, as matplotlib is not installed here (`pip install 'hpt[plots]'`)."]
     scratch = next((run for run in curves if run.init == "scratch"), None)
     if scratch is not None:
         best = max(accuracy for _, accuracy in scratch.curve)
@@ -141,8 +115,11 @@ def build_report(paths: list[Path], out: Path) -> Path:
         ]
         speedups = {run.name: speedup(scratch.curve, run.curve) for run in curves if run is not scratch}
         lines += [f"| {name} | {describe(value)} |" for name, value in speedups.items()]
-        _plot_speedups(speedups, out / "speedup.png")
-        lines += ["", "![speed-up](speedup.png)"]
+        if drawn:
+            from hpt.report.plots import plot_speedups
+
+            plot_speedups(speedups, out / "speedup.png")
+            lines += ["", "![speed-up](speedup.png)"]
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report
@@ -184,53 +161,28 @@ def _comparisons(runs: list[RunRecord]) -> list[str]:
     ]
 
 
-def _plot_training(runs: list[RunRecord], path: Path) -> None:
-    figure, axes = plt.subplots(2, 2, figsize=(10, 6.5))
-    for axis, (key, label, source) in zip(axes.flat, TRAINING_CURVES):
-        for run in runs:
-            points = [(r["step"], r[key]) for r in (run.training if source == "train" else run.monitor) if key in r]
-            if points:
-                steps, values = zip(*points)
-                axis.plot(steps, values, marker="o" if len(points) < 30 else None, label=f"{run.name} ({run.init})")
-        axis.set_xlabel("pretraining steps")
-        axis.set_ylabel(label)
-        axis.grid(alpha=0.3)
-    axes.flat[0].legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+def _drawn(runs: list[RunRecord], curves: list[RunRecord], metrics: list[str], out: Path) -> list[str]:
+    """The training curves and the accuracy against steps, drawn into `out`, and their lines of report.md."""
+    from hpt.report.plots import plot_curves, plot_training
 
-
-def _plot_curves(runs: list[RunRecord], metric: str, path: Path) -> None:
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    base_drawn = False
-    for run in runs:
-        steps, accuracies = zip(*run.curve)
-        axis.errorbar(steps, accuracies, yerr=run.errors, marker="o", capsize=3, label=f"{run.name} ({run.init})")
-        if run.init != "scratch" and not base_drawn:
-            axis.axhline(accuracies[0], color="grey", linestyle="--", label="base as it is")
-            base_drawn = True
-    axis.set_xlabel("pretraining steps")
-    axis.set_ylabel(metric)
-    axis.grid(alpha=0.3)
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-
-
-def _plot_speedups(speedups: dict[str, float | None], path: Path) -> None:
-    figure, axis = plt.subplots(figsize=(7, 3.5))
-    names = list(speedups)
-    finite = [v for v in speedups.values() if v is not None and v == v and v != float("inf")]
-    ceiling = max(finite, default=1.0) * 1.2
-    heights = [0.0 if v is None or v != v else (ceiling if v == float("inf") else v) for v in speedups.values()]
-    bars = axis.bar(names, heights, color="tab:blue")
-    for bar, value in zip(bars, speedups.values()):
-        axis.annotate(
-            describe(value), (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8
-        )
-    axis.set_ylabel("speed-up over scratch (x)")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    plot_training(runs, out / "training.png")
+    lines = [
+        "",
+        "![training curves](training.png)",
+        "",
+        "Training curves of every run: the loss and learning rate of each logged step, the embedding spread "
+        "(`metrics.jsonl`), and the label-free RankMe of each evaluation (step 0 is the starting point).",
+    ]
+    if curves:
+        plot_curves(curves, metrics[0], out / "accuracy_vs_steps.png")
+        lines += [
+            "",
+            "![accuracy against pretraining steps](accuracy_vs_steps.png)",
+            "",
+            f"Curves: the online monitor's {metrics[0]} on its test images against pretraining steps, ± one "
+            "standard error; step 0 is each run's starting point, so a run from a base starts at the base as it "
+            "is (dashed line).",
+        ]
+        if len(metrics) > 1:
+            lines += ["", f"Runs monitored by another score ({', '.join(metrics[1:])}) are not on this plot."]
+    return lines

@@ -45,7 +45,7 @@ from hpt.train.checkpoint import Checkpoint, read_checkpoint
 from hpt.train.console import BOLD, WARNING, keep_log, say
 from hpt.train.evaluations import Evaluations
 from hpt.train.guard import RunLock
-from hpt.train.loggers import log_image, make_loggers
+from hpt.train.loggers import log_image, make_loggers, without_tensorboard
 from hpt.train.plan import Plan
 from hpt.train.provenance import Provenance
 from hpt.train.run_dir import MetricsLog, create_run_dir
@@ -122,6 +122,8 @@ def build(fabric: Fabric, plan: Plan, console: Console, lock: RunLock | None = N
         backbone.model.compile()  # in place: the state-dict keys stay the library's own
     model, optimizer = fabric.setup(method, optimizer)
     loggers = make_loggers(config.train.loggers, run) if writes else []
+    if writes and (fallback := without_tensorboard(config.train.loggers or [])):
+        say(console, fallback)
     metrics = MetricsLog(run / METRICS, enabled=writes, loggers=loggers)
     if writes and not resumed:
         _draw_views(plan, run, metrics, console)

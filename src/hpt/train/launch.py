@@ -19,12 +19,17 @@ from lightning_fabric.strategies import DDPStrategy
 
 from hpt.config import PretrainConfig, TrainConfig
 from hpt.errors import HptError
+from hpt.train.loggers import default_loggers
 
 
-def resolve_precision(config: PretrainConfig) -> PretrainConfig:
-    """`train.precision: auto` made concrete for this machine, so that the run records what it ran with."""
+def concrete_settings(config: PretrainConfig) -> PretrainConfig:
+    """`train.precision: auto` and unset `train.loggers` made concrete for this machine, so that the run records
+    what it ran with."""
     train = config.train
-    return config.model_copy(update={"train": train.model_copy(update={"precision": _concrete(train)})})
+    loggers = default_loggers() if train.loggers is None else train.loggers
+    return config.model_copy(
+        update={"train": train.model_copy(update={"precision": _concrete(train), "loggers": loggers})}
+    )
 
 
 def _concrete(train: TrainConfig) -> Any:

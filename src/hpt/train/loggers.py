@@ -1,6 +1,7 @@
 """Where a run's scalars go besides `metrics.jsonl`: Lightning's own loggers (`train.loggers`).
 
-TensorBoard (on by default) writes `RUN/tensorboard/`; CSV writes `RUN/csv/metrics.csv`; MLflow
+TensorBoard (`pip install 'hpt[tensorboard]'`; the default where it is installed, else CSV) writes
+`RUN/tensorboard/`; CSV writes `RUN/csv/metrics.csv`; MLflow
 (`pip install 'hpt[mlflow]'`, Lightning's `MLFlowLogger`) logs to `$MLFLOW_TRACKING_URI` when set, else to
 `RUN/mlflow.db` (SQLite: `mlflow ui --backend-store-uri sqlite:///RUN/mlflow.db`), experiment `hpt`, one MLflow
 run per attempt named after the folder. Training lines are logged as `train/NAME`, the monitor's evaluations
@@ -22,25 +23,30 @@ from lightning_fabric.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from hpt.core.run_files import LOGGER_FILES
 from hpt.errors import HptError, first_line
+from hpt.extras import EXTRAS, installed, require
 
 FILES = LOGGER_FILES
-_NEEDS = {
-    "tensorboard": ("tensorboard", "pip install tensorboard"),
-    "mlflow": ("mlflow", "pip install 'hpt[mlflow]'"),
-    "wandb": ("wandb", "pip install 'hpt[wandb]'"),
-}
 
 
-def check_loggers(names: Sequence[str]) -> None:
+def default_loggers() -> list[str]:
+    """`train.loggers` left unset: TensorBoard where its extra is installed, else CSV (a file every tool reads)."""
+    return ["tensorboard"] if installed("tensorboard") else ["csv"]
+
+
+def without_tensorboard(names: Sequence[str]) -> str | None:
+    """The console's line when the default fell back to CSV for want of TensorBoard, else None."""
+    if list(names) != ["csv"] or installed("tensorboard"):
+        return None
+    return "scalars: metrics.jsonl and csv/metrics.csv (TensorBoard is not installed: pip install 'hpt[tensorboard]')"
+
+
+def check_loggers(names: Sequence[str] | None) -> None:
     """Refuse, before anything starts, a logger whose package is missing, or MLflow with a tracking URI it
     cannot use (an unknown scheme, its retired file store)."""
+    names = default_loggers() if names is None else names
     for name in names:
-        if name in _NEEDS:
-            package, install = _NEEDS[name]
-            try:
-                __import__(package)
-            except ImportError:
-                raise HptError(f"train.loggers: {name} needs its package: {install}") from None
+        if name in EXTRAS:
+            require(name, f"train.loggers {name}")
     if "mlflow" in names and os.environ.get("MLFLOW_TRACKING_URI"):
         from mlflow.tracking import MlflowClient
 
@@ -54,7 +60,8 @@ def check_loggers(names: Sequence[str]) -> None:
             ) from None
 
 
-def make_loggers(names: Sequence[str], run: Path) -> list[Logger]:
+def make_loggers(names: Sequence[str] | None, run: Path) -> list[Logger]:
+    names = default_loggers() if names is None else names
     check_loggers(names)
     return [_make(name, run) for name in names]
 

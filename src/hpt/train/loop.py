@@ -24,7 +24,7 @@ from hpt.train.build import build
 from hpt.train.console import close_log, say
 from hpt.train.finish import finish
 from hpt.train.guard import RunLock, StopRequests
-from hpt.train.launch import make_fabric, processes_stopped_on_failure, resolve_precision
+from hpt.train.launch import concrete_settings, make_fabric, processes_stopped_on_failure
 from hpt.train.plan import plan_run
 from hpt.train.run_dir import check_run_dir, is_finished
 from hpt.train.steps import run_steps
@@ -69,7 +69,7 @@ def pretrain(
         summary = pretrain(config, Path("runs/first"))
         print(summary.steps, summary.run / "backbone.safetensors")
     """
-    config = resolve_precision(config)  # recorded as chosen: config.yaml says what the run ran with
+    config = concrete_settings(config)  # recorded as chosen: config.yaml says what the run ran with
     if resume and not overwrite and is_finished(out):
         check_run_dir(out, config, overwrite, resume)  # the same config, or the difference named
         return _finished(out, console or Console(stderr=True, log_path=False))

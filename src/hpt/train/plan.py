@@ -30,6 +30,7 @@ from hpt.data.views import eval_view, pretrain_view
 from hpt.data.window_choice import resolve_window
 from hpt.errors import HptError
 from hpt.eval.monitor import Monitor, build_monitor, hold_out
+from hpt.extras import require
 from hpt.train.guard import StopRequests
 from hpt.train.loggers import check_loggers
 from hpt.train.precheck import NO_DATA
@@ -126,18 +127,29 @@ def _data_changes(out: Path, fingerprint: DataFingerprint, allowed: bool) -> Dat
     return changes
 
 
+def _checked_first(config: PretrainConfig, allow_modified: bool) -> list[tuple[str, Path]]:
+    """What is refused before the data is screened (seconds to minutes) and the base loaded: a base or teacher
+    modified since hpt wrote it (returned, for the provenance), a signal, logger or extra that is not there, no
+    data."""
+    teacher = config.distill.teacher if config.method == "distill" else None
+    inputs = [(role, path) for role, spec in (("--base", config.model.base), ("--teacher", teacher))
+              if (path := modified_file(spec))]  # fmt: skip
+    refuse_modified(inputs, allow_modified)
+    StopRequests(config.train.stop_signals)  # the signal names
+    check_loggers(config.train.loggers)
+    if config.model.init == "lora":
+        require("lora", "--init lora")
+    if config.data.path is None:
+        raise HptError(NO_DATA)
+    return inputs
+
+
 def _plan_run(
     config: PretrainConfig, out: Path, overwrite: bool, resume: bool, allow_data_change: bool, allow_modified: bool
 ) -> Plan:
     config = resolve_paths(config)  # recorded absolute: the same folder named two ways is the same run
-    teacher = config.distill.teacher if config.method == "distill" else None
-    inputs = [(role, path) for role, spec in (("--base", config.model.base), ("--teacher", teacher))
-              if (path := modified_file(spec))]  # fmt: skip
-    refuse_modified(inputs, allow_modified)  # before the data is screened: seconds to minutes
-    StopRequests(config.train.stop_signals)  # the signal names, checked before anything starts
-    check_loggers(config.train.loggers)
-    if config.data.path is None:
-        raise HptError(NO_DATA)
+    inputs = _checked_first(config, allow_modified)
+    assert config.data.path is not None  # checked first
     shards, found = _screened(config, config.data.path)
     bands = tuple(config.data.bands) if config.data.bands else None
     channels, other_bands = dataset_channels(found.paths, config.data.channels, f"data '{config.data.path}'", bands)

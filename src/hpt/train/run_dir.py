@@ -27,7 +27,7 @@ from hpt.core.run_files import (
     records,
 )
 from hpt.errors import HptError
-from hpt.train.launch import resolve_precision
+from hpt.train.launch import concrete_settings
 from hpt.train.loggers import log_record
 
 
@@ -37,7 +37,7 @@ def check_run_dir(out: Path, config: PretrainConfig, overwrite: bool, resume: bo
         return False
     then = with_resolved_paths(read_yaml_mapping(out / CONFIG, f"--resume: '{out}''s"))
     then = with_added_keys(then, PretrainConfig().to_dict())
-    now = resolve_precision(config)  # `auto` as this machine resolves it: what the folder's config records
+    now = concrete_settings(config)  # `auto` as this machine resolves it: what the folder's config records
     difference = first_difference(*in_effect(then, with_resolved_paths(now.to_dict())))
     if difference:
         raise HptError(f"--resume: '{out}' was started with another config ({difference}); use a new --out")

@@ -1,0 +1,1 @@
+"""Reading checkpoints safely, converting foreign key layouts, and saving with provenance."""

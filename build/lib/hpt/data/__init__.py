@@ -1,0 +1,1 @@
+"""Images from folders and file lists, the dataset's own pixel statistics, and view policies."""

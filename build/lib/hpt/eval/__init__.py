@@ -1,0 +1,1 @@
+"""Evaluation on frozen features: one feature extractor, one evaluation view, protocols by name."""

@@ -1,0 +1,1 @@
+"""Chains of stages (base -> source -> ... -> target) and the lineage of any hpt file."""
