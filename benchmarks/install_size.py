@@ -7,7 +7,7 @@ next to that core (`pip install --dry-run --report`) and exactly what it would a
 its own (`--no-deps --target`) and sized with `du`: an extra's cost over the core, its shared dependencies
 counted in each extra that brings them.
 
-    .venv/bin/python benchmarks/install_size.py --out benchmarks/results/install_size      # ~3 min
+    .venv/bin/python benchmarks/install_size.py --out benchmarks/results/install_size      # ~8 min, 2 cores
 """
 
 from __future__ import annotations
