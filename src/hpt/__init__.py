@@ -1,10 +1,14 @@
 """hpt: hierarchical self-supervised pretraining from existing pretrained models.
 
-The Python API is the CLI's, with the same typed config:
+The Python API is the CLI's: one call with the flags as keyword settings, or a typed config.
 
-    from hpt import load_config, pretrain, run_chain, evaluate
-    config = load_config("run.yaml", {"data.path": "images/", "model.base": "timm:resnet50"})
-    pretrain(config, Path("runs/hpt"))
+    import hpt
+    result = hpt.pretrain(data="images/", out="runs/hpt", base="timm:resnet50", steps=500, batch_size=64)
+    print(result.backbone, result.verdict())
+
+    config = hpt.load_config("run.yaml", {"data.path": "images/", "model.base": "timm:resnet50"})
+    hpt.pretrain(config, "runs/hpt")                 # the same, from a config
+    hpt.pretrain(data="images/", out="runs/b", callbacks=[MyCallback()])   # hpt.Callback: on_step, ...
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each is imported on first use (__getattr__)
+    from hpt.api import pretrain as pretrain
     from hpt.backbones.module_family import register_backbone as register_backbone
     from hpt.checkpoints.lineage import lineage as lineage
     from hpt.config import load_config as load_config
@@ -20,13 +25,22 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each is import
     from hpt.eval.runner import evaluate as evaluate
     from hpt.export.preprocessing import preprocessing as preprocessing
     from hpt.pipeline.chain import run_chain as run_chain
-    from hpt.train.loop import pretrain as pretrain
+    from hpt.train.callbacks import Callback as Callback
+    from hpt.train.callbacks import Checkpointed as Checkpointed
+    from hpt.train.callbacks import Evaluation as Evaluation
+    from hpt.train.callbacks import RunSummary as RunSummary
+    from hpt.train.callbacks import StepEnd as StepEnd
 
 from hpt.version import __version__
 
 _API = {
     "load_config": "hpt.config",
-    "pretrain": "hpt.train.loop",
+    "pretrain": "hpt.api",
+    "Callback": "hpt.train.callbacks",
+    "StepEnd": "hpt.train.callbacks",
+    "Evaluation": "hpt.train.callbacks",
+    "Checkpointed": "hpt.train.callbacks",
+    "RunSummary": "hpt.train.callbacks",
     "run_chain": "hpt.pipeline.chain",
     "evaluate": "hpt.eval.runner",
     "EvalOptions": "hpt.eval.runner",

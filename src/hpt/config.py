@@ -792,12 +792,14 @@ class PretrainConfig(Section):
         return rule
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PretrainConfig:
+def load_config(
+    path: str | Path | PretrainConfig | None = None, overrides: dict[str, Any] | None = None
+) -> PretrainConfig:
     """The typed config of a run: the defaults, then the YAML file at `path` (a small diff over them), then
     `overrides` (dotted keys, as `--set` takes them).
 
     Args:
-        path: a YAML file, or None for the defaults alone.
+        path: a YAML file, a `PretrainConfig` to start from, or None for the defaults alone.
         overrides: {"optim.lr": 0.01, ...}; a value of None sets None.
 
     Returns:
@@ -811,7 +813,9 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         assert config.method == "mocov2" and config.train.steps == 500
     """
     raw: dict[str, Any] = {}
-    if path is not None:
+    if isinstance(path, PretrainConfig):
+        raw, path = path.to_dict(), None
+    elif path is not None:
         raw = read_yaml_mapping(Path(path))
     # a run's own config.yaml holds every method's section as that run resolved them: a record, not a request
     in_file: dict[str, Any] = {} if all(method in raw for method in get_args(Method)) else copy.deepcopy(raw)

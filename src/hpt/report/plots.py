@@ -9,7 +9,7 @@ from hpt.extras import pyplot
 from hpt.report.speedup import describe
 
 if TYPE_CHECKING:
-    from hpt.report.build import RunRecord
+    from hpt.report.runs import RunRecord
 
 plt = pyplot()
 TRAINING_CURVES = (

@@ -4,7 +4,7 @@ or the checkpoint's on `--resume`), the method, the run folder, the data, the op
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
@@ -41,6 +41,7 @@ from hpt.data.window_choice import describe_counts
 from hpt.errors import HptError
 from hpt.methods import SSLMethod, build_method, syncs_batch_norm
 from hpt.train.best import BestBackbone
+from hpt.train.callbacks import Callbacks
 from hpt.train.checkpoint import Checkpoint, read_checkpoint
 from hpt.train.console import BOLD, WARNING, keep_log, say
 from hpt.train.evaluations import Evaluations
@@ -85,6 +86,8 @@ class Training:
     console: Console
     stream: StreamBatches | None = None
     """Shards streamed: where each loader process is, for the checkpoint (`data_state`)."""
+    callbacks: Callbacks = field(default_factory=Callbacks)
+    """The Python caller's hooks (`train/callbacks.py`), called where this process writes."""
 
     def data_state(self, fabric: Fabric) -> dict[str, torch.Tensor]:
         """What the checkpoint keeps of the data's order beyond the step: every process's stream positions

@@ -60,10 +60,10 @@ class Evaluations:
     def selects_by(self) -> str | None:
         return self.monitor.selects_by if self.monitor else None
 
-    def __call__(self, provenance: Provenance) -> None:
-        """Evaluate the backbone as it is after `provenance.steps` steps (nothing when there is no monitor)."""
+    def __call__(self, provenance: Provenance) -> dict[str, float] | None:
+        """Evaluate the backbone as it is after `provenance.steps` steps; its scores (None without a monitor)."""
         if self.monitor is None:
-            return
+            return None
         done = provenance.steps
         if not all_finite(self.method.parameters()):
             if done == 0:  # nothing trained yet: the starting point came so, not a learning rate
@@ -82,6 +82,7 @@ class Evaluations:
         kept = self.best is not None and self.best.offer(done, scores, self.backbone, provenance.record(), validation)
         say(self.console, f"step {done}: " + with_error_bars(scores) + (self._kept_note() if kept and done > 0 else ""))
         self.hold_statistics()  # the evaluation put the backbone back in train mode
+        return scores
 
     def _kept_note(self) -> str:
         leader = self.best.best.leader if self.best is not None and self.best.best is not None else None

@@ -17,6 +17,7 @@ from hpt.core.run_files import BACKBONE, CHECKPOINT, read_monitor
 from hpt.eval.uncertainty import SE, Difference, score_text
 from hpt.export.hub import write_hub_files
 from hpt.train.build import Training
+from hpt.train.callbacks import Checkpointed
 from hpt.train.checkpoint import save_checkpoint
 from hpt.train.console import WARNING, say
 from hpt.train.guard import Stopped
@@ -43,6 +44,7 @@ def finish(fabric: Fabric, plan: Plan, training: Training, ended: Ended) -> floa
     wall_time = ended.clock()
     provenance = t.provenance.at(done, wall_time).record()
     save_checkpoint(run, t.method, t.optimizer, provenance, t.writes, t.data_state(fabric))
+    t.callbacks.checkpoint(Checkpointed(done, run / CHECKPOINT))
     close(t.metrics.loggers)
     if not t.writes:
         fabric.barrier()  # rank 0 exports

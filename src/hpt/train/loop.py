@@ -10,7 +10,7 @@ run cleanly after a step (`guard.py`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -21,6 +21,7 @@ from hpt.core.interrupt import interruptible
 from hpt.core.run_files import BACKBONE, read_metrics
 from hpt.methods import METHODS
 from hpt.train.build import build
+from hpt.train.callbacks import Callback, Callbacks, RunSummary
 from hpt.train.console import close_log, say
 from hpt.train.finish import finish
 from hpt.train.guard import RunLock, StopRequests
@@ -28,14 +29,6 @@ from hpt.train.launch import concrete_settings, make_fabric, processes_stopped_o
 from hpt.train.plan import plan_run
 from hpt.train.run_dir import check_run_dir, is_finished
 from hpt.train.steps import run_steps
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    run: Path
-    steps: int
-    final_loss: float
-    wall_time_s: float
 
 
 def pretrain(
@@ -46,6 +39,7 @@ def pretrain(
     console: Console | None = None,
     allow_data_change: bool = False,
     allow_modified: bool = False,
+    callbacks: Sequence[Callback] = (),
 ) -> RunSummary:
     """One run of `config` into the run folder `out`, as `hpt pretrain` does (see docs/run-folder.md).
 
@@ -57,9 +51,11 @@ def pretrain(
         console: where the run's lines go (default: standard error).
         allow_data_change: with `resume`, continue even if the data changed since (recorded in the provenance).
         allow_modified: use a base, teacher or checkpoint modified since hpt wrote it (recorded in the provenance).
+        callbacks: hooks called after each step, evaluation, checkpoint and at the finish (`train/callbacks.py`).
 
     Returns:
-        A `RunSummary` (folder, steps, final loss, wall time); the backbone is `out / "backbone.safetensors"`.
+        A `RunSummary`: folder, steps, final loss, wall time, the exported backbone, the step picked and its
+        scores, and that step against step 0 (`verdict()`).
 
     Example::
 
@@ -83,6 +79,7 @@ def pretrain(
             console = console or Console(stderr=True, log_path=False)
             try:
                 training = build(fabric, plan, console, lock)
+                training.callbacks = Callbacks(callbacks, enabled=training.writes)
                 with interruptible(lambda: stops.received, enabled=fabric.world_size == 1):
                     ended = run_steps(fabric, config, training, stops)
                     wall_time = finish(fabric, plan, training, ended)
@@ -90,7 +87,9 @@ def pretrain(
                 close_log(console, ended_by=exc)
                 raise
             close_log(console)
-        return RunSummary(out, ended.steps, ended.last_loss, wall_time)
+        summary = RunSummary.of(out, ended.steps, ended.last_loss, wall_time)
+        training.callbacks.finish(summary)
+        return summary
 
 
 def _finished(out: Path, console: Console) -> RunSummary:
@@ -99,4 +98,4 @@ def _finished(out: Path, console: Console) -> RunSummary:
     steps, wall_time = provenance.steps, provenance.wall_time_s
     losses = [record["loss"] for record in read_metrics(out) if "loss" in record]
     say(console, f"'{out}' is finished ({steps} steps, {out / BACKBONE}); nothing to resume")
-    return RunSummary(out, steps, losses[-1] if losses else float("nan"), wall_time)
+    return RunSummary.of(out, steps, losses[-1] if losses else float("nan"), wall_time)

@@ -16,8 +16,9 @@ from hpt.config import PretrainConfig
 from hpt.core.distributed import mean_over_processes
 from hpt.core.ema import ema_update
 from hpt.core.interrupt import Interrupted
-from hpt.core.run_files import read_metrics
+from hpt.core.run_files import CHECKPOINT, read_metrics
 from hpt.train.build import Training
+from hpt.train.callbacks import Checkpointed, Evaluation, StepEnd
 from hpt.train.checkpoint import save_checkpoint, unhealthy
 from hpt.train.console import WARNING, duration, say
 from hpt.train.guard import Stopped, StopRequests
@@ -94,6 +95,7 @@ def run_steps(fabric: Fabric, config: PretrainConfig, training: Training, stops:
             window.losses.append(loss_value)
             done = step + 1
             progress.update(task, advance=1, loss=loss_value)
+            t.callbacks.step(StepEnd(done, steps, loss_value, float(t.lr_at[step])))
             if done % config.train.log_every == 0 or done == steps:
                 window = _log(t, done, float(t.lr_at[step]), window, collapse, wall_time.started)
             if plain is not None and plain.due(done):
@@ -113,17 +115,20 @@ def keep_step(fabric: Fabric, t: Training, done: int, wall_time_s: float) -> Non
     """The checkpoint of step `done`: the method, the optimiser, the data's position, the provenance."""
     provenance = t.provenance.at(done, wall_time_s).record()
     save_checkpoint(t.evaluations.run, t.method, t.optimizer, provenance, t.writes, t.data_state(fabric))
+    t.callbacks.checkpoint(Checkpointed(done, t.evaluations.run / CHECKPOINT))
 
 
 def evaluate_or_stop(fabric: Fabric, t: Training, done: int, wall_time_s: float) -> None:
     """The monitor's evaluation of step `done`; a stop signal during it (a single process: `core/interrupt.py`)
     keeps step `done` (nothing at step 0, where nothing was trained and a resume starts again) and stops."""
     try:
-        t.evaluations(t.provenance.at(done, wall_time_s))
+        scores = t.evaluations(t.provenance.at(done, wall_time_s))
     except Interrupted as stop:
         if done:
             keep_step(fabric, t, done, wall_time_s)
         raise Stopped(stop.received, done, t.evaluations.run, speaks=t.writes) from None
+    if scores is not None:
+        t.callbacks.evaluation(Evaluation(done, scores))
 
 
 PLAIN_EVERY_S = 30.0

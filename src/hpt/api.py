@@ -1,0 +1,69 @@
+"""One call from Python: `hpt.pretrain(data=..., out=..., base=..., steps=..., **settings)`.
+
+Keyword settings are the command line's flags (`batch_size=64` is `--batch-size 64`, `monitor_test=...` is
+`--monitor-test ...`) and any config key, dotted as `--set` takes it (`**{"mocov2.queue_size": 4096}`), validated
+as on the command line: an unknown name or a bad value is one `HptError` naming it. `config=` starts from a YAML
+file or a `PretrainConfig` instead of the defaults.
+
+    import hpt
+    result = hpt.pretrain(data="images/", out="runs/a", base="timm:resnet50", steps=500, batch_size=64,
+                          monitor_train="labelled/train", monitor_test="labelled/test")
+    print(result.backbone, result.picked_step, result.verdict())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hpt.cli import PRETRAIN_FLAGS
+from hpt.config import PretrainConfig, load_config
+from hpt.errors import HptError
+from hpt.train.callbacks import Callback, RunSummary
+from hpt.train.loop import pretrain as run_pretrain
+
+KEYWORDS = {flag[2:].replace("-", "_"): key for flag, key in PRETRAIN_FLAGS.items()}
+"""`pretrain`'s keyword settings: each command-line flag's name in Python (`--batch-size`: `batch_size`)."""
+
+
+def pretrain(
+    data: str | Path | PretrainConfig | None = None,
+    out: str | Path | None = None,
+    *,
+    config: str | Path | PretrainConfig | None = None,
+    callbacks: Sequence[Callback] = (),
+    overwrite: bool = False,
+    resume: bool = False,
+    **settings: Any,
+) -> RunSummary:
+    """Pretrain as `hpt pretrain` does and return what the run made.
+
+    Args:
+        data: the unlabelled images (a folder, a list, shards, a URL), as `--data`.
+        out: the run folder; one that holds files needs `overwrite` or `resume`.
+        config: a YAML file or a `PretrainConfig` the settings apply over (default: hpt's defaults).
+        callbacks: `hpt.Callback`s, called after each step, evaluation, checkpoint and at the finish.
+        settings: flags by their Python names (`base`, `method`, `steps`, `batch_size`, `lr`, `monitor_test`, ...)
+            and dotted config keys (`**{"mocov2.queue_size": 4096}`).
+
+    Returns:
+        A `RunSummary`: the folder, the exported backbone, the step picked and its scores, and `verdict()`, that
+        step against the starting point on the monitor's test images.
+
+    `hpt.pretrain(config, out)` (a `PretrainConfig` first, as before 0.9) still runs that config as it is.
+    """
+    if isinstance(data, PretrainConfig):  # the call of 0.8 and before: pretrain(config, out)
+        config, data = data, None
+    if out is None:
+        raise HptError("hpt.pretrain: out= is needed (the run folder)")
+    overrides = {"data.path": str(data)} if data is not None else {}
+    for name, value in settings.items():
+        if "." not in name and name not in KEYWORDS:
+            raise HptError(
+                f"hpt.pretrain: unknown setting {name!r}; expected one of {', '.join(sorted(KEYWORDS))}, or a "
+                "dotted config key (**{'optim.lr': 0.01})"
+            )
+        overrides[KEYWORDS.get(name, name)] = str(value) if isinstance(value, Path) else value
+    chosen = load_config(config, overrides) if overrides or not isinstance(config, PretrainConfig) else config
+    return run_pretrain(chosen, Path(out), overwrite=overwrite, resume=resume, callbacks=callbacks)
