@@ -51,9 +51,9 @@ def pretrain(
         A `RunSummary`: the folder, the exported backbone, the step picked and its scores, and `verdict()`, that
         step against the starting point on the monitor's test images.
 
-    `hpt.pretrain(config, out)` (a `PretrainConfig` first, as before 0.9) still runs that config as it is.
+    `hpt.pretrain(config, out)` (a `PretrainConfig` first, as in 0.7 and before) still runs that config as it is.
     """
-    if isinstance(data, PretrainConfig):  # the call of 0.8 and before: pretrain(config, out)
+    if isinstance(data, PretrainConfig):  # the call of 0.7 and before: pretrain(config, out)
         config, data = data, None
     if out is None:
         raise HptError("hpt.pretrain: out= is needed (the run folder)")
