@@ -149,17 +149,19 @@ def test_an_asked_for_logger_or_lora_without_its_extra_is_one_line(digits, lite0
 
 
 def test_tiffs_without_tifffile_read_when_pil_reads_them_as_hpt_would_and_are_named_otherwise(tmp_path, without):
-    """Without the `bands` extra an 8-bit RGB or grey TIFF is an ordinary image; a WorldView scene (8 bands of
+    """Without the `bands` extra an 8-bit RGB or a grey TIFF of any depth is an ordinary image (PIL reads them with
+    it installed too); a WorldView scene (8 bands of
     uint16, band-sequential, as shipped) or a 16-bit RGB TIFF, which PIL would read wrong or not at all, is a
     screening reason that names the extra, never 'truncated or corrupt'."""
     photo = (np.arange(24 * 32 * 3) % 251).astype(np.uint8).reshape(24, 32, 3)
     Image.fromarray(photo).save(tmp_path / "rgb.tif")
     Image.fromarray(photo[..., 0]).save(tmp_path / "grey.tif")
+    tifffile.imwrite(tmp_path / "grey16.tif", photo[..., 0].astype(np.uint16) * 257)  # an X-ray's 16-bit grey
     high_bit = tmp_path / "rgb16.tif"
     tifffile.imwrite(high_bit, photo.astype(np.uint16) * 257, photometric="rgb")
     scene = sorted((Path(dgsamples.__file__).parent).glob("wv*_longmont_1k/*_MUL/*.TIF"))[0]
     without("bands")
-    for ordinary in ("rgb.tif", "grey.tif"):
+    for ordinary in ("rgb.tif", "grey.tif", "grey16.tif"):
         assert band_count(tmp_path / ordinary) == 3 and problem_with(tmp_path / ordinary) is None
     named = "a TIFF of bands, high-bit samples or pages, read through tifffile: pip install 'hpt[bands]'"
     assert problem_with(scene) == named and problem_with(high_bit) == named

@@ -24,7 +24,6 @@ jitter per band instead (`views.py`).
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
 import os
@@ -40,12 +39,17 @@ import torch
 from hpt.data.intensity import Window, type_high
 from hpt.data.paths import PathList
 from hpt.errors import HptError
+from hpt.extras import installed
 
 ARRAY_SUFFIXES = (".npy",)
 TIFF_SUFFIXES = (".tif", ".tiff")
 ALPHA = (1, 2)  # TIFF ExtraSamples: associated, unassociated alpha
 GDAL_NODATA = 42113
 """The TIFF tag GDAL writes a raster's no-data value in, as ASCII ('-9999', 'nan')."""
+
+
+GREY_MODES = ("1", "L", "I;16", "I;16B", "I;16L", "I", "F")
+"""PIL's modes of one sample a pixel: read by PIL, through the intensity window where they are more than 8 bits."""
 
 
 class NeedsTifffile(RuntimeError):
@@ -98,7 +102,7 @@ def band_count(path: Path) -> int:
         shape = _array_shape(path)
         return 1 if len(shape) == 2 else shape[2]
     if suffix in TIFF_SUFFIXES:
-        if importlib.util.find_spec("tifffile") is None:
+        if not installed("bands"):
             return _count_without_tifffile(path)
         with _tifffile().TiffFile(path) as tiff:
             page = tiff.pages.first
@@ -128,14 +132,16 @@ def header_shape(path: Path) -> tuple[tuple[int, ...], np.dtype]:
 
 
 def _count_without_tifffile(path: Path) -> int:
-    """3 for a TIFF that PIL reads as hpt would read it with tifffile (one page of at most 8-bit grey, palette,
-    RGB or RGBA samples); `NeedsTifffile` for any other, rather than a file read wrong or called damaged."""
+    """3 for a TIFF that hpt reads through PIL with tifffile installed too (one page of grey at any depth, or of
+    8-bit palette, RGB or RGBA samples); `NeedsTifffile` for any other (high-bit RGB, more samples, bands as
+    pages), rather than a file read wrong or called damaged."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
             bits = image.tag_v2.get(258, (8,)) if image.format == "TIFF" else (8,)  # type: ignore[attr-defined]
-            if image.mode in ("1", "L", "P", "RGB", "RGBA") and max(bits) <= 8 and getattr(image, "n_frames", 1) == 1:
+            one_page = getattr(image, "n_frames", 1) == 1
+            if one_page and (image.mode in GREY_MODES or (image.mode in ("P", "RGB", "RGBA") and max(bits) <= 8)):
                 return 3
     except OSError:  # PIL cannot read it (more than 4 samples, band-sequential planes of 16 bits, ...)
         pass

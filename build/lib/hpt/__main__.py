@@ -1,3 +1,0 @@
-from hpt.cli import main
-
-raise SystemExit(main())

@@ -1,1 +1,0 @@
-"""Reading checkpoints safely, converting foreign key layouts, and saving with provenance."""

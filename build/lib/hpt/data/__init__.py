@@ -1,1 +1,0 @@
-"""Images from folders and file lists, the dataset's own pixel statistics, and view policies."""

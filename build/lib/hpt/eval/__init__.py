@@ -1,1 +1,0 @@
-"""Evaluation on frozen features: one feature extractor, one evaluation view, protocols by name."""

@@ -1,1 +1,0 @@
-"""Chains of stages (base -> source -> ... -> target) and the lineage of any hpt file."""

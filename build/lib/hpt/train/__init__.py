@@ -1,1 +1,0 @@
-"""The top layer: one training run (`loop.py`) and what starts and guards it (devices, run folders, `--auto`)."""
