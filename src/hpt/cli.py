@@ -300,13 +300,19 @@ def report_command(args: argparse.Namespace) -> int:
 
 
 def inspect_arguments(inspect: argparse.ArgumentParser) -> None:
-    inspect.add_argument("model", help="run folder or .safetensors file")
+    inspect.add_argument(
+        "models", nargs="+", metavar="model", help="run folder or .safetensors file; two: also which packages differ"
+    )
 
 
 def inspect_command(args: argparse.Namespace) -> int:
-    from hpt.checkpoints.lineage import describe
+    from hpt.checkpoints.lineage import describe, environments_compared
 
-    print(describe(args.model))
+    if len(args.models) > 2:
+        raise HptError(f"hpt inspect takes one model, or two to compare; got {len(args.models)}")
+    print("\n\n".join(describe(model) for model in args.models))
+    if len(args.models) == 2:
+        print("\n" + environments_compared(*args.models))
     return 0
 
 

@@ -134,3 +134,22 @@ def describe(spec: str, public: bool = False) -> str:
         else:
             lines.append("   a file without hpt provenance")
     return "\n".join(lines)
+
+
+def environments_compared(first: str, second: str) -> str:
+    """Whether two models were computed in the same environment, and where not, what differs: Python, every
+    installed package by name (records of 0.8 on; older ones: the packages a run's numbers depend on), the device."""
+    environments = [lineage(spec)[0].provenance for spec in (first, second)]
+    a, b = (p.environment if p is not None else None for p in environments)
+    if a is None or b is None:
+        missing = first if a is None else second
+        return f"environments: '{missing}' records none (not written by a run of hpt 0.7 or later)"
+    changes = a.changes(b)
+    if not changes:
+        compared = (
+            "every installed package"
+            if a.installed and b.installed
+            else "Python, the device and " + ", ".join(a.packages)
+        )
+        return f"environments: the same ({compared})"
+    return f"environments differ, '{first}' -> '{second}': " + "; ".join(changes)

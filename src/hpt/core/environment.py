@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ class Environment:
     device: str = ""
     """The processor the run computed on: the GPU's name (with CUDA's and cuDNN's versions), or the CPU's model
     and torch's thread count."""
+    installed: dict[str, str] = field(default_factory=dict)
+    """Every distribution installed, with its version (empty in records before 0.8): which one moved, where two
+    environments disagree (`hpt inspect A B`)."""
 
     def describe(self) -> str:
         packages = ", ".join(f"{name} {version}" for name, version in self.packages.items())
@@ -43,24 +47,42 @@ class Environment:
                 said.append(f"{name} {before} -> {after}")
         if self.device != now.device:
             said.append(f"{self.device} -> {now.device}")
+        if self.installed and now.installed:  # the others, by name, where both records have them
+            for name in sorted((set(self.installed) | set(now.installed)) - set(self.packages) - set(now.packages)):
+                before, after = self.installed.get(name, "absent"), now.installed.get(name, "absent")
+                if before != after:
+                    said.append(f"{name} {before} -> {after}")
         return said
 
     def to_dict(self) -> dict[str, Any]:
-        return {"python": self.python, "packages": dict(self.packages), "device": self.device}
+        record: dict[str, Any] = {"python": self.python, "packages": dict(self.packages), "device": self.device}
+        return record | ({"installed": dict(self.installed)} if self.installed else {})
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Environment:
-        packages = record.get("packages")
+        packages, installed = record.get("packages"), record.get("installed")
         return cls(
             str(record.get("python") or ""),
             {str(k): str(v) for k, v in packages.items()} if isinstance(packages, dict) else {},
             str(record.get("device") or ""),
+            {str(k): str(v) for k, v in installed.items()} if isinstance(installed, dict) else {},
         )
 
 
 def current(device: torch.device | str) -> Environment:
     """This process's environment, computing on `device`."""
-    return Environment(platform.python_version(), {name: _version(name) for name in PACKAGES}, _device(device))
+    packages = {name: _version(name) for name in PACKAGES}
+    return Environment(platform.python_version(), packages, _device(device), installed_distributions())
+
+
+def installed_distributions() -> dict[str, str]:
+    """Every distribution this interpreter can import from, by normalised name (`lightning-fabric`), sorted."""
+    found: dict[str, str] = {}
+    for distribution in importlib.metadata.distributions():
+        name = distribution.metadata["Name"]
+        if name:
+            found.setdefault(re.sub(r"[-_.]+", "-", name).lower(), distribution.version)
+    return dict(sorted(found.items()))
 
 
 def _version(name: str) -> str:
