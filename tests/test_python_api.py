@@ -89,6 +89,13 @@ def test_one_call_with_keyword_settings_calls_back_in_order_and_returns_the_pick
     assert result.picked_by == "knn_val_top1_k20" and result.picked_step in (0, 2, 4)
     assert result.scores is not None and "knn_top1_k20_se" in result.scores
     assert result.compared is not None  # the pick against the start and the last step, on the test images
+    scored = hpt.evaluate(out, digits["train"], digits["test"], protocol="knn", batch_size=64)
+    assert scored["protocol"] == "knn" and "knn_top1_k20_ci95_low" in scored["metrics"]
+    assert (out / "eval.json").is_file()
+    said = hpt.export_model(out, format="torchscript")
+    assert (
+        said[-1].startswith(f"wrote {out / 'backbone.torchscript.pt'}") and (out / "backbone.torchscript.pt").is_file()
+    )
     words = result.verdict()
     if result.picked_step == 0:
         assert words.startswith("the starting point itself was exported") and "it against the last step" in words
@@ -103,6 +110,10 @@ def test_settings_are_checked_as_on_the_command_line(digits, tmp_path, tiny_conf
         hpt.pretrain(data=digits["pretrain"], out=tmp_path / "b", steps=0)
     with pytest.raises(HptError, match=r"out= is needed"):
         hpt.pretrain(data=digits["pretrain"])
+    with pytest.raises(HptError, match=r"hpt.evaluate: unknown setting 'protocl'; expected one of .*protocol"):
+        hpt.evaluate("run", digits["train"], digits["test"], protocl="linear")
+    with pytest.raises(HptError, match=r"hpt.export_model: format 'tflite'; expected hub, onnx or torchscript"):
+        hpt.export_model("run", format="tflite")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 

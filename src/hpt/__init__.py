@@ -17,12 +17,13 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each is imported on first use (__getattr__)
+    from hpt.api import evaluate as evaluate
+    from hpt.api import export_model as export_model
     from hpt.api import pretrain as pretrain
     from hpt.backbones.module_family import register_backbone as register_backbone
     from hpt.checkpoints.lineage import lineage as lineage
     from hpt.config import load_config as load_config
     from hpt.eval.runner import EvalOptions as EvalOptions
-    from hpt.eval.runner import evaluate as evaluate
     from hpt.export.preprocessing import preprocessing as preprocessing
     from hpt.pipeline.chain import run_chain as run_chain
     from hpt.train.callbacks import Callback as Callback
@@ -42,7 +43,8 @@ _API = {
     "Checkpointed": "hpt.train.callbacks",
     "RunSummary": "hpt.train.callbacks",
     "run_chain": "hpt.pipeline.chain",
-    "evaluate": "hpt.eval.runner",
+    "evaluate": "hpt.api",
+    "export_model": "hpt.api",
     "EvalOptions": "hpt.eval.runner",
     "preprocessing": "hpt.export.preprocessing",
     "lineage": "hpt.checkpoints.lineage",

@@ -1,4 +1,6 @@
-"""One call from Python: `hpt.pretrain(data=..., out=..., base=..., steps=..., **settings)`.
+"""One call from Python: `hpt.pretrain(data=..., out=..., base=..., steps=..., **settings)`, `hpt.evaluate(model,
+train, test, protocol=..., **settings)` and `hpt.export_model(run, format=...)` (not `hpt.export`:
+that name is the package `hpt.export`).
 
 Keyword settings are the command line's flags (`batch_size=64` is `--batch-size 64`, `monitor_test=...` is
 `--monitor-test ...`) and any config key, dotted as `--set` takes it (`**{"mocov2.queue_size": 4096}`), validated
@@ -13,6 +15,7 @@ file or a `PretrainConfig` instead of the defaults.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,9 @@ from typing import Any
 from hpt.cli import PRETRAIN_FLAGS
 from hpt.config import PretrainConfig, load_config
 from hpt.errors import HptError
+from hpt.eval.runner import EvalOptions
+from hpt.eval.runner import evaluate as run_evaluate
+from hpt.export.command import export_run
 from hpt.train.callbacks import Callback, RunSummary
 from hpt.train.loop import pretrain as run_pretrain
 
@@ -67,3 +73,35 @@ def pretrain(
         overrides[KEYWORDS.get(name, name)] = str(value) if isinstance(value, Path) else value
     chosen = load_config(config, overrides) if overrides or not isinstance(config, PretrainConfig) else config
     return run_pretrain(chosen, Path(out), overwrite=overwrite, resume=resume, callbacks=callbacks)
+
+
+def evaluate(
+    model: str | Path,
+    train: str | Path,
+    test: str | Path,
+    options: EvalOptions | None = None,
+    *,
+    out: str | Path | None = None,
+    **settings: Any,
+) -> dict[str, Any]:
+    """`hpt eval` as one call: `settings` are `EvalOptions`' fields (`protocol="linear"`, `image_size=64`,
+    `val=...`), over `options` where given; an unknown one is one `HptError` naming the fields.
+
+    Returns:
+        The entry `eval.json` gets for the protocol: its `metrics` (each accuracy with its standard error and 95%
+        interval), and the settings, data and model they came from.
+    """
+    fields = {field.name for field in dataclasses.fields(EvalOptions)}
+    if unknown := sorted(set(settings) - fields):
+        raise HptError(f"hpt.evaluate: unknown setting {unknown[0]!r}; expected one of {', '.join(sorted(fields))}")
+    chosen = dataclasses.replace(options or EvalOptions(), **settings)
+    return run_evaluate(str(model), str(train), str(test), chosen, Path(out) if out is not None else None)
+
+
+def export_model(
+    run: str | Path, format: str = "hub", image_size: int | None = None, out: str | Path | None = None
+) -> list[str]:
+    """`hpt export` as one call (`format`: `hub`, `onnx` or `torchscript`); the lines it prints, one a file written."""
+    if format not in ("hub", "onnx", "torchscript"):
+        raise HptError(f"hpt.export_model: format {format!r}; expected hub, onnx or torchscript")
+    return export_run(str(run), format, image_size, Path(out) if out is not None else None)
