@@ -77,6 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/hpt-install-size"), help="the venv and folders")
+    parser.add_argument("--keep", action="store_true", help="keep --scratch (an environment: ~8 GB) afterwards")
     args = parser.parse_args()
     venv = args.scratch / "venv"
     result = {**header("install_size.py", args), "core": core(venv)}
@@ -97,6 +98,8 @@ def main() -> None:
     ]  # fmt: skip
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    if not args.keep:
+        shutil.rmtree(args.scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

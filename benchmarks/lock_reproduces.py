@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/hpt-lock"), help="the environments and runs")
     parser.add_argument("--compare-with", help="another environment's python, run and compared with the first")
+    parser.add_argument("--keep", action="store_true", help="keep --scratch (two environments: ~15 GB) afterwards")
     args = parser.parse_args()
     data = builtin.write_splits("mnist-5k", args.scratch / "data", unlabelled=512, per_class=5)["pretrain"]
     result: dict = {**header("lock_reproduces.py", args), "run": RUN, "build_s": {}}
@@ -112,6 +113,8 @@ def main() -> None:
     ]
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    if not args.keep:
+        shutil.rmtree(args.scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
