@@ -165,3 +165,16 @@ def test_tiffs_without_tifffile_read_when_pil_reads_them_as_hpt_would_and_are_na
         assert band_count(tmp_path / ordinary) == 3 and problem_with(tmp_path / ordinary) is None
     named = "a TIFF of bands, high-bit samples or pages, read through tifffile: pip install 'hpt[bands]'"
     assert problem_with(scene) == named and problem_with(high_bit) == named
+
+
+def test_a_resume_where_the_default_logger_differs_goes_on():
+    """Started where TensorBoard was installed (config.yaml: tensorboard), resumed where it is not (the default:
+    csv): where the scalars also go is not what the run computes."""
+    from hpt.config import load_config
+    from hpt.train.run_dir import first_difference, in_effect
+
+    then = load_config(None, {"train.loggers": "tensorboard"}).to_dict()
+    now = load_config(None, {"train.loggers": "csv"}).to_dict()
+    assert first_difference(*in_effect(then, now)) is None
+    other = load_config(None, {"train.loggers": "csv", "train.steps": 7}).to_dict()
+    assert first_difference(*in_effect(then, other)) == "train.steps: 5000 then, 7 now"

@@ -57,9 +57,10 @@ def with_added_keys(old: dict[str, Any], defaults: dict[str, Any]) -> dict[str, 
     return merged
 
 
-HOW_NOT_WHAT = (("data", "num_workers"),)
-"""Settings that change how fast a run goes, not what it computes (a view is drawn from its image's own seed, so
-the loader processes do not change a batch): a `--resume` on a machine with other cores goes on."""
+HOW_NOT_WHAT = (("data", "num_workers"), ("train", "loggers"))
+"""Settings that change how fast a run goes or where its scalars are also sent, not what it computes (a view is
+drawn from its image's own seed, so the loader processes do not change a batch): a `--resume` on a machine with
+other cores, or without TensorBoard where the default then logs to CSV, goes on."""
 
 
 def in_effect(then: dict[str, Any], now: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
