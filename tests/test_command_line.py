@@ -111,7 +111,7 @@ def _example(function) -> str:
 
 
 def test_the_python_api_is_listed_and_each_function_is_documented_with_an_example():
-    api = ["load_config", "pretrain", "evaluate", "run_chain", "register_backbone", "lineage"]
+    api = ["load_config", "pretrain", "evaluate", "export_model", "run_chain", "register_backbone", "lineage"]
     assert set(api) <= set(dir(hpt)) and not [name for name in dir(hpt) if name in ("Any", "import_module")]
     for name in api:
         function = getattr(hpt, name)

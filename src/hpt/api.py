@@ -58,6 +58,13 @@ def pretrain(
         step against the starting point on the monitor's test images.
 
     `hpt.pretrain(config, out)` (a `PretrainConfig` first, as in 0.7 and before) still runs that config as it is.
+
+    Example::
+
+        import hpt
+        result = hpt.pretrain(data="images/", out="runs/first", base="timm:resnet50", steps=500, batch_size=64,
+                              monitor_train="labelled/train", monitor_test="labelled/test", **{"optim.lr": 0.01})
+        print(result.backbone, result.picked_step, result.verdict())
     """
     if isinstance(data, PretrainConfig):  # the call of 0.7 and before: pretrain(config, out)
         config, data = data, None
@@ -84,12 +91,25 @@ def evaluate(
     out: str | Path | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
-    """`hpt eval` as one call: `settings` are `EvalOptions`' fields (`protocol="linear"`, `image_size=64`,
-    `val=...`), over `options` where given; an unknown one is one `HptError` naming the fields.
+    """`hpt eval` as one call: fit the protocol's classifier on `train`'s features, score it on `test`.
+
+    Args:
+        model: a run folder, a checkpoint file or a hub name (`timm:NAME`, `torchvision:NAME`).
+        train, test: labelled images (one sub-folder per class, a labelled list, or a CSV of 0/1 columns).
+        options: an `EvalOptions` the settings apply over (default: its defaults).
+        out: where `eval.json` is written (default: beside the model).
+        settings: `EvalOptions`' fields by name (`protocol="linear"`, `image_size=64`, `val=...`); an unknown one
+            is one `HptError` naming the fields.
 
     Returns:
         The entry `eval.json` gets for the protocol: its `metrics` (each accuracy with its standard error and 95%
         interval), and the settings, data and model they came from.
+
+    Example::
+
+        import hpt
+        result = hpt.evaluate("runs/first", "labelled/train", "labelled/test", protocol="linear")
+        print(result["metrics"])
     """
     fields = {field.name for field in dataclasses.fields(EvalOptions)}
     if unknown := sorted(set(settings) - fields):
@@ -101,7 +121,21 @@ def evaluate(
 def export_model(
     run: str | Path, format: str = "hub", image_size: int | None = None, out: str | Path | None = None
 ) -> list[str]:
-    """`hpt export` as one call (`format`: `hub`, `onnx` or `torchscript`); the lines it prints, one a file written."""
+    """`hpt export` as one call (`format`: `hub`, `onnx` or `torchscript`); the lines it prints, one a file written.
+
+    Args:
+        run: a run folder.
+        format: `hub` (config.json, model.safetensors, README.md), `onnx` or `torchscript` (one file, checked
+            against PyTorch).
+        image_size: onnx, torchscript: the input size (default: the run's).
+        out: onnx, torchscript: the file (default: in the run folder).
+
+    Example::
+
+        import hpt
+        for line in hpt.export_model("runs/first", format="onnx"):
+            print(line)
+    """
     if format not in ("hub", "onnx", "torchscript"):
         raise HptError(f"hpt.export_model: format {format!r}; expected hub, onnx or torchscript")
     return export_run(str(run), format, image_size, Path(out) if out is not None else None)
