@@ -163,7 +163,7 @@ def test_tiffs_without_tifffile_read_when_pil_reads_them_as_hpt_would_and_are_na
     without("bands")
     for ordinary in ("rgb.tif", "grey.tif", "grey16.tif"):
         assert band_count(tmp_path / ordinary) == 3 and problem_with(tmp_path / ordinary) is None
-    named = "a TIFF of bands, high-bit samples or pages, read through tifffile: pip install 'hpt[bands]'"
+    named = "a TIFF of more than RGB, high-bit RGB or bands as pages, read through tifffile: pip install 'hpt[bands]'"
     assert problem_with(scene) == named and problem_with(high_bit) == named
 
 

@@ -57,7 +57,9 @@ class NeedsTifffile(RuntimeError):
     tifffile (the `bands` extra) is not installed: screening names it with the command that installs it."""
 
     def __init__(self) -> None:
-        super().__init__("a TIFF of bands, high-bit samples or pages, read through tifffile: pip install 'hpt[bands]'")
+        super().__init__(
+            "a TIFF of more than RGB, high-bit RGB or bands as pages, read through tifffile: pip install 'hpt[bands]'"
+        )
 
 
 def _tifffile() -> Any:
